@@ -1,0 +1,32 @@
+# The front door: `make demo` and `make test` set up .venv themselves.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip --disable-pip-version-check -q
+# torch is installed first, pinned, so that nothing can pull an unpinned CUDA build.
+TORCH ?= torch==2.13.0
+PYTEST_ARGS ?= -n 2
+
+.PHONY: env test-env test demo clean
+
+$(VENV)/.core-installed: setup.py requirements/runtime.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install "$(TORCH)"
+	$(PIP) install -r requirements/runtime.txt
+	$(PIP) install --no-deps -e .
+	touch $@
+
+$(VENV)/.tests-installed: $(VENV)/.core-installed requirements/tests.txt
+	$(PIP) install -r requirements/tests.txt
+	touch $@
+
+env: $(VENV)/.core-installed
+
+test-env: $(VENV)/.tests-installed
+
+test: test-env
+	$(PY) -m pytest $(PYTEST_ARGS) tests
+
+clean:
+	rm -rf $(VENV) demo_out work_dirs

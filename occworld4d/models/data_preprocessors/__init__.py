@@ -1,0 +1,3 @@
+from .occ_data_preprocessor import OccDataPreprocessor
+
+__all__ = ['OccDataPreprocessor']
