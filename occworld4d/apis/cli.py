@@ -1,0 +1,44 @@
+"""Helpers shared by the command-line tools (train / test / sample / benchmark)."""
+import os
+import os.path as osp
+import sys
+from typing import Optional
+
+from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported)
+
+
+class CLIError(SystemExit):
+    """A user-facing error: one clear message, exit code 2, no traceback."""
+
+    def __init__(self, message: str):
+        print(f'error: {message}', file=sys.stderr)
+        super().__init__(2)
+
+
+def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
+    """Load a config file with clear errors; apply ``--cfg-options``."""
+    if not osp.isfile(path):
+        raise CLIError(f'config file {path!r} does not exist')
+    try:
+        cfg = Config.fromfile(path)
+    except Exception as err:  # syntax errors, a missing _base_ file, ...
+        raise CLIError(f'could not parse config {path!r}: {err}') from err
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    cfg.setdefault('default_scope', 'occworld4d')
+    return cfg
+
+
+def default_work_dir(config_path: str) -> str:
+    return osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def check_checkpoint(path: Optional[str]) -> None:
+    if path is not None and not osp.isfile(path):
+        raise CLIError(f'checkpoint {path!r} does not exist')
+
+
+def setup_launcher_env(launcher: str) -> None:
+    """torchrun sets LOCAL_RANK in the environment; older launchers passed --local-rank."""
+    if launcher != 'none' and 'LOCAL_RANK' not in os.environ:
+        os.environ['LOCAL_RANK'] = '0'

@@ -1,0 +1,74 @@
+"""Train a model from a config with mmengine's Runner.
+
+Examples:
+    python tools/train.py configs/dynamiccity/dynamiccity_vae_tiny_synthetic-city.py
+    python tools/train.py CONFIG --resume                # resume from the latest checkpoint
+    python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth
+    python tools/train.py CONFIG --amp --cfg-options train_cfg.max_epochs=5
+    bash tools/dist_train.sh CONFIG 8                    # 8 GPUs through torchrun
+"""
+import argparse
+import os.path as osp
+
+from mmengine.config import DictAction
+from mmengine.runner import Runner
+
+import occworld4d  # noqa: F401  (registries, compat fixes)
+from occworld4d.apis.cli import (CLIError, check_checkpoint, default_work_dir, load_config,
+                                 setup_launcher_env)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Train an occworld4d model')
+    parser.add_argument('config', help='config file path')
+    parser.add_argument('--work-dir', help='folder for logs and checkpoints')
+    parser.add_argument('--resume', nargs='?', type=str, const='auto',
+                        help='resume from CHECKPOINT, or from the latest checkpoint in the '
+                        'work dir when no path is given')
+    parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. train_cfg.max_epochs=2')
+    parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
+                        default='none', help='job launcher (pytorch = torchrun)')
+    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    setup_launcher_env(args.launcher)
+    cfg = load_config(args.config, args.cfg_options)
+    cfg.launcher = args.launcher
+    cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+
+    if args.amp:
+        wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
+        if wrapper == 'AmpOptimWrapper':
+            print('AMP is already enabled in the config')
+        elif wrapper == 'OptimWrapper':
+            cfg.optim_wrapper.type = 'AmpOptimWrapper'
+            cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+        else:
+            raise CLIError(f'--amp needs optim_wrapper.type OptimWrapper, got {wrapper!r}')
+
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        check_checkpoint(args.resume)
+        cfg.resume, cfg.load_from = True, args.resume
+    elif cfg.get('load_from'):
+        check_checkpoint(cfg.load_from)
+
+    try:
+        runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else None
+        if runner is None:
+            from mmengine.registry import RUNNERS
+            runner = RUNNERS.build(cfg)
+    except KeyError as err:  # unknown registry name
+        raise CLIError(f'{args.config}: {err.args[0] if err.args else err}') from err
+    runner.train()
+    print(f'work dir: {osp.abspath(cfg.work_dir)}')
+
+
+if __name__ == '__main__':
+    main()
