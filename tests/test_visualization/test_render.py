@@ -114,14 +114,17 @@ def test_png_gif_roundtrip_and_side_by_side(tmp_path):
 def test_visualizer_writes_to_local_backend(tmp_path):
     g = np.full((3, 4, 4, 2), 0, np.uint8)
     g[:, :, :, 0] = 6  # road everywhere
-    sample = dict(gt_semantics=torch.from_numpy(g), pred_semantics=torch.from_numpy(g),
+    g2 = g.copy()
+    for t in range(3):
+        g2[t, t, 0, 1] = 10  # a vehicle that moves, so GIF frames differ
+    sample = dict(gt_semantics=torch.from_numpy(g), pred_semantics=torch.from_numpy(g2),
                   vocabulary='dynamiccity_carlasc')
     vis = OccVisualizer(name='h4_vis_test', vis_backends=[dict(type='LocalVisBackend')],
                         save_dir=str(tmp_path), scale=1, max_frames=2,
                         height_shading=False)
     img = vis.add_datasample('val', data_sample=sample, step=3)
     road = tuple(get_palette('dynamiccity_carlasc')[6])
-    assert img.shape[0] > 8 and (img == np.array(road, np.uint8)).all(axis=2).sum() == 4 * 16
+    assert img.shape[0] > 8 and (img == np.array(road, np.uint8)).all(axis=2).sum() == 4 * 16 - 2
     written = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]
     assert any(f.endswith('val_3.png') for f in written), written
     out = tmp_path / 'anim.gif'
