@@ -1,0 +1,142 @@
+"""Generic Diffusion-Transformer pieces (after Peebles & Xie, "Scalable Diffusion Models with
+Transformers"): the timestep embedder, the adaLN-Zero block, the final layer and size presets.
+
+Unlike the class-conditional DiT, the conditioning ``c`` may be PER TOKEN, (B, N, C): DynamicCity
+adds spatially varying condition tokens (layout, previous HexPlane) to the global ones
+(timestep, trajectory, command). A global (B, C) condition is broadcast over the tokens.
+
+adaLN-Zero: each block regresses shift / scale / gate for its attention and MLP branches from
+``c``; the regression layers are zero-initialised so every block starts as the identity and
+the final layer outputs zeros (the network starts by predicting eps = 0).
+"""
+from typing import Dict, Tuple
+
+import torch
+from torch import Tensor, nn
+
+from occworld4d.models.layers import Attention, timestep_embedding
+
+# Named size presets: (depth, width, heads). MLP ratio 4 and patch 2 unless a config says
+# otherwise. DiT-DC/* are DynamicCity's; S/B/L/XL are the original DiT sizes.
+DIT_PRESETS: Dict[str, Tuple[int, int, int]] = {
+    'DiT-DC/2': (16, 384, 8),     # DynamicCity default: 43,730,432 params on CarlaSC (no conds)
+    'DiT-DC/1': (18, 768, 12),    # DynamicCity large
+    'DiT-S': (12, 384, 6),
+    'DiT-B': (12, 768, 12),
+    'DiT-L': (24, 1024, 16),
+    'DiT-XL': (28, 1152, 16),
+    'DiT-tiny': (2, 32, 2),       # CPU tests and the synthetic-city demo
+}
+
+
+def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
+    """x (B, N, C); shift / scale (B, N, C) or (B, 1, C) -> x * (1 + scale) + shift."""
+    return x * (1 + scale) + shift
+
+
+def _per_token(c: Tensor) -> Tensor:
+    """(B, C) -> (B, 1, C); (B, N, C) unchanged."""
+    return c[:, None] if c.ndim == 2 else c
+
+
+class TimestepEmbedder(nn.Module):
+    """Timesteps (B,) -> (B, C): a 256-wide sinusoidal code, Linear, SiLU, Linear."""
+
+    def __init__(self, hidden_size: int, frequency_size: int = 256):
+        super().__init__()
+        self.frequency_size = frequency_size
+        self.mlp = nn.Sequential(nn.Linear(frequency_size, hidden_size), nn.SiLU(),
+                                 nn.Linear(hidden_size, hidden_size))
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.mlp[0].weight, std=0.02)
+        nn.init.normal_(self.mlp[2].weight, std=0.02)
+
+    def forward(self, t: Tensor) -> Tensor:
+        return self.mlp(timestep_embedding(t, self.frequency_size).to(self.mlp[0].weight.dtype))
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU (tanh approximation) -> Linear."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU(approximate='tanh')
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class DiTBlock(nn.Module):
+    """Pre-LN transformer block with adaLN-Zero modulation from a (per-token) condition.
+
+    Args:
+        hidden_size: token width C.
+        num_heads: attention heads.
+        mlp_ratio: MLP hidden width / C.
+        attn_backend: see :func:`occworld4d.models.layers.scaled_dot_product`.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0,
+                 attn_backend: str = 'auto'):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.attn = Attention(hidden_size, num_heads, qkv_bias=True, backend=attn_backend)
+        self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
+
+    def reset_parameters(self) -> None:
+        """adaLN-Zero: the modulation regressor starts at zero (gates = 0, block = identity)."""
+        nn.init.zeros_(self.adaLN_modulation[-1].weight)
+        nn.init.zeros_(self.adaLN_modulation[-1].bias)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        """x: (B, N, C); c: (B, C) or (B, N, C) -> (B, N, C)."""
+        mod = self.adaLN_modulation(_per_token(c))  # (B, N or 1, 6 C)
+        shift_a, scale_a, gate_a, shift_m, scale_m, gate_m = mod.chunk(6, dim=-1)
+        x = x + gate_a * self.attn(modulate(self.norm1(x), shift_a, scale_a))
+        x = x + gate_m * self.mlp(modulate(self.norm2(x), shift_m, scale_m))
+        return x
+
+
+class FinalLayer(nn.Module):
+    """adaLN-modulated LayerNorm and a linear map to p * p * C_out values per token."""
+
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int):
+        super().__init__()
+        self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size))
+
+    def reset_parameters(self) -> None:
+        """Zero output and modulation: the untrained network predicts exactly 0."""
+        for layer in (self.adaLN_modulation[-1], self.linear):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x: Tensor, c: Tensor) -> Tensor:
+        """x: (B, N, C); c: (B, C) or (B, N, C) -> (B, N, p * p * C_out)."""
+        shift, scale = self.adaLN_modulation(_per_token(c)).chunk(2, dim=-1)
+        return self.linear(modulate(self.norm_final(x), shift, scale))
+
+
+def basic_init(module: nn.Module) -> None:
+    """DiT's default: xavier-uniform Linear weights, zero biases (apply() over the model)."""
+    if isinstance(module, nn.Linear):
+        nn.init.xavier_uniform_(module.weight)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+
+
+def unpatchify(tokens: Tensor, patch_size: int, grid: Tuple[int, int]) -> Tensor:
+    """Tokens (B, H/p * W/p, p * p * C) row-major -> map (B, C, H, W)."""
+    B, N, D = tokens.shape
+    p = patch_size
+    h, w = grid
+    C = D // (p * p)
+    x = tokens.reshape(B, h, w, p, p, C)  # (B, h, w, p, p, C)
+    x = torch.einsum('bhwpqc->bchpwq', x)  # (B, C, h, p, w, q)
+    return x.reshape(B, C, h * p, w * p)  # (B, C, H, W)
