@@ -1,1 +1,11 @@
+"""Occupancy -> sensors (LiDAR ray casting, camera semantic/depth maps) and BEV layouts."""
+from .camera import (CameraMaps, CameraRenderer, PinholeCamera, cameras_from_info, load_cameras,
+                     read_depth_png, save_depth_png, save_semantic_png)
+from .lidar import LIDAR_PRESETS, LidarScan, LidarSensor, LidarSimulator, load_lidar2ego
+from .raycast import GridGeometry, RayHits, cast_rays
 
+__all__ = [
+    'CameraMaps', 'CameraRenderer', 'PinholeCamera', 'cameras_from_info', 'load_cameras',
+    'read_depth_png', 'save_depth_png', 'save_semantic_png', 'LIDAR_PRESETS', 'LidarScan',
+    'LidarSensor', 'LidarSimulator', 'load_lidar2ego', 'GridGeometry', 'RayHits', 'cast_rays'
+]
