@@ -1,0 +1,386 @@
+"""Building blocks of the per-frame 2D scene tokenizers (OccWorld VQ-VAE, UniScene VAE).
+
+Two parts:
+
+* the semantic head shared by every occupancy tokenizer that folds the height axis into
+  channels: :class:`SemanticEmbedding` (class ids -> embedded, Z-folded feature maps, and
+  decoder features -> class logits by a dot product with the same class table) and
+  :func:`semantic_recon_loss` (CE x w + Lovasz, with a memory-lean Lovasz-softmax);
+* a taming-style 2D ResNet encoder / decoder (GroupNorm + SiLU ResNet blocks, single-head
+  self-attention through the project's :class:`~occworld4d.models.layers.Attention`).
+
+Shapes: B batch, T frames, X, Y, Z voxels (Z height), E class-embedding width,
+C channels, K classes, N voxels.
+"""
+from typing import List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from occworld4d.models.layers.attention import Attention
+
+# --------------------------------------------------------------------------------------
+# Semantic head: class table embedding with Z folded into channels, and logits from it.
+# --------------------------------------------------------------------------------------
+
+
+class SemanticEmbedding(nn.Module):
+    """Class-embedding table used at both ends of a tokenizer.
+
+    ``fold`` embeds each voxel's class (K -> E) and folds the Z axis into channels
+    (channel index = z * E + e); ``logits`` undoes the fold on decoder features and scores
+    every class by the dot product with its table row (OccWorld / OccSora / UniScene).
+
+    Args:
+        num_classes: K.
+        embed_dim: E (8 in every reference).
+        height: Z voxels (16 for Occ3D-nuScenes).
+    """
+
+    def __init__(self, num_classes: int, embed_dim: int, height: int):
+        super().__init__()
+        self.num_classes = num_classes
+        self.embed_dim = embed_dim
+        self.height = height
+        self.table = nn.Embedding(num_classes, embed_dim)  # (K, E)
+
+    @property
+    def channels(self) -> int:
+        """Z * E, the width of the folded feature maps."""
+        return self.height * self.embed_dim
+
+    def check_voxels(self, voxels: Tensor) -> None:
+        if voxels.ndim != 5 or voxels.shape[-1] != self.height:
+            raise ValueError(f'expected voxels (B, T, X, Y, Z={self.height}), got '
+                             f'{tuple(voxels.shape)}')
+        if voxels.dtype.is_floating_point:
+            raise ValueError(f'expected integer class ids, got dtype {voxels.dtype}')
+
+    def fold(self, voxels: Tensor) -> Tensor:
+        """voxels (B, T, X, Y, Z) int -> features (B, T, Z * E, X, Y)."""
+        self.check_voxels(voxels)
+        B, T, X, Y, Z = voxels.shape
+        x = self.table(voxels.long())  # (B, T, X, Y, Z, E)
+        return x.view(B, T, X, Y, Z * self.embed_dim).permute(0, 1, 4, 2, 3)  # (B, T, ZE, X, Y)
+
+    def logits(self, features: Tensor) -> Tensor:
+        """features (B, T, Z * E, X, Y) -> logits (B, K, T, X, Y, Z)."""
+        B, T, C, X, Y = features.shape
+        if C != self.channels:
+            raise ValueError(f'decoder features have {C} channels, expected Z * E = '
+                             f'{self.channels}')
+        f = features.reshape(B, T, self.height, self.embed_dim, X, Y)  # (B, T, Z, E, X, Y)
+        return torch.einsum('btzexy,ke->bktxyz', f, self.table.weight)  # (B, K, T, X, Y, Z)
+
+
+class _LovaszSoftmaxLean(torch.autograd.Function):
+    """Lovasz-softmax on probabilities with a precomputed gradient.
+
+    Same value and gradient as the autograd version (``losses.lovasz_softmax``), but the
+    backward graph holds one (N, K) gradient instead of every per-class sort, permutation
+    and intermediate: d loss_c / d p_c[perm_i] = lovasz_grad_i * (1 - 2 fg_c[perm_i]).
+    """
+
+    @staticmethod
+    def forward(ctx, probs: Tensor, labels: Tensor) -> Tensor:  # probs (N, K), labels (N,)
+        grad = torch.zeros_like(probs)
+        total = probs.new_zeros(())
+        present = 0
+        for c in range(probs.shape[1]):
+            fg = labels == c  # (N,)
+            n_fg = int(fg.sum())
+            if n_fg == 0:
+                continue
+            present += 1
+            p = probs[:, c]
+            errors = torch.where(fg, 1.0 - p, p)  # |fg - p|
+            errors_sorted, perm = torch.sort(errors, descending=True)
+            fg_sorted = fg[perm].to(probs.dtype)
+            # Lovasz extension of the Jaccard loss: jaccard_i - jaccard_{i-1}.
+            inter = n_fg - fg_sorted.cumsum(0)
+            union = n_fg + (1.0 - fg_sorted).cumsum(0)
+            jac = 1.0 - inter / union
+            jac[1:] -= jac[:-1].clone()
+            total += torch.dot(errors_sorted, jac)
+            grad[perm, c] = jac * (1.0 - 2.0 * fg_sorted)
+        if present == 0:
+            ctx.scale = 0.0
+            ctx.save_for_backward(grad)
+            return total
+        ctx.scale = 1.0 / present
+        ctx.save_for_backward(grad)
+        return total / present
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        grad, = ctx.saved_tensors
+        return grad * (grad_out * ctx.scale), None
+
+
+def lovasz_softmax_lean(logits: Tensor, target: Tensor) -> Tensor:
+    """Lovasz-softmax over 'present' classes of (B, K, ...) logits and (B, ...) targets."""
+    K = logits.shape[1]
+    probs = logits.float().softmax(1).movedim(1, -1).reshape(-1, K)  # (N, K)
+    return _LovaszSoftmaxLean.apply(probs, target.reshape(-1))
+
+
+def semantic_recon_loss(logits: Tensor, target: Tensor, ce_weight: float = 10.0,
+                        lovasz_weight: float = 1.0, lean: bool = True) -> dict:
+    """The reconstruction loss of every occupancy tokenizer: CE x ce_weight + Lovasz.
+
+    Args:
+        logits: (B, K, T, X, Y, Z).
+        target: (B, T, X, Y, Z) class ids.
+        ce_weight: OccWorld / OccSora / UniScene use 10.
+        lovasz_weight: 1 in every reference.
+        lean: memory-lean Lovasz (same value and gradient); False uses the autograd one.
+
+    Returns:
+        dict(loss_ce=..., loss_lovasz=...).
+    """
+    if logits.shape[2:] != target.shape[1:] or logits.shape[0] != target.shape[0]:
+        raise ValueError(f'logits {tuple(logits.shape)} do not match target '
+                         f'{tuple(target.shape)} (expected (B, K, *S) and (B, *S))')
+    ce = F.cross_entropy(logits.float(), target.long())
+    if lean:
+        lov = lovasz_softmax_lean(logits, target)
+    else:
+        from occworld4d.models.losses import lovasz_softmax
+        lov = lovasz_softmax(logits, target)
+    return dict(loss_ce=ce_weight * ce, loss_lovasz=lovasz_weight * lov)
+
+
+# --------------------------------------------------------------------------------------
+# 2D ResNet encoder / decoder (taming-transformers layout, as used by OccWorld).
+# --------------------------------------------------------------------------------------
+
+
+def group_norm(channels: int) -> nn.GroupNorm:
+    """GroupNorm with 32 groups (C // 4 groups up to 32 channels), eps 1e-6."""
+    groups = channels // 4 if channels <= 32 else 32
+    return nn.GroupNorm(groups, channels, eps=1e-6, affine=True)
+
+
+class ResnetBlock2d(nn.Module):
+    """norm, SiLU, conv3x3, norm, SiLU, dropout, conv3x3, plus a (1x1) shortcut."""
+
+    def __init__(self, in_channels: int, out_channels: Optional[int] = None,
+                 dropout: float = 0.0):
+        super().__init__()
+        out_channels = out_channels or in_channels
+        self.norm1 = group_norm(in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm2 = group_norm(out_channels)
+        self.dropout = nn.Dropout(dropout)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.shortcut = (nn.Conv2d(in_channels, out_channels, 1)
+                         if in_channels != out_channels else nn.Identity())
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, C_in, H, W) -> (N, C_out, H, W)."""
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        return self.shortcut(x) + h
+
+
+class AttnBlock2d(nn.Module):
+    """GroupNorm then single-head self-attention over all H * W positions, residual."""
+
+    def __init__(self, channels: int, num_heads: int = 1):
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.attn = Attention(channels, num_heads=num_heads, qkv_bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, C, H, W) -> (N, C, H, W)."""
+        N, C, H, W = x.shape
+        h = self.norm(x).flatten(2).transpose(1, 2)  # (N, HW, C)
+        h = self.attn(h).transpose(1, 2).reshape(N, C, H, W)  # (N, C, H, W)
+        return x + h
+
+
+class Downsample2d(nn.Module):
+    """3x3 conv, stride 2, padding 1: (H, W) -> (ceil(H / 2), ceil(W / 2))."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, stride=2, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.conv(x)
+
+
+class Upsample2d(nn.Module):
+    """Nearest x2, crop or zero-pad to the target size, 3x3 conv."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.conv = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: Tensor, size: Tuple[int, int]) -> Tensor:
+        x = F.interpolate(x, scale_factor=2.0, mode='nearest')  # (N, C, 2H, 2W)
+        dh, dw = size[0] - x.shape[2], size[1] - x.shape[3]
+        if dh or dw:  # negative pads crop
+            x = F.pad(x, [dw // 2, dw - dw // 2, dh // 2, dh - dh // 2])
+        return self.conv(x)
+
+
+def level_sizes(size: Tuple[int, int], levels: int) -> List[Tuple[int, int]]:
+    """Spatial size at each encoder level: [(H, W), (ceil(H/2), ceil(W/2)), ...]."""
+    sizes = [tuple(size)]
+    for _ in range(levels - 1):
+        h, w = sizes[-1]
+        sizes.append(((h + 1) // 2, (w + 1) // 2))
+    return sizes
+
+
+class Encoder2d(nn.Module):
+    """conv_in, ``len(ch_mult)`` levels of ResNet blocks (+ attention where the map side is
+    in ``attn_resolutions``) with stride-2 downsampling between levels, a middle block
+    (ResNet, attention, ResNet), GroupNorm, SiLU, conv_out to ``out_channels``.
+
+    Args:
+        in_channels: input channels (Z * E = 128 for Occ3D).
+        ch: base width (64).
+        ch_mult: width multipliers per level ((1, 2, 4): 64, 128, 256).
+        num_res_blocks: ResNet blocks per level (2).
+        attn_resolutions: map sides (H) at which attention follows each ResNet block.
+        resolution: input side H of the reference configuration (200); attention levels are
+            chosen from it, so a different input size keeps the same architecture.
+        out_channels: channels of the output (z 128; 2 x latent for a Gaussian posterior).
+        dropout: dropout in the ResNet blocks.
+        attn_type: 'full' (attention over H * W) or 'axial' (over H, then over W).
+    """
+
+    def __init__(self, in_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4),
+                 num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (50,),
+                 resolution: int = 200, out_channels: int = 128, dropout: float = 0.0,
+                 attn_type: str = 'full'):
+        super().__init__()
+        attn_cls = _attention_class(attn_type)
+        self.num_levels = len(ch_mult)
+        self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
+        self.down = nn.ModuleList()
+        res, block_in = resolution, ch
+        for level, mult in enumerate(ch_mult):
+            stage = nn.Module()
+            stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
+            for _ in range(num_res_blocks):
+                stage.block.append(ResnetBlock2d(block_in, ch * mult, dropout))
+                block_in = ch * mult
+                if res in attn_resolutions:
+                    stage.attn.append(attn_cls(block_in))
+            if level != self.num_levels - 1:
+                stage.downsample = Downsample2d(block_in)
+                res //= 2
+            self.down.append(stage)
+        self.mid = _MiddleBlock(block_in, dropout, attn_cls)
+        self.norm_out = group_norm(block_in)
+        self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, C_in, H, W) -> (N, out_channels, H / 2^(L-1), W / 2^(L-1)) (ceil)."""
+        h = self.conv_in(x)
+        for stage in self.down:
+            for i, block in enumerate(stage.block):
+                h = block(h)
+                if len(stage.attn):
+                    h = stage.attn[i](h)
+            if hasattr(stage, 'downsample'):
+                h = stage.downsample(h)
+        h = self.mid(h)
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class Decoder2d(nn.Module):
+    """Mirror of :class:`Encoder2d`: conv_in, middle block, levels of ResNet blocks
+    (+ attention) with nearest x2 upsampling + conv between levels, GroupNorm, SiLU,
+    conv_out to ``out_channels`` (Z * E).
+
+    Args: as :class:`Encoder2d`; ``in_channels`` is the latent width (z 128).
+    """
+
+    def __init__(self, in_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4),
+                 num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (50,),
+                 resolution: int = 200, out_channels: int = 128, dropout: float = 0.0,
+                 attn_type: str = 'full'):
+        super().__init__()
+        attn_cls = _attention_class(attn_type)
+        self.num_levels = len(ch_mult)
+        block_in = ch * ch_mult[-1]
+        res = resolution // 2 ** (self.num_levels - 1)
+        self.conv_in = nn.Conv2d(in_channels, block_in, 3, padding=1)
+        self.mid = _MiddleBlock(block_in, dropout, attn_cls)
+        up = []
+        for level in reversed(range(self.num_levels)):
+            stage = nn.Module()
+            stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
+            for _ in range(num_res_blocks):
+                stage.block.append(ResnetBlock2d(block_in, ch * ch_mult[level], dropout))
+                block_in = ch * ch_mult[level]
+                if res in attn_resolutions:
+                    stage.attn.append(attn_cls(block_in))
+            if level != 0:
+                stage.upsample = Upsample2d(block_in)
+                res *= 2
+            up.append(stage)
+        self.up = nn.ModuleList(up[::-1])  # self.up[level], level 0 = full resolution
+        self.norm_out = group_norm(block_in)
+        self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
+
+    def forward(self, z: Tensor, out_size: Tuple[int, int]) -> Tensor:
+        """z (N, C_z, h, w) -> (N, out_channels, *out_size)."""
+        sizes = level_sizes(out_size, self.num_levels)
+        if tuple(z.shape[-2:]) != sizes[-1]:
+            raise ValueError(f'latent map {tuple(z.shape[-2:])} does not match output size '
+                             f'{tuple(out_size)} (expected {sizes[-1]})')
+        h = self.mid(self.conv_in(z))
+        for level in reversed(range(self.num_levels)):
+            stage = self.up[level]
+            for i, block in enumerate(stage.block):
+                h = block(h)
+                if len(stage.attn):
+                    h = stage.attn[i](h)
+            if level != 0:
+                h = stage.upsample(h, sizes[level - 1])
+        return self.conv_out(F.silu(self.norm_out(h)))
+
+
+class AxialAttnBlock2d(nn.Module):
+    """GroupNorm then self-attention along H and along W (summed), residual."""
+
+    def __init__(self, channels: int, num_heads: int = 1):
+        super().__init__()
+        self.norm = group_norm(channels)
+        self.attn_h = Attention(channels, num_heads=num_heads, qkv_bias=True)
+        self.attn_w = Attention(channels, num_heads=num_heads, qkv_bias=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (N, C, H, W) -> (N, C, H, W)."""
+        N, C, H, W = x.shape
+        h = self.norm(x)
+        rows = h.permute(0, 2, 3, 1).reshape(N * H, W, C)  # (N H, W, C)
+        cols = h.permute(0, 3, 2, 1).reshape(N * W, H, C)  # (N W, H, C)
+        out_w = self.attn_w(rows).view(N, H, W, C)
+        out_h = self.attn_h(cols).view(N, W, H, C).transpose(1, 2)  # (N, H, W, C)
+        return x + (out_w + out_h).permute(0, 3, 1, 2)
+
+
+class _MiddleBlock(nn.Module):
+    def __init__(self, channels: int, dropout: float, attn_cls):
+        super().__init__()
+        self.block_1 = ResnetBlock2d(channels, channels, dropout)
+        self.attn_1 = attn_cls(channels)
+        self.block_2 = ResnetBlock2d(channels, channels, dropout)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.block_2(self.attn_1(self.block_1(x)))
+
+
+def _attention_class(attn_type: str):
+    if attn_type == 'full':
+        return AttnBlock2d
+    if attn_type == 'axial':
+        return AxialAttnBlock2d
+    raise ValueError(f'attn_type must be "full" or "axial", got {attn_type!r}')
