@@ -1,0 +1,345 @@
+"""Shared machinery of every occupancy reader: scenes -> sliding windows -> sample dicts.
+
+A reader subclasses :class:`BaseOccSequenceDataset` and implements two methods:
+
+* ``load_scenes()`` -> ``{scene: [frame record, ...]}`` in time order, each record a dict
+  with at least ``frame_id`` (str) and ``pose`` ((4, 4) world-from-ego or ``None``);
+* ``load_frame(record)`` -> ``{'semantics': uint8 (X, Y, Z), <mask>: bool (X, Y, Z), ...}``.
+
+The base class cuts windows of ``num_frames`` frames (``frame_step`` apart, starting every
+``window_stride`` frames) that never cross a scene, loads them (from per-frame files or a
+window cache), derives trajectory and command from the poses and runs the pipeline on a
+plain dict of numpy arrays. The pipeline always ends in ``PackOccInputs`` (appended when
+the config leaves it out), so ``dataset[i]`` follows the sample contract.
+"""
+import json
+import os.path as osp
+from collections import OrderedDict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.dataset import BaseDataset, Compose
+from mmengine.logging import MMLogger
+
+from occworld4d.registry import TRANSFORMS
+from .geometry import STATIC, command_from_trajectory, trajectory_from_poses
+
+
+class DataFormatError(ValueError):
+    """A data file is missing, truncated or not in the expected format (names the file)."""
+
+
+def load_npz_checked(path: str, keys: Sequence[str], shape: Optional[Sequence[int]] = None,
+                     optional_keys: Sequence[str] = ()) -> Dict[str, np.ndarray]:
+    """Read ``keys`` (and whichever ``optional_keys`` exist) from an npz, checking shapes.
+
+    Raises:
+        DataFormatError: naming ``path`` when it is missing, unreadable, lacks a key, or an
+            array's shape differs from ``shape``.
+    """
+    if not osp.isfile(path):
+        raise DataFormatError(f'{path}: file not found')
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            present = set(data.files)
+            missing = [k for k in keys if k not in present]
+            if missing:
+                raise DataFormatError(f'{path}: missing key(s) {missing}; expected {list(keys)}, '
+                                      f'found {sorted(present)}')
+            out = {k: data[k] for k in list(keys) + [k for k in optional_keys if k in present]}
+    except DataFormatError:
+        raise
+    except Exception as err:  # zipfile / zlib / ValueError for a corrupt archive
+        raise DataFormatError(f'{path}: not a readable npz archive ({type(err).__name__}: '
+                              f'{err})') from err
+    if shape is not None:
+        for key in keys:
+            if tuple(out[key].shape) != tuple(shape):
+                raise DataFormatError(f'{path}: key {key!r} has shape {out[key].shape}, '
+                                      f'expected {tuple(shape)}')
+    return out
+
+
+def check_labels(path: str, key: str, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Return ``labels`` as uint8 after checking they lie in [0, num_classes)."""
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise DataFormatError(f'{path}: {key!r} has dtype {labels.dtype}, expected an integer '
+                              'type')
+    if labels.size and (labels.min() < 0 or labels.max() >= num_classes):
+        raise DataFormatError(f'{path}: {key!r} labels span [{labels.min()}, {labels.max()}], '
+                              f'expected [0, {num_classes - 1}]')
+    return labels.astype(np.uint8, copy=False)
+
+
+def _scene_file_stem(scene: str) -> str:
+    return scene.replace('/', '__').replace('\\', '__')
+
+
+class BaseOccSequenceDataset(BaseDataset):
+    """Sliding windows of semantic-occupancy frames that never cross a scene.
+
+    Args:
+        num_frames: frames per window (T).
+        window_stride: frames between the starts of consecutive windows.
+        frame_step: temporal step inside a window (2 = every other frame).
+        pipeline: transforms (config dicts or callables) applied to the window dict.
+        masks: which visibility masks to load (names from :attr:`MASK_KEYS`).
+        class_merge: name of a merge in :mod:`occworld4d.structures.vocabularies`; when
+            given, ``RemapClasses(merge=class_merge)`` runs first in the pipeline.
+        skip_corrupt: log and skip windows with an unreadable frame instead of raising;
+            ``num_skipped`` counts them and :meth:`report_skipped` logs the total.
+        cache_dir: folder written by ``tools/dataset_converters/pack_window_cache.py``;
+            when given, voxels are read from its memory-mapped arrays.
+        test_mode, data_root, ann_file, indices, lazy_init: as in mmengine's BaseDataset.
+    """
+    METAINFO: dict = dict(dataset='base', vocabulary=None, free_label=None, voxel_size=None,
+                          pc_range=None, grid_size=None)
+    MASK_KEYS: tuple = ()
+
+    def __init__(self, num_frames: int = 16, window_stride: int = 1, frame_step: int = 1,
+                 pipeline: Sequence = (), masks: Sequence[str] = (),
+                 class_merge: Optional[str] = None, skip_corrupt: bool = False,
+                 cache_dir: Optional[str] = None, data_root: str = '', ann_file: str = '',
+                 metainfo: Optional[dict] = None, test_mode: bool = False, indices=None,
+                 lazy_init: bool = False, max_refetch: int = 100):
+        for name, value in (('num_frames', num_frames), ('window_stride', window_stride),
+                            ('frame_step', frame_step)):
+            if int(value) < 1:
+                raise ValueError(f'{type(self).__name__}: {name} must be >= 1, got {value}')
+        unknown = [m for m in masks if m not in self.MASK_KEYS]
+        if unknown:
+            raise ValueError(f'{type(self).__name__}: unknown mask(s) {unknown}; this dataset '
+                             f'provides {list(self.MASK_KEYS)}')
+        self.num_frames, self.window_stride = int(num_frames), int(window_stride)
+        self.frame_step = int(frame_step)
+        self.masks = tuple(masks)
+        self.skip_corrupt = skip_corrupt
+        self.cache_dir = cache_dir
+        self.num_skipped = 0
+        self.scenes: Dict[str, List[dict]] = OrderedDict()
+        self._cache_index = None
+        self._cache_arrays: Dict[tuple, np.ndarray] = {}
+        self.class_merge = class_merge
+        built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
+        from .transforms import PackOccInputs, RemapClasses
+        if class_merge is not None:
+            built.insert(0, RemapClasses(merge=class_merge))
+        if not built or not isinstance(built[-1], PackOccInputs):
+            built.append(PackOccInputs())
+        super().__init__(ann_file=ann_file, metainfo=metainfo, data_root=data_root,
+                         data_prefix=dict(), indices=indices, serialize_data=False,
+                         pipeline=built, test_mode=test_mode, lazy_init=lazy_init,
+                         max_refetch=max_refetch)
+
+    # ---- to implement in readers -------------------------------------------------------
+    def load_scenes(self) -> Dict[str, List[dict]]:
+        raise NotImplementedError
+
+    def load_frame(self, record: dict) -> Dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def window_command(self, frames: List[dict], trajectory: np.ndarray) -> int:
+        """Command of a window; default: DynamicCity's rule on the trajectory."""
+        return command_from_trajectory(trajectory)
+
+    # ---- windows -------------------------------------------------------------------------
+    @property
+    def window_span(self) -> int:
+        """Frames from the first to the last frame of a window, inclusive."""
+        return (self.num_frames - 1) * self.frame_step + 1
+
+    def load_data_list(self) -> List[dict]:
+        self.scenes = OrderedDict(self.load_scenes())
+        logger = MMLogger.get_current_instance()
+        windows, short = [], []
+        for scene, frames in self.scenes.items():
+            if len(frames) < self.window_span:
+                short.append(scene)
+                continue
+            for start in range(0, len(frames) - self.window_span + 1, self.window_stride):
+                windows.append(dict(scene=scene, start=start))
+        if short:
+            logger.info(f'{type(self).__name__}: {len(short)} scene(s) shorter than a window '
+                        f'of {self.window_span} frames were left out: {short[:5]}')
+        return windows
+
+    def window_frames(self, info: dict) -> List[dict]:
+        frames = self.scenes[info['scene']]
+        return frames[info['start']:info['start'] + self.window_span:self.frame_step]
+
+    # ---- loading -------------------------------------------------------------------------
+    def load_window(self, info: dict) -> dict:
+        """Load one window as a plain dict of numpy arrays (the pipeline's input)."""
+        frames = self.window_frames(info)
+        if self.cache_dir is not None:
+            arrays = self._load_from_cache(info)
+            frame_poses = arrays.pop('ego_poses', [None] * len(frames))
+        else:
+            per_frame = [self.load_frame(rec) for rec in frames]
+            frame_poses = [f.pop('ego2global', None) for f in per_frame]
+            arrays = {k: np.stack([f[k] for f in per_frame]) for k in per_frame[0]}
+        poses = [rec['pose'] if rec.get('pose') is not None else fp
+                 for rec, fp in zip(frames, frame_poses)]
+        results = dict(arrays)
+        results.update(self.window_conditions(frames, poses))
+        meta = self.metainfo
+        results.update(dataset=meta['dataset'], scene=info['scene'],
+                       frame_ids=[str(rec['frame_id']) for rec in frames],
+                       vocabulary=meta['vocabulary'], free_label=meta['free_label'],
+                       voxel_size=meta['voxel_size'], pc_range=meta['pc_range'])
+        return results
+
+    def window_conditions(self, frames: List[dict], poses: Optional[List] = None) -> dict:
+        """``ego_poses`` (T, 4, 4), ``trajectory`` (T, 3) and ``command`` of a window.
+
+        Without a pose for every frame the trajectory is zeros and the command STATIC.
+        """
+        poses = [rec.get('pose') for rec in frames] if poses is None else poses
+        if any(p is None for p in poses):
+            return dict(trajectory=np.zeros((len(frames), 3), np.float32), command=STATIC)
+        ego_poses = np.stack(poses).astype(np.float64)  # (T, 4, 4)
+        trajectory = trajectory_from_poses(ego_poses)
+        return dict(ego_poses=ego_poses, trajectory=trajectory,
+                    command=int(self.window_command(frames, trajectory)))
+
+    def prepare_data(self, idx: int):
+        return self.pipeline(self.load_window(self.get_data_info(idx)))
+
+    def __getitem__(self, idx: int) -> dict:
+        if not self._fully_initialized:
+            self.full_init()
+        if not self.skip_corrupt:
+            return self.prepare_data(idx)
+        for attempt in range(min(self.max_refetch + 1, len(self))):
+            cur = (idx + attempt) % len(self)
+            try:
+                return self.prepare_data(cur)
+            except (DataFormatError, FileNotFoundError) as err:
+                self.num_skipped += 1
+                MMLogger.get_current_instance().warning(
+                    f'{type(self).__name__}: skipped window {cur} '
+                    f'({self.num_skipped} skipped so far): {err}')
+        raise DataFormatError(f'{type(self).__name__}: {self.max_refetch + 1} consecutive '
+                              f'windows from index {idx} were corrupt')
+
+    def report_skipped(self) -> int:
+        """Log and return how many windows were skipped as corrupt in this process."""
+        MMLogger.get_current_instance().info(
+            f'{type(self).__name__}: {self.num_skipped} corrupt window(s) skipped')
+        return self.num_skipped
+
+    # ---- window cache --------------------------------------------------------------------
+    def _cache(self) -> dict:
+        if self._cache_index is None:
+            path = osp.join(self.cache_dir, 'index.json')
+            if not osp.isfile(path):
+                raise DataFormatError(f'{path}: window-cache index not found (write it with '
+                                      'tools/dataset_converters/pack_window_cache.py)')
+            with open(path) as f:
+                index = json.load(f)
+            if index.get('format') != CACHE_FORMAT:
+                raise DataFormatError(f'{path}: format {index.get("format")!r}, expected '
+                                      f'{CACHE_FORMAT!r}')
+            missing = [k for k in ('semantics',) + self.masks if k not in index['keys']]
+            if missing:
+                raise DataFormatError(f'{path}: cache lacks key(s) {missing}; it holds '
+                                      f'{index["keys"]}')
+            self._cache_index = index
+        return self._cache_index
+
+    def _cache_array(self, scene: str, key: str) -> np.ndarray:
+        if (scene, key) not in self._cache_arrays:
+            index = self._cache()
+            if scene not in index['scenes']:
+                raise DataFormatError(f'{self.cache_dir}: scene {scene!r} is not in the cache')
+            path = osp.join(self.cache_dir, index['scenes'][scene]['files'][key])
+            self._cache_arrays[(scene, key)] = np.load(path, mmap_mode='r')
+        return self._cache_arrays[(scene, key)]
+
+    def _load_from_cache(self, info: dict) -> Dict[str, np.ndarray]:
+        scene, start = info['scene'], info['start']
+        entry = self._cache()['scenes'].get(scene)
+        frame_ids = [str(r['frame_id']) for r in self.scenes[scene]]
+        if entry is None or entry['frame_ids'] != frame_ids:
+            raise DataFormatError(f'{self.cache_dir}: cached frames of scene {scene!r} differ '
+                                  'from the dataset\'s; rebuild the cache')
+        sl = slice(start, start + self.window_span, self.frame_step)
+        out = {'semantics': np.ascontiguousarray(self._cache_array(scene, 'semantics')[sl])}
+        for key in self.masks:
+            out[key] = self._cache_array(scene, key)[sl].astype(bool)  # (T, X, Y, Z)
+        if 'ego_poses' in entry['files']:
+            out['ego_poses'] = list(np.asarray(self._cache_array(scene, 'ego_poses')[sl]))
+        return out
+
+
+CACHE_FORMAT = 'occworld4d-window-cache-v1'
+
+
+def pack_window_cache(dataset: BaseOccSequenceDataset, out_dir: str,
+                      progress: bool = True) -> dict:
+    """Write one memory-mappable ``.npy`` per scene and key, plus ``index.json``.
+
+    Each array is (N, X, Y, Z) uint8 over all N frames of the scene (raw labels, before
+    the pipeline), so any window is one contiguous slice. Files are written under a
+    temporary name and renamed.
+
+    Returns:
+        The index dict that was written.
+    """
+    import os
+
+    from tqdm import tqdm
+
+    from occworld4d.utils import atomic_path
+    dataset.full_init()
+    os.makedirs(out_dir, exist_ok=True)
+    keys = ['semantics'] + list(dataset.masks)
+    index = dict(format=CACHE_FORMAT, dataset=dataset.metainfo['dataset'], keys=keys,
+                 scenes={})
+    total = sum(len(f) for f in dataset.scenes.values())
+    bar = tqdm(total=total, desc='pack window cache', disable=not progress, unit='frame')
+    for scene, frames in dataset.scenes.items():
+        if len(frames) < dataset.window_span:
+            continue
+        stem = _scene_file_stem(scene)
+        files, arrays, tmps = {}, {}, []
+        ctxs = []
+        for key in keys:
+            files[key] = f'{stem}.{key}.npy'
+            ctx = atomic_path(osp.join(out_dir, files[key]))
+            tmps.append(ctx.__enter__())
+            ctxs.append(ctx)
+        poses = []
+        try:
+            for i, rec in enumerate(frames):
+                frame = dataset.load_frame(rec)
+                poses.append(rec['pose'] if rec.get('pose') is not None
+                             else frame.get('ego2global'))
+                if i == 0:
+                    for key, tmp in zip(keys, tmps):
+                        arrays[key] = np.lib.format.open_memmap(
+                            tmp, mode='w+', dtype=np.uint8,
+                            shape=(len(frames),) + frame[key].shape)  # (N, X, Y, Z)
+                for key in keys:
+                    arrays[key][i] = frame[key]
+                bar.update(1)
+            for key in keys:
+                arrays[key].flush()
+            arrays.clear()
+        except BaseException as err:
+            for ctx in ctxs:
+                ctx.__exit__(type(err), err, None)
+            raise
+        for ctx in ctxs:
+            ctx.__exit__(None, None, None)
+        if all(p is not None for p in poses):
+            files['ego_poses'] = f'{stem}.ego_poses.npy'
+            with atomic_path(osp.join(out_dir, files['ego_poses'])) as tmp:
+                np.save(tmp, np.stack(poses).astype(np.float64))  # (N, 4, 4)
+        index['scenes'][scene] = dict(frame_ids=[str(r['frame_id']) for r in frames],
+                                      files=files)
+    bar.close()
+    with atomic_path(osp.join(out_dir, 'index.json')) as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(index, f, indent=1)
+    return index

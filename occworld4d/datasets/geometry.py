@@ -1,0 +1,121 @@
+"""Ego poses -> trajectory and driving command (pure numpy, shared by every reader).
+
+Conventions: a pose is a (4, 4) world-from-ego transform; ego axes are x forward, y left,
+z up. A trajectory row is ``(dx, dy, yaw)`` of frame t relative to frame 0, expressed in
+frame 0's ego axes. Commands: 0 STATIC, 1 FORWARD, 2 LEFT, 3 RIGHT.
+"""
+from typing import Sequence
+
+import numpy as np
+
+STATIC, FORWARD, LEFT, RIGHT = 0, 1, 2, 3
+# DynamicCity's command thresholds (per-frame steps of a 10 Hz sequence).
+YAW_STEP_THRESHOLD = 0.0025  # rad
+XY_STEP_THRESHOLD = 0.03  # m
+# VAD's one-hot order in ``gt_ego_fut_cmd``: (right, left, straight).
+VAD_ONEHOT_TO_COMMAND = (RIGHT, LEFT, FORWARD)
+
+
+def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
+    """Rotation matrix (3, 3) of a unit quaternion given as (w, x, y, z) (nuScenes order)."""
+    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    return np.array([
+        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
+        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
+        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
+
+
+def pose_matrix(rotation: Sequence[float], translation: Sequence[float]) -> np.ndarray:
+    """(4, 4) transform from a (w, x, y, z) quaternion and a translation (3,)."""
+    mat = np.eye(4)
+    mat[:3, :3] = quaternion_to_matrix(rotation)
+    mat[:3, 3] = np.asarray(translation, dtype=np.float64)
+    return mat
+
+
+def wrap_angle(angle: np.ndarray) -> np.ndarray:
+    """Wrap radians into [-pi, pi)."""
+    return (np.asarray(angle) + np.pi) % (2 * np.pi) - np.pi
+
+
+def trajectory_from_poses(poses: np.ndarray) -> np.ndarray:
+    """Relative trajectory of a window.
+
+    Args:
+        poses: (T, 4, 4) world-from-ego transforms.
+
+    Returns:
+        float32 (T, 3): (dx, dy, yaw) of frame t in frame 0's ego axes; row 0 is zeros.
+    """
+    poses = np.asarray(poses, dtype=np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4):
+        raise ValueError(f'expected poses of shape (T, 4, 4), found {poses.shape}')
+    rel = np.linalg.inv(poses[0])[None] @ poses  # (T, 4, 4) frame-0-from-frame-t
+    yaw = np.arctan2(rel[:, 1, 0], rel[:, 0, 0])
+    return np.stack([rel[:, 0, 3], rel[:, 1, 3], yaw], axis=1).astype(np.float32)
+
+
+def command_from_trajectory(trajectory: np.ndarray,
+                            yaw_threshold: float = YAW_STEP_THRESHOLD,
+                            xy_threshold: float = XY_STEP_THRESHOLD) -> int:
+    """DynamicCity's rule: LEFT if any wrapped yaw step > threshold, RIGHT if any
+    < -threshold, else FORWARD if any xy step > xy threshold, else STATIC.
+
+    Args:
+        trajectory: (T, 3) rows (x, y, yaw) in any one fixed frame (steps are invariant).
+    """
+    traj = np.asarray(trajectory, dtype=np.float64)
+    if traj.ndim != 2 or traj.shape[1] < 3:
+        raise ValueError(f'expected a trajectory of shape (T, 3), found {traj.shape}')
+    if len(traj) < 2:
+        return STATIC
+    yaw_steps = wrap_angle(np.diff(traj[:, 2]))
+    if np.any(yaw_steps > yaw_threshold):
+        return LEFT
+    if np.any(yaw_steps < -yaw_threshold):
+        return RIGHT
+    xy_steps = np.linalg.norm(np.diff(traj[:, :2], axis=0), axis=1)
+    if np.any(xy_steps > xy_threshold):
+        return FORWARD
+    return STATIC
+
+
+def command_from_vad_onehot(onehot: Sequence[float]) -> int:
+    """Map VAD's ``gt_ego_fut_cmd`` one-hot (right, left, straight) to our command id."""
+    onehot = np.asarray(onehot).reshape(-1)
+    if onehot.shape != (3,):
+        raise ValueError(f'expected a 3-way one-hot (right, left, straight), found shape '
+                         f'{onehot.shape}')
+    return VAD_ONEHOT_TO_COMMAND[int(np.argmax(onehot))]
+
+
+def vad_command_from_offsets(fut_offsets: np.ndarray, fut_mask: np.ndarray = None,
+                             lateral_threshold: float = 2.0) -> int:
+    """VAD's rule on per-step future offsets in the LiDAR frame (x right, y forward):
+    cumulative x >= 2 m -> RIGHT, <= -2 m -> LEFT, else FORWARD."""
+    offsets = np.asarray(fut_offsets, dtype=np.float64)
+    if fut_mask is not None:
+        offsets = offsets[np.asarray(fut_mask) > 0]
+    lateral = offsets[:, 0].sum() if len(offsets) else 0.0
+    if lateral >= lateral_threshold:
+        return RIGHT
+    if lateral <= -lateral_threshold:
+        return LEFT
+    return FORWARD
+
+
+def se2_compose_relative(trajectory: np.ndarray, base: int) -> np.ndarray:
+    """Re-express a trajectory relative to frame ``base`` instead of frame 0.
+
+    Args:
+        trajectory: (T, 3) (dx, dy, yaw) relative to frame 0.
+
+    Returns:
+        float32 (T, 3) relative to frame ``base`` in its ego axes.
+    """
+    traj = np.asarray(trajectory, dtype=np.float64)
+    x0, y0, yaw0 = traj[base]
+    c, s = np.cos(yaw0), np.sin(yaw0)
+    dx, dy = traj[:, 0] - x0, traj[:, 1] - y0
+    out = np.stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(traj[:, 2] - yaw0)], axis=1)
+    return out.astype(np.float32)

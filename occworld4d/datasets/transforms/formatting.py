@@ -1,0 +1,66 @@
+"""Turn the pipeline's dict of numpy arrays into the sample contract."""
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from occworld4d.registry import TRANSFORMS
+from occworld4d.structures import OccDataSample
+
+VOXEL_KEYS = ('semantics', 'mask_lidar', 'mask_camera', 'mask_infov', 'valid_mask')
+MASK_KEYS = VOXEL_KEYS[1:]
+META_KEYS = ('dataset', 'scene', 'frame_ids', 'vocabulary', 'free_label', 'voxel_size',
+             'pc_range')
+
+
+@TRANSFORMS.register_module()
+class PackOccInputs:
+    """Pack a window dict into ``dict(inputs=..., data_samples=OccDataSample)``.
+
+    Input keys: ``semantics`` uint8 (T, X, Y, Z) (required); optional masks bool
+    (T, X, Y, Z), ``ego_poses`` (T, 4, 4), ``trajectory`` (T, 3), ``command`` (int),
+    ``layout`` (T, h, w) and the meta keys.
+
+    Output: ``inputs = dict(voxels=uint8 (T, X, Y, Z), trajectory=float32 (T, 3),
+    command=int64 (), [layout=float32 (T, h, w)])``; the data sample holds
+    ``gt_semantics`` (the same tensor as ``voxels``), masks, poses, trajectory, command,
+    layout and the metainfo.
+    """
+
+    def __init__(self, meta_keys: Sequence[str] = META_KEYS):
+        self.meta_keys = tuple(meta_keys)
+
+    def __call__(self, results: dict) -> dict:
+        if 'semantics' not in results:
+            raise KeyError(f'PackOccInputs: the window dict has no "semantics" key; found '
+                           f'{sorted(results)}')
+        sem = np.ascontiguousarray(results['semantics'])
+        if sem.ndim != 4 or sem.dtype != np.uint8:
+            raise ValueError(f'PackOccInputs: semantics must be uint8 (T, X, Y, Z), found '
+                             f'{sem.dtype} {sem.shape} (scene {results.get("scene")})')
+        voxels = torch.from_numpy(sem)
+        num_t = sem.shape[0]
+        traj = np.asarray(results.get('trajectory', np.zeros((num_t, 3))), np.float32)
+        if traj.shape != (num_t, 3):
+            raise ValueError(f'PackOccInputs: trajectory must be ({num_t}, 3), found '
+                             f'{traj.shape}')
+        trajectory = torch.from_numpy(np.ascontiguousarray(traj))
+        command = torch.tensor(int(results.get('command', 0)), dtype=torch.int64)
+        inputs = dict(voxels=voxels, trajectory=trajectory, command=command)
+        sample = OccDataSample(metainfo={k: results[k] for k in self.meta_keys if k in results})
+        sample.gt_semantics = voxels
+        sample.trajectory = trajectory
+        sample.command = command
+        for key in MASK_KEYS:
+            if key in results:
+                sample.set_field(torch.from_numpy(np.ascontiguousarray(results[key], bool)), key)
+        if 'ego_poses' in results:
+            sample.ego_poses = torch.from_numpy(np.asarray(results['ego_poses'], np.float64))
+        if 'layout' in results:
+            layout = torch.from_numpy(np.ascontiguousarray(results['layout'], np.float32))
+            inputs['layout'] = layout
+            sample.layout = layout
+        return dict(inputs=inputs, data_samples=sample)
+
+    def __repr__(self):
+        return f'{type(self).__name__}(meta_keys={self.meta_keys})'
