@@ -1,1 +1,3 @@
+from .latent_diffusion import LatentDiffusion
 
+__all__ = ['LatentDiffusion']

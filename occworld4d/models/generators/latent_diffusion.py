@@ -1,0 +1,248 @@
+"""Latent diffusion over a frozen scene tokenizer (DynamicCity, OccSora, UniScene stage 2).
+
+Data flow (B batch, T frames, X, Y, Z voxels, K classes)::
+
+    voxels (B, T, X, Y, Z) --tokenizer.encode--> latent (tokenizer-specific: HexPlane planes,
+    a 4D token grid, ...) --latent_adapter.to_latent--> x0 (B, C, ...) * latent_scale
+    --engine.training_losses(denoiser, x0, cond, mask=valid cells)--> loss_diffusion
+
+    sampling: engine.sample(denoiser, shape, cond, CFG) --/ latent_scale--> adapter.from_latent
+    --tokenizer.decode--> logits (B, K, T, X, Y, Z) --argmax--> pred_semantics
+
+The generator knows nothing about HexPlanes: DynamicCity plugs in ``PaddedRollout`` as the
+adapter and ``RolloutDiT`` as the denoiser; OccSora / UniScene use another tokenizer and
+denoiser and no adapter (then ``latent_shape`` gives the sample shape).
+"""
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+from mmengine.model import BaseModel
+from mmengine.runner.checkpoint import load_checkpoint
+from torch import Tensor
+
+from occworld4d.models.tokenizers.base import attach_predictions
+from occworld4d.registry import DIFFUSION, MODELS
+from occworld4d.structures import OccDataSample
+
+DEFAULT_SAMPLE_CFG = dict(sampler='ddpm', num_steps=None, guidance_scale=4.0, eta=0.0)
+
+
+@MODELS.register_module()
+class LatentDiffusion(BaseModel):
+    """A denoiser trained by the Gaussian-diffusion engine on a frozen tokenizer's latents.
+
+    Args:
+        tokenizer: config of the tokenizer (frozen, kept in eval mode).
+        denoiser: config of the network ``denoiser(x_t, t, drop=..., **cond)``.
+        diffusion: config of the engine in the DIFFUSION registry.
+        latent_adapter: optional config of a latent adapter with ``to_latent`` /
+            ``from_latent`` (and optionally ``valid_mask()``), e.g. ``PaddedRollout``.
+        tokenizer_ckpt: stage-1 checkpoint loaded into the tokenizer by :meth:`init_weights`
+            (the Runner calls it before training; sampling loads the full checkpoint instead).
+        latent_scale: x0 = latent * latent_scale (and / latent_scale before decoding).
+        latent_shape: (C, ...) of one latent sample when there is no adapter.
+        condition_keys: condition names read from the inputs and passed to the denoiser;
+            default: the denoiser's ``conditions`` attribute (or none).
+        cond_drop_prob: probability to drop each condition per sample in training (a float
+            for all, or {name: p}); dropped = the denoiser's null embedding (CFG training).
+        sample_cfg: defaults of :meth:`sample`: sampler, num_steps, guidance_scale, eta.
+        encode_kwargs: extra keyword arguments of ``tokenizer.encode``.
+        data_preprocessor: config of the data preprocessor.
+    """
+
+    def __init__(self, tokenizer: dict, denoiser: dict, diffusion: dict,
+                 latent_adapter: Optional[dict] = None, tokenizer_ckpt: Optional[str] = None,
+                 latent_scale: float = 1.0, latent_shape: Optional[Sequence[int]] = None,
+                 condition_keys: Optional[Sequence[str]] = None,
+                 cond_drop_prob: Union[float, Dict[str, float]] = 0.1,
+                 sample_cfg: Optional[dict] = None, encode_kwargs: Optional[dict] = None,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='OccDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # build in occworld4d's scope
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.tokenizer = MODELS.build(tokenizer)
+        for p in self.tokenizer.parameters():
+            p.requires_grad_(False)
+        self.tokenizer.eval()
+        self.denoiser = MODELS.build(denoiser)
+        self.diffusion = DIFFUSION.build(diffusion)
+        self.adapter = MODELS.build(latent_adapter) if latent_adapter is not None else None
+        self.tokenizer_ckpt = tokenizer_ckpt
+        self.latent_scale = float(latent_scale)
+        if self.adapter is None and latent_shape is None:
+            raise ValueError('LatentDiffusion: without a latent_adapter, give latent_shape '
+                             '(C, ...) of one latent sample')
+        self._latent_shape = tuple(latent_shape) if latent_shape is not None else None
+        if condition_keys is None:
+            condition_keys = getattr(self.denoiser, 'conditions', ())
+        self.condition_keys = tuple(condition_keys)
+        if isinstance(cond_drop_prob, dict):
+            unknown = [k for k in cond_drop_prob if k not in self.condition_keys]
+            if unknown:
+                raise ValueError(f'LatentDiffusion: cond_drop_prob names {unknown} that are not '
+                                 f'condition keys {self.condition_keys}')
+            self.cond_drop_prob = {k: float(cond_drop_prob.get(k, 0.1)) for k in self.condition_keys}
+        else:
+            self.cond_drop_prob = {k: float(cond_drop_prob) for k in self.condition_keys}
+        self.sample_cfg = dict(DEFAULT_SAMPLE_CFG, **(sample_cfg or {}))
+        self.encode_kwargs = dict(encode_kwargs or {})
+
+    # -------------------------------------------------------------- set-up
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.tokenizer_ckpt:
+            load_checkpoint(self.tokenizer, self.tokenizer_ckpt, map_location='cpu', strict=True,
+                            revise_keys=[(r'^module\.', '')])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # frozen: no dropout, no norm statistics updates
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.denoiser.parameters()).device
+
+    def latent_shape(self, batch_size: int) -> tuple:
+        """(B, C, ...) of a batch of latents x0."""
+        if self.adapter is not None:
+            S = self.adapter.canvas_size
+            return (batch_size, self.denoiser.in_channels, S, S)
+        return (batch_size, *self._latent_shape)
+
+    def valid_mask(self) -> Optional[Tensor]:
+        """Bool (1, 1, ...) of the latent cells that hold data (None = all)."""
+        if self.adapter is None or not hasattr(self.adapter, 'valid_mask'):
+            return None
+        return self.adapter.valid_mask(self.device)[None, None]  # (1, 1, S, S)
+
+    # ------------------------------------------------------- latent space
+    @torch.no_grad()
+    def encode_latent(self, voxels: Tensor) -> Tensor:
+        """voxels (B, T, X, Y, Z) int64 -> x0 (B, C, ...) scaled latents."""
+        latent = self.tokenizer.encode(voxels, **self.encode_kwargs)
+        if self.adapter is not None:
+            latent = self.adapter.to_latent(latent)
+        return latent.float() * self.latent_scale
+
+    def decode_latent(self, x0: Tensor) -> Tensor:
+        """x0 (B, C, ...) scaled latents -> logits (B, K, T, X, Y, Z)."""
+        latent = x0 / self.latent_scale
+        if self.adapter is not None:
+            latent = self.adapter.from_latent(latent)
+        return self.tokenizer.decode(latent)
+
+    def latents_from_inputs(self, inputs: Dict[str, Tensor]) -> Tensor:
+        """x0 from cached latents (``latent``: adapter-space tensor; or the six plane keys of
+        a latent cache) or else by encoding ``voxels``."""
+        if 'latent' in inputs:
+            return inputs['latent'].float().to(self.device) * self.latent_scale
+        plane_keys = ('xy', 'xz', 'yz', 'tx', 'ty', 'tz')
+        if self.adapter is not None and all(k in inputs for k in plane_keys):
+            planes = {k: inputs[k].float().to(self.device) for k in plane_keys}
+            return self.adapter.to_latent(planes) * self.latent_scale
+        if 'voxels' not in inputs:
+            raise KeyError(f'LatentDiffusion needs inputs["voxels"], inputs["latent"] or the '
+                           f'plane keys {plane_keys}; got {sorted(inputs)}')
+        return self.encode_latent(inputs['voxels'])
+
+    def conditions_from_inputs(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """The denoiser's conditions found in the batch.
+
+        ``hexplane`` (the previous window's latent) comes from ``inputs['hexplane']`` (already
+        scaled latent) or is encoded from ``inputs['prev_voxels']`` (B, T, X, Y, Z).
+        """
+        cond = {}
+        for key in self.condition_keys:
+            if key in inputs and inputs[key] is not None:
+                cond[key] = inputs[key]
+            elif key == 'hexplane' and inputs.get('prev_voxels') is not None:
+                cond[key] = self.encode_latent(inputs['prev_voxels'])
+        return cond
+
+    # ------------------------------------------------------------- modes
+    def forward(self, inputs: Dict[str, Tensor], data_samples: Optional[List[OccDataSample]] = None,
+                mode: str = 'tensor'):
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.latents_from_inputs(inputs)
+        raise ValueError(f'unknown mode {mode!r}; expected "loss", "predict" or "tensor"')
+
+    def loss(self, inputs: Dict[str, Tensor],
+             data_samples: Optional[List[OccDataSample]] = None) -> Dict[str, Tensor]:
+        """Diffusion loss on the batch, each condition dropped with its probability."""
+        x0 = self.latents_from_inputs(inputs)  # (B, C, ...)
+        B = x0.shape[0]
+        cond = self.conditions_from_inputs(inputs)
+        drop = {k: torch.rand(B, device=x0.device) < self.cond_drop_prob[k] for k in cond}
+        mask = self.valid_mask()
+        losses = self.diffusion.training_losses(self.denoiser, x0, cond=dict(cond, drop=drop),
+                                                mask=mask, zero_masked_inputs=mask is not None)
+        out = dict(loss_diffusion=losses['loss'].mean(), mse=losses['mse'].mean().detach())
+        if 'vb' in losses:
+            out['vb'] = losses['vb'].mean().detach()
+        return out
+
+    @torch.no_grad()
+    def predict(self, inputs: Dict[str, Tensor],
+                data_samples: Optional[List[OccDataSample]] = None) -> List[OccDataSample]:
+        """Sample one scene per batch item with the batch's conditions (and CFG)."""
+        voxels = inputs.get('voxels')
+        if voxels is not None:
+            B = voxels.shape[0]
+        elif data_samples is not None:
+            B = len(data_samples)
+        else:
+            raise ValueError('LatentDiffusion.predict: cannot tell the batch size: no '
+                             'inputs["voxels"] and no data_samples')
+        cond = self.conditions_from_inputs(inputs)
+        x0 = self.sample(B, cond=cond)
+        pred = self.decode_latent(x0).argmax(1).to(torch.uint8)  # (B, T, X, Y, Z)
+        return attach_predictions(pred, voxels, data_samples)
+
+    @torch.no_grad()
+    def sample(self, batch_size: int, cond: Optional[Dict[str, Tensor]] = None,
+               drop: Optional[Dict[str, Tensor]] = None, guidance_scale: Optional[float] = None,
+               sampler: Optional[str] = None, num_steps=None, eta: Optional[float] = None,
+               known: Optional[Tensor] = None, known_mask: Optional[Tensor] = None,
+               resample_jumps: int = 1, resample_steps: int = 1,
+               generator: Optional[torch.Generator] = None, progress: bool = False) -> Tensor:
+        """Draw latents x0 (B, C, ...) (scaled; decode with :meth:`decode_latent`).
+
+        Args:
+            batch_size: B.
+            cond: conditions (B, ...) by name; only the given ones guide (CFG drops them
+                together in the unconditional half; no conditions = plain sampling).
+            drop: optional {name: bool (B,)} to null a condition per sample.
+            guidance_scale, sampler, num_steps, eta: override ``sample_cfg``.
+            known, known_mask: latent inpainting (True = keep ``known``), see the engine.
+            resample_jumps, resample_steps: RePaint resampling for inpainting.
+            generator: RNG of the sampler.
+        """
+        cfg = self.sample_cfg
+        cond = {k: v.to(self.device) if torch.is_tensor(v) else v
+                for k, v in (cond or {}).items() if v is not None}
+        unknown = [k for k in cond if k not in self.condition_keys]
+        if unknown:
+            raise ValueError(f'LatentDiffusion.sample: conditions {unknown} are not among the '
+                             f'model\'s condition keys {self.condition_keys}')
+        scale = cfg['guidance_scale'] if guidance_scale is None else guidance_scale
+        keys = list(cond)
+        if not keys:
+            scale = 1.0
+        if drop:
+            cond['drop'] = drop
+        return self.diffusion.sample(
+            self.denoiser, self.latent_shape(batch_size), cond=cond,
+            sampler=sampler or cfg['sampler'],
+            num_steps=cfg['num_steps'] if num_steps is None else num_steps,
+            eta=cfg['eta'] if eta is None else eta, guidance_scale=scale,
+            guidance_keys=keys or None, known=known, known_mask=known_mask,
+            resample_jumps=resample_jumps, resample_steps=resample_steps,
+            valid_mask=self.valid_mask(), generator=generator, progress=progress,
+            device=self.device)
