@@ -1,1 +1,4 @@
+"""mmengine metrics (registered in METRICS)."""
+from .occupancy_metric import OccupancyMetric
 
+__all__ = ['OccupancyMetric']
