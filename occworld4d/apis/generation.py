@@ -1,0 +1,333 @@
+"""Generation applications of a latent-diffusion scene generator (DynamicCity's list).
+
+Every function takes a :class:`~occworld4d.models.generators.LatentDiffusion` (eval mode) and
+returns semantics as uint8 tensors (N, T, X, Y, Z) on the CPU. ``sample_kwargs`` go to
+``model.sample`` (sampler, num_steps, guidance_scale, eta, generator, resample_jumps, ...).
+
+Keeping given voxels EXACTLY (inpainting, outpainting, continuation, single frame): the
+latent sampler keeps the latent cells that only influence voxels outside the region to
+generate (``known`` / ``known_mask``, RePaint-style replacement at every step) so the new part
+is generated in the context of the given part; the decoded scene is then pasted with the given
+voxels outside the region, so those are bit-identical to the input.
+
+Long sequences (up to 128 frames and more) chain T-frame windows with an overlap of ``o``
+frames (stride T - o). Window k+1 (1) is conditioned on window k's HexPlane through the
+``hexplane`` condition (the reference's chaining), (2) keeps as known the latent time-plane
+rows that describe only the first ``o`` frames, taken from the encoding of window k's last
+``o`` frames, and (3) gets those ``o`` frames pasted back exactly. Its first frames therefore
+ARE the previous window's last frames and the frames after them are denoised jointly with
+them, so there is no jump at the join; the overlap is output once.
+"""
+import os.path as osp
+from typing import Dict, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from occworld4d.models.tokenizers.rollout import SPATIAL_PLANES
+
+COMMANDS = dict(STATIC=0, FORWARD=1, LEFT=2, RIGHT=3)
+TRAJECTORY_PRESETS = ('straight', 'left', 'right', 'stop', 'accelerate')
+
+
+# ------------------------------------------------------------------ conditions
+def parse_command(command: Union[int, str]) -> int:
+    """'LEFT' / 'left' / 2 -> 2 (0 STATIC, 1 FORWARD, 2 LEFT, 3 RIGHT)."""
+    if isinstance(command, str) and not command.isdigit():
+        key = command.upper()
+        if key not in COMMANDS:
+            raise ValueError(f'unknown command {command!r}; expected one of {list(COMMANDS)} or 0-3')
+        return COMMANDS[key]
+    value = int(command)
+    if not 0 <= value < 4:
+        raise ValueError(f'command id {value} out of range [0, 4)')
+    return value
+
+
+def trajectory_preset(name: str, num_frames: int, speed: float = 1.0,
+                      turn_rate: float = 0.08) -> np.ndarray:
+    """A named ego trajectory (T, 3) = (dx, dy, yaw) relative to frame 0 (metres, radians).
+
+    Args:
+        name: 'straight' (constant ``speed`` m/frame), 'left' / 'right' (constant speed on an
+            arc turning ``turn_rate`` rad/frame, left = +yaw), 'stop' (standing still),
+            'accelerate' (from rest, reaching ``speed`` at the last frame).
+        num_frames: T.
+    """
+    t = np.arange(num_frames, dtype=np.float64)
+    if name == 'straight':
+        return np.stack([speed * t, 0 * t, 0 * t], 1).astype(np.float32)
+    if name == 'stop':
+        return np.zeros((num_frames, 3), np.float32)
+    if name == 'accelerate':
+        a = speed / max(num_frames - 1, 1)
+        return np.stack([0.5 * a * t ** 2, 0 * t, 0 * t], 1).astype(np.float32)
+    if name in ('left', 'right'):
+        w = turn_rate if name == 'left' else -turn_rate
+        yaw = w * t
+        r = speed / w  # signed radius; x forward, y left
+        return np.stack([r * np.sin(yaw), r * (1 - np.cos(yaw)), yaw], 1).astype(np.float32)
+    raise ValueError(f'unknown trajectory preset {name!r}; expected a file or one of '
+                     f'{TRAJECTORY_PRESETS}')
+
+
+def load_trajectory(spec: Union[str, np.ndarray], num_frames: int) -> np.ndarray:
+    """A trajectory (T, 3) from an array, a .npy / .txt file, or a preset name."""
+    if isinstance(spec, np.ndarray):
+        traj, where = spec, 'the given array'
+    elif osp.isfile(spec):
+        traj = np.load(spec) if spec.endswith('.npy') else np.loadtxt(spec, ndmin=2)
+        where = spec
+    else:
+        return trajectory_preset(spec, num_frames)
+    traj = np.asarray(traj, dtype=np.float32)
+    if traj.shape != (num_frames, 3):
+        raise ValueError(f'trajectory from {where} has shape {traj.shape}; expected '
+                         f'({num_frames}, 3) = (dx, dy, yaw) per frame')
+    return traj
+
+
+def _cond(model, num_samples: int, command=None, trajectory=None, layout=None,
+          hexplane: Optional[Tensor] = None) -> Dict[str, Tensor]:
+    """Batch the given conditions for ``num_samples`` samples (missing ones are left out)."""
+    cond = {}
+    if command is not None:
+        cond['command'] = torch.full((num_samples,), parse_command(command), dtype=torch.long)
+    if trajectory is not None:
+        traj = torch.as_tensor(np.asarray(trajectory), dtype=torch.float32)
+        cond['trajectory'] = traj.expand(num_samples, *traj.shape[-2:])
+    if layout is not None:
+        lay = torch.as_tensor(np.asarray(layout), dtype=torch.float32)
+        if lay.ndim != 3:
+            raise ValueError(f'layout must be (T, h, w); got {tuple(lay.shape)}')
+        cond['layout'] = lay.expand(num_samples, *lay.shape)
+    if hexplane is not None:
+        cond['hexplane'] = hexplane.expand(num_samples, *hexplane.shape[1:])
+    missing = [k for k in cond if k not in model.condition_keys]
+    if missing:
+        raise ValueError(f'this model was not trained with the condition(s) {missing}; it '
+                         f'knows {model.condition_keys}')
+    return cond
+
+
+def _voxels(voxels, name: str = 'voxels') -> Tensor:
+    v = torch.as_tensor(np.asarray(voxels))
+    if v.ndim != 4:
+        raise ValueError(f'{name} must be (T, X, Y, Z) class ids; got shape {tuple(v.shape)}')
+    return v.long()
+
+
+def _decode(model, x0: Tensor) -> Tensor:
+    """Latents (N, C, ...) -> semantics (N, T, X, Y, Z) uint8 on the CPU."""
+    with torch.no_grad():
+        return model.decode_latent(x0).argmax(1).to(torch.uint8).cpu()
+
+
+def _region_known_mask(model, region: Sequence[int]) -> Tensor:
+    adapter = model.adapter
+    if adapter is None or not hasattr(adapter, 'region_mask'):
+        raise NotImplementedError('region-based inpainting needs a latent adapter with '
+                                  'region_mask() (e.g. PaddedRollout with voxel_shape)')
+    return ~adapter.region_mask(region, model.device)[None, None]  # (1, 1, S, S) True = keep
+
+
+def _box_mask(shape: Sequence[int], region: Sequence[int]) -> Tensor:
+    """Bool (T, X, Y, Z): True inside the box (x0, x1, y0, y1, z0, z1[, t0, t1])."""
+    T = shape[0]
+    t0, t1 = (region[6], region[7]) if len(region) == 8 else (0, T)
+    box = torch.zeros(tuple(shape), dtype=torch.bool)
+    box[t0:t1, region[0]:region[1], region[2]:region[3], region[4]:region[5]] = True
+    return box
+
+
+# -------------------------------------------------------------------- tasks
+@torch.no_grad()
+def generate(model, num_samples: int = 1, command=None, trajectory=None, layout=None,
+             hexplane: Optional[Tensor] = None, **sample_kwargs) -> Tensor:
+    """Unconditional, command-, trajectory-, layout- or HexPlane-conditioned generation.
+
+    Args:
+        command: 0-3 or a name (STATIC, FORWARD, LEFT, RIGHT).
+        trajectory: (T, 3) array (see :func:`load_trajectory`).
+        layout: (T, h, w) BEV layout maps.
+        hexplane: (1, C, ...) previous-window latent (as from ``model.encode_latent``).
+
+    Returns:
+        uint8 (N, T, X, Y, Z).
+    """
+    cond = _cond(model, num_samples, command, trajectory, layout, hexplane)
+    return _decode(model, model.sample(num_samples, cond=cond, **sample_kwargs))
+
+
+@torch.no_grad()
+def inpaint(model, voxels, region: Sequence[int], num_samples: int = 1, cond: Optional[dict] = None,
+            **sample_kwargs) -> Tensor:
+    """Regenerate a voxel box of a given scene and keep everything else exactly.
+
+    Args:
+        voxels: (T, X, Y, Z) the given scene.
+        region: (x0, x1, y0, y1, z0, z1[, t0, t1]) half-open box to regenerate.
+        cond: optional extra conditions (already batched).
+
+    Returns:
+        uint8 (N, T, X, Y, Z), equal to ``voxels`` outside the box.
+    """
+    v = _voxels(voxels)
+    box = _box_mask(v.shape, region)
+    known = model.encode_latent(v[None].to(model.device)).expand(num_samples, -1, -1, -1)
+    known_mask = _region_known_mask(model, region)
+    x0 = model.sample(num_samples, cond=cond, known=known, known_mask=known_mask, **sample_kwargs)
+    out = _decode(model, x0)
+    return torch.where(box, out, v.to(torch.uint8))
+
+
+@torch.no_grad()
+def outpaint(model, voxels, shift: Tuple[int, int], free_label: int = 0, num_samples: int = 1,
+             **sample_kwargs) -> Tensor:
+    """Extend a scene spatially: generate the window shifted by (dx, dy) voxels with the
+    overlapping part known, and stitch both windows into one larger scene.
+
+    Returns:
+        uint8 (N, T, X + |dx|, Y + |dy|, Z); the given scene sits at offset
+        (max(-dx, 0), max(-dy, 0)) unchanged. With both dx and dy nonzero the two corners
+        covered by neither window are ``free_label``.
+    """
+    v = _voxels(voxels)
+    T, X, Y, Z = v.shape
+    dx, dy = int(shift[0]), int(shift[1])
+    if not (abs(dx) < X and abs(dy) < Y) or (dx == 0 and dy == 0):
+        raise ValueError(f'outpaint shift {shift} must be nonzero and smaller than the scene '
+                         f'({X}, {Y})')
+    # The new window: cell (x, y) shows old (x + dx, y + dy); cells that fall outside the old
+    # scene are the ones to generate.
+    window = torch.full_like(v, free_label)
+    xs_new, xs_old = slice(max(-dx, 0), X - max(dx, 0)), slice(max(dx, 0), X - max(-dx, 0))
+    ys_new, ys_old = slice(max(-dy, 0), Y - max(dy, 0)), slice(max(dy, 0), Y - max(-dy, 0))
+    window[:, xs_new, ys_new] = v[:, xs_old, ys_old]
+    overlap = torch.zeros(T, X, Y, Z, dtype=torch.bool)
+    overlap[:, xs_new, ys_new] = True
+    known = model.encode_latent(window[None].to(model.device)).expand(num_samples, -1, -1, -1)
+    # Keep the latent cells that influence no voxel outside the overlap.
+    regen = None
+    for region in _strips(dx, dy, X, Y, Z):
+        r = ~_region_known_mask(model, region)
+        regen = r if regen is None else regen | r
+    x0 = model.sample(num_samples, known=known, known_mask=~regen, **sample_kwargs)
+    new = torch.where(overlap, window.to(torch.uint8), _decode(model, x0))  # (N, T, X, Y, Z)
+    big = torch.full((num_samples, T, X + abs(dx), Y + abs(dy), Z), free_label, dtype=torch.uint8)
+    ox, oy = max(-dx, 0), max(-dy, 0)  # offset of the old scene in the big one
+    nx, ny = ox + dx, oy + dy  # offset of the new window
+    big[:, :, nx:nx + X, ny:ny + Y] = new
+    big[:, :, ox:ox + X, oy:oy + Y] = v.to(torch.uint8)
+    return big
+
+
+def _strips(dx: int, dy: int, X: int, Y: int, Z: int):
+    """Boxes of the new window that lie outside the old scene."""
+    if dx > 0:
+        yield (X - dx, X, 0, Y, 0, Z)
+    elif dx < 0:
+        yield (0, -dx, 0, Y, 0, Z)
+    if dy > 0:
+        yield (0, X, Y - dy, Y, 0, Z)
+    elif dy < 0:
+        yield (0, X, 0, -dy, 0, Z)
+
+
+@torch.no_grad()
+def generate_long(model, num_frames: int, first_window=None, overlap: int = 4,
+                  num_samples: int = 1, command=None, trajectory=None, layout=None,
+                  **sample_kwargs) -> Tensor:
+    """A sequence of ``num_frames`` frames by chaining overlapping windows (see module doc).
+
+    Args:
+        num_frames: total frames (e.g. 128).
+        first_window: (T, X, Y, Z) given first window (continuation); generated when None.
+        overlap: frames shared by consecutive windows (a multiple of the latent time
+            downsampling keeps whole latent rows known; 0 = HexPlane condition only).
+        command, trajectory, layout: per-window conditions applied to every window.
+
+    Returns:
+        uint8 (N, num_frames, X, Y, Z); starts with ``first_window`` exactly when given.
+    """
+    if first_window is None:
+        window = generate(model, num_samples, command, trajectory, layout, **sample_kwargs)
+    else:
+        window = _voxels(first_window, 'first_window').to(torch.uint8)[None].repeat(
+            num_samples, 1, 1, 1, 1)
+    T, X, Y, Z = window.shape[1:]
+    if not 0 <= overlap < T:
+        raise ValueError(f'overlap must be in [0, {T}); got {overlap}')
+    pieces, total = [window], T
+    use_hex = 'hexplane' in model.condition_keys
+    while total < num_frames:
+        prev = window.long().to(model.device)  # (N, T, X, Y, Z)
+        cond = _cond(model, num_samples, command, trajectory, layout)
+        if use_hex:
+            cond['hexplane'] = model.encode_latent(prev)
+        known = known_mask = None
+        if overlap:
+            # Seed window: the last `overlap` frames, then the last frame held still.
+            seed = torch.cat([prev[:, T - overlap:], prev[:, -1:].expand(-1, T - overlap,
+                                                                       -1, -1, -1)], 1)
+            known = model.encode_latent(seed)
+            known_mask = _region_known_mask(model, (0, X, 0, Y, 0, Z, overlap, T))
+        x0 = model.sample(num_samples, cond=cond, known=known, known_mask=known_mask,
+                          **sample_kwargs)
+        new = _decode(model, x0)
+        if overlap:
+            new[:, :overlap] = window[:, T - overlap:]
+        pieces.append(new[:, overlap:])
+        total += T - overlap
+        window = new
+    return torch.cat(pieces, 1)[:, :num_frames]
+
+
+@torch.no_grad()
+def continue_scene(model, voxels, num_frames: Optional[int] = None, overlap: int = 4,
+                   num_samples: int = 1, **kwargs) -> Tensor:
+    """Continue a given window: output = the given T frames followed by new ones
+    (``num_frames`` in all; default one more window). The given frames are kept exactly."""
+    v = _voxels(voxels)
+    T = v.shape[0]
+    num_frames = num_frames or 2 * T - overlap
+    return generate_long(model, num_frames, first_window=v, overlap=overlap,
+                         num_samples=num_samples, **kwargs)
+
+
+@torch.no_grad()
+def single_frame(model, frame, num_samples: int = 1, keep_static: bool = True,
+                 cond: Optional[dict] = None, **sample_kwargs) -> Tensor:
+    """A 4D window from one given frame 0 (kept exactly).
+
+    The frame is held still for T frames and encoded. That static window is (a) the
+    ``hexplane`` condition when the model has one (the "previous window" of a scene at rest)
+    and (b) with ``keep_static`` the source of known spatial planes (xy, xz, yz: the scene's
+    layout), so the sampler generates the time planes (the motion). Frame 0 is pasted back.
+
+    Args:
+        frame: (X, Y, Z) class ids.
+
+    Returns:
+        uint8 (N, T, X, Y, Z) with out[:, 0] == frame.
+    """
+    f = torch.as_tensor(np.asarray(frame)).long()
+    if f.ndim != 3:
+        raise ValueError(f'frame must be (X, Y, Z) class ids; got shape {tuple(f.shape)}')
+    T = model.adapter.voxel_shape[0] if getattr(model.adapter, 'voxel_shape', None) else None
+    if T is None:
+        raise ValueError('single_frame needs the adapter voxel_shape (T, X, Y, Z)')
+    static = f[None, None].expand(1, T, *f.shape).to(model.device)  # (1, T, X, Y, Z)
+    latent = model.encode_latent(static)
+    cond = dict(cond or {})
+    if 'hexplane' in model.condition_keys:
+        cond['hexplane'] = latent.expand(num_samples, -1, -1, -1)
+    known = known_mask = None
+    if keep_static:
+        known = latent.expand(num_samples, -1, -1, -1)
+        known_mask = model.adapter.plane_mask(SPATIAL_PLANES, model.device)[None, None]
+    out = _decode(model, model.sample(num_samples, cond=cond, known=known, known_mask=known_mask,
+                                      **sample_kwargs))
+    out[:, 0] = f.to(torch.uint8)
+    return out
