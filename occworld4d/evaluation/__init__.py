@@ -1,2 +1,8 @@
 """Evaluation: pure metric functions, mmengine metrics, the occupancy feature extractor."""
-from . import functional, metrics  # noqa: F401
+from . import functional  # noqa: F401
+from .feature_extractor import (OccFeatureExtractor2D, OccFeatureExtractor3D,
+                                VersionMismatchError)
+from .metrics import GenerationMetric, OccupancyMetric
+
+__all__ = ['OccupancyMetric', 'GenerationMetric', 'OccFeatureExtractor2D',
+           'OccFeatureExtractor3D', 'VersionMismatchError']
