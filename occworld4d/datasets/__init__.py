@@ -6,3 +6,4 @@ from .transforms import *  # noqa: F401,F403
 
 __all__ = ['BaseOccSequenceDataset', 'DataFormatError', 'pack_window_cache', 'CarlaSCDataset',
            'Occ3DNuScenesDataset', 'Occ3DWaymoDataset']
+from .synthetic_city import SyntheticCityDataset  # noqa: F401,E402
