@@ -330,8 +330,18 @@ class GaussianDiffusion:
         if mask is not None and zero_masked_inputs:
             x_t = torch.where(mask != 0, x_t, torch.zeros_like(x_t))
         output = model(x_t, t, **cond)
-        pred, _ = self.split_output(output, x_t)
+        pred, var_values = self.split_output(output, x_t)
         target = self.prediction_target(x0, noise, t)
+        if mask is not None:
+            # Replace the output in masked cells by a finite constant BEFORE any arithmetic,
+            # so that inf/NaN there can reach neither the loss nor the gradient.
+            valid = (mask != 0).expand_as(x0)
+            pred = torch.where(valid, pred, target.detach())
+            if var_values is not None:
+                var_values = torch.where(valid, var_values, torch.zeros_like(var_values))
+                output = torch.cat([pred, var_values], dim=1)
+            else:
+                output = pred
         mse = masked_mean((pred - target)**2, mask)
         losses = dict(mse=mse)
         total = mse
