@@ -27,6 +27,26 @@ from occworld4d.structures import OccDataSample
 DEFAULT_SAMPLE_CFG = dict(sampler='ddpm', num_steps=None, guidance_scale=4.0, eta=0.0)
 
 
+def build_engine(cfg: dict):
+    """Build a diffusion engine from the DIFFUSION registry.
+
+    ``DIFFUSION.build`` under the Runner's default scope 'occworld4d' switches to the first
+    registry of that scope in TASK_UTILS' tree (TASK_UTILS itself, not its DIFFUSION child),
+    so the class is looked up here directly.
+    """
+    if not isinstance(cfg, dict) or 'type' not in cfg:
+        return cfg  # an engine object given as is
+    args = dict(cfg)
+    kind = args.pop('type')
+    cls = DIFFUSION.get(kind) if isinstance(kind, str) else kind
+    if cls is None:
+        import occworld4d.diffusion  # noqa: F401  (registers the engine)
+        cls = DIFFUSION.get(kind)
+    if cls is None:
+        raise KeyError(f'diffusion engine {kind!r} is not registered in DIFFUSION')
+    return cls(**args)
+
+
 @MODELS.register_module()
 class LatentDiffusion(BaseModel):
     """A denoiser trained by the Gaussian-diffusion engine on a frozen tokenizer's latents.
@@ -67,7 +87,7 @@ class LatentDiffusion(BaseModel):
             p.requires_grad_(False)
         self.tokenizer.eval()
         self.denoiser = MODELS.build(denoiser)
-        self.diffusion = DIFFUSION.build(diffusion)
+        self.diffusion = build_engine(diffusion)
         self.adapter = MODELS.build(latent_adapter) if latent_adapter is not None else None
         self.tokenizer_ckpt = tokenizer_ckpt
         self.latent_scale = float(latent_scale)
