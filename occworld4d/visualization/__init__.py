@@ -4,8 +4,9 @@ from .io import (mp4_available, save_frames, save_gif, save_mp4, save_png, side_
 from .palettes import NAME_COLOURS, get_palette
 from .render import (iso_pixel, render, render_bev, render_sequence, render_voxels_iso,
                      top_labels)
-from .visualizer import OccVisualizer
+from .visualizer import OccVisualizer, draw_occ_sample, occ_animation_frames
 
 __all__ = ['get_palette', 'NAME_COLOURS', 'render', 'render_bev', 'render_voxels_iso',
            'render_sequence', 'top_labels', 'iso_pixel', 'save_png', 'save_gif', 'save_mp4',
-           'save_frames', 'mp4_available', 'side_by_side', 'tile_rows', 'OccVisualizer']
+           'save_frames', 'mp4_available', 'side_by_side', 'tile_rows', 'OccVisualizer',
+           'draw_occ_sample', 'occ_animation_frames']

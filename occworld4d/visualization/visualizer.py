@@ -24,6 +24,56 @@ def _meta(sample) -> dict:
     return sample.metainfo
 
 
+def _render_kwargs(vocabulary: str, mode: str, scale: int, voxel_px: int,
+                   height_shading: bool) -> dict:
+    voc = get_vocabulary(vocabulary)
+    kw = dict(palette=vocabulary, free_label=voc.free_label)
+    if mode == 'bev':
+        kw.update(scale=scale, height_shading=height_shading)
+    else:
+        kw.update(voxel_px=voxel_px)
+    return kw
+
+
+def _sequences(data_sample, draw_gt: bool, draw_pred: bool, vocabulary: str, mode: str,
+               max_frames: Optional[int], **style):
+    """Rendered frames of GT / prediction (lists of images) and their titles."""
+    vocabulary = _meta(data_sample).get('vocabulary') or vocabulary
+    kw = _render_kwargs(vocabulary, mode, **style)
+    seqs, titles = [], []
+    for key, title, on in (('gt_semantics', 'GT', draw_gt), ('pred_semantics', 'pred', draw_pred)):
+        value = _get(data_sample, key)
+        if on and value is not None:
+            seqs.append(render_sequence(value, mode, max_frames, **kw))
+            titles.append(title)
+    if not seqs:
+        raise ValueError('data sample has neither gt_semantics nor pred_semantics to draw')
+    return seqs, titles
+
+
+def draw_occ_sample(data_sample, vocabulary: str = 'occ3d_nuscenes', mode: str = 'bev',
+                    max_frames: Optional[int] = 8, draw_gt: bool = True, draw_pred: bool = True,
+                    scale: int = 2, voxel_px: int = 2, height_shading: bool = True
+                    ) -> np.ndarray:
+    """One image of a sample: rows GT / prediction, columns frames (uint8 (H, W, 3)).
+
+    ``data_sample`` is an OccDataSample or its ``to_dict()``; its metainfo ``vocabulary``
+    wins over the argument.
+    """
+    seqs, titles = _sequences(data_sample, draw_gt, draw_pred, vocabulary, mode, max_frames,
+                              scale=scale, voxel_px=voxel_px, height_shading=height_shading)
+    return tile_rows(seqs, titles)
+
+
+def occ_animation_frames(data_sample, vocabulary: str = 'occ3d_nuscenes', mode: str = 'bev',
+                         draw_gt: bool = True, draw_pred: bool = True, scale: int = 2,
+                         voxel_px: int = 2, height_shading: bool = True) -> list:
+    """One image per frame with GT and prediction side by side (for GIF / MP4)."""
+    seqs, titles = _sequences(data_sample, draw_gt, draw_pred, vocabulary, mode, None,
+                              scale=scale, voxel_px=voxel_px, height_shading=height_shading)
+    return [side_by_side(list(frames), titles) for frames in zip(*seqs)]
+
+
 @VISUALIZERS.register_module()
 class OccVisualizer(Visualizer):
     """Render ground truth and prediction of an occupancy window as one image.
@@ -47,38 +97,24 @@ class OccVisualizer(Visualizer):
                  height_shading: bool = True, **kwargs):
         super().__init__(name=name, vis_backends=vis_backends, save_dir=save_dir, **kwargs)
         get_vocabulary(vocabulary)  # fail early on a bad name
+        if mode not in ('bev', 'iso'):
+            raise ValueError(f'OccVisualizer: mode must be "bev" or "iso", got {mode!r}')
         self.vocabulary = vocabulary
         self.mode = mode
         self.max_frames = max_frames
-        self.scale = scale
-        self.voxel_px = voxel_px
-        self.height_shading = height_shading
-
-    def _render_kwargs(self, vocabulary: str) -> dict:
-        voc = get_vocabulary(vocabulary)
-        kw = dict(palette=vocabulary, free_label=voc.free_label)
-        if self.mode == 'bev':
-            kw.update(scale=self.scale, height_shading=self.height_shading)
-        else:
-            kw.update(voxel_px=self.voxel_px)
-        return kw
+        self.style = dict(scale=scale, voxel_px=voxel_px, height_shading=height_shading)
 
     def draw_sample(self, data_sample, draw_gt: bool = True, draw_pred: bool = True
                     ) -> np.ndarray:
         """Image (H, W, 3) uint8: rows GT / prediction, columns frames."""
-        meta = _meta(data_sample)
-        vocabulary = meta.get('vocabulary') or self.vocabulary
-        kw = self._render_kwargs(vocabulary)
-        rows, titles = [], []
-        for key, title, on in (('gt_semantics', 'GT', draw_gt),
-                               ('pred_semantics', 'pred', draw_pred)):
-            value = _get(data_sample, key)
-            if on and value is not None:
-                rows.append(render_sequence(value, self.mode, self.max_frames, **kw))
-                titles.append(title)
-        if not rows:
-            raise ValueError('data sample has neither gt_semantics nor pred_semantics to draw')
-        return tile_rows(rows, titles)
+        return draw_occ_sample(data_sample, self.vocabulary, self.mode, self.max_frames,
+                               draw_gt, draw_pred, **self.style)
+
+    def animation_frames(self, data_sample, draw_gt: bool = True, draw_pred: bool = True
+                         ) -> list:
+        """One image per frame: GT and prediction side by side."""
+        return occ_animation_frames(data_sample, self.vocabulary, self.mode, draw_gt,
+                                    draw_pred, **self.style)
 
     def add_datasample(self, name: str, image: Optional[np.ndarray] = None, data_sample=None,
                        draw_gt: bool = True, draw_pred: bool = True, show: bool = False,
@@ -86,8 +122,9 @@ class OccVisualizer(Visualizer):
                        ) -> np.ndarray:
         """Draw ``data_sample`` (image argument unused: occupancy has no input image).
 
-        ``out_file`` ending in .png writes the grid image; .gif / .mp4 writes one frame
-        per time step with GT and prediction side by side.
+        Without ``out_file`` the image goes to the backends (``add_image``). ``out_file``
+        ending in .png writes the image; .gif / .mp4 writes one frame per time step with
+        GT and prediction side by side.
         """
         drawn = self.draw_sample(data_sample, draw_gt, draw_pred)
         self.set_image(drawn)
@@ -101,17 +138,3 @@ class OccVisualizer(Visualizer):
         else:
             self.add_image(name, drawn, step)
         return drawn
-
-    def animation_frames(self, data_sample, draw_gt: bool = True, draw_pred: bool = True
-                         ) -> list:
-        """One image per frame: GT and prediction side by side."""
-        meta = _meta(data_sample)
-        kw = self._render_kwargs(meta.get('vocabulary') or self.vocabulary)
-        seqs, titles = [], []
-        for key, title, on in (('gt_semantics', 'GT', draw_gt),
-                               ('pred_semantics', 'pred', draw_pred)):
-            value = _get(data_sample, key)
-            if on and value is not None:
-                seqs.append(render_sequence(value, self.mode, None, **kw))
-                titles.append(title)
-        return [side_by_side(list(frames), titles) for frames in zip(*seqs)]
