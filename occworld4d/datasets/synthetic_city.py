@@ -737,14 +737,15 @@ class SyntheticCityDataset(BaseDataset):
         vocab = get_vocabulary(self.vocabulary)
         cfg = PRESETS[preset]
         pc = cfg.pc_range
-        metainfo = dict(dataset='synthetic_city', vocabulary=self.vocabulary,
-                        classes=vocab.classes, free_label=vocab.free_label,
+        metainfo = dict(classes=vocab.classes, free_label=vocab.free_label,
                         pc_range=list(pc), grid_size=list(self.grid_size),
                         voxel_size=[(pc[i + 3] - pc[i]) / self.grid_size[i] for i in range(3)])
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
         super().__init__(ann_file='', metainfo=metainfo, serialize_data=False,
                          pipeline=built, test_mode=test_mode, lazy_init=lazy_init,
                          indices=indices, **kwargs)
+        # string meta values set here: mmengine would try to open them as meta files
+        self._metainfo.update(dataset='synthetic_city', vocabulary=self.vocabulary)
 
     def load_data_list(self) -> List[dict]:
         return [dict(scene=f'synthetic-{self.seed}-{i:05d}', index=i,

@@ -332,3 +332,112 @@ def test_dataset_vocabularies_and_pipeline():
         SC.SyntheticCityDataset(scenarios=('fly',))
     with pytest.raises(ValueError, match='masks'):
         SC.SyntheticCityDataset(masks=('mask_radar',))
+
+
+# ----------------------------------------------------------------------------- converter
+def _converter():
+    import importlib.util
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        'make_synthetic_city', osp.join(root, 'tools', 'dataset_converters',
+                                        'make_synthetic_city.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_converter_carlasc_tree_loads_with_the_reader(tmp_path):
+    import torch
+    from occworld4d.datasets import CarlaSCDataset
+    tool = _converter()
+    tool.main(['--format', 'carlasc', '--out', str(tmp_path), '--num-scenes', '2',
+               '--num-frames', '5', '--grid', '32', '32', '8', '--seed', '3'])
+    towns = sorted(p.name for p in (tmp_path / 'Cartesian' / 'Train').iterdir())
+    assert towns == ['Town01_Light', 'Town01_Medium']
+    seq_dir = tmp_path / 'Cartesian' / 'Train' / 'Town01_Medium' / 'cartesian'
+    for sub in ('evaluation', 'velodyne', 'labels'):
+        assert len(list((seq_dir / sub).glob('*.bin' if sub == 'velodyne' else '*.label'))) == 5
+    ref = SC.generate_sequence(5, (32, 32, 8), 'carlasc', 'left', seed=tool.scene_seed(3, 1),
+                               density=1.0)
+    raw = np.fromfile(seq_dir / 'evaluation' / '000002.label', np.uint32).reshape(32, 32, 8)
+    np.testing.assert_array_equal(raw, SC.city_label_lut('carlasc_raw')[ref['semantics'][2]])
+    ds = CarlaSCDataset(data_root=str(tmp_path), split='Train', num_frames=5,
+                        towns=['Town01_Medium'])
+    s = ds[0]
+    lut = SC.city_label_lut('dynamiccity_carlasc')
+    assert torch.equal(s['inputs']['voxels'], torch.from_numpy(lut[ref['semantics']]))
+    np.testing.assert_allclose(s['inputs']['trajectory'].numpy(), ref['trajectory'], atol=1e-5)
+    assert int(s['inputs']['command']) == 2  # LEFT, from poses.txt
+    assert torch.equal(s['data_samples'].valid_mask, torch.from_numpy(ref['point_counts'] > 0))
+
+
+def test_converter_occ3d_nuscenes_tree_loads_with_the_reader(tmp_path):
+    import torch
+    from occworld4d.datasets import Occ3DNuScenesDataset
+    tool = _converter()
+    pkl = tool.make_occ3d_nuscenes(str(tmp_path), num_scenes=2, num_frames=3, seed=0)
+    with open(pkl, 'rb') as f:
+        data = pickle.load(f)
+    assert len(data['infos']) == 6 and data['infos'][3]['prev'] == ''
+    boxes = data['infos'][0]['gt_boxes']
+    assert boxes.ndim == 2 and boxes.shape[1] == 7 and len(boxes) > 0
+    assert set(data['infos'][0]['gt_names']) <= {'car', 'truck', 'pedestrian'}
+    ds = Occ3DNuScenesDataset(data_root=str(tmp_path), ann_file=pkl, num_frames=3,
+                              masks=('mask_lidar', 'mask_camera'))
+    assert len(ds) == 2
+    ref = SC.generate_sequence(3, (200, 200, 16), 'occ3d_nuscenes', 'left',
+                               seed=tool.scene_seed(0, 1))
+    s = ds[1]
+    lut = SC.city_label_lut('occ3d_nuscenes')
+    assert torch.equal(s['inputs']['voxels'], torch.from_numpy(lut[ref['semantics']]))
+    assert torch.equal(s['data_samples'].mask_lidar, torch.from_numpy(ref['visible']))
+    np.testing.assert_allclose(s['inputs']['trajectory'].numpy(), ref['trajectory'], atol=1e-4)
+
+
+@pytest.mark.parametrize('free', [15, 23])
+def test_converter_occ3d_waymo_tree_loads_with_the_reader(tmp_path, free):
+    import torch
+    from occworld4d.datasets import Occ3DWaymoDataset
+    tool = _converter()
+    tool.main(['--format', 'occ3d_waymo', '--out', str(tmp_path), '--num-scenes', '1',
+               '--num-frames', '3', '--seed', '1', '--waymo-free', str(free)])
+    files = sorted(p.name for p in (tmp_path / 'training' / '000').iterdir())
+    assert files == ['000_04.npz', '001_04.npz', '002_04.npz']
+    with np.load(tmp_path / 'training' / '000' / '001_04.npz') as d:
+        assert d['voxel_label'].shape == (200, 200, 16) and (d['voxel_label'] == free).any()
+        assert d['ego2global'].shape == (4, 4)
+    ds = Occ3DWaymoDataset(data_root=str(tmp_path), split='training', num_frames=3,
+                           class_merge=None, masks=('mask_lidar', 'mask_infov'))
+    ref = SC.generate_sequence(3, (200, 200, 16), 'occ3d_waymo', 'straight',
+                               seed=tool.scene_seed(1, 0), density=0.5)
+    s = ds[0]
+    lut = SC.city_label_lut('occ3d_waymo')
+    assert torch.equal(s['inputs']['voxels'], torch.from_numpy(lut[ref['semantics']]))
+    assert int(s['inputs']['command']) == 1
+
+
+# ----------------------------------------------------------------------------- configs
+@pytest.mark.parametrize('name,grid,frames', [('synthetic_city_tiny', (32, 32, 8), 8),
+                                              ('synthetic_city', (128, 128, 8), 16)])
+def test_dataset_configs_build(name, grid, frames):
+    import torch
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+    from occworld4d.registry import DATASETS
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'configs', '_base_', 'datasets', f'{name}.py'))
+    assert cfg.num_classes == 12 and cfg.vocabulary == 'dynamiccity_carlasc'
+    for split in ('train', 'val', 'test'):
+        dl = cfg[f'{split}_dataloader']
+        assert dl.collate_fn.type == 'default_collate'
+        ds = DATASETS.build(dl.dataset)
+        assert ds.metainfo['free_label'] == cfg.free_label
+    if name == 'synthetic_city_tiny':  # the whole loader, through mmengine's builder
+        from mmengine.registry import DefaultScope
+        with DefaultScope.overwrite_default_scope('occworld4d'):
+            loader = Runner.build_dataloader(cfg.train_dataloader.copy(), seed=0)
+        batch = next(iter(loader))
+        assert batch['inputs']['voxels'].shape == (2, frames) + grid
+        assert batch['inputs']['voxels'].dtype == torch.uint8
+        assert len(batch['data_samples']) == 2
+        assert int(batch['inputs']['voxels'].max()) < cfg.num_classes
