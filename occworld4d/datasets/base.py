@@ -264,9 +264,9 @@ class BaseOccSequenceDataset(BaseDataset):
             raise DataFormatError(f'{self.cache_dir}: cached frames of scene {scene!r} differ '
                                   'from the dataset\'s; rebuild the cache')
         sl = slice(start, start + self.window_span, self.frame_step)
-        out = {'semantics': np.ascontiguousarray(self._cache_array(scene, 'semantics')[sl])}
+        out = {'semantics': np.array(self._cache_array(scene, 'semantics')[sl])}  # a copy
         for key in self.masks:
-            out[key] = self._cache_array(scene, key)[sl].astype(bool)  # (T, X, Y, Z)
+            out[key] = np.array(self._cache_array(scene, key)[sl]).view(bool)  # 0/1 uint8
         if 'ego_poses' in entry['files']:
             out['ego_poses'] = list(np.asarray(self._cache_array(scene, 'ego_poses')[sl]))
         return out
