@@ -1,0 +1,227 @@
+"""Speed, memory and parameter counts of a model / dataset built from a config.
+
+The command-line front ends are ``tools/analysis_tools/benchmark.py`` and
+``tools/analysis_tools/count_params.py``; the functions here do the work so tests can
+call them in-process.
+"""
+import inspect
+import os
+import platform
+import statistics
+import time
+from typing import Callable, Dict, List, Optional
+
+import torch
+from torch import nn
+
+TASKS = ('train', 'infer', 'sample', 'data')
+
+
+# ---------------------------------------------------------------------------- parameters
+def count_parameters(model: nn.Module) -> Dict[str, Dict[str, int]]:
+    """Parameters per top-level submodule: {name: {total, trainable, frozen}} + 'total'.
+
+    Parameters registered directly on the model (not in a child) appear as '(own)'.
+    Shared parameters are counted once, in the first child that holds them.
+    """
+    rows: Dict[str, Dict[str, int]] = {}
+    seen = set()
+
+    def add(name, params):
+        total = trainable = 0
+        for p in params:
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+        rows[name] = dict(total=total, trainable=trainable, frozen=total - trainable)
+
+    for name, child in model.named_children():
+        add(name, child.parameters())
+    add('(own)', model.parameters(recurse=False))
+    if rows['(own)']['total'] == 0:
+        del rows['(own)']
+    rows['total'] = {k: sum(r[k] for r in rows.values()) for k in ('total', 'trainable',
+                                                                  'frozen')}
+    return rows
+
+
+def format_param_table(rows: Dict[str, Dict[str, int]]) -> str:
+    """Fixed-width text table of :func:`count_parameters`' result."""
+    width = max(12, max(len(n) for n in rows) + 2)
+    lines = [f'{"module":<{width}}{"total":>14}{"trainable":>14}{"frozen":>14}']
+    for name, r in rows.items():
+        if name == 'total':
+            lines.append('-' * (width + 42))
+        lines.append(f'{name:<{width}}{r["total"]:>14,}{r["trainable"]:>14,}{r["frozen"]:>14,}')
+    return '\n'.join(lines)
+
+
+# ---------------------------------------------------------------------------- memory
+def _proc_status_kb(key: str) -> Optional[int]:
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def reset_peak_rss() -> bool:
+    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); True on success."""
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+class MemoryProbe:
+    """Peak memory over a region: CUDA max allocated, or CPU peak RSS (VmHWM)."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == 'cuda'
+
+    def start(self) -> None:
+        if self.cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            self.scope = 'timed iterations'
+        else:
+            self.scope = 'timed iterations' if reset_peak_rss() else 'whole process'
+
+    def peak(self) -> Dict[str, object]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return dict(kind='cuda_max_allocated', peak_mb=torch.cuda.max_memory_allocated() / 2**20,
+                        scope=self.scope)
+        hwm = _proc_status_kb('VmHWM')
+        return dict(kind='cpu_peak_rss', peak_mb=None if hwm is None else hwm / 1024,
+                    scope=self.scope)
+
+
+# ---------------------------------------------------------------------------- timing
+def time_iterations(fn: Callable[[], object], iters: int, warmup: int,
+                    device: torch.device) -> List[float]:
+    """Run ``fn`` ``warmup`` times untimed, then ``iters`` times; seconds of each timed run."""
+    sync = torch.cuda.synchronize if device.type == 'cuda' else (lambda: None)
+    for _ in range(warmup):
+        fn()
+    sync()
+    times = []
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _collate_fn(loader_cfg):
+    from mmengine.dataset import default_collate, pseudo_collate
+    name = (loader_cfg.get('collate_fn') or {}).get('type', 'pseudo_collate')
+    fns = dict(default_collate=default_collate, pseudo_collate=pseudo_collate)
+    if name not in fns:
+        raise ValueError(f'benchmark: unsupported collate_fn {name!r}; expected {sorted(fns)}')
+    return fns[name]
+
+
+def _sample_call(model, data) -> Callable[[], object]:
+    """The model's ``sample`` method with the arguments it accepts, else ``predict``."""
+    fn = getattr(model, 'sample', None)
+    if callable(fn):
+        params = inspect.signature(fn).parameters
+        avail = dict(inputs=data['inputs'], data_samples=data.get('data_samples'),
+                     batch_size=len(data.get('data_samples') or []) or None,
+                     num_samples=len(data.get('data_samples') or []) or None)
+        kwargs = {k: v for k, v in avail.items() if k in params and v is not None}
+        return lambda: fn(**kwargs)
+    return lambda: model(**data, mode='predict')
+
+
+def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
+                  batch_size: Optional[int] = None, device: str = 'cpu') -> Dict[str, object]:
+    """Benchmark ``task`` for the model / dataset of ``cfg`` (an mmengine Config).
+
+    Tasks: 'train' = ``model.train_step`` (forward + loss + backward + optimizer step)
+    with the config's optim wrapper (AdamW 1e-4 if none); 'infer' = ``model.val_step``;
+    'sample' = the model's ``sample`` method if it has one, else ``mode='predict'``;
+    'data' = ``dataset[i]`` (one sample per iteration). One fixed batch is reused so
+    the model tasks exclude data loading.
+
+    Returns:
+        JSON-serialisable dict: seconds per iteration (median of ``iters`` after
+        ``warmup``; all timings too), samples per second, peak memory, parameters.
+    """
+    from mmengine.registry import init_default_scope
+    from mmengine.utils import import_modules_from_strings
+
+    import occworld4d  # noqa: F401  (registries, compat)
+    from occworld4d.registry import DATASETS, MODELS
+
+    if task not in TASKS:
+        raise ValueError(f'benchmark: unknown task {task!r}; expected one of {TASKS}')
+    if cfg.get('custom_imports'):
+        import_modules_from_strings(**cfg.custom_imports)
+    init_default_scope(cfg.get('default_scope', 'occworld4d'))
+    dev = torch.device(device)
+    loader_key = 'train_dataloader' if task == 'train' or not cfg.get('val_dataloader') \
+        else 'val_dataloader'
+    loader_cfg = cfg.get(loader_key)
+    if loader_cfg is None:
+        raise KeyError(f'benchmark: config has no {loader_key} (needed to build the data)')
+    dataset = DATASETS.build(loader_cfg['dataset'])
+    if len(dataset) == 0:
+        raise ValueError(f'benchmark: {loader_key}.dataset is empty')
+    bs = batch_size or loader_cfg.get('batch_size', 1)
+    result = dict(task=task, device=str(dev), batch_size=bs, iters=iters, warmup=warmup,
+                  torch=torch.__version__, python=platform.python_version(),
+                  num_threads=torch.get_num_threads(), dataset=type(dataset).__name__,
+                  dataset_len=len(dataset))
+    if task == 'data':
+        probe = MemoryProbe(dev)
+        counter = iter(range(10**12))
+        probe.start()
+        times = time_iterations(lambda: dataset[next(counter) % len(dataset)], iters, warmup,
+                                dev)
+        per_sample = 1
+    else:
+        model = MODELS.build(cfg.model).to(dev)
+        result['model'] = type(model).__name__
+        result['params'] = count_parameters(model)
+        batch = _collate_fn(loader_cfg)([dataset[i % len(dataset)] for i in range(bs)])
+        if task == 'train':
+            from mmengine.optim import OptimWrapper, build_optim_wrapper
+            model.train()
+            if cfg.get('optim_wrapper'):
+                wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+            else:
+                wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
+            fn = lambda: model.train_step(batch, wrapper)  # noqa: E731
+        else:
+            model.eval()
+            if task == 'infer':
+                fn = lambda: model.val_step(batch)  # noqa: E731
+            else:
+                data = model.data_preprocessor(batch, False)
+                call = _sample_call(model, data)
+                result['sample_fn'] = 'sample' if callable(getattr(model, 'sample', None)) \
+                    else 'predict'
+                fn = call
+        probe = MemoryProbe(dev)
+        probe.start()
+        if task == 'train':
+            times = time_iterations(fn, iters, warmup, dev)
+        else:
+            with torch.no_grad():
+                times = time_iterations(fn, iters, warmup, dev)
+        per_sample = bs
+    med = statistics.median(times)
+    result.update(sec_per_iter=med, sec_per_iter_all=times,
+                  samples_per_sec=per_sample / med if med > 0 else float('inf'),
+                  memory=probe.peak(), pid=os.getpid())
+    return result
