@@ -382,6 +382,31 @@ def test_converter_occ3d_nuscenes_tree_loads_with_the_reader(tmp_path):
     boxes = data['infos'][0]['gt_boxes']
     assert boxes.ndim == 2 and boxes.shape[1] == 7 and len(boxes) > 0
     assert set(data['infos'][0]['gt_names']) <= {'car', 'truck', 'pedestrian'}
+    # every car box centre (lidar frame) lands on a car voxel of its frame's labels.npz
+    lidar2ego = np.eye(4)
+    lidar2ego[:3, :3] = W.matrix_from_quaternion(data['infos'][0]['lidar2ego_rotation'])
+    lidar2ego[:3, 3] = data['infos'][0]['lidar2ego_translation']
+    checked = 0
+    for info in data['infos']:
+        with np.load(tmp_path / 'gts' / info['occ_path'].split('/')[-2] / info['token'] /
+                     'labels.npz') as d:
+            sem = d['semantics']
+        for box, name in zip(info['gt_boxes'], info['gt_names']):
+            x, y, z = (lidar2ego @ np.append(box[:3], 1))[:3]
+            i, j, k = int((x + 40) / 0.4), int((y + 40) / 0.4), int((z + 1) / 0.4)
+            if name == 'car' and 5 <= i < 195 and 5 <= j < 195:
+                assert sem[i, j, k] == 4, (info['token'], box)
+                # orientation: mmdet3d v0.x yaw = -yaw_lidar - pi/2, lidar = ego turned -90 deg
+                heading = -box[6] - np.pi  # ego-frame heading (up to the car's symmetry)
+                along = np.array([np.cos(heading), np.sin(heading)])
+                perp = np.array([-along[1], along[0]])
+                for off, is_car in ((along * (box[4] / 2 - 0.6), True),
+                                    (perp * (box[3] / 2 + 0.9), False)):
+                    for sgn in (1, -1):
+                        u, v = np.array([x, y]) + sgn * off
+                        assert (sem[int((u + 40) / 0.4), int((v + 40) / 0.4), k] == 4) == is_car
+                checked += 1
+    assert checked > 5
     ds = Occ3DNuScenesDataset(data_root=str(tmp_path), ann_file=pkl, num_frames=3,
                               masks=('mask_lidar', 'mask_camera'))
     assert len(ds) == 2

@@ -73,7 +73,13 @@ def make_carlasc(out: str, num_scenes: int, num_frames: int, grid=(128, 128, 8),
 
 
 def _nuscenes_boxes(seq: dict) -> List[dict]:
-    """Per-frame gt_boxes (N, 7: x, y, z, w, l, h, yaw), names, velocities in the lidar frame."""
+    """Per-frame boxes in the lidar frame, in the real info file's convention.
+
+    ``gt_boxes`` (N, 7): centre x, y, z, then w, l, h, then ``-yaw_lidar - pi / 2`` (the
+    mmdet3d v0.x nuScenes converter's yaw, checked on the real file against its ego-frame
+    ``ann_infos``); ``gt_names`` (N,) ``car`` / ``truck`` / ``pedestrian``; ``gt_velocity``
+    (N, 2) m/s in the lidar frame.
+    """
     ag = seq['agents']
     lidar2ego = np.eye(4)
     lidar2ego[:3, :3] = matrix_from_quaternion(NUSCENES_LIDAR2EGO_ROTATION)
@@ -91,7 +97,8 @@ def _nuscenes_boxes(seq: dict) -> List[dict]:
         pts[:, 3] = 1
         centre = (world2lidar @ pts.T).T[:, :3]  # (N, 3)
         lidar_yaw = np.arctan2(lidar2world[1, 0], lidar2world[0, 0])
-        yaw = (ag['heading'] - lidar_yaw + np.pi) % (2 * np.pi) - np.pi
+        yaw_lidar = ag['heading'] - lidar_yaw
+        yaw = (-yaw_lidar - 0.5 * np.pi + np.pi) % (2 * np.pi) - np.pi
         vel = ag['velocity'] @ world2lidar[:2, :2].T  # (N, 2)
         keep = np.all(np.abs(centre[:, :2]) < 60.0, axis=1)
         boxes = np.concatenate([centre, ag['size'][:, [1, 0, 2]], yaw[:, None]], 1)
