@@ -149,17 +149,24 @@ def rasterize_boxes(boxes: np.ndarray, names: Sequence[str], grid: BEVGrid = BEV
         raise ValueError(f'boxes and names differ in length: {len(boxes)} vs {len(names)}')
     out = np.zeros((len(channels),) + grid.shape, dtype=bool)
     cx, cy = grid.cell_centers()
+    h, w = grid.shape
     for box, name in zip(boxes, names):
         ch = box_channel(str(name))
         if ch not in channels:
             continue
         c = channels.index(ch)
         x, y, _, length, width, _, yaw = box[:7]
-        # Cell centres in the box frame (rotate by -yaw).
-        dx, dy = cx - x, cy - y
-        lx = np.cos(yaw) * dx + np.sin(yaw) * dy
-        ly = -np.sin(yaw) * dx + np.cos(yaw) * dy
-        out[c] |= (np.abs(lx) <= length / 2) & (np.abs(ly) <= width / 2)
+        # Only the cells of the box's bounding square can be inside it.
+        r = 0.5 * np.hypot(length, width)
+        i0, j0 = grid.cell_of(x - r, y - r)
+        i1, j1 = grid.cell_of(x + r, y + r)
+        i0, j0, i1, j1 = max(i0, 0), max(j0, 0), min(i1 + 1, h), min(j1 + 1, w)
+        if i0 < i1 and j0 < j1:
+            # Cell centres of the window in the box frame (rotate by -yaw).
+            dx, dy = cx[i0:i1, j0:j1] - x, cy[i0:i1, j0:j1] - y
+            lx = np.cos(yaw) * dx + np.sin(yaw) * dy
+            ly = -np.sin(yaw) * dx + np.cos(yaw) * dy
+            out[c, i0:i1, j0:j1] |= (np.abs(lx) <= length / 2) & (np.abs(ly) <= width / 2)
         if min_one_cell:
             i, j = grid.cell_of(x, y)
             if 0 <= i < grid.shape[0] and 0 <= j < grid.shape[1]:

@@ -151,11 +151,20 @@ def cast_rays(semantics: torch.Tensor,
     q = (o + dr * t.unsqueeze(-1) - lo) / vox  # (A, 3) position in voxel units
     idx = torch.where(step < 0, torch.ceil(q) - 1, torch.floor(q)).long()
     idx = torch.minimum(torch.maximum(idx, torch.zeros_like(idx)), dims - 1)
-    upper = (step > 0).long()
+    # The next boundary crossed on each axis from voxel idx is at t = a + idx * b, recomputed
+    # from the integer index every step (no accumulated drift); inf on axes not moving.
+    flat_axis = step == 0
+    a = torch.where(flat_axis, float('inf'), (lo + (step > 0).to(dtype) * vox - o) * ir)
+    b = torch.where(flat_axis, 0.0, vox * ir)
+    # Per-ray state packed in two tensors so that dropping finished rays is two gathers.
+    fstate = torch.cat([a, b, t.unsqueeze(-1)], dim=-1)  # (A, 7): a, b, t
+    lstate = torch.cat([idx, step, ray.unsqueeze(-1)], dim=-1)  # (A, 7): idx, step, ray
     tie_eps = 1e-6 * float(min(geometry.voxel_size))
     for _ in range(int(dims.sum()) + 3):
-        if ray.numel() == 0:
+        if lstate.shape[0] == 0:
             break
+        a, b, t = fstate[:, 0:3], fstate[:, 3:6], fstate[:, 6]
+        idx, step, ray = lstate[:, 0:3], lstate[:, 3:6], lstate[:, 6]
         flat = (idx * strides).sum(-1)
         hit = occupied[flat] & (t <= max_range)
         if bool(hit.any()):
@@ -164,19 +173,16 @@ def cast_rays(semantics: torch.Tensor,
             out_range[h] = t[hit]
             out_label[h] = labels_flat[flat[hit]]
             out_voxel[h] = idx[hit]
-        # Next boundary crossing on each axis, recomputed from the integer index (no drift).
-        boundary = lo + (idx + upper).to(dtype) * vox  # (A, 3)
-        t_axis = torch.where(step == 0, torch.full_like(boundary, float('inf')),
-                             (boundary - o) * ir)
+        t_axis = a + idx.to(dtype) * b  # (A, 3) next boundary crossing per axis
         t_next = t_axis.amin(dim=-1)  # (A,)
         # Step every axis whose boundary is crossed at t_next: a ray through an edge or a
         # corner moves diagonally and never "hits" a voxel it only touches.
         move = t_axis <= (t_next + tie_eps).unsqueeze(-1)
         idx = idx + step * move.long()
         inside = ((idx >= 0) & (idx < dims)).all(-1)
-        keep = ~hit & inside & (t_next <= max_range)
-        ray, o, dr, ir, t, idx, step, upper = (
-            x[keep] for x in (ray, o, dr, ir, t_next, idx, step, upper))
+        keep = torch.nonzero(~hit & inside & (t_next <= max_range)).squeeze(-1)
+        fstate = torch.cat([a, b, t_next.unsqueeze(-1)], dim=-1).index_select(0, keep)
+        lstate = torch.cat([idx, step, ray.unsqueeze(-1)], dim=-1).index_select(0, keep)
     return RayHits(hit=out_hit, range=out_range, label=out_label, voxel=out_voxel)
 
 

@@ -1,0 +1,141 @@
+"""Render a semantic occupancy grid into sensors: LiDAR points and per-camera PNGs.
+
+Input: an ``.npz`` with a semantic grid (X, Y, Z) or a sequence (T, X, Y, Z), e.g. an Occ3D
+``labels.npz`` (key ``semantics``), an Occ3D-Waymo frame (``voxel_label``) or a sample written
+by ``tools/sample.py``; ``--key`` picks the array when the file has several.
+
+Outputs under ``--out`` (every file written to a temporary name, then renamed):
+    lidar/{t:03d}.bin                 float32 rows (x, y, z, label), ego frame
+    cameras/{t:03d}/{CAM}_semantic.png  RGB, vocabulary palette (black = no hit)
+    cameras/{t:03d}/{CAM}_depth.png     uint16 depth in millimetres (0 = no hit)
+
+Examples:
+    python tools/render_sensors.py labels.npz --calib keyframe.pkl --out out/ --scale 0.25
+    python tools/render_sensors.py sample.npz --lidar --lidar-preset waymo_top \\
+        --vocabulary occ3d_waymo --out out/
+"""
+import argparse
+import os.path as osp
+import sys
+from typing import List, Optional
+
+import numpy as np
+import torch
+
+from occworld4d.rendering.camera import CameraRenderer, load_cameras, save_depth_png, \
+    save_semantic_png
+from occworld4d.rendering.lidar import LIDAR_PRESETS, LidarSensor, LidarSimulator, \
+    load_lidar2ego
+from occworld4d.rendering.palette import get_palette
+from occworld4d.rendering.raycast import OCC3D_PC_RANGE, OCC3D_VOXEL_SIZE, GridGeometry
+from occworld4d.structures.vocabularies import VOCABULARIES, get_vocabulary
+from occworld4d.utils import atomic_path
+
+GRID_KEYS = ('semantics', 'pred_semantics', 'gt_semantics', 'voxel_label', 'voxels',
+             'occupancy')
+
+
+class RenderError(ValueError):
+    """Bad input to this tool (message names the file and what was expected)."""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Render occupancy into LiDAR points and cameras')
+    p.add_argument('input', help='.npz with a semantic grid (X, Y, Z) or (T, X, Y, Z)')
+    p.add_argument('--key', help=f'array name in the npz (default: first of {GRID_KEYS})')
+    p.add_argument('--calib', help='info pkl with camera calibrations (mmdet3d v1.1 or '
+                                   'VAD-style); needed for --cameras')
+    p.add_argument('--calib-index', type=int, default=0, help='frame of the calib pkl')
+    p.add_argument('--out', default='work_dirs/render_sensors', help='output folder')
+    p.add_argument('--lidar', action='store_true', help='write LiDAR points')
+    p.add_argument('--cameras', action='store_true', help='write camera PNGs')
+    p.add_argument('--scale', type=float, default=0.25, help='image scale (1 = 1600 x 900)')
+    p.add_argument('--lidar-preset', default='nuscenes_lidar_top', choices=sorted(LIDAR_PRESETS))
+    p.add_argument('--lidar-pose', choices=['preset', 'calib'], default='preset',
+                   help='LiDAR mounting: the preset, or lidar2ego of the --calib keyframe')
+    p.add_argument('--vocabulary', default='occ3d_nuscenes', choices=sorted(VOCABULARIES))
+    p.add_argument('--free-label', type=int, help='override the vocabulary free label')
+    p.add_argument('--pc-range', type=float, nargs=6, default=OCC3D_PC_RANGE)
+    p.add_argument('--voxel-size', type=float, nargs=3, default=OCC3D_VOXEL_SIZE)
+    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    args = p.parse_args(argv)
+    if not args.lidar and not args.cameras:  # neither flag: everything that can be done
+        args.lidar, args.cameras = True, args.calib is not None
+    return args
+
+
+def load_grid(path: str, key: Optional[str], geometry: GridGeometry) -> np.ndarray:
+    """(T, X, Y, Z) integer grid from ``path``; clear errors for missing keys / bad shapes."""
+    if not osp.isfile(path):
+        raise RenderError(f'{path}: no such file')
+    with np.load(path) as z:
+        keys = list(z.keys())
+        if key is None:
+            found = [k for k in GRID_KEYS if k in keys]
+            if not found and len(keys) == 1:
+                found = keys
+            if not found:
+                raise RenderError(f'{path}: no semantic grid found; expected one of {GRID_KEYS} '
+                                  f'(or pass --key); found keys {keys}')
+            key = found[0]
+        elif key not in keys:
+            raise RenderError(f'{path}: key {key!r} not found; found keys {keys}')
+        grid = np.asarray(z[key])
+    if grid.ndim == 3:
+        grid = grid[None]
+    if grid.ndim != 4 or tuple(grid.shape[1:]) != geometry.shape:
+        raise RenderError(f'{path}[{key!r}]: expected a grid (X, Y, Z) or (T, X, Y, Z) with '
+                          f'(X, Y, Z) = {geometry.shape} (pc_range {geometry.pc_range}, voxel '
+                          f'{geometry.voxel_size}); found shape {grid.shape}')
+    if not np.issubdtype(grid.dtype, np.integer):
+        raise RenderError(f'{path}[{key!r}]: expected integer class ids; found {grid.dtype}')
+    return grid
+
+
+def write_points(path: str, points: np.ndarray) -> None:
+    """Write (N, 4) float32 (x, y, z, label) as a raw .bin (atomic)."""
+    with atomic_path(path) as tmp:
+        np.ascontiguousarray(points, dtype=np.float32).tofile(tmp)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    geometry = GridGeometry(tuple(args.pc_range), tuple(args.voxel_size))
+    voc = get_vocabulary(args.vocabulary)
+    free = voc.free_label if args.free_label is None else args.free_label
+    grid = load_grid(args.input, args.key, geometry)
+    if args.cameras and not args.calib:
+        raise RenderError('--cameras needs --calib KEYFRAME_PKL (camera calibrations)')
+    if args.lidar_pose == 'calib' and not args.calib:
+        raise RenderError('--lidar-pose calib needs --calib KEYFRAME_PKL')
+    sensor = LidarSensor.preset(args.lidar_preset)
+    if args.lidar_pose == 'calib':
+        sensor = sensor.with_pose(load_lidar2ego(args.calib, args.calib_index))
+    cameras = load_cameras(args.calib, args.calib_index, args.scale) if args.cameras else {}
+    sim = LidarSimulator(sensor, geometry, free_label=free)
+    renderer = CameraRenderer(geometry, free_label=free)
+    palette = get_palette(args.vocabulary)
+    for t in range(grid.shape[0]):
+        sem = torch.from_numpy(grid[t].astype(np.int64)).to(args.device)
+        if args.lidar:
+            pts = sim.simulate(sem).valid_points().cpu().numpy()  # (N, 4)
+            write_points(osp.join(args.out, 'lidar', f'{t:03d}.bin'), pts)
+            print(f'frame {t}: {len(pts)} LiDAR points')
+        for name, cam in cameras.items():
+            maps = renderer.render(sem, cam)
+            folder = osp.join(args.out, 'cameras', f'{t:03d}')
+            save_semantic_png(osp.join(folder, f'{name}_semantic.png'), maps.semantic.cpu(),
+                              palette)
+            save_depth_png(osp.join(folder, f'{name}_depth.png'), maps.depth.cpu())
+        if cameras:
+            print(f'frame {t}: {len(cameras)} camera views ({cam.width} x {cam.height})')
+    print(f'wrote {osp.abspath(args.out)}')
+    return 0
+
+
+if __name__ == '__main__':
+    try:
+        sys.exit(main())
+    except (RenderError, KeyError, IndexError) as err:
+        print(f'error: {err}', file=sys.stderr)
+        sys.exit(2)
