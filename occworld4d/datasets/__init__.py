@@ -7,3 +7,4 @@ from .transforms import *  # noqa: F401,F403
 __all__ = ['BaseOccSequenceDataset', 'DataFormatError', 'pack_window_cache', 'CarlaSCDataset',
            'Occ3DNuScenesDataset', 'Occ3DWaymoDataset']
 from .synthetic_city import SyntheticCityDataset  # noqa: F401,E402
+from .latent_cache import LatentCacheDataset  # noqa: F401,E402

@@ -12,6 +12,7 @@ Example:
 import argparse
 
 from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
 
 import occworld4d  # noqa: F401  (registries)
 from occworld4d.datasets import pack_window_cache
@@ -33,6 +34,7 @@ def main(argv=None):
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'occworld4d'))
     key = f'{args.split}_dataloader'
     if key not in cfg or 'dataset' not in cfg[key]:
         raise SystemExit(f'{args.config}: no {key}.dataset in the config')

@@ -1,0 +1,100 @@
+"""Encode a dataset with a trained tokenizer and cache the latents for stage 2.
+
+Builds the config's tokenizer (``model``; or ``model.tokenizer`` when the config is a
+stage-2 generator), loads CHECKPOINT with mmengine's ``load_checkpoint``, runs
+``model.encode(voxels)`` over ``{split}_dataloader.dataset`` and writes one npz per window
+(latent tensor, or each key of a dict latent such as HexPlane's xy/xz/yz/tx/ty/tz, plus
+trajectory / command / layout) and an ``index.json``, each atomically.
+Read it back with ``dict(type='LatentCacheDataset', cache_dir=DIR)``.
+
+Example:
+    python tools/dataset_converters/cache_latents.py \
+        configs/dynamiccity/dynamiccity_vae_tiny_synthetic-city.py work_dirs/vae/epoch_1.pth \
+        --out data/latents/vae_tiny --split train --batch-size 2
+"""
+import argparse
+import os
+import os.path as osp
+
+import torch
+from mmengine.config import Config, DictAction
+from mmengine.registry import init_default_scope
+from mmengine.dataset import default_collate
+from mmengine.runner import load_checkpoint
+from tqdm import tqdm
+
+import occworld4d  # noqa: F401  (registries, compat fixes)
+from occworld4d.datasets.latent_cache import (latent_to_arrays, write_latent_index,
+                                              write_latent_window)
+from occworld4d.registry import DATASETS, MODELS
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description='Cache tokenizer latents of a dataset')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='output folder')
+    parser.add_argument('--split', default='train', choices=['train', 'val', 'test'])
+    parser.add_argument('--batch-size', type=int, default=1)
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(argv)
+
+
+def build_tokenizer(cfg: Config, checkpoint: str, device: str):
+    """The tokenizer of ``cfg.model`` with the checkpoint's weights, in eval mode."""
+    model_cfg = cfg.model
+    prefix = None
+    if 'tokenizer' in model_cfg and isinstance(model_cfg['tokenizer'], dict):
+        model_cfg, prefix = model_cfg['tokenizer'], 'tokenizer.'
+    model = MODELS.build(model_cfg)
+    if not hasattr(model, 'encode'):
+        raise SystemExit(f'{type(model).__name__} has no encode(); point the tool at a '
+                         'tokenizer config or a generator config with model.tokenizer')
+    revise = [(r'^module\.', '')]
+    if prefix:
+        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+        state = ckpt.get('state_dict', ckpt)
+        if any(k.startswith(prefix) for k in state):
+            revise.append((r'^' + prefix.replace('.', r'\.'), ''))
+    load_checkpoint(model, checkpoint, map_location='cpu', strict=prefix is None,
+                    revise_keys=revise)
+    return model.to(device).eval()
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'occworld4d'))
+    model = build_tokenizer(cfg, args.checkpoint, args.device)
+    dataset = DATASETS.build(cfg[f'{args.split}_dataloader']['dataset'])
+    os.makedirs(args.out, exist_ok=True)
+    windows, latent_keys = [], None
+    order = list(range(len(dataset)))
+    for start in tqdm(range(0, len(order), args.batch_size), desc='cache latents'):
+        items = [dataset[i] for i in order[start:start + args.batch_size]]
+        batch = model.data_preprocessor(default_collate(items), False)
+        inputs = batch['inputs']
+        with torch.no_grad():
+            latent = model.encode(inputs['voxels'])
+        for b, item in enumerate(items):
+            one = ({k: v[b] for k, v in latent.items()} if isinstance(latent, dict)
+                   else latent[b])  # drop the batch axis
+            keys = [k.split('.', 1)[-1] for k in latent_to_arrays(one)]
+            latent_keys = latent_keys or keys
+            name = f'{start + b:06d}.npz'
+            cond = {k: inputs[k][b] for k in ('trajectory', 'command', 'layout') if k in inputs}
+            write_latent_window(osp.join(args.out, name), one, cond)
+            meta = item['data_samples'].metainfo
+            windows.append(dict(file=name, scene=meta.get('scene'),
+                                frame_ids=list(meta.get('frame_ids') or [])))
+    write_latent_index(args.out, windows, latent_keys or [],
+                       dict(config=osp.basename(args.config),
+                            checkpoint=osp.abspath(args.checkpoint)))
+    print(f'cached {len(windows)} windows ({latent_keys}) in {args.out}')
+
+
+if __name__ == '__main__':
+    main()
