@@ -5,12 +5,14 @@
 #   python tools/train.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py \
 #       --cfg-options model.tokenizer_ckpt=work_dirs/dynamiccity_vae_tiny_synthetic-city/epoch_1.pth
 #   python tools/sample.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py \
-#       work_dirs/dynamiccity_dit_tiny_synthetic-city/epoch_5.pth --task command --command LEFT
+#       work_dirs/dynamiccity_dit_tiny_synthetic-city/epoch_10.pth --task command --command LEFT
 _base_ = [
     '../_base_/models/dynamiccity_dit.py',
+    '../_base_/datasets/synthetic_city_tiny.py',
     '../_base_/schedules/adamw_constant_diffusion.py',
     '../_base_/default_runtime.py',
 ]
+vis_palette = 'dynamiccity_carlasc'
 num_frames = 8
 grid = (32, 32, 8)
 hex_shape = (4, 16, 16, 4)
@@ -25,15 +27,10 @@ model = dict(
     sample_cfg=dict(sampler='ddim', num_steps=10),
 )
 train_dataloader = dict(
-    batch_size=2, num_workers=0, persistent_workers=False,
-    sampler=dict(type='DefaultSampler', shuffle=True),
-    dataset=dict(
-        type='SyntheticCityDataset', num_scenes=8, num_frames=num_frames, grid_size=grid,
-        vocabulary='dynamiccity_carlasc', seed=0,
-        pipeline=[dict(type='MakeLayout', classes=('vehicle', ), pool=4),
-                  dict(type='PackOccInputs')]))
+    dataset=dict(pipeline=[dict(type='MakeLayout', classes=('vehicle', ), pool=4),
+                           dict(type='PackOccInputs')]))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=20, val_interval=100)
+train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10, val_interval=100)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None

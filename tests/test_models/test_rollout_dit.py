@@ -136,3 +136,18 @@ def test_overfits_one_target():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.3 * losses[0]
+
+
+def test_param_count_of_the_carlasc_config():
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    cfg = Config.fromfile(osp.join(root, 'configs', 'dynamiccity',
+                                   'dynamiccity_dit_8xb16-1200e_carlasc.py'))
+    den = cfg.model.denoiser.copy()
+    full = MODELS.build(den)
+    den['conditions'] = ()
+    bare = MODELS.build(den)
+    assert sum(p.numel() for p in bare.parameters()) == 43_730_432
+    assert abs(sum(p.numel() for p in full.parameters()) / 43_730_432 - 1) < 0.01

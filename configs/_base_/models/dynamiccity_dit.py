@@ -27,5 +27,3 @@ model = dict(
     cond_drop_prob=0.1,
     sample_cfg=dict(sampler='ddpm', num_steps=None, guidance_scale=4.0, eta=0.0),
 )
-vis_palette = 'dynamiccity_carlasc'
-free_label = 0

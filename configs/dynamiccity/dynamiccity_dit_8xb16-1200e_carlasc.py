@@ -1,0 +1,30 @@
+# DynamicCity DiT on CarlaSC (reference recipe): 16 x 128 x 128 x 8 windows, HexPlane VAE from
+# dynamiccity_vae_*_carlasc.py (frozen), 76 x 76 rollout, DiT-DC/2 with trajectory, command,
+# layout and previous-HexPlane conditions (each dropped with p = 0.1), AdamW 1e-4, batch
+# 16 x 8 GPUs, 1200 epochs, EMA 0.9999 (EMAHook), 1000 linear steps, hybrid loss; sampling:
+# ancestral DDPM 1000 steps, CFG 4.0.
+#   bash tools/dist_train.sh configs/dynamiccity/dynamiccity_dit_8xb16-1200e_carlasc.py 8 \
+#       --cfg-options model.tokenizer_ckpt=work_dirs/<carlasc vae>/best.pth
+# The ``hexplane`` condition is learned from batches that carry ``prev_voxels`` (the previous
+# window) or a cached ``hexplane`` latent; otherwise it stays null (dropped) in training.
+_base_ = [
+    '../_base_/models/dynamiccity_dit.py',
+    '../_base_/schedules/adamw_constant_diffusion.py',
+    '../_base_/default_runtime.py',
+]
+vis_palette = 'dynamiccity_carlasc'
+free_label = 0
+data_root = 'data/carlasc'
+pipeline = [dict(type='MakeLayout', classes=('vehicle', ), pool=4), dict(type='PackOccInputs')]
+train_dataloader = dict(
+    batch_size=16, num_workers=8, persistent_workers=True,
+    sampler=dict(type='DefaultSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='CarlaSCDataset', data_root=data_root, split='Train', num_frames=16,
+                 class_merge='carlasc_to_dynamiccity', masks=(), pipeline=pipeline))
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+test_cfg = None
+test_dataloader = None
+test_evaluator = None
