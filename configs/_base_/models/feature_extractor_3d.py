@@ -1,0 +1,15 @@
+# Occupancy feature extractor (3D) for the generation metrics (FID / KID / P-R / IS / TC).
+# See docs/evaluation.md for the features, the training objective and versioning.
+# The extractor lives in occworld4d.evaluation (not occworld4d.models), hence the import.
+custom_imports = dict(imports=['occworld4d.evaluation'], allow_failed_imports=False)
+model = dict(
+    type='OccFeatureExtractor3D',
+    num_classes=12,                 # K incl. free (DynamicCity CarlaSC layout)
+    free_label=0,
+    dataset_name='synthetic_city',  # enters the version hash: set it to the training set
+    feat_dim=256,                   # D of the per-frame feature used by FID / KID / P-R
+    base_channels=32,               # doubled at each of num_stages stride-2 stages
+    num_stages=3,
+    layout_grid=4,                  # G x G BEV cells of the layout target
+    num_commands=4,                 # STATIC / FORWARD / LEFT / RIGHT (IS classifier)
+    data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12))
