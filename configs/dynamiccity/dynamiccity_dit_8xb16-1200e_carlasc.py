@@ -7,6 +7,8 @@
 #       --cfg-options model.tokenizer_ckpt=work_dirs/<carlasc vae>/best.pth
 # The ``hexplane`` condition is learned from batches that carry ``prev_voxels`` (the previous
 # window) or a cached ``hexplane`` latent; otherwise it stays null (dropped) in training.
+# Training from a latent cache (tools/dataset_converters/cache_latents.py) instead of voxels:
+#   train_dataloader.dataset = dict(type='LatentCacheDataset', cache_dir='data/latents/carlasc')
 _base_ = [
     '../_base_/models/dynamiccity_dit.py',
     '../_base_/schedules/adamw_constant_diffusion.py',

@@ -57,6 +57,7 @@ def test_cached_latents_equal_encoding():
     x0 = model.latents_from_inputs(dict(voxels=v))
     planes = model.tokenizer.encode(v)
     assert torch.allclose(model.latents_from_inputs(dict(planes)), x0)
+    assert torch.allclose(model.latents_from_inputs(dict(latent=planes)), x0)  # latent cache
     assert torch.allclose(model.latents_from_inputs(dict(latent=x0 / 0.5)), x0)
     assert x0.shape == (2, C, 8, 8)
     # Padding of the rollout is exactly zero; decode(encode) == tokenizer reconstruction.

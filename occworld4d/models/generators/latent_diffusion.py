@@ -155,18 +155,31 @@ class LatentDiffusion(BaseModel):
         return self.tokenizer.decode(latent)
 
     def latents_from_inputs(self, inputs: Dict[str, Tensor]) -> Tensor:
-        """x0 from cached latents (``latent``: adapter-space tensor; or the six plane keys of
-        a latent cache) or else by encoding ``voxels``."""
-        if 'latent' in inputs:
-            return inputs['latent'].float().to(self.device) * self.latent_scale
+        """x0 (B, C, ...) of a batch, scaled.
+
+        Sources, in order: ``inputs['latent']`` from the latent cache (the tokenizer's own
+        output: a dict of tensors such as the six HexPlane planes, or a tensor; a tensor that
+        already has the adapter's latent shape is used as is); the six plane keys given
+        directly; else ``inputs['voxels']`` encoded by the frozen tokenizer.
+        """
         plane_keys = ('xy', 'xz', 'yz', 'tx', 'ty', 'tz')
-        if self.adapter is not None and all(k in inputs for k in plane_keys):
-            planes = {k: inputs[k].float().to(self.device) for k in plane_keys}
-            return self.adapter.to_latent(planes) * self.latent_scale
-        if 'voxels' not in inputs:
-            raise KeyError(f'LatentDiffusion needs inputs["voxels"], inputs["latent"] or the '
-                           f'plane keys {plane_keys}; got {sorted(inputs)}')
-        return self.encode_latent(inputs['voxels'])
+        latent = inputs.get('latent')
+        if latent is None and self.adapter is not None and all(k in inputs for k in plane_keys):
+            latent = {k: inputs[k] for k in plane_keys}
+        if latent is None:
+            if 'voxels' not in inputs:
+                raise KeyError(f'LatentDiffusion needs inputs["voxels"], inputs["latent"] or '
+                               f'the plane keys {plane_keys}; got {sorted(inputs)}')
+            return self.encode_latent(inputs['voxels'])
+        if isinstance(latent, dict):
+            latent = {k: v.float().to(self.device) for k, v in latent.items()}
+        else:
+            latent = latent.float().to(self.device)
+        if self.adapter is not None and not (
+                torch.is_tensor(latent)
+                and tuple(latent.shape[1:]) == self.latent_shape(1)[1:]):
+            latent = self.adapter.to_latent(latent)
+        return latent * self.latent_scale
 
     def conditions_from_inputs(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
         """The denoiser's conditions found in the batch.
