@@ -53,6 +53,11 @@ def parse_args(argv=None):
     p.add_argument('--lidar-preset', default='nuscenes_lidar_top', choices=sorted(LIDAR_PRESETS))
     p.add_argument('--lidar-pose', choices=['preset', 'calib'], default='preset',
                    help='LiDAR mounting: the preset, or lidar2ego of the --calib keyframe')
+    p.add_argument('--min-range', type=float, default=0.0,
+                   help='LiDAR: voxels entered closer than this (m) are transparent')
+    p.add_argument('--range-noise', type=float, default=0.0, help='LiDAR range noise std (m)')
+    p.add_argument('--drop-prob', type=float, default=0.0, help='LiDAR random ray drop rate')
+    p.add_argument('--seed', type=int, default=0, help='seed of the LiDAR noise / drop')
     p.add_argument('--vocabulary', default='occ3d_nuscenes', choices=sorted(VOCABULARIES))
     p.add_argument('--free-label', type=int, help='override the vocabulary free label')
     p.add_argument('--pc-range', type=float, nargs=6, default=OCC3D_PC_RANGE)
@@ -108,11 +113,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise RenderError('--cameras needs --calib KEYFRAME_PKL (camera calibrations)')
     if args.lidar_pose == 'calib' and not args.calib:
         raise RenderError('--lidar-pose calib needs --calib KEYFRAME_PKL')
-    sensor = LidarSensor.preset(args.lidar_preset)
+    sensor = LidarSensor.preset(args.lidar_preset, min_range=args.min_range,
+                                range_noise_std=args.range_noise, drop_prob=args.drop_prob)
     if args.lidar_pose == 'calib':
         sensor = sensor.with_pose(load_lidar2ego(args.calib, args.calib_index))
     cameras = load_cameras(args.calib, args.calib_index, args.scale) if args.cameras else {}
-    sim = LidarSimulator(sensor, geometry, free_label=free)
+    sim = LidarSimulator(sensor, geometry, free_label=free, seed=args.seed)
     renderer = CameraRenderer(geometry, free_label=free)
     palette = get_palette(args.vocabulary)
     for t in range(grid.shape[0]):

@@ -44,6 +44,8 @@ class LidarSensor:
         elevations: optional explicit per-beam elevations (degrees), for non-uniform sensors.
         range_noise_std: std (metres) of Gaussian noise added to hit ranges (0 = exact).
         drop_prob: probability that a hit is randomly dropped (0 = none).
+        min_range: metres; voxels entered closer than this are transparent (the ego
+            vehicle itself when a dataset voxelizes it).
     """
     num_beams: int = 32
     elevation_range: Tuple[float, float] = (-30.67, 10.67)
@@ -53,6 +55,7 @@ class LidarSensor:
     elevations: Optional[Tuple[float, ...]] = None
     range_noise_std: float = 0.0
     drop_prob: float = 0.0
+    min_range: float = 0.0
 
     @classmethod
     def preset(cls, name: str, **overrides) -> 'LidarSensor':
@@ -198,7 +201,8 @@ class LidarSimulator:
         origin, dirs = self.rays(grid.device)
         h, w = dirs.shape[:2]
         hits = cast_rays(grid, origin, dirs.reshape(-1, 3), self.geometry, self.free_label,
-                         self.ignore_labels, self.sensor.max_range, self.dtype)
+                         self.ignore_labels, self.sensor.max_range, self.dtype,
+                         min_range=self.sensor.min_range)
         rng = hits.range.clone()
         drop = ~hits.hit
         s = self.sensor

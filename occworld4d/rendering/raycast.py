@@ -81,7 +81,8 @@ def cast_rays(semantics: torch.Tensor,
               free_label: int = 17,
               ignore_labels: Sequence[int] = (),
               max_range: float = float('inf'),
-              dtype: torch.dtype = torch.float32) -> RayHits:
+              dtype: torch.dtype = torch.float32,
+              min_range: float = 0.0) -> RayHits:
     """Find the first occupied voxel along each ray with an exact 3D DDA.
 
     Args:
@@ -94,6 +95,8 @@ def cast_rays(semantics: torch.Tensor,
         ignore_labels: further transparent labels (e.g. 255 unknown).
         max_range: hits farther than this (metres) are not hits.
         dtype: float type of the traversal (float64 for bit-exact tests, float32 default).
+        min_range: voxels entered closer than this (metres) are transparent, e.g. the ego
+            vehicle's own voxels around a sensor.
 
     Returns:
         RayHits: per-ray hit flag, range, label and voxel index.
@@ -166,7 +169,7 @@ def cast_rays(semantics: torch.Tensor,
         a, b, t = fstate[:, 0:3], fstate[:, 3:6], fstate[:, 6]
         idx, step, ray = lstate[:, 0:3], lstate[:, 3:6], lstate[:, 6]
         flat = (idx * strides).sum(-1)
-        hit = occupied[flat] & (t <= max_range)
+        hit = occupied[flat] & (t >= min_range) & (t <= max_range)
         if bool(hit.any()):
             h = ray[hit]
             out_hit[h] = True

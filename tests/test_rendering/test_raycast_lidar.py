@@ -85,6 +85,20 @@ def test_ray_from_outside_enters_grid_and_max_range_drops():
     assert not far.hit.item()
 
 
+def test_min_range_makes_near_voxels_transparent():
+    grid = empty_grid()
+    grid[100, 100, 4] = 4  # the voxel the sensor sits in (an ego car voxel)
+    grid[103, 100, 4] = 1  # entered at x = 1.2, 1.1 m from the origin
+    grid[110, 100, 4] = 15  # entered at x = 4.0
+    origin = torch.tensor([0.1, 0.1, 0.7], dtype=torch.float64)
+    d = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    assert cast_rays(grid, origin, d, GEOM, FREE, dtype=torch.float64).range.item() == 0.0
+    near = cast_rays(grid, origin, d, GEOM, FREE, dtype=torch.float64, min_range=0.5)
+    assert near.label.item() == 1 and near.range.item() == pytest.approx(1.1, abs=1e-9)
+    far = cast_rays(grid, origin, d, GEOM, FREE, dtype=torch.float64, min_range=1.5)
+    assert far.label.item() == 15 and far.range.item() == pytest.approx(3.9, abs=1e-9)
+
+
 def test_lidar_presets_beam_pattern():
     s = LidarSensor.preset('nuscenes_lidar_top')
     el = s.beam_elevations()
