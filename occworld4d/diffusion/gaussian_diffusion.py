@@ -95,8 +95,9 @@ class GaussianDiffusion:
         """Original timestep indices (ascending int64 (K,)) of a sampling chain.
 
         Args:
-            num_steps: a step count, ``'ddimK'``, sections ``'10,15,20'``, explicit indices,
-                or None: ``timestep_respacing`` if set, else all N steps.
+            num_steps: a step count (uniform), ``'ddimK'``, ``'quadK'``, ``'cubicK'``,
+                ``'logsnrK'``, sections ``'10,15,20'``, explicit indices, or None:
+                ``timestep_respacing`` if set, else all N steps. See :func:`space_timesteps`.
         """
         if num_steps is None:
             num_steps = self.timestep_respacing
@@ -393,8 +394,9 @@ class GaussianDiffusion:
                 variance) or ``'dpmpp_2m'`` (DPM-Solver++ 2M, data prediction, multistep).
             num_steps: chain for sampling, see :meth:`timesteps_for`; None = the engine's
                 ``timestep_respacing`` or all N steps. A bare int K uses the sampler's
-                spacing: uniform for ddpm/ddim, ``'quadK'`` for dpmpp_2m (measured more
-                accurate for the multistep solver; see docs/diffusion.md).
+                spacing: uniform for ddpm/ddim (as the reference methods), ``'cubicK'`` for
+                dpmpp_2m (measured most accurate for the multistep solver, see
+                docs/diffusion.md). Pass a string (``'20'``, ``'quad20'``) to choose.
             eta: DDIM stochasticity.
             guidance_scale: classifier-free guidance s; != 1 runs ONE batched forward on
                 [cond; uncond] and uses pred_u + s (pred_c - pred_u) (variance channels
@@ -438,9 +440,9 @@ class GaussianDiffusion:
 
 
 def _default_spacing(sampler: str, num_steps):
-    """A bare step count means 'quadK' for DPM-Solver++, uniform otherwise."""
+    """A bare step count means 'cubicK' for DPM-Solver++, uniform otherwise."""
     if sampler == 'dpmpp_2m' and isinstance(num_steps, int) and not isinstance(num_steps, bool):
-        return f'quad{num_steps}'
+        return f'cubic{num_steps}'
     return num_steps
 
 

@@ -72,9 +72,14 @@ def space_timesteps(num_timesteps: int,
               [0, N-1], both ends included (rounded);
             - ``'ddimK'``: the DDIM stride rule, ``range(0, N, stride)`` with the integer
               stride that gives exactly K steps (0 included, N-1 usually not);
+            - ``'quadK'`` / ``'cubicK'``: K steps quadratic / cubic in time,
+              t_k = round((k / (K-1))^p (N-1)), p = 2 / 3: dense near the data end, where
+              the ODE samplers make most of their error (bumped apart to stay distinct);
+            - ``'logsnrK'``: K steps uniform in log-SNR (needs ``alphas_cumprod``);
             - a comma string ``'10,15,20'`` (improved DDPM sections): split [0, N) into
               equal sections and take that many evenly spread steps from each;
             - a sequence of ints: the kept indices themselves.
+        alphas_cumprod: (N,) abar of the chain, only needed for ``'logsnrK'``.
 
     Returns:
         int64 array (K,) of unique kept indices, ascending.
@@ -88,10 +93,11 @@ def space_timesteps(num_timesteps: int,
                     return np.arange(0, num_timesteps, stride, dtype=np.int64)
             raise ValueError(f'space_timesteps: no integer stride gives exactly {count} of '
                              f'{num_timesteps} steps for {spacing!r}')
-        if text.startswith('quad'):
-            count = _count(text[len('quad'):], num_timesteps, spacing)
-            grid = np.linspace(0, 1, count)**2 * (num_timesteps - 1)
-            return _strictly_increasing(np.round(grid).astype(np.int64), num_timesteps)
+        for prefix, power in (('quad', 2), ('cubic', 3)):
+            if text.startswith(prefix):
+                count = _count(text[len(prefix):], num_timesteps, spacing)
+                grid = np.linspace(0, 1, count)**power * (num_timesteps - 1)
+                return _strictly_increasing(np.round(grid).astype(np.int64), num_timesteps)
         if text.startswith('logsnr'):
             count = _count(text[len('logsnr'):], num_timesteps, spacing)
             if alphas_cumprod is None:

@@ -58,11 +58,14 @@ def test_space_timesteps_rules():
     np.testing.assert_array_equal(space_timesteps(10, [7, 2, 2]), [2, 7])
     # quadratic: t_k = round((k / 4)^2 * 999) for 5 steps
     np.testing.assert_array_equal(space_timesteps(1000, 'quad5'), [0, 62, 250, 562, 999])
+    np.testing.assert_array_equal(space_timesteps(1000, 'cubic5'), [0, 16, 125, 421, 999])
+    # rounding collisions are bumped apart: 20 cubic steps stay 20 distinct indices
+    np.testing.assert_array_equal(space_timesteps(1000, 'cubic20')[:3], [0, 1, 2])
     abar = GaussianDiffusion().schedule.alphas_cumprod.numpy()
-    for spec in ('quad50', 'logsnr50', 'logsnr200', 'ddim250', 100):
+    for spec, count in (('quad50', 50), ('cubic200', 200), ('logsnr50', 50),
+                        ('logsnr200', 200), ('ddim250', 250), (100, 100)):
         kept = space_timesteps(1000, spec, abar)
-        assert np.all(np.diff(kept) > 0)
-        assert kept.size == int(str(spec).lstrip('quadlogsnrim'))
+        assert np.all(np.diff(kept) > 0) and kept.size == count
     lam = 0.5 * np.log(abar / (1 - abar))
     steps = np.diff(lam[space_timesteps(1000, 'logsnr20', abar)])
     # uniform in log-SNR up to index rounding
