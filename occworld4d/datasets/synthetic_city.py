@@ -576,25 +576,54 @@ def _dynamic_layer(world: World, poses, gx, gy, vs):
     return cls, np.zeros_like(top), top
 
 
+def _ray_parents(gx: np.ndarray, gy: np.ndarray, vs) -> List[Tuple[np.ndarray, np.ndarray]]:
+    """Line-of-sight parents of the BEV cells, grouped by hops from the sensor.
+
+    The parent of a cell is the cell one Chebyshev ring closer to the sensor (the ego-frame
+    origin) on the straight line between them: with (u, v) the cell centre in cell units and
+    r = max(|u|, |v|), the cell holding (u, v) * (r - 1) / r. Cells with r < 1 (around the
+    sensor), or whose parent lies outside the grid, are roots.
+
+    Returns:
+        [(cells, parents), ...] flat (X * Y) indices, in increasing distance from the roots.
+    """
+    X, Y = gx.shape
+    u, v = gx / vs[0], gy / vs[1]  # (X, Y) cell centres in cell units
+    r = np.maximum(np.abs(u), np.abs(v))
+    scale = np.where(r >= 1, (r - 1) / np.maximum(r, 1e-9), 0.0)
+    pi = np.floor((u * scale * vs[0] - (gx[0, 0] - vs[0] / 2)) / vs[0]).astype(np.int64)
+    pj = np.floor((v * scale * vs[1] - (gy[0, 0] - vs[1] / 2)) / vs[1]).astype(np.int64)
+    flat = np.arange(X * Y).reshape(X, Y)
+    inside = (pi >= 0) & (pi < X) & (pj >= 0) & (pj < Y) & (r >= 1)
+    parent = np.where(inside, np.clip(pi, 0, X - 1) * Y + np.clip(pj, 0, Y - 1), flat).ravel()
+    depth = np.zeros(X * Y, np.int64)
+    root = parent == flat.ravel()
+    for _ in range(X + Y):  # hops to a root; the parent is strictly closer, so this ends
+        new = np.where(root, 0, depth[parent] + 1)
+        if np.array_equal(new, depth):
+            break
+        depth = new
+    groups = []
+    for d in range(1, int(depth.max()) + 1):
+        cells = np.nonzero(depth == d)[0]
+        groups.append((cells, parent[cells]))
+    return groups
+
+
 def _visibility(sem, k_ground, gx, gy, vs, rng):
-    """Observed voxels: columns reached by a BEV ray from the sensor that crosses no
-    obstacle column before reaching them; from the ground voxel up."""
+    """Observed voxels: a column is seen when the cell before it on the BEV line of sight is
+    seen and holds no obstacle above the ground; seen columns are observed from the ground
+    voxel up (CarlaSC-like point counts: 1..8 in occupied voxels, 1..3 in free ones)."""
     T, X, Y, Z = sem.shape
     blocker = (sem[..., k_ground + 1:] > 0).any(-1) if k_ground + 1 < Z else \
         np.zeros((T, X, Y), bool)  # (T, X, Y) columns holding something above the ground
-    num = max(X, Y) // 2
-    f = (np.arange(num) + 0.5) / num * 0.97  # ray fractions, short of the target cell
-    sx, sy = f[:, None, None] * gx, f[:, None, None] * gy  # (S, X, Y) ray samples (m)
-    si = np.clip(np.floor((sx - (gx[0, 0] - vs[0] / 2)) / vs[0]).astype(np.int64), 0, X - 1)
-    sj = np.clip(np.floor((sy - (gy[0, 0] - vs[1] / 2)) / vs[1]).astype(np.int64), 0, Y - 1)
-    own = (si == np.arange(X)[None, :, None]) & (sj == np.arange(Y)[None, None, :])
-    visible2d = np.empty((T, X, Y), bool)
-    for t in range(T):
-        hit = blocker[t][si, sj] & ~own  # (S, X, Y)
-        visible2d[t] = ~hit.any(0)
-    above = np.arange(Z) >= k_ground
-    visible = visible2d[..., None] & above  # (T, X, Y, Z)
-    counts = np.where(sem > 0, rng.integers(1, 9, sem.shape), rng.integers(1, 4, sem.shape))
+    blk = blocker.reshape(T, X * Y)
+    seen = np.ones((T, X * Y), bool)
+    for cells, parents in _ray_parents(gx, gy, vs):
+        seen[:, cells] = seen[:, parents] & ~blk[:, parents]
+    visible = seen.reshape(T, X, Y)[..., None] & (np.arange(Z) >= k_ground)  # (T, X, Y, Z)
+    draw = rng.integers(0, 24, sem.shape, dtype=np.uint8)
+    counts = np.where(sem > 0, draw % 8 + 1, draw % 3 + 1)
     counts = np.where(visible, counts, 0).astype(np.float32)
     angle = np.abs(np.arctan2(gy, gx))
     infov = np.broadcast_to((angle <= np.deg2rad(115))[None, ..., None], sem.shape)
