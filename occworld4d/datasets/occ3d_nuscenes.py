@@ -34,6 +34,9 @@ def load_nuscenes_infos(path: str) -> Dict[str, List[dict]]:
     whose frames carry ``scene_token`` (the real example file) and the output of
     ``tools/dataset_converters/create_nuscenes_occ_infos.py`` (a flat list with
     ``scene_name``). Flat lists are grouped by scene and sorted by ``timestamp``.
+    mmdetection3d v1.1 info files (``metainfo`` + ``data_list`` with a 4x4 ``ego2global``)
+    are accepted too; they carry no scene, so frames without ``scene_token`` /
+    ``scene_name`` form one scene named after the file.
     """
     if not osp.isfile(path):
         raise DataFormatError(f'{path}: info file not found')
@@ -42,6 +45,11 @@ def load_nuscenes_infos(path: str) -> Dict[str, List[dict]]:
             data = pickle.load(f)
     except Exception as err:
         raise DataFormatError(f'{path}: not a readable pickle ({err})') from err
+    if isinstance(data, dict) and 'data_list' in data and 'infos' not in data:
+        stem = osp.splitext(osp.basename(path))[0]
+        data = dict(infos=[dict(info, scene_name=info.get('scene_name') or
+                                info.get('scene_token') or stem)
+                           for info in data['data_list']])
     if not isinstance(data, dict) or 'infos' not in data:
         found = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise DataFormatError(f'{path}: expected a dict with key "infos" (OccWorld / VAD '

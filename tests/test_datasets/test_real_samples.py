@@ -163,3 +163,13 @@ def test_waymo_dataset_poses_from_parquet(real_root, tmp_path):
     np.testing.assert_allclose(sample['inputs']['trajectory'].numpy(),
                                trajectory_from_poses(poses[4:20]), atol=1e-5)
     np.testing.assert_allclose(sample['data_samples'].ego_poses.numpy(), poses[4:20])
+
+
+def test_mmdet3d_v11_info_pkl(real_root):
+    path = osp.join(real_root, 'nuscenes', 'keyframe_scene-0061',
+                    'n015-2018-07-24-11-22-45+0800.pkl')
+    ds = Occ3DNuScenesDataset('/nonexistent', path, num_frames=1)
+    (scene, frames), = ds.scenes.items()
+    assert scene == 'n015-2018-07-24-11-22-45+0800' and len(frames) == 1
+    assert frames[0]['frame_id'] == 'ca9a282c9e77460f8360f564131a8af5'
+    np.testing.assert_allclose(frames[0]['pose'][:2, 3], [411.3039245605469, 1180.890380859375])
