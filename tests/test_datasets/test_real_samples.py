@@ -95,14 +95,6 @@ def test_waymo_v1_tfrecord_crc_and_pose(real_root, tmp_path):
     path = osp.join(real_root, V1)
     records = list(read_tfrecord(path))
     assert len(records) == 1 and len(records[0]) == 2168758
-    poses, stamps = read_v1_poses(path)
-    assert poses.shape == (1, 4, 4) and stamps.tolist() == [1553735853462203]
-    np.testing.assert_allclose(poses[0, 0], [0.721910041, 0.691875364, 0.012424697,
-                                             -25211.2589], rtol=1e-6)
-    np.testing.assert_allclose(poses[0, 3], [0, 0, 0, 1])
-    rot = poses[0, :3, :3]
-    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-6)
-    assert abs(np.linalg.det(rot) - 1) < 1e-6
     # flip one payload byte: the payload CRC check names the file and both values
     bad = tmp_path / 'bad.tfrecord'
     shutil.copy(path, bad)
@@ -128,7 +120,23 @@ def test_waymo_v1_tfrecord_crc_and_pose(real_root, tmp_path):
     assert masked_crc32c(b'') == ((0 >> 15 | 0 << 17) + 0xA282EAD8) & 0xFFFFFFFF
 
 
+def test_waymo_v1_frame_pose(real_root):
+    pytest.importorskip('waymo_open_dataset.dataset_pb2',
+                        reason='needs pip install --no-deps -r requirements/waymo.txt')
+    poses, stamps = read_v1_poses(osp.join(real_root, V1))
+    assert poses.shape == (1, 4, 4) and stamps.tolist() == [1553735853462203]
+    np.testing.assert_allclose(poses[0, 0], [0.721910041, 0.691875364, 0.012424697,
+                                             -25211.2589], rtol=1e-6)
+    np.testing.assert_allclose(poses[0, 1], [-0.691948554, 0.721942710, 0.002433350,
+                                             42391.0813], rtol=1e-6)
+    np.testing.assert_allclose(poses[0, 3], [0, 0, 0, 1])
+    rot = poses[0, :3, :3]
+    np.testing.assert_allclose(rot @ rot.T, np.eye(3), atol=1e-6)
+    assert abs(np.linalg.det(rot) - 1) < 1e-6
+
+
 def test_waymo_v2_parquet_trajectory(real_root):
+    pytest.importorskip('pyarrow.parquet', reason='needs pyarrow (requirements/tests.txt)')
     poses, stamps = read_v2_poses(osp.join(real_root, V2))
     assert poses.shape == (199, 4, 4)
     dt = np.diff(stamps) / 1e6
@@ -147,6 +155,7 @@ def test_waymo_v2_parquet_trajectory(real_root):
 
 
 def test_waymo_dataset_poses_from_parquet(real_root, tmp_path):
+    pytest.importorskip('pyarrow.parquet', reason='needs pyarrow (requirements/tests.txt)')
     from occworld4d.datasets.writers import write_occ3d_waymo_frame
     grid = (200, 200, 16)
     lab = np.full(grid, 23, np.uint8)
