@@ -17,12 +17,15 @@ _base_ = [
 vis_palette = 'dynamiccity_carlasc'
 free_label = 0
 data_root = 'data/carlasc'
+# Windows of 16 + 12 frames: the first 16 are the previous window (the HexPlane condition),
+# frames 12..27 the window to generate (model.context_stride = 12 = the stride of
+# long-sequence sampling with overlap 4).
 pipeline = [dict(type='MakeLayout', classes=('vehicle', ), pool=4), dict(type='PackOccInputs')]
 train_dataloader = dict(
     batch_size=16, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(type='CarlaSCDataset', data_root=data_root, split='Train', num_frames=16,
+    dataset=dict(type='CarlaSCDataset', data_root=data_root, split='Train', num_frames=28,
                  class_merge='carlasc_to_dynamiccity', masks=(), pipeline=pipeline))
 val_cfg = None
 val_dataloader = None

@@ -13,6 +13,9 @@ model = dict(
 )
 vis_palette = 'dynamiccity_nuscenes'
 free_label = 0
+# Windows of 16 + 12 frames: the first 16 are the previous window (the HexPlane condition),
+# frames 12..27 the window to generate (model.context_stride = 12 = the stride of
+# long-sequence sampling with overlap 4).
 pipeline = [dict(type='MakeLayout', classes=('vehicle', ), pool=4), dict(type='PackOccInputs')]
 train_dataloader = dict(
     batch_size=16, num_workers=8, persistent_workers=True,
@@ -20,7 +23,7 @@ train_dataloader = dict(
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='Occ3DNuScenesDataset', data_root='data/occ3d_nuscenes',
                  ann_file='data/occ3d_nuscenes/nuscenes_infos_train_temporal_v3_scene.pkl',
-                 num_frames=16, class_merge='occ3d_nuscenes_to_dynamiccity', pipeline=pipeline))
+                 num_frames=28, class_merge='occ3d_nuscenes_to_dynamiccity', pipeline=pipeline))
 val_cfg = None
 val_dataloader = None
 val_evaluator = None

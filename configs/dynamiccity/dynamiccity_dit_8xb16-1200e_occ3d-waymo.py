@@ -14,13 +14,16 @@ model = dict(
 )
 vis_palette = 'dynamiccity_waymo'
 free_label = 0
+# Windows of 16 + 12 frames: the first 16 are the previous window (the HexPlane condition),
+# frames 12..27 the window to generate (model.context_stride = 12 = the stride of
+# long-sequence sampling with overlap 4).
 pipeline = [dict(type='MakeLayout', classes=('vehicle', ), pool=4), dict(type='PackOccInputs')]
 train_dataloader = dict(
     batch_size=16, num_workers=8, persistent_workers=True,
     sampler=dict(type='DefaultSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
     dataset=dict(type='Occ3DWaymoDataset', data_root='data/occ3d_waymo', split='training',
-                 num_frames=16, resolution='0.4m', class_merge='occ3d_waymo_to_dynamiccity',
+                 num_frames=28, resolution='0.4m', class_merge='occ3d_waymo_to_dynamiccity',
                  pipeline=pipeline))
 val_cfg = None
 val_dataloader = None

@@ -25,9 +25,11 @@ model = dict(
     denoiser=dict(hex_shape=hex_shape, in_channels=8, arch='DiT-tiny', num_frames=num_frames),
     diffusion=dict(num_timesteps=100),
     sample_cfg=dict(sampler='ddim', num_steps=10),
+    context_stride=4,
 )
+# 8 + 4 frames per item: frames 0..7 condition frames 4..11 (the previous-HexPlane condition).
 train_dataloader = dict(
-    dataset=dict(pipeline=[dict(type='MakeLayout', classes=('vehicle', ), pool=4),
+    dataset=dict(num_frames=12, pipeline=[dict(type='MakeLayout', classes=('vehicle', ), pool=4),
                            dict(type='PackOccInputs')]))
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10, val_interval=100)

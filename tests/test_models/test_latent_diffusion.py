@@ -118,3 +118,38 @@ def test_tokenizer_ckpt_loaded_by_init_weights(tmp_path):
 def test_needs_latent_shape_without_adapter():
     with pytest.raises(ValueError, match='latent_shape'):
         MODELS.build(tiny_model_cfg(latent_adapter=None))
+
+
+def test_rebase_trajectory_by_hand():
+    from occworld4d.models.generators.latent_diffusion import rebase_trajectory
+    import math
+    # Frame 1 at (1, 1) facing +y (yaw 90 deg); frame 2 one metre further along +y.
+    traj = torch.tensor([[[0., 0., 0.], [1., 1., math.pi / 2], [1., 2., math.pi / 2]]])
+    out = rebase_trajectory(traj, 1)
+    assert torch.allclose(out, torch.tensor([[[0., 0., 0.], [1., 0., 0.]]]), atol=1e-6)
+
+
+def test_context_stride_splits_previous_and_current_window(monkeypatch):
+    model = MODELS.build(tiny_model_cfg(context_stride=2))
+    T = VOXELS[0]
+    v = torch.randint(0, 3, (2, T + 2, *VOXELS[1:]))
+    traj = torch.cumsum(torch.rand(2, T + 2, 3), 1)
+    inputs = dict(voxels=v, trajectory=traj, command=torch.tensor([1, 2]),
+                  layout=torch.rand(2, T + 2, 8, 8))
+    split = model.split_context(inputs)
+    assert torch.equal(split['voxels'], v[:, 2:2 + T]) and torch.equal(split['prev_voxels'], v[:, :T])
+    assert torch.equal(split['layout'], inputs['layout'][:, 2:2 + T])
+    assert split['trajectory'].shape == (2, T, 3)
+    assert torch.allclose(split['trajectory'][:, 0], torch.zeros(2, 3), atol=1e-6)
+    cond = model.conditions_from_inputs(split)
+    assert torch.allclose(cond['hexplane'], model.encode_latent(v[:, :T]))
+    plain = dict(voxels=v[:, :T])
+    assert model.split_context(plain) is plain  # already one window: untouched
+    with pytest.raises(ValueError, match='frames'):
+        model.split_context(dict(voxels=v[:, :T + 1]))
+    # predict scores the current window.
+    ds = [OccDataSample(gt_semantics=v[i].to(torch.uint8)) for i in range(2)]
+    out = model.eval()(inputs, ds, mode='predict')
+    assert out[0].gt_semantics.shape == VOXELS and out[0].pred_semantics.shape == VOXELS
+    assert torch.equal(out[1].gt_semantics, v[1, 2:2 + T].to(torch.uint8))
+    assert set(model(inputs, mode='loss')) == {'loss_diffusion', 'mse', 'vb'}

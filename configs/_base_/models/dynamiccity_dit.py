@@ -25,5 +25,8 @@ model = dict(
         beta_start=1e-4, beta_end=0.02, prediction_type='eps', learn_sigma=True,
         loss_type='hybrid'),
     cond_drop_prob=0.1,
+    # Windows of 16 + 12 frames train the previous-HexPlane condition (frames 0..15 condition
+    # frames 12..27); 16-frame windows are used as they are (condition then null).
+    context_stride=12,
     sample_cfg=dict(sampler='ddpm', num_steps=None, guidance_scale=4.0, eta=0.0),
 )

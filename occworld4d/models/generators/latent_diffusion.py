@@ -47,6 +47,19 @@ def build_engine(cfg: dict):
     return cls(**args)
 
 
+def rebase_trajectory(traj: Tensor, frame: int) -> Tensor:
+    """(B, T, 3) (dx, dy, yaw) relative to frame 0 -> relative to ``frame`` in its axes,
+    for frames ``frame`` .. T-1: returns (B, T - frame, 3)."""
+    ref = traj[:, frame]  # (B, 3)
+    d = traj[:, frame:, :2] - ref[:, None, :2]  # (B, T', 2) in frame 0's axes
+    cos, sin = torch.cos(ref[:, 2])[:, None], torch.sin(ref[:, 2])[:, None]  # (B, 1)
+    x = cos * d[..., 0] + sin * d[..., 1]  # rotate by -yaw_ref
+    y = -sin * d[..., 0] + cos * d[..., 1]
+    yaw = traj[:, frame:, 2] - ref[:, 2:3]
+    yaw = torch.atan2(torch.sin(yaw), torch.cos(yaw))  # wrap to (-pi, pi]
+    return torch.stack([x, y, yaw], dim=-1)
+
+
 @MODELS.register_module()
 class LatentDiffusion(BaseModel):
     """A denoiser trained by the Gaussian-diffusion engine on a frozen tokenizer's latents.
@@ -67,6 +80,11 @@ class LatentDiffusion(BaseModel):
             for all, or {name: p}); dropped = the denoiser's null embedding (CFG training).
         sample_cfg: defaults of :meth:`sample`: sampler, num_steps, guidance_scale, eta.
         encode_kwargs: extra keyword arguments of ``tokenizer.encode``.
+        context_stride: train the ``hexplane`` (previous window) condition from longer
+            windows: inputs with T + s frames (T = the adapter's window) are split into the
+            previous window (frames 0..T-1, encoded as the condition) and the current one
+            (frames s..s+T-1; trajectory re-based to frame s, layout sliced). Match s to the
+            sampling stride T - overlap of long sequences. None = no split.
         data_preprocessor: config of the data preprocessor.
     """
 
@@ -76,6 +94,7 @@ class LatentDiffusion(BaseModel):
                  condition_keys: Optional[Sequence[str]] = None,
                  cond_drop_prob: Union[float, Dict[str, float]] = 0.1,
                  sample_cfg: Optional[dict] = None, encode_kwargs: Optional[dict] = None,
+                 context_stride: Optional[int] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
         if data_preprocessor is None:
             data_preprocessor = dict(type='OccDataPreprocessor')
@@ -108,6 +127,7 @@ class LatentDiffusion(BaseModel):
             self.cond_drop_prob = {k: float(cond_drop_prob) for k in self.condition_keys}
         self.sample_cfg = dict(DEFAULT_SAMPLE_CFG, **(sample_cfg or {}))
         self.encode_kwargs = dict(encode_kwargs or {})
+        self.context_stride = int(context_stride) if context_stride else None
 
     # -------------------------------------------------------------- set-up
     def init_weights(self) -> None:
@@ -195,6 +215,30 @@ class LatentDiffusion(BaseModel):
                 cond[key] = self.encode_latent(inputs['prev_voxels'])
         return cond
 
+    def split_context(self, inputs: Dict[str, Tensor]) -> Dict[str, Tensor]:
+        """(previous, current) windows from inputs of T + context_stride frames.
+
+        Returns the inputs with ``voxels`` = frames s..s+T-1, ``prev_voxels`` = frames
+        0..T-1, ``trajectory`` re-expressed relative to frame s in frame s's axes and
+        ``layout`` sliced; unchanged when there is no ``context_stride`` or the window already
+        has T frames. (``command`` is kept: it describes the longer window.)
+        """
+        s = self.context_stride
+        voxels = inputs.get('voxels')
+        T = getattr(self.adapter, 'voxel_shape', None)
+        if not s or voxels is None or T is None or voxels.shape[1] == T[0]:
+            return inputs
+        T = T[0]
+        if voxels.shape[1] != T + s:
+            raise ValueError(f'LatentDiffusion(context_stride={s}): inputs["voxels"] has '
+                             f'{voxels.shape[1]} frames; expected {T} or {T + s} = T + stride')
+        out = dict(inputs, voxels=voxels[:, s:s + T], prev_voxels=voxels[:, :T])
+        if inputs.get('trajectory') is not None:
+            out['trajectory'] = rebase_trajectory(inputs['trajectory'], s)[:, :T]
+        if inputs.get('layout') is not None:
+            out['layout'] = inputs['layout'][:, s:s + T]
+        return out
+
     # ------------------------------------------------------------- modes
     def forward(self, inputs: Dict[str, Tensor], data_samples: Optional[List[OccDataSample]] = None,
                 mode: str = 'tensor'):
@@ -209,6 +253,7 @@ class LatentDiffusion(BaseModel):
     def loss(self, inputs: Dict[str, Tensor],
              data_samples: Optional[List[OccDataSample]] = None) -> Dict[str, Tensor]:
         """Diffusion loss on the batch, each condition dropped with its probability."""
+        inputs = self.split_context(inputs)
         x0 = self.latents_from_inputs(inputs)  # (B, C, ...)
         B = x0.shape[0]
         cond = self.conditions_from_inputs(inputs)
@@ -233,10 +278,19 @@ class LatentDiffusion(BaseModel):
         else:
             raise ValueError('LatentDiffusion.predict: cannot tell the batch size: no '
                              'inputs["voxels"] and no data_samples')
-        cond = self.conditions_from_inputs(inputs)
+        split = self.split_context(inputs)
+        if split is not inputs and data_samples is not None:
+            # Score the current window: slice the (T + s)-frame targets and masks to it.
+            s, T = self.context_stride, split['voxels'].shape[1]
+            for ds in data_samples:
+                for key in ('gt_semantics', 'mask_lidar', 'mask_camera', 'mask_infov',
+                            'valid_mask'):
+                    if key in ds and getattr(ds, key).shape[0] == T + s:
+                        ds.set_field(getattr(ds, key)[s:s + T], key)
+        cond = self.conditions_from_inputs(split)
         x0 = self.sample(B, cond=cond)
         pred = self.decode_latent(x0).argmax(1).to(torch.uint8)  # (B, T, X, Y, Z)
-        return attach_predictions(pred, voxels, data_samples)
+        return attach_predictions(pred, split.get('voxels'), data_samples)
 
     @torch.no_grad()
     def sample(self, batch_size: int, cond: Optional[Dict[str, Tensor]] = None,
