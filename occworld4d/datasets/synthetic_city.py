@@ -29,7 +29,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-from mmengine.dataset import BaseDataset, Compose
+from mmengine.dataset import BaseDataset
 
 from occworld4d.registry import DATASETS, TRANSFORMS
 from occworld4d.structures import OccDataSample
@@ -391,7 +391,8 @@ def _block(p: _Painter, rng, prm: CityParams, x0, x1, y0, y1):
                 p.tree(x, y, radius=rng.uniform(1.5, 3.0), base=rng.uniform(1.5, 3.0))
             else:
                 r = rng.uniform(0.6, 1.5)
-                p.fill(x - r, x + r, y - r, y + r, layer=0, cls=VEGETATION, top=rng.uniform(0.6, 1.4))
+                p.fill(x - r, x + r, y - r, y + r, layer=0, cls=VEGETATION,
+                       top=rng.uniform(0.6, 1.4))  # a bush
         return
     # buildings: lots along the longer side, with setbacks and gaps of terrain
     setback = rng.uniform(1.0, 4.0)
@@ -520,10 +521,9 @@ def render_frames(world: World, poses: np.ndarray, pc_range, grid_size, ground_z
     X, Y, Z = grid_size
     cx, cy, zlo, vs = _grid_axes(pc_range, grid_size)
     gx, gy = np.meshgrid(cx, cy, indexing='ij')  # (X, Y) ego-frame cell centres
-    wx = poses[:, 0, 0, None, None] * gx + poses[:, 0, 1, None, None] * gy + poses[:, 0, 3,
-                                                                                 None, None]
-    wy = poses[:, 1, 0, None, None] * gx + poses[:, 1, 1, None, None] * gy + poses[:, 1, 3,
-                                                                                 None, None]
+    R, e = poses[:, :2, :2, None, None], poses[:, :2, 3, None, None]  # (T, 2, 2, 1, 1)
+    wx = R[:, 0, 0] * gx + R[:, 0, 1] * gy + e[:, 0]  # (T, X, Y) world x of each cell centre
+    wy = R[:, 1, 0] * gx + R[:, 1, 1] * gy + e[:, 1]
     H, W = world.ground.shape
     ii = np.clip(np.floor((wx - world.origin[0]) / world.res).astype(np.int64), 0, H - 1)
     jj = np.clip(np.floor((wy - world.origin[1]) / world.res).astype(np.int64), 0, W - 1)
@@ -703,7 +703,10 @@ def _rotate_scene(world: World, poses: np.ndarray, quarter: int):
     # new raster corner = min of the rotated corners
     pts = np.array([[world.origin[0], world.origin[1]], [corner[0], corner[1]]]) @ rot[:2, :2].T
     origin = pts.min(0)
-    rot_a = lambda a: np.rot90(a, quarter).copy()  # (H, W) raster rotated counter-clockwise
+
+    def rot_a(a):  # (H, W) raster rotated counter-clockwise (axis 0 towards axis 1)
+        return np.rot90(a, quarter).copy()
+
     ag = dict(world.agents)
     if len(ag.get('cls', ())):
         ag['xy'] = ag['xy'] @ rot[:2, :2].T

@@ -29,7 +29,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
-from occworld4d.datasets.synthetic_city import (PEDESTRIAN, PRESETS, SCENARIOS, VEHICLE,
+from occworld4d.datasets.synthetic_city import (PEDESTRIAN, PRESETS, SCENARIOS,
                                                 city_label_lut, generate_sequence)
 from occworld4d.datasets.writers import (NUSCENES_LIDAR2EGO_ROTATION,
                                          NUSCENES_LIDAR2EGO_TRANSLATION, build_nuscenes_infos,
