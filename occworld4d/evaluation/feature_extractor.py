@@ -9,16 +9,17 @@ trains its own, from a config, on real data, in two flavours:
 * ``OccFeatureExtractor3D``: per frame, the K - 1 non-free one-hot channels go through a
   3D CNN over (X, Y, Z).
 
-Both end in global average pooling and a linear layer: its output is the per-frame
-feature (B, T, D) used for FID / KID / precision-recall / temporal consistency.
+Both end in adaptive average pooling to a coarse G x G BEV map (G x G x 2 for 3D; keeps
+where things are), flattened, and a linear layer: its output is the per-frame feature
+(B, T, D) used for FID / KID / precision-recall / temporal consistency.
 
 Training objective (self-contained: needs only the sample contract):
   1. ``loss_layout``: from each frame feature, predict the coarse BEV layout, i.e. for
      every non-free class the fraction of columns containing it in each cell of a G x G
      grid (binary cross-entropy with soft targets). This forces the feature to encode
      which classes are where.
-  2. ``loss_command``: from the window (mean of frame features and mean absolute change
-     between consecutive frames), classify the driving command (STATIC / FORWARD / LEFT /
+  2. ``loss_command``: from the window (mean of the frame features, mean signed and mean
+     absolute change between consecutive frames), classify the driving command (STATIC / FORWARD / LEFT /
      RIGHT) with cross-entropy. Its softmax is the classifier used for the Inception
      Score. Skipped for batches without ``inputs['command']``.
 
@@ -39,7 +40,7 @@ from torch import Tensor, nn
 
 from occworld4d.registry import MODELS
 
-EXTRACTOR_FORMAT = 1  # bump when the feature definition changes (enters the version hash)
+EXTRACTOR_FORMAT = 2  # bump when the feature definition changes (enters the version hash)
 
 
 class VersionMismatchError(RuntimeError):
@@ -93,9 +94,9 @@ class _OccFeatureExtractorBase(BaseModel):
         self.loaded_version: Optional[str] = None  # set when a state dict is loaded
         self.backbone = self.build_backbone(num_classes - 1, base_channels, num_stages)
         out_c = base_channels * 2 ** num_stages
-        self.fc = nn.Linear(out_c, feat_dim)
+        self.fc = nn.Linear(out_c * self.pool_cells(), feat_dim)
         self.layout_head = nn.Linear(feat_dim, (num_classes - 1) * layout_grid ** 2)
-        self.command_head = nn.Sequential(nn.Linear(2 * feat_dim, feat_dim), nn.ReLU(),
+        self.command_head = nn.Sequential(nn.Linear(3 * feat_dim, feat_dim), nn.ReLU(),
                                           nn.Linear(feat_dim, num_commands))
 
     # ------------------------------------------------------------------ subclass hooks
@@ -104,6 +105,14 @@ class _OccFeatureExtractorBase(BaseModel):
 
     def frame_input(self, voxels: Tensor) -> Tensor:
         """(N, X, Y, Z) int64 -> backbone input."""
+        raise NotImplementedError
+
+    def pool_cells(self) -> int:
+        """Cells of the pooled map that is flattened into the feature layer."""
+        raise NotImplementedError
+
+    def pool(self, h: Tensor) -> Tensor:
+        """Backbone output -> (N, C * pool_cells())."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ versioning
@@ -140,14 +149,17 @@ class _OccFeatureExtractorBase(BaseModel):
         outs = []
         for i in range(0, B * T, self.frame_chunk):
             h = self.backbone(self.frame_input(flat[i:i + self.frame_chunk]))
-            outs.append(self.fc(h.flatten(2).mean(-1)))  # (n, D): global average pool
+            outs.append(self.fc(self.pool(h)))  # (n, D)
         return torch.cat(outs).view(B, T, self.feat_dim)  # (B, T, D)
 
     def window_logits(self, feats: Tensor) -> Tensor:
         """Per-frame features (B, T, D) -> command logits (B, num_commands)."""
-        motion = (feats[:, 1:] - feats[:, :-1]).abs().mean(1) if feats.shape[1] > 1 \
-            else torch.zeros_like(feats[:, 0])  # (B, D)
-        return self.command_head(torch.cat([feats.mean(1), motion], -1))
+        if feats.shape[1] > 1:
+            step = feats[:, 1:] - feats[:, :-1]  # (B, T-1, D)
+            signed, absolute = step.mean(1), step.abs().mean(1)  # (B, D) each
+        else:
+            signed = absolute = torch.zeros_like(feats[:, 0])
+        return self.command_head(torch.cat([feats.mean(1), signed, absolute], -1))
 
     @torch.no_grad()
     def extract(self, voxels: Tensor) -> Dict[str, Tensor]:
@@ -228,6 +240,12 @@ class OccFeatureExtractor2D(_OccFeatureExtractorBase):
     def frame_input(self, voxels):
         return self._one_hot(voxels).mean(-1)  # (N, K-1, X, Y): fraction along Z
 
+    def pool_cells(self):
+        return self.layout_grid ** 2
+
+    def pool(self, h):
+        return F.adaptive_avg_pool2d(h, self.layout_grid).flatten(1)  # (N, C * G * G)
+
 
 @MODELS.register_module()
 class OccFeatureExtractor3D(_OccFeatureExtractorBase):
@@ -240,3 +258,10 @@ class OccFeatureExtractor3D(_OccFeatureExtractorBase):
 
     def frame_input(self, voxels):
         return self._one_hot(voxels)  # (N, K-1, X, Y, Z)
+
+    def pool_cells(self):
+        return self.layout_grid ** 2 * 2
+
+    def pool(self, h):
+        G = self.layout_grid
+        return F.adaptive_avg_pool3d(h, (G, G, 2)).flatten(1)  # (N, C * G * G * 2)
