@@ -305,6 +305,12 @@ def test_dataset_sample_contract():
     batch = default_collate(samples[:2])
     assert batch['inputs']['voxels'].shape == (2, 8, 32, 32, 8)
     assert batch['inputs']['command'].shape == (2,)
+    from occworld4d.models.data_preprocessors import OccDataPreprocessor
+    data = OccDataPreprocessor(num_classes=12)(batch)
+    assert data['inputs']['voxels'].dtype == torch.int64
+    assert data['inputs']['voxels'].shape == (2, 8, 32, 32, 8)
+    assert data['inputs']['trajectory'].shape == (2, 8, 3)
+    assert len(data['data_samples']) == 2
     # same seed, same bytes; another seed, other scenes
     again = DATASETS.build(dict(type='SyntheticCityDataset', num_scenes=4, num_frames=8,
                                 grid_size=(32, 32, 8), seed=0))
