@@ -383,3 +383,49 @@ def write_nuscenes_infos(path: str, infos: List[Dict], metadata: Dict) -> None:
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f:
             pickle.dump({'infos': list(infos), 'metadata': dict(metadata)}, f)
+
+
+# ----------------------------------------------------------------------------- Occ3D json
+def occ3d_annotations_from_infos(infos: List[Dict], split: str = 'train',
+                                 annotations: Optional[Dict] = None) -> Dict:
+    """Occ3D-nuScenes ``annotations.json`` content for the scenes of ``infos``.
+
+    Schema (as Occ3D's loaders read it): ``train_split`` / ``val_split`` (scene names),
+    ``scene_infos[scene][token]`` with ``timestamp``, ``ego_pose`` (``translation``,
+    ``rotation`` w, x, y, z), ``gt_path`` (``gts/<scene>/<token>/labels.npz``, relative to
+    the data root), ``prev`` / ``next`` (``'EOF'`` at the scene ends) and
+    ``camera_sensor`` (empty here: the synthetic city has no images).
+
+    Args:
+        infos: frame dicts from :func:`build_nuscenes_infos` (they carry ``scene_name``).
+        split: ``'train'`` or ``'val'``: the list the scenes are added to.
+        annotations: an existing annotation dict to extend (e.g. the other split's).
+    """
+    if split not in ('train', 'val'):
+        raise ValueError(f'occ3d_annotations_from_infos: split expected train / val, found '
+                         f'{split!r}')
+    ann = annotations or dict(train_split=[], val_split=[], scene_infos={})
+    for i, info in enumerate(infos):
+        if 'scene_name' not in info:
+            raise KeyError(f'occ3d_annotations_from_infos: infos[{i}] lacks "scene_name"')
+        scene = info['scene_name']
+        if scene not in ann['scene_infos']:
+            ann['scene_infos'][scene] = {}
+            ann[f'{split}_split'].append(scene)
+        ann['scene_infos'][scene][info['token']] = dict(
+            timestamp=int(info['timestamp']),
+            ego_pose=dict(translation=list(map(float, info['ego2global_translation'])),
+                          rotation=list(map(float, info['ego2global_rotation']))),
+            gt_path=f'gts/{scene}/{info["token"]}/labels.npz',
+            prev=info['prev'] or 'EOF', next=info['next'] or 'EOF', camera_sensor={})
+    return ann
+
+
+def write_occ3d_annotations(path: str, annotations: Dict) -> None:
+    """Write an Occ3D ``annotations.json`` (see :func:`occ3d_annotations_from_infos`)."""
+    missing = [k for k in ('train_split', 'val_split', 'scene_infos') if k not in annotations]
+    if missing:
+        raise KeyError(f'write_occ3d_annotations({path!r}): missing keys {missing}')
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(annotations, f)

@@ -385,6 +385,13 @@ def test_converter_occ3d_nuscenes_tree_loads_with_the_reader(tmp_path):
     with open(pkl, 'rb') as f:
         data = pickle.load(f)
     assert len(data['infos']) == 6 and data['infos'][3]['prev'] == ''
+    ann = json.loads((tmp_path / 'annotations.json').read_text())
+    assert ann['train_split'] == ['scene-0000', 'scene-0001'] and ann['val_split'] == []
+    frames = ann['scene_infos']['scene-0001']
+    first = frames[data['infos'][3]['token']]
+    assert first['prev'] == 'EOF' and first['next'] == data['infos'][4]['token']
+    assert (tmp_path / first['gt_path']).is_file()
+    assert first['ego_pose']['rotation'] == data['infos'][3]['ego2global_rotation']
     boxes = data['infos'][0]['gt_boxes']
     assert boxes.ndim == 2 and boxes.shape[1] == 7 and len(boxes) > 0
     assert set(data['infos'][0]['gt_names']) <= {'car', 'truck', 'pedestrian'}

@@ -5,9 +5,10 @@ The readers that load the real datasets load the output unchanged:
 * ``--format carlasc``: ``OUT/Cartesian/<Split>/Town<NN>_<Light|Medium|Heavy>/cartesian/``
   (evaluation labels / point counts / params.json, velodyne, labels, poses.txt relative to
   the first frame, times.txt); read with ``CarlaSCDataset(data_root=OUT, split=<Split>)``.
-* ``--format occ3d_nuscenes``: ``OUT/gts/scene-<NNNN>/<token>/labels.npz`` plus the temporal
-  info pkl ``OUT/nuscenes_synthetic_infos_<split>.pkl`` (schema of the real VAD-style file,
-  with ego boxes of the vehicles and pedestrians); read with
+* ``--format occ3d_nuscenes``: ``OUT/gts/scene-<NNNN>/<token>/labels.npz``, Occ3D's
+  ``OUT/annotations.json`` and the temporal info pkl
+  ``OUT/nuscenes_synthetic_infos_<split>.pkl`` (schema of the real VAD-style file, with
+  boxes of the vehicles and pedestrians); read with
   ``Occ3DNuScenesDataset(data_root=OUT, ann_file=OUT/nuscenes_synthetic_infos_<split>.pkl)``.
 * ``--format occ3d_waymo``: ``OUT/<training|validation>/<NNN>/<FFF>_04.npz`` (200 x 200 x 16;
   ``<FFF>.npz`` for a 1600 x 1600 x 64 grid) with ``ego2global``; read with
@@ -22,6 +23,7 @@ Example::
         --out data/synthetic_carlasc --num-scenes 12 --num-frames 32 --grid 128 128 8 --seed 0
 """
 import argparse
+import json
 import os.path as osp
 import sys
 from typing import List, Optional, Sequence
@@ -33,8 +35,9 @@ from occworld4d.datasets.synthetic_city import (PEDESTRIAN, PRESETS, SCENARIOS,
                                                 city_label_lut, generate_sequence)
 from occworld4d.datasets.writers import (NUSCENES_LIDAR2EGO_ROTATION,
                                          NUSCENES_LIDAR2EGO_TRANSLATION, build_nuscenes_infos,
-                                         matrix_from_quaternion, write_carlasc_sequence,
-                                         write_nuscenes_infos, write_occ3d_nuscenes_frame,
+                                         matrix_from_quaternion, occ3d_annotations_from_infos,
+                                         write_carlasc_sequence, write_nuscenes_infos,
+                                         write_occ3d_annotations, write_occ3d_nuscenes_frame,
                                          write_occ3d_waymo_frame)
 
 FORMATS = ('carlasc', 'occ3d_nuscenes', 'occ3d_waymo')
@@ -125,6 +128,14 @@ def make_occ3d_nuscenes(out: str, num_scenes: int, num_frames: int, grid=(200, 2
         infos.extend(frames)
     path = osp.join(out, f'nuscenes_synthetic_infos_{split}.pkl')
     write_nuscenes_infos(path, infos, dict(version='synthetic-city', seed=int(seed)))
+    # Occ3D's annotations.json, extended when the other split was written before
+    ann_path = osp.join(out, 'annotations.json')
+    ann = None
+    if osp.isfile(ann_path):
+        with open(ann_path) as f:
+            ann = json.load(f)
+    write_occ3d_annotations(ann_path, occ3d_annotations_from_infos(
+        infos, 'val' if split == 'val' else 'train', ann))
     return path
 
 
