@@ -50,7 +50,7 @@ class LidarSensor:
     num_beams: int = 32
     elevation_range: Tuple[float, float] = (-30.67, 10.67)
     num_azimuth: int = 1084
-    max_range: float = 70.0
+    max_range: float = 100.0
     sensor2ego: Tuple[Tuple[float, ...], ...] = _pose((0.943713, 0.0, 1.84023))
     elevations: Optional[Tuple[float, ...]] = None
     range_noise_std: float = 0.0
@@ -94,8 +94,9 @@ class LidarSensor:
 
 
 LIDAR_PRESETS: Dict[str, LidarSensor] = {
-    # nuScenes LIDAR_TOP (Velodyne HDL-32E, 20 Hz): 32 beams over -30.67..+10.67 deg,
-    # ~1084 firings a revolution; mounted ~0.94 m ahead of the rear axle at 1.84 m.
+    # nuScenes LIDAR_TOP (Velodyne HDL-32E, 20 Hz): 32 beams evenly over -30.67..+10.67 deg,
+    # 1084 firings a revolution (a real keyframe sweep has exactly 32 x 1084 points, farthest
+    # ~103 m); mounted ~0.94 m ahead of the rear axle at 1.84 m.
     'nuscenes_lidar_top': LidarSensor(),
     # A 64-beam Velodyne HDL-64E (KITTI-like): +2.0..-24.9 deg, 2048 columns, 120 m.
     'velodyne_hdl64': LidarSensor(num_beams=64, elevation_range=(-24.9, 2.0), num_azimuth=2048,

@@ -193,6 +193,23 @@ def test_lidar_simulator_is_registered_and_takes_real_pose(real_root):
     assert set(scan.label[valid].unique().tolist()) >= {11, 16}
 
 
+def test_nuscenes_preset_matches_the_real_lidar_sweep(real_root):
+    path = osp.join(real_root, 'nuscenes', 'keyframe_scene-0061',
+                    'n015-2018-07-24-11-22-45+0800__LIDAR_TOP__1532402927647951.pcd.bin')
+    pts = np.fromfile(path, dtype=np.float32).reshape(-1, 5)  # x, y, z, intensity, ring
+    sensor = LidarSensor.preset('nuscenes_lidar_top')
+    assert len(pts) == sensor.num_rays == 32 * 1084
+    ring = pts[:, 4].astype(int)
+    assert np.bincount(ring).tolist() == [1084] * 32
+    r = np.linalg.norm(pts[:, :3], axis=1)
+    elev = np.rad2deg(np.arcsin(pts[:, 2] / np.maximum(r, 1e-6)))
+    far = r > 3.0  # near returns (the ego car) are noisy in elevation
+    measured = np.array([np.median(elev[far & (ring == k)]) for k in range(32)])
+    np.testing.assert_allclose(measured, sensor.beam_elevations(), atol=0.35)
+    assert np.median(np.abs(measured - sensor.beam_elevations())) < 0.1
+    assert r.max() <= sensor.max_range + 5
+
+
 @pytest.mark.gpu
 def test_lidar_cuda_matches_cpu(real_root):
     labels = np.load(osp.join(real_root, 'occ3d_nuscenes', 'gts', 'scene-1077',
