@@ -271,7 +271,8 @@ def _rigid(R: np.ndarray, t: Sequence[float]) -> np.ndarray:
 
 
 def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
-                         occ_root: str = './data/nuscenes/gts', boxes: Optional[List[Dict]] = None, fut_steps: int = 6,
+                         occ_root: str = './data/nuscenes/gts',
+                         boxes: Optional[List[Dict]] = None, fut_steps: int = 6,
                          his_steps: int = 2, map_location: str = 'synthetic-city') -> List[Dict]:
     """Frame dicts of one scene in the schema of the real temporal info pkl.
 
