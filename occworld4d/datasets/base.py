@@ -298,8 +298,8 @@ def pack_window_cache(dataset: BaseOccSequenceDataset, out_dir: str,
                  scenes={})
     total = sum(len(f) for f in dataset.scenes.values())
     bar = tqdm(total=total, desc='pack window cache', disable=not progress, unit='frame')
-    for scene, frames in dataset.scenes.items():
-        if len(frames) < dataset.window_span:
+    for scene, frames in dataset.scenes.items():  # every scene, whatever the window length
+        if not frames:
             continue
         stem = _scene_file_stem(scene)
         files, arrays, tmps = {}, {}, []

@@ -57,7 +57,7 @@ def test_occ3d_missing_file_wrong_key_shape_dtype_corrupt(tmp_path):
     with pytest.raises(DataFormatError, match='info file not found'):
         Occ3DNuScenesDataset(str(tmp_path), 'missing.pkl', num_frames=1)
     bad_ann = tmp_path / 'bad.pkl'
-    bad_ann.write_bytes(pickle.dumps({'data_list': []}))
+    bad_ann.write_bytes(pickle.dumps({'frames': []}))
     with pytest.raises(DataFormatError, match=r'bad\.pkl: expected a dict with key "infos"'):
         Occ3DNuScenesDataset(str(tmp_path), str(bad_ann), num_frames=1)
 
