@@ -5,7 +5,7 @@ Input: an ``.npz`` with a semantic grid (X, Y, Z) or a sequence (T, X, Y, Z), e.
 by ``tools/sample.py``; ``--key`` picks the array when the file has several.
 
 Outputs under ``--out`` (every file written to a temporary name, then renamed):
-    lidar/{t:03d}.bin                 float32 rows (x, y, z, label), ego frame
+    lidar/{t:03d}.bin                 float32 rows (x, y, z, label), ego (or --frame sensor)
     cameras/{t:03d}/{CAM}_semantic.png  RGB, vocabulary palette (black = no hit)
     cameras/{t:03d}/{CAM}_depth.png     uint16 depth in millimetres (0 = no hit)
 
@@ -53,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument('--lidar-preset', default='nuscenes_lidar_top', choices=sorted(LIDAR_PRESETS))
     p.add_argument('--lidar-pose', choices=['preset', 'calib'], default='preset',
                    help='LiDAR mounting: the preset, or lidar2ego of the --calib keyframe')
+    p.add_argument('--frame', choices=['ego', 'sensor'], default='ego',
+                   help='frame of the written LiDAR points')
     p.add_argument('--min-range', type=float, default=0.0,
                    help='LiDAR: voxels entered closer than this (m) are transparent')
     p.add_argument('--range-noise', type=float, default=0.0, help='LiDAR range noise std (m)')
@@ -124,7 +126,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     for t in range(grid.shape[0]):
         sem = torch.from_numpy(grid[t].astype(np.int64)).to(args.device)
         if args.lidar:
-            pts = sim.simulate(sem).valid_points().cpu().numpy()  # (N, 4)
+            pts = sim.simulate(sem).valid_points()  # (N, 4) x, y, z, label in the ego frame
+            if args.frame == 'sensor':
+                pts = sim.to_sensor_frame(pts)
+            pts = pts.cpu().numpy()
             write_points(osp.join(args.out, 'lidar', f'{t:03d}.bin'), pts)
             print(f'frame {t}: {len(pts)} LiDAR points')
         for name, cam in cameras.items():

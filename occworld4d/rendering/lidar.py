@@ -225,4 +225,12 @@ class LidarSimulator:
                          label=label.reshape(h, w), drop=drop.reshape(h, w),
                          voxel=voxel.reshape(h, w, 3))
 
+    def to_sensor_frame(self, points: torch.Tensor) -> torch.Tensor:
+        """Ego-frame points (..., 3+) -> the sensor frame (extra columns such as the label
+        are kept), e.g. to compare with real sweeps stored in the LiDAR frame."""
+        pose = torch.as_tensor(np.linalg.inv(np.asarray(self.sensor.sensor2ego)),
+                               device=points.device, dtype=points.dtype)
+        xyz = points[..., :3] @ pose[:3, :3].T + pose[:3, 3]
+        return torch.cat([xyz, points[..., 3:]], dim=-1)
+
     __call__ = simulate

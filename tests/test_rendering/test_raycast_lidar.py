@@ -190,6 +190,15 @@ def test_lidar_simulator_is_registered_and_takes_real_pose(real_root):
     origin = torch.tensor(pose[:3, 3])
     torch.testing.assert_close((pts - origin).norm(dim=-1), scan.range[valid].double(),
                                atol=1e-3, rtol=0)
+    # In the sensor frame, each return sits at its range and on its beam's elevation.
+    local = sim.to_sensor_frame(scan.valid_points().double())
+    assert torch.equal(local[:, 3], scan.label[valid].double())
+    torch.testing.assert_close(local[:, :3].norm(dim=-1), scan.range[valid].double(),
+                               atol=1e-3, rtol=0)
+    beam = torch.arange(32).view(32, 1).expand(32, 1084)[valid]
+    elev = torch.rad2deg(torch.asin(local[:, 2] / local[:, :3].norm(dim=-1)))
+    expect = torch.from_numpy(sim.sensor.beam_elevations())[beam]
+    torch.testing.assert_close(elev, expect, atol=1e-3, rtol=0)
     assert set(scan.label[valid].unique().tolist()) >= {11, 16}
 
 
