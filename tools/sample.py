@@ -46,6 +46,9 @@ def parse_args(argv=None):
     p.add_argument('--sampler', choices=['ddpm', 'ddim', 'dpmpp_2m'])
     p.add_argument('--steps', type=int, help='sampling steps (default: the config / all)')
     p.add_argument('--cfg', type=float, help='classifier-free guidance scale (default: config)')
+    p.add_argument('--resample-jumps', type=int, default=1,
+                   help='RePaint resampling passes for inpaint / outpaint / continuation '
+                   '(1 = none)')
     p.add_argument('--num-samples', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--device', default='cpu')
@@ -97,6 +100,8 @@ def main(argv=None):
                   trajectory=args.trajectory, layout=layout if args.task == 'layout' else None,
                   voxels=voxels, region=args.region, shift=args.shift or (0, 0),
                   num_frames=args.num_frames, overlap=args.overlap)
+    if args.resample_jumps > 1:
+        kwargs['resample_jumps'] = args.resample_jumps
     for key, value in (('sampler', args.sampler), ('num_steps', args.steps),
                        ('guidance_scale', args.cfg)):
         if value is not None:

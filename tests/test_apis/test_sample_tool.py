@@ -58,7 +58,8 @@ TASKS = {
     'layout': ['--input', '{npz}'],
     'continue': ['--input', '{npz}', '--overlap', '2'],
     'long': ['--num-frames', '10', '--overlap', '2'],
-    'inpaint': ['--input', '{npz}', '--region', '0', '4', '2', '6', '0', '4'],
+    'inpaint': ['--input', '{npz}', '--region', '0', '4', '2', '6', '0', '4',
+                '--resample-jumps', '2'],
     'outpaint': ['--input', '{npz}', '--shift', '0', '4'],
     'single-frame': ['--input', '{npz}'],
 }
