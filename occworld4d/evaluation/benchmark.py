@@ -130,14 +130,13 @@ def _collate_fn(loader_cfg):
     return fns[name]
 
 
-def _sample_call(model, data) -> Callable[[], object]:
+def _sample_call(model, data, batch_size: int) -> Callable[[], object]:
     """The model's ``sample`` method with the arguments it accepts, else ``predict``."""
     fn = getattr(model, 'sample', None)
     if callable(fn):
         params = inspect.signature(fn).parameters
         avail = dict(inputs=data['inputs'], data_samples=data.get('data_samples'),
-                     batch_size=len(data.get('data_samples') or []) or None,
-                     num_samples=len(data.get('data_samples') or []) or None)
+                     batch_size=batch_size, num_samples=batch_size)
         kwargs = {k: v for k, v in avail.items() if k in params and v is not None}
         return lambda: fn(**kwargs)
     return lambda: model(**data, mode='predict')
@@ -208,7 +207,7 @@ def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
                 fn = lambda: model.val_step(batch)  # noqa: E731
             else:
                 data = model.data_preprocessor(batch, False)
-                call = _sample_call(model, data)
+                call = _sample_call(model, data, bs)
                 result['sample_fn'] = 'sample' if callable(getattr(model, 'sample', None)) \
                     else 'predict'
                 fn = call

@@ -111,3 +111,24 @@ def test_count_params_tool(config, tmp_path, capsys):
     text = capsys.readouterr().out
     assert 'encoder' in text and '127' in text and 'frozen' in text
     assert json.loads((tmp_path / 'p.json').read_text()) == rows
+
+
+@MODELS.register_module(name='H4ToySamplerModel', force=True)
+class ToySampler(ToyModel):
+    """A generator with a ``sample(batch_size)`` method: the 'sample' task must call it."""
+    sample_calls = []
+
+    def sample(self, batch_size, guidance=2.0):
+        ToySampler.sample_calls.append(batch_size)
+        return torch.zeros(batch_size, 2, 4, 4, 2)
+
+
+def test_benchmark_sample_task_uses_sample_method(config, tmp_path):
+    from mmengine.config import Config
+    from occworld4d.evaluation.benchmark import run_benchmark
+    cfg = Config.fromfile(config)
+    cfg.model.type = 'H4ToySamplerModel'
+    ToySampler.sample_calls.clear()
+    res = run_benchmark(cfg, 'sample', iters=2, warmup=1)
+    assert res['sample_fn'] == 'sample'
+    assert ToySampler.sample_calls == [2, 2, 2]  # warm-up + 2 timed, batch size 2
