@@ -90,6 +90,10 @@ class BaseOccSequenceDataset(BaseDataset):
             ``num_skipped`` counts them and :meth:`report_skipped` logs the total.
         cache_dir: folder written by ``tools/dataset_converters/pack_window_cache.py``;
             when given, voxels are read from its memory-mapped arrays.
+        trajectory_frame: ``'ego0'`` (the sample contract: (dx, dy, yaw) in frame 0's ego
+            axes) or ``'world'`` (DynamicCity's exact condition: (tx - tx0, ty - ty0) in
+            world axes and the absolute world yaw atan2(R10, R00)). The command is the same
+            either way (it uses steps only).
         test_mode, data_root, ann_file, indices, lazy_init: as in mmengine's BaseDataset.
     """
     METAINFO: dict = dict(dataset='base', vocabulary=None, free_label=None, voxel_size=None,
@@ -99,7 +103,8 @@ class BaseOccSequenceDataset(BaseDataset):
     def __init__(self, num_frames: int = 16, window_stride: int = 1, frame_step: int = 1,
                  pipeline: Sequence = (), masks: Sequence[str] = (),
                  class_merge: Optional[str] = None, skip_corrupt: bool = False,
-                 cache_dir: Optional[str] = None, data_root: str = '', ann_file: str = '',
+                 cache_dir: Optional[str] = None, trajectory_frame: str = 'ego0',
+                 data_root: str = '', ann_file: str = '',
                  metainfo: Optional[dict] = None, test_mode: bool = False, indices=None,
                  lazy_init: bool = False, max_refetch: int = 100):
         for name, value in (('num_frames', num_frames), ('window_stride', window_stride),
@@ -110,6 +115,10 @@ class BaseOccSequenceDataset(BaseDataset):
         if unknown:
             raise ValueError(f'{type(self).__name__}: unknown mask(s) {unknown}; this dataset '
                              f'provides {list(self.MASK_KEYS)}')
+        if trajectory_frame not in ('ego0', 'world'):
+            raise ValueError(f'{type(self).__name__}: trajectory_frame must be "ego0" or '
+                             f'"world", got {trajectory_frame!r}')
+        self.trajectory_frame = trajectory_frame
         self.num_frames, self.window_stride = int(num_frames), int(window_stride)
         self.frame_step = int(frame_step)
         self.masks = tuple(masks)
@@ -199,8 +208,13 @@ class BaseOccSequenceDataset(BaseDataset):
             return dict(trajectory=np.zeros((len(frames), 3), np.float32), command=STATIC)
         ego_poses = np.stack(poses).astype(np.float64)  # (T, 4, 4)
         trajectory = trajectory_from_poses(ego_poses)
-        return dict(ego_poses=ego_poses, trajectory=trajectory,
-                    command=int(self.window_command(frames, trajectory)))
+        command = int(self.window_command(frames, trajectory))
+        if self.trajectory_frame == 'world':
+            trajectory = np.stack([ego_poses[:, 0, 3] - ego_poses[0, 0, 3],
+                                   ego_poses[:, 1, 3] - ego_poses[0, 1, 3],
+                                   np.arctan2(ego_poses[:, 1, 0], ego_poses[:, 0, 0])],
+                                  axis=1).astype(np.float32)  # (T, 3)
+        return dict(ego_poses=ego_poses, trajectory=trajectory, command=command)
 
     def prepare_data(self, idx: int):
         return self.pipeline(self.load_window(self.get_data_info(idx)))

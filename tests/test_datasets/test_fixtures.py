@@ -150,3 +150,19 @@ def test_nuscenes_fixture_both_info_layouts_and_collation(tmp_path):
     assert out['inputs']['trajectory'].shape == (2, 4, 3)
     assert out['inputs']['command'].shape == (2,)
     assert len(out['data_samples']) == 2
+
+
+def test_carlasc_world_trajectory_matches_dynamiccity_convention(tmp_path):
+    poses = yaw_poses(4, 1.0, 0.1)
+    rot = np.array([[0.0, -1.0], [1.0, 0.0]])  # the world turned by 90 deg
+    poses[:, :2, :] = np.einsum('ij,tjk->tik', rot, poses[:, :2, :])
+    poses[:, :2, 3] += [5.0, 7.0]
+    write_town(str(tmp_path), 'Town05_Medium', poses)
+    world = CarlaSCDataset(str(tmp_path), num_frames=4, masks=(), trajectory_frame='world')[0]
+    ego = CarlaSCDataset(str(tmp_path), num_frames=4, masks=())[0]
+    w, e = world['inputs']['trajectory'].numpy(), ego['inputs']['trajectory'].numpy()
+    # DynamicCity: (tx - tx0, ty - ty0, atan2(R10, R00)) in world axes
+    np.testing.assert_allclose(w[:, :2], poses[:, :2, 3] - poses[0, :2, 3], atol=1e-5)
+    np.testing.assert_allclose(w[:, 2], np.pi / 2 + 0.1 * np.arange(4), atol=1e-5)
+    np.testing.assert_allclose(e[1], [1.0, 0.0, 0.1], atol=1e-5)  # frame-0 ego axes
+    assert int(world['inputs']['command']) == int(ego['inputs']['command']) == LEFT
