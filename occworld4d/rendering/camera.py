@@ -10,7 +10,7 @@ VAD-style temporal info (``infos[i]['cams'][CAM]``). Images can be rendered down
 """
 import pickle
 from dataclasses import dataclass, replace
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Sequence, Union
 
 import numpy as np
 import torch
