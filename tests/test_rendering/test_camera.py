@@ -128,3 +128,27 @@ def test_vad_style_info_cameras(real_root):
     front = cams['CAM_FRONT']
     # The front camera looks along ego +x: its optical axis (third column) is ~(1, 0, 0).
     assert front.cam2ego[0, 2] > 0.99 and front.cam2ego[2, 3] > 1.0
+
+
+def test_camera_renderer_builds_from_registry():
+    from occworld4d.registry import TASK_UTILS
+    r = TASK_UTILS.build(dict(type='CameraRenderer', free_label=0,
+                              geometry=dict(pc_range=(-4, -4, -1, 4, 4, 2.2),
+                                            voxel_size=(0.4, 0.4, 0.4))))
+    grid = torch.zeros((20, 20, 8), dtype=torch.long)  # free = 0
+    grid[15, :, :] = 3  # wall at x = 2.0
+    cam = PinholeCamera('c', K, CAM2EGO, 16, 9).scaled(1.0)
+    maps = r.render(grid, cam)
+    assert (maps.semantic[maps.hit] == 3).all() and maps.hit.float().mean() > 0.5
+    torch.testing.assert_close(maps.depth[maps.hit], torch.full_like(maps.depth[maps.hit], 2.0))
+
+
+@pytest.mark.gpu
+def test_camera_cuda_matches_cpu(real_root):
+    pkl, labels = _real_paths(real_root)
+    cam = load_cameras(pkl, scale=0.125)['CAM_FRONT']
+    sem = torch.from_numpy(np.load(labels)['semantics'].astype(np.int64))
+    r = CameraRenderer(dtype=torch.float64)
+    cpu, gpu = r.render(sem, cam), r.render(sem.cuda(), cam)
+    assert torch.equal(cpu.semantic, gpu.semantic.cpu())
+    torch.testing.assert_close(cpu.depth, gpu.depth.cpu())
