@@ -62,10 +62,13 @@ PARAM_SCHEDULERS = Registry(
 METRICS = Registry('metric', parent=MMENGINE_METRICS, locations=['occworld4d.evaluation'])
 EVALUATOR = Registry('evaluator', parent=MMENGINE_EVALUATOR, locations=['occworld4d.evaluation'])
 
-TASK_UTILS = Registry('task util', parent=MMENGINE_TASK_UTILS, locations=['occworld4d.diffusion'])
-# The diffusion engine, its schedules and samplers. mmengine has no root for these, so
-# they live in TASK_UTILS' scope family under a dedicated child.
-DIFFUSION = Registry('diffusion', parent=TASK_UTILS, locations=['occworld4d.diffusion'])
+TASK_UTILS = Registry(
+    'task util', parent=MMENGINE_TASK_UTILS,
+    locations=['occworld4d.diffusion', 'occworld4d.rendering'])
+# The diffusion engine, its schedules and samplers live in TASK_UTILS (mmengine has no root
+# for them). A separate child registry of the same scope would be shadowed by TASK_UTILS when
+# mmengine switches to the default scope, so DIFFUSION is the same registry under its own name.
+DIFFUSION = TASK_UTILS
 
 VISUALIZERS = Registry(
     'visualizer', parent=MMENGINE_VISUALIZERS, locations=['occworld4d.visualization'])

@@ -19,6 +19,10 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Load a config file with clear errors; apply ``--cfg-options``."""
     if not osp.isfile(path):
         raise CLIError(f'config file {path!r} does not exist')
+    # `custom_imports` of projects/ (projects.<name>...) resolve from the working directory,
+    # as in OpenMMLab repositories; tools/ is sys.path[0] when run as a script.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         cfg = Config.fromfile(path)
     except Exception as err:  # syntax errors, a missing _base_ file, ...

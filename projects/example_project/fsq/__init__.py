@@ -1,0 +1,3 @@
+from .fsq_quantizer import FSQuantizer
+
+__all__ = ['FSQuantizer']
