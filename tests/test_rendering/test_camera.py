@@ -137,7 +137,7 @@ def test_camera_renderer_builds_from_registry():
                                             voxel_size=(0.4, 0.4, 0.4))))
     grid = torch.zeros((20, 20, 8), dtype=torch.long)  # free = 0
     grid[15, :, :] = 3  # wall at x = 2.0
-    cam = PinholeCamera('c', K, CAM2EGO, 16, 9).scaled(1.0)
+    cam = PinholeCamera('c', K, CAM2EGO, 160, 90).scaled(0.1)  # 16 x 9 pixels
     maps = r.render(grid, cam)
     assert (maps.semantic[maps.hit] == 3).all() and maps.hit.float().mean() > 0.5
     torch.testing.assert_close(maps.depth[maps.hit], torch.full_like(maps.depth[maps.hit], 2.0))
