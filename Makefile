@@ -17,8 +17,10 @@ $(VENV)/.core-installed: setup.py requirements/runtime.txt
 	$(PIP) install --no-deps -e .
 	touch $@
 
-$(VENV)/.tests-installed: $(VENV)/.core-installed requirements/tests.txt
+$(VENV)/.tests-installed: $(VENV)/.core-installed requirements/tests.txt requirements/waymo.txt
 	$(PIP) install -r requirements/tests.txt
+	# Waymo's protobuf modules without the wheel's TensorFlow pins.
+	$(PIP) install --no-deps -r requirements/waymo.txt
 	touch $@
 
 env: $(VENV)/.core-installed
