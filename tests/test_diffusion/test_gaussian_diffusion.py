@@ -3,6 +3,7 @@ import math
 
 import pytest
 import torch
+from mmengine.registry import DefaultScope
 
 from occworld4d.diffusion import GaussianDiffusion, normal_kl
 from occworld4d.registry import DIFFUSION
@@ -17,6 +18,10 @@ def test_build_from_registry_with_the_contract_config():
     assert engine.timesteps_for(None).tolist() == list(range(1000))
     respaced = DIFFUSION.build(dict(type='GaussianDiffusion', timestep_respacing='ddim50'))
     assert respaced.timesteps_for(None).tolist() == list(range(0, 1000, 20))
+    # as a Runner builds it: under the default scope 'occworld4d'
+    with DefaultScope.overwrite_default_scope('occworld4d'):
+        scoped = DIFFUSION.build(dict(type='GaussianDiffusion', prediction_type='v'))
+    assert isinstance(scoped, GaussianDiffusion) and scoped.prediction_type == 'v'
 
 
 def test_q_mean_variance_and_q_sample_moments():

@@ -153,3 +153,22 @@ def test_sampler_sees_original_timesteps_and_bad_arguments_fail():
         engine.sample(model, (2, 2), sampler='euler')
     with pytest.raises(ValueError, match='resample_jumps > 1'):
         engine.sample(model, (2, 2), resample_jumps=2)
+
+
+@pytest.mark.gpu
+def test_cuda_sampling_matches_cpu():
+    engine = GaussianDiffusion()
+    model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
+    x_T = torch.randn(256, 2, dtype=torch.float64)
+    for sampler in ('ddim', 'dpmpp_2m'):
+        cpu = engine.sample(model, x_T.shape, sampler=sampler, num_steps=20, x_T=x_T,
+                            dtype=torch.float64)
+        gpu = engine.sample(model, x_T.shape, sampler=sampler, num_steps=20,
+                            x_T=x_T.cuda(), dtype=torch.float64, device='cuda')
+        assert gpu.device.type == 'cuda'
+        torch.testing.assert_close(gpu.cpu(), cpu)
+    gen = torch.Generator(device='cuda').manual_seed(0)
+    x = engine.sample(model, (4000, 2), sampler='ddpm', num_steps=100, generator=gen,
+                      device='cuda', dtype=torch.float64)
+    dist = gaussian_distances(x.cpu(), MEAN_2D, COV_2D)
+    assert dist['mean_err'] < 0.06 and dist['cov_rel'] < 0.1, dist

@@ -11,7 +11,8 @@ Columns: mean_err = ||m - mu||, cov_rel = ||S - Sigma||_F / ||Sigma||_F, w2 = Ga
 EXACT output law, the discretisation error with no sampling noise at all: the deterministic
 samplers (DDIM eta=0, DPM-Solver++) are affine maps of x_T, so their law is N(b, M M^T)
 (probed with D + 1 inputs); ancestral DDPM's law is propagated step by step
-(m <- A m + c, C <- A C A^T + sigma^2 I). calls = network calls; speedup = DDPM-1000 calls / calls.
+(m <- A m + c, C <- A C A^T + sigma^2 I). calls = network calls; speedup = 1000 / calls
+(DDPM-1000 makes 1000).
 Wall times on a shared CPU are noisy; compare rows of one run.
 
 Example:
@@ -118,7 +119,6 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
     exact = torch.distributions.MultivariateNormal(mean, cov).sample((num_samples, ))
     rows = [dict(name='exact', sampler='-', num_steps=0, calls=0, speedup=None, seconds=0.0,
                  law_w2=0.0, **gaussian_distances(exact, mean, cov))]
-    ddpm_calls = None
     for name, sampler, steps, eta in runs:
         model.calls = 0
         gen = torch.Generator(device=device).manual_seed(seed)
@@ -130,18 +130,15 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
         calls = model.calls
-        if name == 'ddpm-1000':
-            ddpm_calls = calls
         law = None
         if sampler == 'dpmpp_2m' or (sampler == 'ddim' and eta == 0):
             law = ode_law_w2(engine, model, sampler, steps, mean, cov, device)
         elif sampler == 'ddpm':
             law = ddpm_law_w2(engine, model, steps, mean, cov, device)
         rows.append(dict(name=name, sampler=sampler, num_steps=str(steps), calls=calls,
-                         speedup=None, seconds=round(seconds, 3), law_w2=law,
+                         speedup=round(engine.num_timesteps / calls, 1),
+                         seconds=round(seconds, 3), law_w2=law,
                          **gaussian_distances(x.cpu(), mean, cov)))
-    for row in rows[1:]:
-        row['speedup'] = round(ddpm_calls / row['calls'], 1) if ddpm_calls else None
     return dict(problem=dict(dim=dim, num_samples=num_samples, mean=mean.tolist(),
                              cov_eigenvalues=torch.linalg.eigvalsh(cov).tolist(),
                              schedule='linear 1e-4..0.02, 1000 steps', device=str(device)),
@@ -168,6 +165,8 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=1, help='torch.set_num_threads')
     parser.add_argument('--progress', action='store_true')
+    parser.add_argument('--runs', nargs='+', choices=[r[0] for r in DEFAULT_RUNS],
+                        help='only these rows (default: all)')
     parser.add_argument('--json', help='also write the result as JSON to this path')
     return parser.parse_args(argv)
 
@@ -176,8 +175,9 @@ def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    result = run_benchmark(args.num_samples, args.dim, device=args.device, seed=args.seed,
-                           progress=args.progress)
+    runs = [r for r in DEFAULT_RUNS if args.runs is None or r[0] in args.runs]
+    result = run_benchmark(args.num_samples, args.dim, runs, device=args.device,
+                           seed=args.seed, progress=args.progress)
     print(f'N(mu, Sigma) in {args.dim}-D, {args.num_samples} samples, linear schedule, '
           f'exact denoiser, device {args.device}')
     print(format_table(result))
