@@ -52,13 +52,18 @@ def test_diagonal_ray_through_corners_stops_at_the_right_voxel():
     assert hits.range[0].item() == pytest.approx(9.5 * 0.4 * np.sqrt(2), abs=1e-9)
 
 
-def test_oblique_rays_match_brute_force_marching():
+@pytest.mark.parametrize('geom,origin', [
+    (GridGeometry((-4.0, -4.0, -1.0, 4.0, 4.0, 2.2), (0.4, 0.4, 0.4)), (0.13, -0.31, 0.57)),
+    # CarlaSC-like anisotropic voxels (0.4 x 0.4 x 0.375), origin outside the grid.
+    (GridGeometry((-3.2, -3.2, -2.0, 3.2, 3.2, 1.0), (0.4, 0.4, 0.375)), (-4.1, 0.27, 1.9)),
+])
+def test_oblique_rays_match_brute_force_marching(geom, origin):
     rng = np.random.default_rng(0)
-    geom = GridGeometry((-4.0, -4.0, -1.0, 4.0, 4.0, 2.2), (0.4, 0.4, 0.4))  # 20 x 20 x 8
     sem = np.full(geom.shape, FREE, dtype=np.int64)
     sem[rng.random(geom.shape) < 0.03] = 3
-    origin = np.array([0.13, -0.31, 0.57])
-    dirs = rng.normal(size=(40, 3))
+    origin = np.array(origin)
+    lo, hi = np.array(geom.pc_range[:3]), np.array(geom.pc_range[3:])
+    dirs = lo + rng.random((40, 3)) * (hi - lo) - origin  # aimed at random points in the grid
     hits = cast_rays(torch.from_numpy(sem), torch.from_numpy(origin), torch.from_numpy(dirs),
                      geom, FREE, dtype=torch.float64)
     compared = 0
