@@ -7,6 +7,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine.logging import MMLogger
 
 from occworld4d.registry import DATASETS
 from .base import BaseOccSequenceDataset, DataFormatError
@@ -90,27 +91,38 @@ class CarlaSCDataset(BaseOccSequenceDataset):
         towns = sorted(os.listdir(split_dir)) if self.towns is None else self.towns
         scenes = OrderedDict()
         for town in towns:
-            seq = osp.join(split_dir, town, 'cartesian')
-            ev = osp.join(seq, 'evaluation')
-            if not osp.isdir(ev):
-                raise DataFormatError(f'{ev}: evaluation folder not found for town {town!r}')
-            labels = sorted(glob.glob(osp.join(ev, '*.label')))
-            grid = self._read_grid(osp.join(ev, 'params.json'))
-            poses = read_carlasc_poses(osp.join(seq, 'poses.txt'))
-            records = []
-            for i, path in enumerate(labels):
-                stem = osp.splitext(osp.basename(path))[0]
-                if len(poses) == len(labels):
-                    pose = poses[i]
-                elif stem.isdigit() and int(stem) < len(poses):
-                    pose = poses[int(stem)]
-                else:
-                    raise DataFormatError(f'{osp.join(seq, "poses.txt")}: {len(poses)} poses '
-                                          f'for {len(labels)} evaluation files; no pose for '
-                                          f'frame {stem}')
-                records.append(dict(frame_id=stem, pose=pose, path=path, grid=grid))
-            scenes[f'{self.split}/{town}'] = records
+            try:
+                scenes[f'{self.split}/{town}'] = self._load_town(split_dir, town)
+            except DataFormatError as err:
+                if not self.skip_corrupt:
+                    raise
+                self.num_skipped += 1
+                MMLogger.get_current_instance().warning(
+                    f'CarlaSCDataset: skipped town {town!r} ({self.num_skipped} skipped so '
+                    f'far): {err}')
         return scenes
+
+    def _load_town(self, split_dir: str, town: str) -> List[dict]:
+        seq = osp.join(split_dir, town, 'cartesian')
+        ev = osp.join(seq, 'evaluation')
+        if not osp.isdir(ev):
+            raise DataFormatError(f'{ev}: evaluation folder not found for town {town!r}')
+        labels = sorted(glob.glob(osp.join(ev, '*.label')))
+        grid = self._read_grid(osp.join(ev, 'params.json'))
+        poses = read_carlasc_poses(osp.join(seq, 'poses.txt'))
+        records = []
+        for i, path in enumerate(labels):
+            stem = osp.splitext(osp.basename(path))[0]
+            if len(poses) == len(labels):
+                pose = poses[i]
+            elif stem.isdigit() and int(stem) < len(poses):
+                pose = poses[int(stem)]
+            else:
+                raise DataFormatError(f'{osp.join(seq, "poses.txt")}: {len(poses)} poses '
+                                      f'for {len(labels)} evaluation files; no pose for '
+                                      f'frame {stem}')
+            records.append(dict(frame_id=stem, pose=pose, path=path, grid=grid))
+        return records
 
     @staticmethod
     def _read_grid(path: str) -> tuple:

@@ -122,3 +122,17 @@ def test_waymo_wrong_keys_and_bad_pose(tmp_path):
         ds[0]
     with pytest.raises(ValueError, match='unknown mask'):
         Occ3DWaymoDataset(str(tmp_path), num_frames=1, masks=['valid_mask'])
+
+
+def test_carlasc_skip_corrupt_town(tmp_path):
+    carla_tree(tmp_path)
+    good = str(tmp_path / 'Cartesian' / 'Train' / 'Town02_Light' / 'cartesian')
+    write_carlasc_sequence(good, np.zeros((2, 128, 128, 8)), np.ones((2, 128, 128, 8)),
+                           np.tile(np.eye(4), (2, 1, 1)), write_points=False)
+    bad_poses = tmp_path / 'Cartesian' / 'Train' / 'Town01_Heavy' / 'cartesian' / 'poses.txt'
+    bad_poses.write_text('1 2 3\n')
+    with pytest.raises(DataFormatError, match='line 1 has 3 columns'):
+        CarlaSCDataset(str(tmp_path), num_frames=1)
+    ds = CarlaSCDataset(str(tmp_path), num_frames=1, skip_corrupt=True)
+    assert list(ds.scenes) == ['Train/Town02_Light'] and len(ds) == 2
+    assert ds.num_skipped == 1

@@ -76,3 +76,26 @@ def test_pack_window_cache_tool_from_config(tmp_path):
     assert osp.isfile(osp.join(out, 'index.json'))
     arr = np.load(osp.join(out, 'Test__Town01_Heavy.semantics.npy'))
     assert arr.shape == (4, 128, 128, 8)
+
+
+def test_runner_dataloader_batches_follow_the_contract(tmp_path):
+    import torch
+    from mmengine.runner import Runner
+
+    from occworld4d.models.data_preprocessors import OccDataPreprocessor
+    cfg = Config.fromfile(osp.join(CFG, 'carlasc.py'))
+    _fixture('carlasc', str(tmp_path))
+    init_default_scope('occworld4d')
+    loader_cfg = dict(cfg.train_dataloader.to_dict(), batch_size=2, num_workers=0,
+                      persistent_workers=False)
+    loader_cfg['dataset'] = dict(loader_cfg['dataset'], data_root=str(tmp_path), num_frames=3,
+                                 pipeline=[dict(type='RandomFlip', prob=0.5),
+                                           dict(type='MakeLayout'),
+                                           dict(type='PackOccInputs')])
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    batch = OccDataPreprocessor(num_classes=cfg.num_classes)(next(iter(loader)))
+    inputs = batch['inputs']
+    assert inputs['voxels'].shape == (2, 3, 128, 128, 8) and inputs['voxels'].dtype == torch.int64
+    assert inputs['trajectory'].shape == (2, 3, 3) and inputs['command'].shape == (2, )
+    assert inputs['layout'].shape == (2, 3, 32, 32)
+    assert len(batch['data_samples']) == 2
