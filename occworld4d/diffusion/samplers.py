@@ -5,7 +5,7 @@ sees the original timestep ``chain.timesteps[i]``) and one ``step`` maps x at po
 position i-1 (position -1 = the clean sample). The same loop handles guidance, inpainting
 (with RePaint re-noising moves) and padding masks, so every sampler supports all of them.
 """
-from typing import Optional
+import math
 
 import torch
 from tqdm import tqdm
@@ -15,31 +15,37 @@ from .guidance import ClassifierFreeGuidance, repaint_moves
 from .schedules import NoiseSchedule
 
 
-class DDPMStep:
-    """Ancestral sampling: x_{i-1} = mu(x_i, x0_hat) + sigma_i z (no noise at i = 0)."""
+class SamplerStep:
+    """One reverse step of a sampler: ``step(x, i, index, chain, p, noise_fn) -> x_{i-1}``.
 
-    def __init__(self, engine, eta: float = 0.0):
-        pass
+    Args of the call: x (B, C, ...) at chain position ``i``; ``index`` int64 (B,) filled with
+    i; ``chain`` the :class:`NoiseSchedule`; ``p`` the dict of
+    :meth:`GaussianDiffusion.p_mean_variance` at x (mean, log_variance, x0, eps);
+    ``noise_fn()`` a fresh N(0, I) draw of x's shape from the sampler's generator.
+    ``reset()`` forgets any multistep history (called after a RePaint jump).
+    """
 
-    def __call__(self, x, i, index, chain, out, noise_fn):
-        p = out['p']
-        if i == 0:
-            return p['mean']
-        return p['mean'] + (0.5 * p['log_variance']).exp() * noise_fn()
+    def __init__(self, eta: float = 0.0):
+        self.eta = float(eta)
 
     def reset(self):
         pass
 
 
-class DDIMStep:
+class DDPMStep(SamplerStep):
+    """Ancestral sampling: x_{i-1} = mu(x_i, x0_hat) + sigma_i z (no noise at i = 0)."""
+
+    def __call__(self, x, i, index, chain, p, noise_fn):
+        if i == 0:
+            return p['mean']
+        return p['mean'] + (0.5 * p['log_variance']).exp() * noise_fn()
+
+
+class DDIMStep(SamplerStep):
     """DDIM: x_{i-1} = a_{i-1} x0_hat + sqrt(1 - abar_{i-1} - sigma^2) eps_hat + sigma z,
     sigma = eta sqrt((1 - abar_{i-1}) / (1 - abar_i)) sqrt(1 - abar_i / abar_{i-1})."""
 
-    def __init__(self, engine, eta: float = 0.0):
-        self.eta = float(eta)
-
-    def __call__(self, x, i, index, chain, out, noise_fn):
-        p = out['p']
+    def __call__(self, x, i, index, chain, p, noise_fn):
         if i == 0:
             return p['x0']
         abar = chain.gather('alphas_cumprod', index, x)
@@ -50,11 +56,8 @@ class DDIMStep:
             x = x + sigma * noise_fn()
         return x
 
-    def reset(self):
-        pass
 
-
-class DPMSolverPP2MStep:
+class DPMSolverPP2MStep(SamplerStep):
     """DPM-Solver++(2M), data-prediction form, lambda = log(a / s):
 
     x_{i-1} = (s_{i-1} / s_i) x_i - a_{i-1} (exp(-h) - 1) D, h = lambda_{i-1} - lambda_i,
@@ -62,15 +65,16 @@ class DPMSolverPP2MStep:
     The last step (to the clean sample, lambda = inf) is first order: x = x0_0.
     """
 
-    def __init__(self, engine, eta: float = 0.0):
+    def __init__(self, eta: float = 0.0):
+        super().__init__(eta)
         self.reset()
 
     def reset(self):
         self.prev_x0 = None
         self.prev_h = None
 
-    def __call__(self, x, i, index, chain, out, noise_fn):
-        x0 = out['p']['x0']
+    def __call__(self, x, i, index, chain, p, noise_fn):
+        x0 = p['x0']
         if i == 0:
             self.reset()
             return x0
@@ -84,11 +88,12 @@ class DPMSolverPP2MStep:
         s_i = chain.gather('sqrt_one_minus_alphas_cumprod', index, x)
         s_prev = chain.gather('sqrt_one_minus_alphas_cumprod', index - 1, x)
         a_prev = chain.gather('sqrt_alphas_cumprod', index - 1, x)
-        x = (s_prev / s_i) * x - a_prev * torch.expm1(torch.tensor(-h, dtype=x.dtype)) * data
+        x = (s_prev / s_i) * x - a_prev * math.expm1(-h) * data
         self.prev_x0, self.prev_h = x0, h
         return x
 
 
+# sampler name -> step class; a new sampler is one SamplerStep subclass added here.
 SAMPLERS = {'ddpm': DDPMStep, 'ddim': DDIMStep, 'dpmpp_2m': DPMSolverPP2MStep}
 
 
@@ -113,7 +118,7 @@ def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0
     """The shared sampling loop behind :meth:`GaussianDiffusion.sample` (see its arguments).
 
     Returns:
-        (B, C, ...) samples; ``run_sampler.last_calls`` holds the number of network calls.
+        (B, C, ...) samples.
     """
     device = _pick_device(device, known, cond, generator)
     if (known is None) != (known_mask is None):
@@ -138,7 +143,7 @@ def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0
                            dtype=dtype).to(device)
 
     denoiser = ClassifierFreeGuidance(model, cond, guidance_scale, guidance_keys)
-    step = SAMPLERS[sampler](engine, eta=eta)
+    step = SAMPLERS[sampler](eta=eta)
     batch = shape[0]
 
     def constrain(x, pos):
@@ -173,10 +178,6 @@ def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0
             t = torch.full((batch, ), int(chain.timesteps[src]), dtype=torch.int64, device=device)
             output = denoiser(x, t)
             p = engine.p_mean_variance(output.to(dtype), x, index, chain, clip_x0=clip_x0)
-            x = step(x, src, index, chain, dict(p=p), noise_fn)
+            x = step(x, src, index, chain, p, noise_fn)
         x = constrain(x, dst)
-    run_sampler.last_calls = denoiser.calls
     return x
-
-
-run_sampler.last_calls = 0
