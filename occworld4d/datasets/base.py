@@ -18,7 +18,7 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.dataset import BaseDataset, Compose
+from mmengine.dataset import BaseDataset
 from mmengine.logging import MMLogger
 
 from occworld4d.registry import TRANSFORMS

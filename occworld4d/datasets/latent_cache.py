@@ -27,7 +27,8 @@ LATENT_CACHE_FORMAT = 'occworld4d-latent-cache-v1'
 CONDITION_KEYS = ('trajectory', 'command', 'layout')
 
 
-def latent_to_arrays(latent: Union[torch.Tensor, Dict[str, torch.Tensor]]) -> Dict[str, np.ndarray]:
+def latent_to_arrays(latent: Union[torch.Tensor, Dict[str, torch.Tensor]]
+                     ) -> Dict[str, np.ndarray]:
     """One window's latent (no batch axis) -> ``{'latent' | 'latent.<key>': array}``."""
     if isinstance(latent, torch.Tensor):
         return {'latent': latent.detach().cpu().numpy()}

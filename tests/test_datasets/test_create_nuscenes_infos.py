@@ -43,7 +43,8 @@ def write_tables(root, num=8, yaw_rate=0.0, step=2.0):
                             next=tok('samp', i + 1) if i + 1 < num else ''))
         poses.append(dict(token=tok('pose', i), timestamp=ts, translation=[x, y, 0.0],
                           rotation=_quat_z(yaw)))
-        sds.append(dict(token=tok('sdat', i), sample_token=tok('samp', i), ego_pose_token=tok('pose', i),
+        sds.append(dict(token=tok('sdat', i), sample_token=tok('samp', i),
+                        ego_pose_token=tok('pose', i),
                         calibrated_sensor_token=tok('cals', 0), timestamp=ts, fileformat='pcd',
                         is_key_frame=True, height=0, width=0,
                         filename=f'samples/LIDAR_TOP/frame{i}.pcd.bin',
@@ -58,7 +59,8 @@ def write_tables(root, num=8, yaw_rate=0.0, step=2.0):
                          num_lidar_pts=10, num_radar_pts=0))
         x, y, yaw = x + step * np.cos(yaw), y + step * np.sin(yaw), yaw + yaw_rate
     tables = dict(
-        scene=[dict(token=tok('scen', 0), name='scene-0042', description='', log_token=tok('log_', 0),
+        scene=[dict(token=tok('scen', 0), name='scene-0042', description='',
+                    log_token=tok('log_', 0),
                     nbr_samples=num, first_sample_token=tok('samp', 0),
                     last_sample_token=tok('samp', num - 1))],
         sample=samples, sample_data=sds, ego_pose=poses,
