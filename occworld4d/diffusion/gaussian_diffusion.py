@@ -424,9 +424,10 @@ class GaussianDiffusion:
         if sampler not in SAMPLERS:
             raise ValueError(f'GaussianDiffusion.sample: unknown sampler {sampler!r}; '
                              f'expected one of {tuple(SAMPLERS)}')
+        chain = self.schedule_for(_default_spacing(sampler, num_steps))
         return run_sampler(
             self, model, tuple(int(s) for s in shape), cond=dict(cond or {}), sampler=sampler,
-            chain=self.schedule_for(_default_spacing(sampler, num_steps)), eta=eta, guidance_scale=guidance_scale,
+            chain=chain, eta=eta, guidance_scale=guidance_scale,
             guidance_keys=guidance_keys, known=known, known_mask=known_mask,
             resample_jumps=resample_jumps, resample_steps=resample_steps,
             valid_mask=valid_mask, generator=generator, progress=progress, clip_x0=clip_x0,

@@ -127,12 +127,13 @@ def test_learned_range_endpoints_equal_fixed_variances():
     assert not torch.allclose(x['large'], x['small'])
 
 
-def test_seeded_sampling_is_deterministic():
+def test_seeded_sampling_is_deterministic(capsys):
     engine = GaussianDiffusion()
     model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
     for sampler in ('ddpm', 'ddim', 'dpmpp_2m'):
-        a = engine.sample(model, (16, 2), sampler=sampler, num_steps=10,
+        a = engine.sample(model, (16, 2), sampler=sampler, num_steps=10, progress=True,
                           generator=torch.Generator().manual_seed(8), eta=0.5)
+        assert f'{sampler} sampling' in capsys.readouterr().err  # the tqdm bar
         b = engine.sample(model, (16, 2), sampler=sampler, num_steps=10,
                           generator=torch.Generator().manual_seed(8), eta=0.5)
         c = engine.sample(model, (16, 2), sampler=sampler, num_steps=10,
