@@ -182,3 +182,20 @@ def test_mmdet3d_v11_info_pkl(real_root):
     assert scene == 'n015-2018-07-24-11-22-45+0800' and len(frames) == 1
     assert frames[0]['frame_id'] == 'ca9a282c9e77460f8360f564131a8af5'
     np.testing.assert_allclose(frames[0]['pose'][:2, 3], [411.3039245605469, 1180.890380859375])
+
+
+def test_waymo_dataset_poses_from_v1_record_folder(real_root, tmp_path):
+    pytest.importorskip('waymo_open_dataset.dataset_pb2',
+                        reason='needs pip install --no-deps -r requirements/waymo.txt')
+    from occworld4d.datasets.writers import write_occ3d_waymo_frame
+    grid = (200, 200, 16)
+    write_occ3d_waymo_frame(str(tmp_path / 'data' / 'validation' / '000' / '000_04.npz'),
+                            np.full(grid, 23), np.ones(grid), np.ones(grid), np.ones(grid))
+    segments = tmp_path / 'segments'
+    segments.mkdir()
+    shutil.copy(osp.join(real_root, V1), segments / 'segment-a.tfrecord')
+    ds = Occ3DWaymoDataset(str(tmp_path / 'data'), split='validation', num_frames=1,
+                           pose_source=str(segments))
+    pose = ds[0]['data_samples'].ego_poses[0].numpy()
+    np.testing.assert_allclose(pose[0, 3], -25211.2589, rtol=1e-6)
+    np.testing.assert_allclose(pose, read_v1_poses(osp.join(real_root, V1))[0][0])
