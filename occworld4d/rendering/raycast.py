@@ -3,7 +3,8 @@
 Both sensors use it: :mod:`.lidar` casts the beam pattern of a spinning LiDAR,
 :mod:`.camera` casts one ray per pixel. Rays are processed together as tensors (CPU or
 CUDA); the only Python loop is over traversal steps, at most ``X + Y + Z`` of them, and the
-set of live rays is compacted as rays hit or leave the grid.
+set of live rays is compacted as rays hit or leave the grid. The grid is padded by one
+layer of "outside" voxels so that a single gather per step tells free / occupied / left.
 
 Geometry: voxel ``(i, j, k)`` covers ``[lo + i * v, lo + (i + 1) * v)`` on each axis, with
 ``lo = pc_range[:3]`` and ``v = voxel_size``; axes X, Y, Z in the ego frame (Z up). A ray
@@ -117,12 +118,18 @@ def cast_rays(semantics: torch.Tensor,
     vox = _as_tensor(geometry.voxel_size, device, dtype)
     dims = torch.tensor(geometry.shape, device=device)
 
-    # Transparent voxels: a boolean occupancy grid, flattened for gathers.
+    # Voxel codes on a grid padded by one layer: 0 transparent, 1 occupied, 2 outside, so
+    # one gather per step both finds hits and notices rays that left the grid.
     transparent = semantics == free_label
     for label in ignore_labels:
         transparent |= semantics == label
-    occupied = (~transparent).reshape(-1)  # (X * Y * Z,)
+    codes = torch.full(tuple(int(n) + 2 for n in geometry.shape), 2, dtype=torch.uint8,
+                       device=device)
+    codes[1:-1, 1:-1, 1:-1] = (~transparent).to(torch.uint8)
+    codes = codes.reshape(-1)  # ((X + 2) * (Y + 2) * (Z + 2),)
     labels_flat = semantics.reshape(-1).long()
+    pdims = dims + 2
+    pstrides = torch.tensor([pdims[1] * pdims[2], pdims[2], 1], device=device)
     strides = torch.tensor([dims[1] * dims[2], dims[2], 1], device=device)
 
     # Slab test: the parameter interval [t_in, t_out] of each ray inside the grid box.
@@ -159,33 +166,46 @@ def cast_rays(semantics: torch.Tensor,
     flat_axis = step == 0
     a = torch.where(flat_axis, float('inf'), (lo + (step > 0).to(dtype) * vox - o) * ir)
     b = torch.where(flat_axis, 0.0, vox * ir)
-    # Per-ray state packed in two tensors so that dropping finished rays is two gathers.
-    fstate = torch.cat([a, b, t.unsqueeze(-1)], dim=-1)  # (A, 7): a, b, t
-    lstate = torch.cat([idx, step, ray.unsqueeze(-1)], dim=-1)  # (A, 7): idx, step, ray
+    # Per-ray state packed in two tensors so that dropping finished rays is two gathers;
+    # from here on idx is in padded-grid coordinates (+1).
+    fstate = torch.cat([a - b, b, t.unsqueeze(-1)], dim=-1)  # (A, 7): a (padded idx), b, t
+    lstate = torch.cat([idx + 1, step, ray.unsqueeze(-1)], dim=-1)  # (A, 7): idx, step, ray
     tie_eps = 1e-6 * float(min(geometry.voxel_size))
-    for _ in range(int(dims.sum()) + 3):
+    for _ in range(int(dims.sum()) + 4):
         if lstate.shape[0] == 0:
             break
-        a, b, t = fstate[:, 0:3], fstate[:, 3:6], fstate[:, 6]
-        idx, step, ray = lstate[:, 0:3], lstate[:, 3:6], lstate[:, 6]
-        flat = (idx * strides).sum(-1)
-        hit = occupied[flat] & (t >= min_range) & (t <= max_range)
+        t = fstate[:, 6]
+        flat = (lstate[:, 0:3] * pstrides).sum(-1)
+        code = codes[flat]
+        hit = code == 1
+        if max_range < float('inf'):
+            hit &= t <= max_range
+        if min_range > 0:
+            hit &= t >= min_range
         if bool(hit.any()):
-            h = ray[hit]
-            out_hit[h] = True
-            out_range[h] = t[hit]
-            out_label[h] = labels_flat[flat[hit]]
-            out_voxel[h] = idx[hit]
+            h = lstate[hit]
+            v = h[:, 0:3] - 1
+            out_hit[h[:, 6]] = True
+            out_range[h[:, 6]] = t[hit]
+            out_voxel[h[:, 6]] = v
+            out_label[h[:, 6]] = labels_flat[(v * strides).sum(-1)]
+        # Rays still marching: in the grid, not hit, not past max range.
+        marching = code == 0
+        if min_range > 0:
+            marching |= (code == 1) & (t < min_range)
+        if max_range < float('inf'):
+            marching &= t <= max_range
+        keep = torch.nonzero(marching).squeeze(-1)
+        fstate, lstate = fstate.index_select(0, keep), lstate.index_select(0, keep)
+        a, b = fstate[:, 0:3], fstate[:, 3:6]
+        idx, step = lstate[:, 0:3], lstate[:, 3:6]
         t_axis = a + idx.to(dtype) * b  # (A, 3) next boundary crossing per axis
         t_next = t_axis.amin(dim=-1)  # (A,)
         # Step every axis whose boundary is crossed at t_next: a ray through an edge or a
         # corner moves diagonally and never "hits" a voxel it only touches.
         move = t_axis <= (t_next + tie_eps).unsqueeze(-1)
-        idx = idx + step * move.long()
-        inside = ((idx >= 0) & (idx < dims)).all(-1)
-        keep = torch.nonzero(~hit & inside & (t_next <= max_range)).squeeze(-1)
-        fstate = torch.cat([a, b, t_next.unsqueeze(-1)], dim=-1).index_select(0, keep)
-        lstate = torch.cat([idx, step, ray.unsqueeze(-1)], dim=-1).index_select(0, keep)
+        idx += step * move.long()  # in place in lstate
+        fstate[:, 6] = t_next
     return RayHits(hit=out_hit, range=out_range, label=out_label, voxel=out_voxel)
 
 
