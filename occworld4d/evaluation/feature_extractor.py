@@ -10,8 +10,10 @@ trains its own, from a config, on real data, in two flavours:
   3D CNN over (X, Y, Z).
 
 Both end in adaptive average pooling to a coarse G x G BEV map (G x G x 2 for 3D; keeps
-where things are), flattened, and a linear layer: its output is the per-frame feature
-(B, T, D) used for FID / KID / precision-recall / temporal consistency.
+where things are), flattened, a linear layer and a LayerNorm without affine parameters
+(so every feature has zero mean and unit variance over D: a fixed scale, as the KID kernel
+(x.y / D + 1)^3 assumes). That is the per-frame feature (B, T, D) used for FID / KID /
+precision-recall / temporal consistency.
 
 Training objective (self-contained: needs only the sample contract):
   1. ``loss_layout``: from each frame feature, predict the coarse BEV layout, i.e. for
@@ -40,7 +42,7 @@ from torch import Tensor, nn
 
 from occworld4d.registry import MODELS
 
-EXTRACTOR_FORMAT = 2  # bump when the feature definition changes (enters the version hash)
+EXTRACTOR_FORMAT = 3  # bump when the feature definition changes (enters the version hash)
 
 
 class VersionMismatchError(RuntimeError):
@@ -95,6 +97,7 @@ class _OccFeatureExtractorBase(BaseModel):
         self.backbone = self.build_backbone(num_classes - 1, base_channels, num_stages)
         out_c = base_channels * 2 ** num_stages
         self.fc = nn.Linear(out_c * self.pool_cells(), feat_dim)
+        self.feat_norm = nn.LayerNorm(feat_dim, elementwise_affine=False)
         self.layout_head = nn.Linear(feat_dim, (num_classes - 1) * layout_grid ** 2)
         self.command_head = nn.Sequential(nn.Linear(3 * feat_dim, feat_dim), nn.ReLU(),
                                           nn.Linear(feat_dim, num_commands))
@@ -149,7 +152,7 @@ class _OccFeatureExtractorBase(BaseModel):
         outs = []
         for i in range(0, B * T, self.frame_chunk):
             h = self.backbone(self.frame_input(flat[i:i + self.frame_chunk]))
-            outs.append(self.fc(self.pool(h)))  # (n, D)
+            outs.append(self.feat_norm(self.fc(self.pool(h))))  # (n, D)
         return torch.cat(outs).view(B, T, self.feat_dim)  # (B, T, D)
 
     def window_logits(self, feats: Tensor) -> Tensor:
