@@ -153,3 +153,57 @@ def test_context_stride_splits_previous_and_current_window(monkeypatch):
     assert out[0].gt_semantics.shape == VOXELS and out[0].pred_semantics.shape == VOXELS
     assert torch.equal(out[1].gt_semantics, v[1, 2:2 + T].to(torch.uint8))
     assert set(model(inputs, mode='loss')) == {'loss_diffusion', 'mse', 'vb'}
+
+
+def test_generic_without_adapter():
+    """OccSora / UniScene style: a tensor latent, no adapter, any denoiser."""
+    from torch import nn
+
+    from occworld4d.models.tokenizers.base import BaseTokenizer
+
+    @MODELS.register_module(force=True)
+    class _VolTok(BaseTokenizer):
+        def __init__(self):
+            super().__init__(3)
+            self.proj = nn.Conv3d(3, 2, 1)
+            self.out = nn.Conv3d(2, 3, 1)
+
+        def encode(self, voxels, **cond):  # (B, T, X, Y, Z) -> (B, 2, T, X, Y), Z pooled
+            f = torch.nn.functional.one_hot(voxels, 3).float().mean(-2)  # (B, T, X, Y, 3)
+            return self.proj(f.permute(0, 4, 1, 2, 3))
+
+        def decode(self, latent, **cond):  # -> (B, K, T, X, Y, Z=4)
+            return self.out(latent)[..., None].expand(-1, -1, -1, -1, -1, 4)
+
+        def loss(self, inputs, data_samples=None):
+            return {}
+
+    @MODELS.register_module(force=True)
+    class _ConvDenoiser(nn.Module):
+        conditions = ('command', )
+
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Conv3d(2, 4, 3, padding=1)
+            self.cmd = nn.Embedding(4, 4)
+
+        def forward(self, x, t, drop=None, command=None):
+            out = self.net(x)
+            if command is not None:
+                emb = self.cmd(command)
+                if drop and 'command' in drop:
+                    emb = emb * (~drop['command'])[:, None]
+                out = out + emb[:, :, None, None, None]
+            return out
+
+    model = MODELS.build(tiny_model_cfg(
+        tokenizer=dict(type='_VolTok'), latent_adapter=None, latent_shape=(2, 4, 8, 8),
+        denoiser=dict(type='_ConvDenoiser')))
+    inputs = dict(voxels=random_voxels(), command=torch.tensor([0, 3]))
+    assert model.latents_from_inputs(inputs).shape == (2, 2, 4, 8, 8)
+    out = model(inputs, mode='loss')
+    out['loss_diffusion'].backward()
+    assert model.denoiser.cmd.weight.grad is not None
+    assert model.valid_mask() is None
+    ds = model.eval()(inputs, mode='predict')
+    assert ds[0].pred_semantics.shape == VOXELS
