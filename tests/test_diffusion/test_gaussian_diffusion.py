@@ -243,3 +243,32 @@ def test_training_reduces_the_loss_of_a_small_denoiser():
         opt.step()
     after = eval_loss().item()
     assert after < 0.5 * before
+
+
+@pytest.mark.parametrize('step', [50, 200, 500])
+def test_vb_is_minimised_by_the_optimal_learned_variance(step):
+    """With the exact mean of Gaussian data, E[KL] over the learned-range value v is minimal
+    where exp(log var(v)) = beta~_t + coef1_t^2 tr(Var(x0 | x_t)) / D (closed form)."""
+    from occworld4d.diffusion.analytic import GaussianDataDenoiser
+    mean = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    cov = torch.tensor([[1.0, 0.3], [0.3, 0.4]], dtype=torch.float64)
+    engine = GaussianDiffusion(learn_sigma=True)
+    chain = engine.schedule
+    x0 = torch.distributions.MultivariateNormal(mean, cov).sample((20000, ))
+    t = torch.full((20000, ), step)
+    noise = torch.randn_like(x0)
+    a, s = chain.sqrt_alphas_cumprod[step], chain.sqrt_one_minus_alphas_cumprod[step]
+    cov_t = a**2 * cov + s**2 * torch.eye(2, dtype=torch.float64)
+    x0_var = cov - a**2 * cov @ torch.linalg.inv(cov_t) @ cov  # Var(x0 | x_t)
+    best = chain.posterior_variance[step] + chain.posterior_mean_coef1[step]**2 * torch.trace(
+        x0_var) / 2
+    low, high = chain.posterior_variance[step].log(), chain.betas[step].log()
+    v_best = (2 * (best.log() - low) / (high - low) - 1).item()
+    assert -1 < v_best < 1
+    grid = torch.linspace(-1, 1, 41)
+    vb = [
+        engine.training_losses(
+            GaussianDataDenoiser(chain, mean, cov, learn_sigma=True, var_value=float(v)), x0, t,
+            noise=noise)['vb'].mean().item() for v in grid
+    ]
+    assert abs(grid[int(torch.tensor(vb).argmin())].item() - v_best) <= 0.06
