@@ -37,7 +37,8 @@ def parse_command(command: Union[int, str]) -> int:
     if isinstance(command, str) and not command.isdigit():
         key = command.upper()
         if key not in COMMANDS:
-            raise ValueError(f'unknown command {command!r}; expected one of {list(COMMANDS)} or 0-3')
+            raise ValueError(f'unknown command {command!r}; expected one of {list(COMMANDS)} '
+                             'or 0-3')
         return COMMANDS[key]
     value = int(command)
     if not 0 <= value < 4:

@@ -96,7 +96,8 @@ def test_continue_long_and_single_frame_keep_given_voxels(model):
     no_overlap = G.generate_long(model, 9, first_window=v, overlap=0, **FAST)
     assert no_overlap.shape == (1, 9, 8, 8, 4) and torch.equal(no_overlap[0, :4], v.to(torch.uint8))
     sf = G.single_frame(model, v[0], num_samples=2, **FAST)
-    assert sf.shape == (2, *VOXELS) and torch.equal(sf[:, 0], v[0].to(torch.uint8).expand(2, -1, -1, -1))
+    assert sf.shape == (2, *VOXELS)
+    assert torch.equal(sf[:, 0], v[0].to(torch.uint8).expand(2, -1, -1, -1))
     with pytest.raises(ValueError, match='overlap'):
         G.generate_long(model, 8, first_window=v, overlap=4)
 

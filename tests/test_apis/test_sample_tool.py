@@ -108,6 +108,7 @@ def _run(args):
                           capture_output=True, text=True, env=env, timeout=120, cwd=ROOT)
 
 
+@pytest.mark.slow
 def test_subprocess_renders_and_mismatch_message(setup):
     out = str(setup['tmp'] / 'sub')
     args = [a for a in _args(setup, 'inpaint', out) if a != '--no-render']

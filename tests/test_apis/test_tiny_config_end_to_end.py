@@ -4,6 +4,7 @@ import os.path as osp
 import sys
 
 import numpy as np
+import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
@@ -13,6 +14,7 @@ CONFIG = osp.join(ROOT, 'configs', 'dynamiccity', 'dynamiccity_dit_tiny_syntheti
 sys.path.insert(0, osp.join(ROOT, 'tools'))
 
 
+@pytest.mark.slow
 def test_tiny_config_trains_and_samples(tmp_path):
     torch.manual_seed(0)
     cfg = Config.fromfile(CONFIG)

@@ -137,7 +137,8 @@ def test_context_stride_splits_previous_and_current_window(monkeypatch):
     inputs = dict(voxels=v, trajectory=traj, command=torch.tensor([1, 2]),
                   layout=torch.rand(2, T + 2, 8, 8))
     split = model.split_context(inputs)
-    assert torch.equal(split['voxels'], v[:, 2:2 + T]) and torch.equal(split['prev_voxels'], v[:, :T])
+    assert torch.equal(split['voxels'], v[:, 2:2 + T])
+    assert torch.equal(split['prev_voxels'], v[:, :T])
     assert torch.equal(split['layout'], inputs['layout'][:, 2:2 + T])
     assert split['trajectory'].shape == (2, T, 3)
     assert torch.allclose(split['trajectory'][:, 0], torch.zeros(2, 3), atol=1e-6)

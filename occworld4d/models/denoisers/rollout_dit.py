@@ -144,7 +144,8 @@ class RolloutDiT(nn.Module):
             return self.cond_embedders[name](value.reshape(B, -1).float())  # (B, C)
         if name == 'command':
             if value.ndim != 1:
-                raise ValueError(f'RolloutDiT: command should be (B,) int64, got {tuple(value.shape)}')
+                raise ValueError(f'RolloutDiT: command should be (B,) int64, got '
+                                 f'{tuple(value.shape)}')
             return self.cond_embedders[name](value.long())  # (B, C)
         if name == 'layout':
             if value.ndim != 4 or value.shape[1] != self.num_frames:

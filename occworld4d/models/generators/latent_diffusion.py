@@ -122,7 +122,8 @@ class LatentDiffusion(BaseModel):
             if unknown:
                 raise ValueError(f'LatentDiffusion: cond_drop_prob names {unknown} that are not '
                                  f'condition keys {self.condition_keys}')
-            self.cond_drop_prob = {k: float(cond_drop_prob.get(k, 0.1)) for k in self.condition_keys}
+            self.cond_drop_prob = {k: float(cond_drop_prob.get(k, 0.1))
+                                   for k in self.condition_keys}
         else:
             self.cond_drop_prob = {k: float(cond_drop_prob) for k in self.condition_keys}
         self.sample_cfg = dict(DEFAULT_SAMPLE_CFG, **(sample_cfg or {}))

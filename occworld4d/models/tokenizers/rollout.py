@@ -40,10 +40,12 @@ class PaddedRollout:
 
     def __init__(self, hex_shape: Sequence[int], voxel_shape: Optional[Sequence[int]] = None):
         if len(hex_shape) != 4:
-            raise ValueError(f'PaddedRollout: hex_shape must be (T\', X\', Y\', Z\'), got {hex_shape}')
+            raise ValueError(f'PaddedRollout: hex_shape must be (T\', X\', Y\', Z\'), '
+                             f'got {hex_shape}')
         t, x, y, z = (int(v) for v in hex_shape)
         if x != y:
-            raise ValueError(f'PaddedRollout needs square xy planes (X\' = Y\'), got X\'={x}, Y\'={y}')
+            raise ValueError(f'PaddedRollout needs square xy planes (X\' = Y\'), '
+                             f'got X\'={x}, Y\'={y}')
         self.hex_shape = (t, x, y, z)
         self.canvas_size = x + t + z
         self.voxel_shape = tuple(int(v) for v in voxel_shape) if voxel_shape is not None else None
@@ -155,7 +157,8 @@ class PaddedRollout:
             bool (S, S): True = influenced by the box (to regenerate); False on padding.
         """
         if self.voxel_shape is None:
-            raise ValueError('PaddedRollout.region_mask needs voxel_shape=(T, X, Y, Z) in its config')
+            raise ValueError('PaddedRollout.region_mask needs voxel_shape=(T, X, Y, Z) in its '
+                             'config')
         if len(region) not in (6, 8):
             raise ValueError(f'region must be (x0, x1, y0, y1, z0, z1[, t0, t1]), got {region}')
         T, X, Y, Z = self.voxel_shape
