@@ -9,7 +9,7 @@ It satisfies the interface of :class:`occworld4d.models.tokenizers.VectorQuantiz
 (``forward(z) -> QuantizerOutput``, ``get_codebook_entry``, ``code_dim``, ``num_codes``),
 so a config swaps it in with one line.
 """
-from typing import Sequence
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -25,17 +25,25 @@ class FSQuantizer(nn.Module):
     Args:
         code_dim: D, width of the features in and out.
         levels: number of values of each scalar (d = len(levels) scalars).
+        num_codes: accepted for drop-in compatibility with ``VectorQuantizer`` configs; must
+            equal prod(levels) when given.
+        beta: accepted for drop-in compatibility; FSQ has no commitment loss.
     """
 
-    def __init__(self, code_dim: int = 128, levels: Sequence[int] = (8, 8, 8)):
+    def __init__(self, code_dim: int = 128, levels: Sequence[int] = (8, 8, 8),
+                 num_codes: Optional[int] = None, beta: Optional[float] = None):
         super().__init__()
         if any(int(n) < 2 for n in levels):
             raise ValueError(f'FSQ levels must all be >= 2, got {levels}')
+        implicit = int(torch.tensor(levels).prod())
+        if num_codes is not None and num_codes != implicit:
+            raise ValueError(f'FSQ levels {tuple(levels)} give {implicit} codes, but '
+                             f'num_codes={num_codes} was requested')
         self.code_dim = code_dim
         self.register_buffer('levels', torch.tensor(levels, dtype=torch.long), persistent=False)
         basis = torch.cumprod(torch.tensor([1] + list(levels[:-1])), 0)
         self.register_buffer('basis', basis, persistent=False)
-        self.num_codes = int(torch.tensor(levels).prod())
+        self.num_codes = implicit
         self.project_in = nn.Linear(code_dim, len(levels))
         self.project_out = nn.Linear(len(levels), code_dim)
 
