@@ -130,3 +130,20 @@ def test_visualizer_writes_to_local_backend(tmp_path):
     out = tmp_path / 'anim.gif'
     vis.add_datasample('val', data_sample=sample, out_file=str(out))
     assert Image.open(out).n_frames == 3
+
+
+def test_mp4_optional(tmp_path):
+    from occworld4d.visualization import mp4_available, save_frames, save_mp4
+    frames = [np.full((7, 9, 3), v, np.uint8) for v in (0, 255)]
+    if not mp4_available():
+        with pytest.raises(ImportError, match='imageio-ffmpeg'):
+            save_mp4(frames, str(tmp_path / 'x.mp4'))
+        pytest.skip('imageio-ffmpeg not installed: MP4 writing not exercised')
+    out = save_frames(frames, str(tmp_path / 'x.mp4'))
+    assert os.path.getsize(out) > 0
+
+
+def test_save_frames_rejects_unknown_extension(tmp_path):
+    from occworld4d.visualization import save_frames
+    with pytest.raises(ValueError, match='.png, .gif or .mp4'):
+        save_frames([np.zeros((2, 2, 3), np.uint8)], str(tmp_path / 'x.avi'))

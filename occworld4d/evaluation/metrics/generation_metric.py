@@ -64,7 +64,8 @@ class GenerationMetric(BaseMetric):
         expected_version: optional version string that the extractor must have.
         metrics: subset of ('fid', 'kid', 'pr', 'is', 'tc').
         kid_subsets, kid_subset_size, pr_k, is_splits: parameters of the statistics.
-        device: where the extractor runs.
+        device: where the extractor runs (default: the current CUDA device if any, else CPU).
+        allow_untrained: accept ``checkpoint=None`` (random weights; tests only).
     """
 
     default_prefix = None
@@ -73,7 +74,7 @@ class GenerationMetric(BaseMetric):
                  reference: Optional[str] = None, save_reference: Optional[str] = None,
                  expected_version: Optional[str] = None, metrics: Sequence[str] = ALL_METRICS,
                  kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3,
-                 is_splits: int = 10, device: str = 'cpu', allow_untrained: bool = False,
+                 is_splits: int = 10, device: Optional[str] = None, allow_untrained: bool = False,
                  collect_device: str = 'cpu', prefix: Optional[str] = None):
         unknown = set(metrics) - set(ALL_METRICS)
         if unknown:
@@ -93,6 +94,7 @@ class GenerationMetric(BaseMetric):
         if expected_version is not None and expected_version != model.version:
             raise VersionMismatchError(f'GenerationMetric: extractor version {model.version!r} '
                                        f'!= expected_version {expected_version!r}')
+        device = device or ('cuda' if torch.cuda.is_available() else 'cpu')
         self.extractor = model.to(device).eval()
         self.version = model.version
         self.device = device
