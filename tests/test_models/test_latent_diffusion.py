@@ -7,7 +7,7 @@ import pytest
 import torch
 
 sys.path.insert(0, osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'test_apis'))
-from tiny_models import C, HEX, VOXELS, random_voxels, tiny_model_cfg  # noqa: E402
+from tiny_models import C, VOXELS, random_voxels, tiny_model_cfg  # noqa: E402
 
 import occworld4d.diffusion  # noqa: E402,F401  (registers the engine)
 from occworld4d.registry import MODELS  # noqa: E402
@@ -121,8 +121,9 @@ def test_needs_latent_shape_without_adapter():
 
 
 def test_rebase_trajectory_by_hand():
-    from occworld4d.models.generators.latent_diffusion import rebase_trajectory
     import math
+
+    from occworld4d.models.generators.latent_diffusion import rebase_trajectory
     # Frame 1 at (1, 1) facing +y (yaw 90 deg); frame 2 one metre further along +y.
     traj = torch.tensor([[[0., 0., 0.], [1., 1., math.pi / 2], [1., 2., math.pi / 2]]])
     out = rebase_trajectory(traj, 1)
