@@ -175,3 +175,24 @@ def test_metric_in_mmengine_evaluator_with_occdatasample():
     res = ev.evaluate(1)
     assert res['dynamiccity/mIoU'] == pytest.approx(1 / 3)
     assert res['dynamiccity/IoU'] == pytest.approx(2 / 3)
+
+
+def test_mask_removes_voxels_before_scoring():
+    # masking voxel 4 (gt 2 -> free) and voxel 6 (gt free -> 0) of the hand example
+    mask = torch.tensor([1, 1, 1, 1, 0, 1, 0, 1], dtype=torch.bool)
+    cm = confusion_matrix(PRED, GT, 4, mask)
+    dyn = iou_from_confusion(cm, 'dynamiccity', 3)
+    np.testing.assert_allclose(dyn.iou[:2], [1 / 2, 2 / 3])
+    assert np.isnan(dyn.iou[2])  # class 2 lost its only GT voxel: skipped
+    assert dyn.miou == pytest.approx(7 / 12) and dyn.binary_iou == 1.0
+    occ = iou_from_confusion(cm, 'occworld', 3)
+    assert occ.miou == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    ssc = iou_from_confusion(cm, 'ssc', 3)
+    assert ssc.iou[3] == 1.0 and ssc.miou == pytest.approx((1 / 2 + 2 / 3 + 1) / 3)
+    # the same through the metric with a mask field
+    metric = OccupancyMetric('dynamiccity', num_classes=4, free_label=3, mask_key='mask_camera')
+    metric.process(None, [dict(gt_semantics=GT.view(1, 8, 1, 1), pred_semantics=PRED.view(
+        1, 8, 1, 1), mask_camera=mask.view(1, 8, 1, 1))])
+    res = metric.compute_metrics(metric.results)
+    assert res['dynamiccity@mask_camera/mIoU'] == pytest.approx(7 / 12)
+    assert 'dynamiccity@mask_camera/IoU_class2' not in res
