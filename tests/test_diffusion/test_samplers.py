@@ -173,3 +173,31 @@ def test_cuda_sampling_matches_cpu():
                       device='cuda', dtype=torch.float64)
     dist = gaussian_distances(x.cpu(), MEAN_2D, COV_2D)
     assert dist['mean_err'] < 0.06 and dist['cov_rel'] < 0.1, dist
+
+
+def test_solver_spacing_default_follows_the_schedule():
+    for schedule, prefix in (('linear', 'cubic'), ('cosine', 'quad')):
+        engine = GaussianDiffusion(beta_schedule=schedule)
+        assert engine.solver_spacing == prefix
+        model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
+        model.record = True
+        engine.sample(model, (2, 2), sampler='dpmpp_2m', num_steps=12)
+        seen = sorted(int(call['t'][0]) for call in model.seen)
+        assert seen == engine.timesteps_for(f'{prefix}12').tolist()
+    engine = GaussianDiffusion(solver_spacing='uniform')
+    model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
+    model.record = True
+    engine.sample(model, (2, 2), sampler='dpmpp_2m', num_steps=12)
+    assert sorted(int(c['t'][0]) for c in model.seen) == engine.timesteps_for(12).tolist()
+    with pytest.raises(ValueError, match='solver_spacing'):
+        GaussianDiffusion(solver_spacing='karras')
+
+
+def test_cosine_schedule_samplers_recover_gaussian():
+    engine = GaussianDiffusion(beta_schedule='cosine', prediction_type='v')
+    model = GaussianDataDenoiser(engine.schedule, MEAN_4D, COV_4D, prediction_type='v')
+    for sampler, steps in (('ddpm', 250), ('dpmpp_2m', 20)):
+        x = engine.sample(model, (4000, 4), sampler=sampler, num_steps=steps,
+                          generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+        dist = gaussian_distances(x, MEAN_4D, COV_4D)
+        assert dist['mean_err'] < 0.06 and dist['cov_rel'] < 0.1, (sampler, dist)

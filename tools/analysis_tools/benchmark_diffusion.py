@@ -38,6 +38,7 @@ DEFAULT_RUNS = (
     ('dpmpp_2m-20', 'dpmpp_2m', 20, 0.0),
     ('dpmpp_2m-10', 'dpmpp_2m', 10, 0.0),
     ('dpmpp_2m-20-quad', 'dpmpp_2m', 'quad20', 0.0),
+    ('dpmpp_2m-20-cubic', 'dpmpp_2m', 'cubic20', 0.0),
     ('dpmpp_2m-20-uniform', 'dpmpp_2m', '20', 0.0),
     ('ddim-1000', 'ddim', 1000, 0.0),
 )
@@ -105,7 +106,7 @@ def _gaussian_w2(m1, c1, m2, c2):
 
 
 def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', seed=0,
-                  progress=False):
+                  progress=False, beta_schedule='linear'):
     """Distances to N(mu, Sigma), wall time and network calls of each sampler.
 
     Returns:
@@ -113,7 +114,7 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
         mean_err, cov_fro, cov_rel, w2, law_w2), ...]) with an ``exact`` row first.
     """
     mean, cov = gaussian_problem(dim)
-    engine = GaussianDiffusion()
+    engine = GaussianDiffusion(beta_schedule=beta_schedule)
     model = GaussianDataDenoiser(engine.schedule, mean, cov)
     torch.manual_seed(seed + 1)
     exact = torch.distributions.MultivariateNormal(mean, cov).sample((num_samples, ))
@@ -141,7 +142,7 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
                          **gaussian_distances(x.cpu(), mean, cov)))
     return dict(problem=dict(dim=dim, num_samples=num_samples, mean=mean.tolist(),
                              cov_eigenvalues=torch.linalg.eigvalsh(cov).tolist(),
-                             schedule='linear 1e-4..0.02, 1000 steps', device=str(device)),
+                             schedule=f'{beta_schedule}, 1000 steps', device=str(device)),
                 rows=rows)
 
 
@@ -161,6 +162,8 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--num-samples', type=int, default=50000)
     parser.add_argument('--dim', type=int, default=4)
+    parser.add_argument('--beta-schedule', default='linear',
+                        choices=['linear', 'cosine', 'scaled_linear'])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--threads', type=int, default=1, help='torch.set_num_threads')
@@ -177,9 +180,10 @@ def main(argv=None):
     torch.manual_seed(args.seed)
     runs = [r for r in DEFAULT_RUNS if args.runs is None or r[0] in args.runs]
     result = run_benchmark(args.num_samples, args.dim, runs, device=args.device,
-                           seed=args.seed, progress=args.progress)
-    print(f'N(mu, Sigma) in {args.dim}-D, {args.num_samples} samples, linear schedule, '
-          f'exact denoiser, device {args.device}')
+                           seed=args.seed, progress=args.progress,
+                           beta_schedule=args.beta_schedule)
+    print(f'N(mu, Sigma) in {args.dim}-D, {args.num_samples} samples, {args.beta_schedule} '
+          f'schedule, exact denoiser, device {args.device}')
     print(format_table(result))
     if args.json:
         with atomic_path(args.json) as tmp:
