@@ -170,7 +170,10 @@ def cast_rays(semantics: torch.Tensor,
     # from here on idx is in padded-grid coordinates (+1).
     fstate = torch.cat([a - b, b, t.unsqueeze(-1)], dim=-1)  # (A, 7): a (padded idx), b, t
     lstate = torch.cat([idx + 1, step, ray.unsqueeze(-1)], dim=-1)  # (A, 7): idx, step, ray
+    # Crossings closer than this count as simultaneous (an edge / corner): an absolute
+    # tolerance plus a few ulps of t, so that float32 ties far from the origin are found too.
     tie_eps = 1e-6 * float(min(geometry.voxel_size))
+    tie_rel = 1.0 + 4 * torch.finfo(dtype).eps
     for _ in range(int(dims.sum()) + 4):
         if lstate.shape[0] == 0:
             break
@@ -203,7 +206,7 @@ def cast_rays(semantics: torch.Tensor,
         t_next = t_axis.amin(dim=-1)  # (A,)
         # Step every axis whose boundary is crossed at t_next: a ray through an edge or a
         # corner moves diagonally and never "hits" a voxel it only touches.
-        move = t_axis <= (t_next + tie_eps).unsqueeze(-1)
+        move = t_axis <= (t_next * tie_rel + tie_eps).unsqueeze(-1)
         idx += step * move.long()  # in place in lstate
         fstate[:, 6] = t_next
     return RayHits(hit=out_hit, range=out_range, label=out_label, voxel=out_voxel)

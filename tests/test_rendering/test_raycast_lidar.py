@@ -52,6 +52,24 @@ def test_diagonal_ray_through_corners_stops_at_the_right_voxel():
     assert hits.range[0].item() == pytest.approx(9.5 * 0.4 * np.sqrt(2), abs=1e-9)
 
 
+def test_float32_corner_ties_far_from_the_origin():
+    # Through exact voxel corners, float32 crossing times of x and y differ by rounding; the
+    # tie tolerance must still step both axes together (an absolute 4e-7 m alone fails here).
+    grid = empty_grid()
+    grid[65, 76, 5] = 7  # 60 voxels along the diagonal from voxel (5, 16, 5)
+    grid[64, 76, 5] = 1  # touched only at an edge
+    grid[65, 75, 5] = 1
+    grid[66, 76, 5] = 1  # the edge neighbours on the far side, for the backward ray
+    grid[65, 77, 5] = 1
+    origin = torch.tensor(GEOM.voxel_center((5, 16, 5)))
+    for sign in (1, -1):  # forwards, and backwards from the target's far side
+        d = torch.tensor([[1.0, 1.0, 0.0]]) * sign
+        start = origin if sign == 1 else torch.tensor(GEOM.voxel_center((125, 136, 5)))
+        hits = cast_rays(grid, start, d, GEOM, FREE, dtype=torch.float32)
+        assert hits.voxel[0].tolist() == [65, 76, 5] and hits.label[0].item() == 7
+        assert hits.range[0].item() == pytest.approx(59.5 * 0.4 * np.sqrt(2), abs=1e-3)
+
+
 @pytest.mark.parametrize('geom,origin', [
     (GridGeometry((-4.0, -4.0, -1.0, 4.0, 4.0, 2.2), (0.4, 0.4, 0.4)), (0.13, -0.31, 0.57)),
     # CarlaSC-like anisotropic voxels (0.4 x 0.4 x 0.375), origin outside the grid.
