@@ -28,6 +28,14 @@ def test_confusion_matrix_errors():
         confusion_matrix(torch.tensor([0, 5]), torch.tensor([0, 1]), 4)
     with pytest.raises(ValueError, match='shape'):
         confusion_matrix(torch.zeros(3, dtype=torch.long), torch.zeros(4, dtype=torch.long), 4)
+    # unknown labels (255) are fine where they are not scored: ignored or masked out
+    gt = torch.tensor([255, 1, 1], dtype=torch.uint8)
+    pred = torch.tensor([0, 1, 0], dtype=torch.uint8)
+    expect = torch.tensor([[0, 0], [1, 1]])
+    assert torch.equal(confusion_matrix(pred, gt, 2, ignore_index=255), expect)
+    assert torch.equal(confusion_matrix(pred, gt, 2, mask=gt != 255), expect)
+    with pytest.raises(ValueError, match=r'gt class ids span \[1, 255\]'):
+        confusion_matrix(pred, gt, 2)
 
 
 def test_confusion_per_step_equals_loop():

@@ -38,6 +38,45 @@ def _to_tensor(x, name: str) -> torch.Tensor:
     return x
 
 
+def _index_dtype(size: int) -> torch.dtype:
+    """Smallest integer dtype that holds bin indices < size (int16 is ~10x faster than int64)."""
+    if size <= 2 ** 15 - 1:
+        return torch.int16
+    return torch.int32 if size <= 2 ** 31 - 1 else torch.int64
+
+
+def _check_range(name: str, v: torch.Tensor, K: int) -> None:
+    if v.numel() and (int(v.min()) < 0 or int(v.max()) >= K):
+        raise ValueError(f'{name} class ids span [{int(v.min())}, {int(v.max())}], '
+                         f'expected [0, {K}) for num_classes={K}')
+
+
+def _pair_counts(pred: torch.Tensor, gt: torch.Tensor, K: int, mask, ignore_index,
+                 ) -> torch.Tensor:
+    """Counts of (t, gt, pred) for (T, N) inputs -> int64 (T, K, K)."""
+    T = pred.shape[0]
+    keep = None
+    if mask is not None:
+        keep = mask.reshape(T, -1).to(pred.device).bool()
+    if ignore_index is not None:
+        valid = gt != ignore_index
+        keep = valid if keep is None else keep & valid
+    try:  # fast path: every voxel in range (cheap on uint8)
+        _check_range('pred', pred, K)
+        _check_range('gt', gt, K)
+    except ValueError:
+        if keep is None:
+            raise
+        _check_range('pred', pred[keep], K)  # out-of-range ids only where not scored
+        _check_range('gt', gt[keep], K)
+    dt = _index_dtype(T * K * K)
+    idx = gt.to(dt) * K + pred.to(dt)  # (T, N) bin of (gt, pred)
+    idx += (torch.arange(T, device=pred.device, dtype=dt) * (K * K))[:, None]  # + t * K * K
+    idx = idx[keep] if keep is not None else idx.reshape(-1)
+    cm = torch.bincount(idx, minlength=T * K * K)  # (T * K * K,)
+    return cm.reshape(T, K, K).long()  # (T, K, K)
+
+
 def confusion_matrix(pred, gt, num_classes: int, mask=None,
                      ignore_index: Optional[int] = None) -> torch.Tensor:
     """Count (gt, pred) pairs over all voxels with one bincount.
@@ -46,39 +85,26 @@ def confusion_matrix(pred, gt, num_classes: int, mask=None,
         pred: predicted class ids, any shape (e.g. (T, X, Y, Z)), integer dtype.
         gt: ground-truth class ids, same shape.
         num_classes: K.
-        mask: optional bool, same shape; ``True`` = voxel is counted.
+        mask: optional bool, same number of voxels; ``True`` = voxel is counted.
         ignore_index: optional gt label whose voxels are not counted (e.g. 255).
 
     Returns:
         int64 (K, K) on ``pred``'s device; rows gt, columns pred.
 
     Raises:
-        ValueError: on shape mismatch or ids outside [0, K) (naming the range found).
+        ValueError: on shape mismatch or counted ids outside [0, K) (naming the range).
     """
     pred, gt = _to_tensor(pred, 'pred'), _to_tensor(gt, 'gt')
     if pred.shape != gt.shape:
         raise ValueError(f'pred shape {tuple(pred.shape)} != gt shape {tuple(gt.shape)}')
-    pred = pred.reshape(-1).long()  # (N,)
-    gt = gt.reshape(-1).long().to(pred.device)
-    keep = None
     if mask is not None:
         mask = _to_tensor(mask, 'mask')
         if mask.numel() != pred.numel():
             raise ValueError(f'mask has {mask.numel()} voxels, pred has {pred.numel()} '
                              f'(shapes {tuple(mask.shape)} vs {tuple(gt.shape)})')
-        keep = mask.reshape(-1).to(pred.device).bool()
-    if ignore_index is not None:
-        valid = gt != ignore_index
-        keep = valid if keep is None else keep & valid
-    if keep is not None:
-        pred, gt = pred[keep], gt[keep]
-    K = int(num_classes)
-    for name, v in (('pred', pred), ('gt', gt)):
-        if v.numel() and (int(v.min()) < 0 or int(v.max()) >= K):
-            raise ValueError(f'{name} class ids span [{int(v.min())}, {int(v.max())}], '
-                             f'expected [0, {K}) for num_classes={K}')
-    cm = torch.bincount(gt * K + pred, minlength=K * K)  # (K * K,)
-    return cm.reshape(K, K).long()  # (K, K)
+    pred = pred.reshape(1, -1)  # (1, N)
+    gt = gt.reshape(1, -1).to(pred.device)
+    return _pair_counts(pred, gt, int(num_classes), mask, ignore_index)[0]  # (K, K)
 
 
 def confusion_per_step(pred, gt, num_classes: int, mask=None,
@@ -95,22 +121,10 @@ def confusion_per_step(pred, gt, num_classes: int, mask=None,
         if tuple(mask.shape) != tuple(pred.shape):
             raise ValueError(f'mask shape {tuple(mask.shape)} != pred shape '
                              f'{tuple(pred.shape)}')
-    T, K = pred.shape[0], int(num_classes)
-    pred = pred.reshape(T, -1).long()  # (T, N)
-    gt = gt.reshape(T, -1).long().to(pred.device)  # (T, N)
-    keep = torch.ones_like(gt, dtype=torch.bool)
-    if mask is not None:
-        keep &= mask.reshape(T, -1).to(pred.device).bool()
-    if ignore_index is not None:
-        keep &= gt != ignore_index
-    step = torch.arange(T, device=pred.device)[:, None].expand_as(gt)  # (T, N)
-    pred, gt, step = pred[keep], gt[keep], step[keep]
-    for name, v in (('pred', pred), ('gt', gt)):
-        if v.numel() and (int(v.min()) < 0 or int(v.max()) >= K):
-            raise ValueError(f'{name} class ids span [{int(v.min())}, {int(v.max())}], '
-                             f'expected [0, {K}) for num_classes={K}')
-    cm = torch.bincount((step * K + gt) * K + pred, minlength=T * K * K)  # (T * K * K,)
-    return cm.reshape(T, K, K).long()  # (T, K, K)
+    T = pred.shape[0]
+    pred = pred.reshape(T, -1)  # (T, N)
+    gt = gt.reshape(T, -1).to(pred.device)  # (T, N)
+    return _pair_counts(pred, gt, int(num_classes), mask, ignore_index)
 
 
 @dataclass
