@@ -75,7 +75,8 @@ def test_float32_corner_ties_far_from_the_origin():
     # CarlaSC-like anisotropic voxels (0.4 x 0.4 x 0.375), origin outside the grid.
     (GridGeometry((-3.2, -3.2, -2.0, 3.2, 3.2, 1.0), (0.4, 0.4, 0.375)), (-4.1, 0.27, 1.9)),
 ])
-def test_oblique_rays_match_brute_force_marching(geom, origin):
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_oblique_rays_match_brute_force_marching(geom, origin, dtype):
     rng = np.random.default_rng(0)
     sem = np.full(geom.shape, FREE, dtype=np.int64)
     sem[rng.random(geom.shape) < 0.03] = 3
@@ -83,7 +84,7 @@ def test_oblique_rays_match_brute_force_marching(geom, origin):
     lo, hi = np.array(geom.pc_range[:3]), np.array(geom.pc_range[3:])
     dirs = lo + rng.random((40, 3)) * (hi - lo) - origin  # aimed at random points in the grid
     hits = cast_rays(torch.from_numpy(sem), torch.from_numpy(origin), torch.from_numpy(dirs),
-                     geom, FREE, dtype=torch.float64)
+                     geom, FREE, dtype=dtype)
     compared = 0
     for r in range(len(dirs)):
         ref = first_hit_reference(sem, origin, dirs[r], geom, FREE, step=2e-4, max_range=20)
