@@ -152,3 +152,13 @@ def test_camera_cuda_matches_cpu(real_root):
     cpu, gpu = r.render(sem, cam), r.render(sem.cuda(), cam)
     assert torch.equal(cpu.semantic, gpu.semantic.cpu())
     torch.testing.assert_close(cpu.depth, gpu.depth.cpu())
+
+
+def test_camera_palette_follows_the_project_palette_with_black_background():
+    from occworld4d.visualization.palettes import get_palette as project_palette
+    for voc in ('occ3d_nuscenes', 'carlasc_raw', 'occ3d_waymo'):
+        ours, theirs = get_palette(voc), project_palette(voc)
+        free = {'occ3d_nuscenes': 17, 'carlasc_raw': 0, 'occ3d_waymo': 15}[voc]
+        keep = np.arange(len(ours)) != free
+        np.testing.assert_array_equal(ours[keep], theirs[keep])
+        assert ours[free].tolist() == [0, 0, 0]

@@ -92,6 +92,14 @@ def test_create_layout_cache_from_infos_and_occupancy(real_root, tmp_path):
         assert z['layout'][vehicle].sum() > 0
         assert (z['semantic'][z['layout'][vehicle] > 0] >= vehicle + 1).all()
     assert not list(out.rglob('*.tmp*'))
+    # The temporal_v3_scene layout: infos = {scene name: [frames]} -> folders by scene name.
+    by_scene = tmp_path / 'by_scene.pkl'
+    with open(by_scene, 'wb') as f:
+        pickle.dump(dict(infos={'scene-x': infos['infos'][:1], 'scene-y': infos['infos'][1:2]},
+                         metadata=infos['metadata']), f)
+    assert tool.main(['--infos', str(by_scene), '--out', str(tmp_path / 'lay_s')]) == 0
+    assert sorted(p.parent.name for p in (tmp_path / 'lay_s').rglob('*.npz')) == [
+        'scene-x', 'scene-y']
     # Occupancy tree (Occ3D-Waymo-like names and key), mirrored into the output.
     tree = tmp_path / 'waymo' / '000'
     tree.mkdir(parents=True)
