@@ -1,0 +1,158 @@
+"""Seconds and peak RSS of one forward + loss + backward of a scene tokenizer (CPU, fp32).
+
+Each measurement runs in a fresh Python subprocess, so the peak resident set size is that of
+building the model and running the step, nothing else. The input is the real Occ3D-nuScenes
+frame repeated over time when the sample data is present (else seeded random class ids).
+
+Examples:
+    python tools/analysis_tools/benchmark_tokenizer.py occworld --frames 4 --threads 2
+    python tools/analysis_tools/benchmark_tokenizer.py occsora --frames 8 --size 200 200 16
+    python tools/analysis_tools/benchmark_tokenizer.py configs/occworld/occworld_vqvae_tiny_synthetic-city.py
+    python tools/analysis_tools/benchmark_tokenizer.py occworld --compare-lovasz
+
+Names: occworld, occsora, uniscene (the reference-size model bases); anything else is a
+config path. ``--compare-lovasz`` also runs the autograd Lovasz (``lean_lovasz=False``) in
+its own subprocess. Timings on a shared CPU are noisy: compare runs side by side; the
+process CPU time of the step (also printed) divided by the threads approximates the wall
+time on an otherwise idle machine.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+NAMES = {
+    'occworld': 'configs/_base_/models/occworld_vqvae.py',
+    'occsora': 'configs/_base_/models/occsora_vqvae.py',
+    'uniscene': 'configs/_base_/models/uniscene_vae.py',
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Benchmark one tokenizer training step on CPU')
+    p.add_argument('config', help=f'config path or one of {sorted(NAMES)}')
+    p.add_argument('--frames', type=int, default=4, help='T frames of the input clip')
+    p.add_argument('--size', type=int, nargs=3, default=None, metavar=('X', 'Y', 'Z'),
+                   help='voxel grid (default: 200 200 16 for names, else from the model)')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    p.add_argument('--iters', type=int, default=1, help='timed steps (after one warm-up '
+                   'step when > 1)')
+    p.add_argument('--compare-lovasz', action='store_true',
+                   help='also measure with the autograd Lovasz (lean_lovasz=False)')
+    p.add_argument('--json', help='write the results to this JSON file')
+    p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
+    p.add_argument('--lean', type=int, default=1, help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _config_path(name: str) -> str:
+    path = NAMES.get(name, name)
+    path = path if osp.isabs(path) else osp.join(ROOT, path)
+    if not osp.isfile(path):
+        raise SystemExit(f'benchmark_tokenizer: config {name!r} not found (looked at {path}); '
+                         f'give a config path or one of {sorted(NAMES)}')
+    return path
+
+
+def _child(args) -> dict:
+    """Build, run one (or more) forward + loss + backward, print one JSON line."""
+    import resource
+    import time
+
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    import occworld4d  # noqa: F401
+    from occworld4d.registry import MODELS
+    from occworld4d.utils import real_data_root
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    cfg = Config.fromfile(_config_path(args.config))
+    model_cfg = cfg.model.copy()
+    model_cfg['lean_lovasz'] = bool(args.lean)
+    with DefaultScope.overwrite_default_scope('occworld4d'):
+        model = MODELS.build(model_cfg).train()
+    K = model.num_classes
+    X, Y, Z = args.size or (200, 200, model.semantic.height)
+    frame = osp.join(real_data_root(), 'occ3d_nuscenes/gts/scene-1077/'
+                     '29796060110c4163b07f06eff4af0753/labels.npz')
+    if K == 18 and (X, Y, Z) == (200, 200, 16) and osp.isfile(frame):
+        sem = torch.from_numpy(np.load(frame)['semantics'].astype(np.int64))
+        voxels = sem.expand(args.batch, args.frames, X, Y, Z).contiguous()
+        source = 'real Occ3D frame, repeated'
+    else:
+        voxels = torch.randint(0, K, (args.batch, args.frames, X, Y, Z))
+        source = 'random class ids'
+    rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    def cpu_seconds():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
+    times, cpu_times = [], []
+    for i in range(args.iters + (1 if args.iters > 1 else 0)):
+        t0, c0 = time.perf_counter(), cpu_seconds()
+        losses = model.loss(dict(voxels=voxels))
+        total = sum(v for k, v in losses.items() if k.startswith('loss_'))
+        total.backward()
+        times.append(time.perf_counter() - t0)
+        cpu_times.append(cpu_seconds() - c0)
+        model.zero_grad(set_to_none=True)
+        del losses, total
+    timed = times[1:] if len(times) > 1 else times
+    cpu_timed = cpu_times[1:] if len(cpu_times) > 1 else cpu_times
+    return dict(config=args.config, params=sum(p.numel() for p in model.parameters()),
+                input=[args.batch, args.frames, X, Y, Z], input_source=source,
+                threads=args.threads, lean_lovasz=bool(args.lean),
+                sec_per_iter=float(np.median(timed)), all_secs=times,
+                cpu_sec_per_iter=float(np.median(cpu_timed)),
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                rss_after_build_mb=rss_model)
+
+
+def _run(args, lean: bool) -> dict:
+    cmd = [sys.executable, osp.abspath(__file__), args.config, '--child', '--lean', str(int(lean)),
+           '--frames', str(args.frames), '--batch', str(args.batch), '--threads',
+           str(args.threads), '--iters', str(args.iters)]
+    if args.size:
+        cmd += ['--size'] + [str(s) for s in args.size]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f'benchmark_tokenizer: the measuring subprocess failed '
+                         f'(exit {out.returncode}):\n{out.stderr[-3000:]}')
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args)))
+        return None
+    _config_path(args.config)  # fail early
+    results = [_run(args, lean=True)]
+    if args.compare_lovasz:
+        results.append(_run(args, lean=False))
+    for r in results:
+        print(f'{r["config"]}: {r["params"]:,} params, input {r["input"]} ({r["input_source"]}), '
+              f'{r["threads"]} threads, lean_lovasz={r["lean_lovasz"]}: '
+              f'{r["sec_per_iter"]:.2f} s/iter (forward + loss + backward; CPU time '
+              f'{r["cpu_sec_per_iter"]:.1f} s = {r["cpu_sec_per_iter"] / r["threads"]:.1f} s '
+              f'on {r["threads"]} busy threads), '
+              f'peak RSS {r["peak_rss_mb"]:.0f} MiB (after build {r["rss_after_build_mb"]:.0f})')
+    if args.json:
+        from occworld4d.utils import atomic_path
+        with atomic_path(args.json) as tmp:
+            with open(tmp, 'w') as f:
+                json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    main()
