@@ -22,14 +22,13 @@ from typing import List, Optional
 import numpy as np
 import torch
 
-from occworld4d.rendering.camera import CameraRenderer, load_cameras, save_depth_png, \
-    save_semantic_png
+from occworld4d.rendering.camera import CameraRenderer, load_cameras
+from occworld4d.rendering.export import export_sensors
 from occworld4d.rendering.lidar import LIDAR_PRESETS, LidarSensor, LidarSimulator, \
     load_lidar2ego
 from occworld4d.rendering.palette import get_palette
 from occworld4d.rendering.raycast import OCC3D_PC_RANGE, OCC3D_VOXEL_SIZE, GridGeometry
 from occworld4d.structures.vocabularies import VOCABULARIES, get_vocabulary
-from occworld4d.utils import atomic_path
 
 GRID_KEYS = ('semantics', 'pred_semantics', 'gt_semantics', 'voxel_label', 'voxels',
              'occupancy')
@@ -99,12 +98,6 @@ def load_grid(path: str, key: Optional[str], geometry: GridGeometry) -> np.ndarr
     return grid
 
 
-def write_points(path: str, points: np.ndarray) -> None:
-    """Write (N, 4) float32 (x, y, z, label) as a raw .bin (atomic)."""
-    with atomic_path(path) as tmp:
-        np.ascontiguousarray(points, dtype=np.float32).tofile(tmp)
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     geometry = GridGeometry(tuple(args.pc_range), tuple(args.voxel_size))
@@ -122,24 +115,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     cameras = load_cameras(args.calib, args.calib_index, args.scale) if args.cameras else {}
     sim = LidarSimulator(sensor, geometry, free_label=free, seed=args.seed)
     renderer = CameraRenderer(geometry, free_label=free)
-    palette = get_palette(args.vocabulary)
-    for t in range(grid.shape[0]):
-        sem = torch.from_numpy(grid[t].astype(np.int64)).to(args.device)
-        if args.lidar:
-            pts = sim.simulate(sem).valid_points()  # (N, 4) x, y, z, label in the ego frame
-            if args.frame == 'sensor':
-                pts = sim.to_sensor_frame(pts)
-            pts = pts.cpu().numpy()
-            write_points(osp.join(args.out, 'lidar', f'{t:03d}.bin'), pts)
-            print(f'frame {t}: {len(pts)} LiDAR points')
-        for name, cam in cameras.items():
-            maps = renderer.render(sem, cam)
-            folder = osp.join(args.out, 'cameras', f'{t:03d}')
-            save_semantic_png(osp.join(folder, f'{name}_semantic.png'), maps.semantic.cpu(),
-                              palette)
-            save_depth_png(osp.join(folder, f'{name}_depth.png'), maps.depth.cpu())
-        if cameras:
-            print(f'frame {t}: {len(cameras)} camera views ({cam.width} x {cam.height})')
+    stats = export_sensors(grid, args.out, sim if args.lidar else None, renderer, cameras,
+                           get_palette(args.vocabulary), args.frame, args.device)
+    print(f"{stats['frames']} frame(s): {stats['points']} LiDAR points, "
+          f"{stats['images']} camera PNGs")
     print(f'wrote {osp.abspath(args.out)}')
     return 0
 

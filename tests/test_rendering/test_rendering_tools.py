@@ -123,3 +123,28 @@ def test_benchmark_lidar_prints_rays_per_second(real_root, capsys):
     assert tool.main(['--repeats', '1', '--devices', 'cpu']) == 0
     text = capsys.readouterr().out
     assert '34688 rays' in text and 'rays/s' in text
+
+
+def test_export_sensors_api(tmp_path):
+    import torch
+    from occworld4d.rendering import (CameraRenderer, GridGeometry, LidarSimulator,
+                                      PinholeCamera, export_sensors, read_points)
+    geom = GridGeometry((-4, -4, -1, 4, 4, 2.2), (0.4, 0.4, 0.4))
+    grid = torch.full((20, 20, 8), 17, dtype=torch.long)
+    grid[15] = 15  # wall at x = 2.0
+    cam2ego = np.array([[0, 0, 1, 0.0], [-1, 0, 0, 0.0], [0, -1, 0, 1.0], [0, 0, 0, 1]], float)
+    cam = PinholeCamera('CAM_T', np.array([[10.0, 0, 8], [0, 10.0, 4.5], [0, 0, 1]]),
+                        cam2ego, 16, 9)
+    sim = LidarSimulator('nuscenes_lidar_top', geom)
+    stats = export_sensors(grid, str(tmp_path), sim, CameraRenderer(geom), {'CAM_T': cam},
+                           np.zeros((18, 3), np.uint8), lidar_frame='sensor')
+    assert stats['frames'] == 1 and stats['images'] == 2 and stats['points'] > 0
+    pts = read_points(str(tmp_path / 'lidar' / '000.bin'))
+    assert len(pts) == stats['points'] and set(pts[:, 3]) == {15.0}
+    # Sensor frame: the wall (ego x = 2.0) is at x = 2.0 - 0.943713 in front of the sensor.
+    front = np.abs(pts[:, 1]) < 0.05
+    np.testing.assert_allclose(pts[front, 0], 2.0 - 0.943713, atol=1e-4)
+    with pytest.raises(ValueError, match='renderer and a palette'):
+        export_sensors(grid, str(tmp_path), cameras={'CAM_T': cam})
+    with pytest.raises(ValueError, match=r'\(T, X, Y, Z\)'):
+        export_sensors(grid[0], str(tmp_path), sim)
