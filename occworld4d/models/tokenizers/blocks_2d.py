@@ -23,13 +23,14 @@ from torch.utils.checkpoint import checkpoint
 from occworld4d.models.layers.attention import Attention
 
 
-def attend(attn: Attention, x: Tensor, **kwargs) -> Tensor:
+def attend(attn: Attention, x: Tensor, recompute: bool = True, **kwargs) -> Tensor:
     """``attn(x)``, on CPU with SDPA's math kernel under activation checkpointing.
 
     PyTorch's CPU flash-attention backward is about 10x slower than the math kernel at
     OccWorld's shapes (2,500 tokens, head width 256: 2.9 s vs 0.3 s CPU time a frame); the
     math kernel keeps the N x N weights for backward, so on CPU the call is checkpointed
-    (only its input is kept and the forward is recomputed in backward). CUDA is unchanged.
+    (only its input is kept and the forward is recomputed in backward) unless ``recompute``
+    is False (short sequences). CUDA is unchanged.
     """
     if x.is_cuda:
         return attn(x, **kwargs)
@@ -38,7 +39,7 @@ def attend(attn: Attention, x: Tensor, **kwargs) -> Tensor:
         with sdpa_kernel(SDPBackend.MATH):
             return attn(t, **kwargs)
 
-    if torch.is_grad_enabled() and (x.requires_grad or any(
+    if recompute and torch.is_grad_enabled() and (x.requires_grad or any(
             p.requires_grad for p in attn.parameters())):
         return checkpoint(run, x, use_reentrant=False)
     return run(x)

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from occworld4d.models.layers.attention import Attention
+from .blocks_2d import attend
 
 
 def _same_pad(kernel: Sequence[int], stride: Sequence[int]) -> Tuple[int, ...]:
@@ -78,7 +79,9 @@ class AxialAttention3d(nn.Module):
         """Attention along ``axis`` (1, 2 or 3) of channel-last x (B, T, H, W, C)."""
         moved = x.movedim(axis, -2)  # (B, a, b, L, C)
         shape = moved.shape
-        out = attn(moved.reshape(-1, shape[-2], shape[-1]))  # (B a b, L, C)
+        # short sequences (T', H' or W'): CPU math kernel without recomputation
+        seqs = moved.reshape(-1, shape[-2], shape[-1])  # (B a b, L, C)
+        out = attend(attn, seqs, recompute=False)  # (B a b, L, C)
         return out.view(shape).movedim(-2, axis)  # (B, T, H, W, C)
 
     def forward(self, x: Tensor) -> Tensor:
