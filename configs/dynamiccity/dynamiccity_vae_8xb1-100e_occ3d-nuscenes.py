@@ -1,0 +1,27 @@
+# DynamicCity HexPlane VAE on Occ3D-nuScenes with DynamicCity's 11-class merge
+# (11 classes + free = 12 slots, vocabulary 'dynamiccity_nuscenes'), 16 x 200 x 200 x 16:
+# HexPlane xy 100x100, xz / yz 100x8, tx / ty 8x100, tz 8x8. Unweighted CE (no published
+# class counts); set model.class_frequencies to weight it.
+_base_ = [
+    '../_base_/models/dynamiccity_vae.py',
+    '../_base_/datasets/occ3d_nuscenes.py',
+    '../_base_/schedules/adam_multistep_100e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
+    num_classes=12,
+    spatial_size=(200, 200, 16),
+    class_frequencies=None,
+)
+train_dataloader = dict(dataset=dict(class_merge='occ3d_nuscenes_to_dynamiccity'))
+val_dataloader = dict(dataset=dict(class_merge='occ3d_nuscenes_to_dynamiccity'))
+test_dataloader = val_dataloader
+optim_wrapper = dict(type='AmpOptimWrapper', optimizer=dict(type='Adam', lr=1e-3))
+val_evaluator = dict(type='OccupancyMetric', convention='dynamiccity',
+                     vocabulary='dynamiccity_nuscenes', mask_key='mask_camera')
+test_evaluator = val_evaluator
+default_hooks = dict(
+    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+                    save_best='dynamiccity@mask_camera/mIoU', rule='greater'))
+auto_scale_lr = dict(base_batch_size=8, enable=False)
