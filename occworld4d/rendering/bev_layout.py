@@ -141,9 +141,10 @@ def rasterize_boxes(boxes: np.ndarray, names: Sequence[str], grid: BEVGrid = BEV
     Returns:
         bool (C, H, W): a cell is set when its centre lies inside a box of that channel.
     """
-    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, np.shape(boxes)[-1] if len(
-        np.shape(boxes)) else 7)
-    if boxes.shape[0] and boxes.shape[1] < 7:
+    boxes = np.asarray(boxes, dtype=np.float64)
+    if boxes.size == 0:
+        boxes = boxes.reshape(0, 7)
+    if boxes.ndim != 2 or boxes.shape[1] < 7:
         raise ValueError(f'boxes: expected (N, 7+) x, y, z, l, w, h, yaw; found {boxes.shape}')
     if len(names) != len(boxes):
         raise ValueError(f'boxes and names differ in length: {len(boxes)} vs {len(names)}')
@@ -235,8 +236,10 @@ def boxes_from_info(info: dict, source: str = 'info') -> Tuple[np.ndarray, List[
             if key not in info:
                 raise KeyError(f'{source}: frame {info.get("token", "?")} has gt_boxes but no '
                                f'{key!r}')
-        b = np.asarray(info['gt_boxes'], dtype=np.float64).reshape(-1, np.shape(
-            info['gt_boxes'])[-1] if len(info['gt_boxes']) else 7)
+        b = np.asarray(info['gt_boxes'], dtype=np.float64)
+        b = b.reshape(0, 7) if b.size == 0 else b
+        if b.ndim != 2 or b.shape[1] < 7:
+            raise ValueError(f'{source}: gt_boxes must be (N, 7+); found {b.shape}')
         l2e = pose_matrix(info['lidar2ego_rotation'], info['lidar2ego_translation'])
         names = [str(n) for n in info['gt_names']]
         centre = b[:, :3] @ l2e[:3, :3].T + l2e[:3, 3]

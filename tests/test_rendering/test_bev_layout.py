@@ -65,6 +65,14 @@ def test_tiny_box_keeps_its_centre_cell_and_names_map_to_channels():
     assert box_channel('static_object.bicycle_rack') == 'other'
     with pytest.raises(ValueError, match='names differ'):
         rasterize_boxes(np.zeros((2, 7)), ['car'], SMALL)
+    with pytest.raises(ValueError, match=r'\(N, 7\+\)'):
+        rasterize_boxes(np.zeros((2, 5)), ['car', 'car'], SMALL)
+    assert rasterize_boxes(np.zeros((0,)), [], SMALL).sum() == 0
+    # A frame without annotations: empty gt_boxes -> an empty layout.
+    info = dict(gt_boxes=np.zeros((0, 7)), gt_names=np.array([]), lidar2ego_rotation=[1, 0, 0, 0],
+                lidar2ego_translation=[0, 0, 0])
+    boxes, names = boxes_from_info(info)
+    assert boxes.shape == (0, 7) and names == []
 
 
 def test_polygon_and_map_layers():
