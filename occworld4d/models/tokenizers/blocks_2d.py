@@ -187,12 +187,19 @@ def group_norm(channels: int) -> nn.GroupNorm:
 
 
 class ResnetBlock2d(nn.Module):
-    """norm, SiLU, conv3x3, norm, SiLU, dropout, conv3x3, plus a (1x1) shortcut."""
+    """Two 3x3 convs with GroupNorm plus a (1x1) shortcut.
+
+    ``style='taming'`` (OccWorld): norm, SiLU, conv, norm, SiLU, dropout, conv.
+    ``style='uniscene'``: norm, conv, ReLU, norm, conv, dropout, ReLU (same parameters).
+    """
 
     def __init__(self, in_channels: int, out_channels: Optional[int] = None,
-                 dropout: float = 0.0):
+                 dropout: float = 0.0, style: str = 'taming'):
         super().__init__()
+        if style not in ('taming', 'uniscene'):
+            raise ValueError(f'ResnetBlock2d style must be "taming" or "uniscene", got {style!r}')
         out_channels = out_channels or in_channels
+        self.style = style
         self.norm1 = group_norm(in_channels)
         self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
         self.norm2 = group_norm(out_channels)
@@ -203,8 +210,12 @@ class ResnetBlock2d(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """x (N, C_in, H, W) -> (N, C_out, H, W)."""
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        if self.style == 'taming':
+            h = self.conv1(F.silu(self.norm1(x)))
+            h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+        else:
+            h = F.relu(self.conv1(self.norm1(x)))
+            h = F.relu(self.dropout(self.conv2(self.norm2(h))))
         return self.shortcut(x) + h
 
 
@@ -274,15 +285,17 @@ class Encoder2d(nn.Module):
             chosen from it, so a different input size keeps the same architecture.
         out_channels: channels of the output (z 128; 2 x latent for a Gaussian posterior).
         dropout: dropout in the ResNet blocks.
-        attn_type: 'full' (attention over H * W) or 'axial' (over H, then over W).
+        style: 'taming' (OccWorld: SiLU blocks, full single-head attention, SiLU before
+            conv_out) or 'uniscene' (ReLU blocks, axial 2-head attention, ReLU before conv_out).
     """
 
     def __init__(self, in_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4),
                  num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (50,),
                  resolution: int = 200, out_channels: int = 128, dropout: float = 0.0,
-                 attn_type: str = 'full'):
+                 style: str = 'taming'):
         super().__init__()
-        attn_cls = _attention_class(attn_type)
+        attn_cls = _attention_class(style)
+        self.style = style
         self.num_levels = len(ch_mult)
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
@@ -291,7 +304,7 @@ class Encoder2d(nn.Module):
             stage = nn.Module()
             stage.block, stage.attn = nn.ModuleList(), nn.ModuleList()
             for _ in range(num_res_blocks):
-                stage.block.append(ResnetBlock2d(block_in, ch * mult, dropout))
+                stage.block.append(ResnetBlock2d(block_in, ch * mult, dropout, style))
                 block_in = ch * mult
                 if res in attn_resolutions:
                     stage.attn.append(attn_cls(block_in))
@@ -299,7 +312,7 @@ class Encoder2d(nn.Module):
                 stage.downsample = Downsample2d(block_in)
                 res //= 2
             self.down.append(stage)
-        self.mid = _MiddleBlock(block_in, dropout, attn_cls)
+        self.mid = _MiddleBlock(block_in, dropout, attn_cls, style)
         self.norm_out = group_norm(block_in)
         self.conv_out = nn.Conv2d(block_in, out_channels, 3, padding=1)
 
@@ -313,8 +326,8 @@ class Encoder2d(nn.Module):
                     h = stage.attn[i](h)
             if hasattr(stage, 'downsample'):
                 h = stage.downsample(h)
-        h = self.mid(h)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        h = self.norm_out(self.mid(h))
+        return self.conv_out(F.silu(h) if self.style == 'taming' else F.relu(h))
 
 
 class Decoder2d(nn.Module):
@@ -322,20 +335,19 @@ class Decoder2d(nn.Module):
     (+ attention) with nearest x2 upsampling + conv between levels, GroupNorm, SiLU,
     conv_out to ``out_channels`` (Z * E).
 
-    Args: as :class:`Encoder2d`; ``in_channels`` is the latent width (z 128).
+    Args: as :class:`Encoder2d` (taming style); ``in_channels`` is the latent width.
     """
 
     def __init__(self, in_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4),
                  num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (50,),
-                 resolution: int = 200, out_channels: int = 128, dropout: float = 0.0,
-                 attn_type: str = 'full'):
+                 resolution: int = 200, out_channels: int = 128, dropout: float = 0.0):
         super().__init__()
-        attn_cls = _attention_class(attn_type)
+        attn_cls = _attention_class('taming')
         self.num_levels = len(ch_mult)
         block_in = ch * ch_mult[-1]
         res = resolution // 2 ** (self.num_levels - 1)
         self.conv_in = nn.Conv2d(in_channels, block_in, 3, padding=1)
-        self.mid = _MiddleBlock(block_in, dropout, attn_cls)
+        self.mid = _MiddleBlock(block_in, dropout, attn_cls, 'taming')
         up = []
         for level in reversed(range(self.num_levels)):
             stage = nn.Module()
@@ -372,13 +384,16 @@ class Decoder2d(nn.Module):
 
 
 class AxialAttnBlock2d(nn.Module):
-    """GroupNorm then self-attention along H and along W (summed), residual."""
+    """GroupNorm then self-attention along H and along W (summed), residual.
 
-    def __init__(self, channels: int, num_heads: int = 1):
+    UniScene's 50 x 50 attention: 2 heads, q / k / v without bias (VideoGPT style).
+    """
+
+    def __init__(self, channels: int, num_heads: int = 2, qkv_bias: bool = False):
         super().__init__()
         self.norm = group_norm(channels)
-        self.attn_h = Attention(channels, num_heads=num_heads, qkv_bias=True)
-        self.attn_w = Attention(channels, num_heads=num_heads, qkv_bias=True)
+        self.attn_h = Attention(channels, num_heads=num_heads, qkv_bias=qkv_bias)
+        self.attn_w = Attention(channels, num_heads=num_heads, qkv_bias=qkv_bias)
 
     def forward(self, x: Tensor) -> Tensor:
         """x (N, C, H, W) -> (N, C, H, W)."""
@@ -392,19 +407,19 @@ class AxialAttnBlock2d(nn.Module):
 
 
 class _MiddleBlock(nn.Module):
-    def __init__(self, channels: int, dropout: float, attn_cls):
+    def __init__(self, channels: int, dropout: float, attn_cls, style: str):
         super().__init__()
-        self.block_1 = ResnetBlock2d(channels, channels, dropout)
+        self.block_1 = ResnetBlock2d(channels, channels, dropout, style)
         self.attn_1 = attn_cls(channels)
-        self.block_2 = ResnetBlock2d(channels, channels, dropout)
+        self.block_2 = ResnetBlock2d(channels, channels, dropout, style)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.block_2(self.attn_1(self.block_1(x)))
 
 
-def _attention_class(attn_type: str):
-    if attn_type == 'full':
+def _attention_class(style: str):
+    if style == 'taming':
         return AttnBlock2d
-    if attn_type == 'axial':
+    if style == 'uniscene':
         return AxialAttnBlock2d
-    raise ValueError(f'attn_type must be "full" or "axial", got {attn_type!r}')
+    raise ValueError(f'encoder style must be "taming" or "uniscene", got {style!r}')
