@@ -73,7 +73,7 @@ def test_forward_backward():
 
 def test_overfits_a_real_occ3d_crop(real_root):
     """120 AdamW steps on a 32 x 32 x 16 crop of the real frame (2 frames, the second
-    shifted by one voxel): mIoU over the non-free classes present >= 0.6."""
+    shifted by one voxel): mIoU over the non-free classes present >= 0.6 (0.67 measured)."""
     path = os.path.join(real_root, 'occ3d_nuscenes/gts/scene-1077/'
                         '29796060110c4163b07f06eff4af0753/labels.npz')
     crop = torch.from_numpy(np.load(path)['semantics'][12:44, 40:72].astype(np.int64))
