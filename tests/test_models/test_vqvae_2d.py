@@ -7,8 +7,9 @@ import torch
 
 from occworld4d.models.losses import lovasz_softmax
 from occworld4d.models.tokenizers import OccWorldVQVAE
-from occworld4d.models.tokenizers.blocks_2d import (SemanticEmbedding, level_sizes,
-                                                    lovasz_softmax_lean, semantic_recon_loss)
+from occworld4d.models.tokenizers.blocks_2d import (SemanticEmbedding, fused_ce_lovasz,
+                                                    level_sizes, lovasz_softmax_lean,
+                                                    semantic_recon_loss)
 from occworld4d.registry import MODELS
 from occworld4d.structures import OccDataSample
 
@@ -72,6 +73,21 @@ def test_forward_backward_and_predict():
     assert samples[0].pred_semantics.dtype == torch.uint8
 
 
+def test_checkpointed_levels_give_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    plain = OccWorldVQVAE(**TINY)
+    ckpt = OccWorldVQVAE(**TINY, checkpoint_levels=1)
+    ckpt.load_state_dict(plain.state_dict())
+    voxels = torch.randint(0, 18, (1, 2, 16, 16, 16))
+    grads = []
+    for model in (plain, ckpt):
+        losses = model.loss(dict(voxels=voxels))
+        sum(v for k, v in losses.items() if k.startswith('loss_')).backward()
+        grads.append(model.encoder.conv_in.weight.grad.clone())
+        assert model.decoder.up[0].block[0].conv1.weight.grad.abs().sum() > 0
+    assert torch.allclose(grads[0], grads[1], atol=1e-6)
+
+
 def test_bad_input_fails_early():
     model = OccWorldVQVAE(**TINY)
     with pytest.raises(ValueError, match=r'Z=16'):
@@ -111,6 +127,27 @@ def test_lean_lovasz_matches_autograd_lovasz():
     (ref * 3.0).backward()
     (lean * 3.0).backward()
     assert torch.allclose(a.grad, b.grad, atol=1e-6)
+
+
+def test_fused_ce_lovasz_matches_the_autograd_pair():
+    torch.manual_seed(4)
+    logits = torch.randn(2, 5, 3, 4, 6)
+    target = torch.randint(0, 4, (2, 3, 4, 6))
+    a = logits.clone().requires_grad_(True)
+    b = logits.clone().requires_grad_(True)
+    ce_ref = torch.nn.functional.cross_entropy(a, target)
+    lov_ref = lovasz_softmax(a, target)
+    ce, lov = fused_ce_lovasz(b, target)
+    assert ce.item() == pytest.approx(ce_ref.item(), abs=1e-6)
+    assert lov.item() == pytest.approx(lov_ref.item(), abs=1e-6)
+    (10 * ce_ref + 0.5 * lov_ref).backward()
+    (10 * ce + 0.5 * lov).backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-6)
+    # the two paths of semantic_recon_loss agree
+    lean = semantic_recon_loss(logits, target, lean=True)
+    plain = semantic_recon_loss(logits, target, lean=False)
+    for key in ('loss_ce', 'loss_lovasz'):
+        assert lean[key].item() == pytest.approx(plain[key].item(), abs=1e-5)
 
 
 def test_recon_loss_weights_and_shape_check():

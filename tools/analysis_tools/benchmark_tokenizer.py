@@ -9,14 +9,16 @@ Examples:
     python tools/analysis_tools/benchmark_tokenizer.py occsora --frames 8 --size 200 200 16
     python tools/analysis_tools/benchmark_tokenizer.py configs/occworld/occworld_vqvae_tiny_synthetic-city.py
     python tools/analysis_tools/benchmark_tokenizer.py occworld --compare-lovasz
+    python tools/analysis_tools/benchmark_tokenizer.py occworld --model-opt checkpoint_levels=1
 
 Names: occworld, occsora, uniscene (the reference-size model bases); anything else is a
 config path. ``--compare-lovasz`` also runs the autograd Lovasz (``lean_lovasz=False``) in
-its own subprocess. Timings on a shared CPU are noisy: compare runs side by side; the
+its own subprocess (unfused ``F.cross_entropy`` + autograd Lovasz). Timings on a shared CPU are noisy: compare runs side by side; the
 process CPU time of the step (also printed) divided by the threads approximates the wall
 time on an otherwise idle machine.
 """
 import argparse
+import ast
 import json
 import os
 import os.path as osp
@@ -43,6 +45,8 @@ def parse_args(argv=None):
                    'step when > 1)')
     p.add_argument('--compare-lovasz', action='store_true',
                    help='also measure with the autograd Lovasz (lean_lovasz=False)')
+    p.add_argument('--model-opt', nargs='*', default=[], metavar='KEY=VALUE',
+                   help='override model arguments, e.g. checkpoint_levels=1 (Python literals)')
     p.add_argument('--json', help='write the results to this JSON file')
     p.add_argument('--child', action='store_true', help=argparse.SUPPRESS)
     p.add_argument('--lean', type=int, default=1, help=argparse.SUPPRESS)
@@ -77,6 +81,9 @@ def _child(args) -> dict:
     cfg = Config.fromfile(_config_path(args.config))
     model_cfg = cfg.model.copy()
     model_cfg['lean_lovasz'] = bool(args.lean)
+    for opt in args.model_opt:
+        key, _, value = opt.partition('=')
+        model_cfg[key] = ast.literal_eval(value)
     with DefaultScope.overwrite_default_scope('occworld4d'):
         model = MODELS.build(model_cfg).train()
     K = model.num_classes
@@ -107,7 +114,8 @@ def _child(args) -> dict:
         del losses, total
     timed = times[1:] if len(times) > 1 else times
     cpu_timed = cpu_times[1:] if len(cpu_times) > 1 else cpu_times
-    return dict(config=args.config, params=sum(p.numel() for p in model.parameters()),
+    return dict(config=args.config, model_opts=list(args.model_opt),
+                params=sum(p.numel() for p in model.parameters()),
                 input=[args.batch, args.frames, X, Y, Z], input_source=source,
                 threads=args.threads, lean_lovasz=bool(args.lean),
                 sec_per_iter=float(np.median(timed)), all_secs=times,
@@ -122,6 +130,8 @@ def _run(args, lean: bool) -> dict:
            str(args.threads), '--iters', str(args.iters)]
     if args.size:
         cmd += ['--size'] + [str(s) for s in args.size]
+    if args.model_opt:
+        cmd += ['--model-opt'] + list(args.model_opt)
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
@@ -140,7 +150,8 @@ def main(argv=None):
     if args.compare_lovasz:
         results.append(_run(args, lean=False))
     for r in results:
-        print(f'{r["config"]}: {r["params"]:,} params, input {r["input"]} ({r["input_source"]}), '
+        print(f'{r["config"]} {" ".join(r["model_opts"])}: {r["params"]:,} params, '
+              f'input {r["input"]} ({r["input_source"]}), '
               f'{r["threads"]} threads, lean_lovasz={r["lean_lovasz"]}: '
               f'{r["sec_per_iter"]:.2f} s/iter (forward + loss + backward; CPU time '
               f'{r["cpu_sec_per_iter"]:.1f} s = {r["cpu_sec_per_iter"] / r["threads"]:.1f} s '

@@ -98,48 +98,61 @@ class SemanticEmbedding(nn.Module):
         return torch.einsum('btzexy,ke->bktxyz', f, self.table.weight)  # (B, K, T, X, Y, Z)
 
 
+def _lovasz_value_and_grad(probs: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
+    """Lovasz-softmax over the present classes and its gradient w.r.t. ``probs``.
+
+    Args:
+        probs: (N, K) class probabilities.
+        labels: (N,) class ids.
+
+    Returns:
+        (loss, grad): scalar mean over present classes, and (N, K) d loss / d probs with
+        d loss_c / d p_c[perm_i] = lovasz_grad_i * (1 - 2 fg_c[perm_i]) / #present.
+    """
+    grad = torch.zeros_like(probs)
+    total = probs.new_zeros(())
+    present = 0
+    for c in range(probs.shape[1]):
+        fg = labels == c  # (N,)
+        n_fg = int(fg.sum())
+        if n_fg == 0:
+            continue
+        present += 1
+        p = probs[:, c]
+        errors = torch.where(fg, 1.0 - p, p)  # |fg - p|
+        errors_sorted, perm = torch.sort(errors, descending=True)
+        fg_sorted = fg[perm].to(probs.dtype)
+        # Lovasz extension of the Jaccard loss: jaccard_i - jaccard_{i-1}.
+        inter = n_fg - fg_sorted.cumsum(0)
+        union = n_fg + (1.0 - fg_sorted).cumsum(0)
+        jac = 1.0 - inter / union
+        jac[1:] -= jac[:-1].clone()
+        total += torch.dot(errors_sorted, jac)
+        grad[perm, c] = jac * (1.0 - 2.0 * fg_sorted)
+    if present:
+        total /= present
+        grad /= present
+    return total, grad
+
+
 class _LovaszSoftmaxLean(torch.autograd.Function):
     """Lovasz-softmax on probabilities with a precomputed gradient.
 
     Same value and gradient as the autograd version (``losses.lovasz_softmax``), but the
     backward graph holds one (N, K) gradient instead of every per-class sort, permutation
-    and intermediate: d loss_c / d p_c[perm_i] = lovasz_grad_i * (1 - 2 fg_c[perm_i]).
+    and intermediate.
     """
 
     @staticmethod
     def forward(ctx, probs: Tensor, labels: Tensor) -> Tensor:  # probs (N, K), labels (N,)
-        grad = torch.zeros_like(probs)
-        total = probs.new_zeros(())
-        present = 0
-        for c in range(probs.shape[1]):
-            fg = labels == c  # (N,)
-            n_fg = int(fg.sum())
-            if n_fg == 0:
-                continue
-            present += 1
-            p = probs[:, c]
-            errors = torch.where(fg, 1.0 - p, p)  # |fg - p|
-            errors_sorted, perm = torch.sort(errors, descending=True)
-            fg_sorted = fg[perm].to(probs.dtype)
-            # Lovasz extension of the Jaccard loss: jaccard_i - jaccard_{i-1}.
-            inter = n_fg - fg_sorted.cumsum(0)
-            union = n_fg + (1.0 - fg_sorted).cumsum(0)
-            jac = 1.0 - inter / union
-            jac[1:] -= jac[:-1].clone()
-            total += torch.dot(errors_sorted, jac)
-            grad[perm, c] = jac * (1.0 - 2.0 * fg_sorted)
-        if present == 0:
-            ctx.scale = 0.0
-            ctx.save_for_backward(grad)
-            return total
-        ctx.scale = 1.0 / present
+        loss, grad = _lovasz_value_and_grad(probs, labels)
         ctx.save_for_backward(grad)
-        return total / present
+        return loss
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
         grad, = ctx.saved_tensors
-        return grad * (grad_out * ctx.scale), None
+        return grad * grad_out, None
 
 
 def lovasz_softmax_lean(logits: Tensor, target: Tensor) -> Tensor:
@@ -147,6 +160,45 @@ def lovasz_softmax_lean(logits: Tensor, target: Tensor) -> Tensor:
     K = logits.shape[1]
     probs = logits.float().softmax(1).movedim(1, -1).reshape(-1, K)  # (N, K)
     return _LovaszSoftmaxLean.apply(probs, target.reshape(-1))
+
+
+class _FusedCELovasz(torch.autograd.Function):
+    """Cross-entropy and Lovasz-softmax of (N, K) logits in one pass.
+
+    Keeps only the probabilities and the Lovasz gradient w.r.t. them (2 x N x K floats) for
+    backward, where the autograd pair keeps the log-softmax, the softmax, their layout copies
+    and the Lovasz gradient. Backward: d CE / d z = (p - onehot) / N and
+    d Lovasz / d z = p * (G - sum_k G_k p_k) with G = d Lovasz / d p.
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, labels: Tensor):  # (N, K) float, (N,) int64
+        probs = torch.log_softmax(logits, 1)  # (N, K) log-probabilities for now
+        ce = -probs.gather(1, labels[:, None]).mean()
+        probs = probs.exp_()  # (N, K) probabilities, in place
+        lov, grad = _lovasz_value_and_grad(probs, labels)
+        ctx.save_for_backward(probs, grad, labels)
+        return ce, lov
+
+    @staticmethod
+    def backward(ctx, g_ce: Tensor, g_lov: Tensor):
+        probs, grad_p, labels = ctx.saved_tensors
+        N = probs.shape[0]
+        g = grad_p * g_lov  # (N, K)
+        g = probs * (g - (g * probs).sum(1, keepdim=True))  # through the softmax
+        g.add_(probs * (g_ce / N))
+        g.scatter_add_(1, labels[:, None], (-g_ce / N).expand(N, 1).to(g.dtype))
+        return g, None
+
+
+def fused_ce_lovasz(logits: Tensor, target: Tensor) -> Tuple[Tensor, Tensor]:
+    """(CE, Lovasz-softmax) of (B, K, ...) logits against (B, ...) class ids, memory-lean.
+
+    Same values and gradients as ``F.cross_entropy`` + ``losses.lovasz_softmax``.
+    """
+    K = logits.shape[1]
+    flat = logits.float().movedim(1, -1).reshape(-1, K)  # (N, K)
+    return _FusedCELovasz.apply(flat, target.reshape(-1).long())
 
 
 def semantic_recon_loss(logits: Tensor, target: Tensor, ce_weight: float = 10.0,
@@ -158,7 +210,8 @@ def semantic_recon_loss(logits: Tensor, target: Tensor, ce_weight: float = 10.0,
         target: (B, T, X, Y, Z) class ids.
         ce_weight: OccWorld / OccSora / UniScene use 10.
         lovasz_weight: 1 in every reference.
-        lean: memory-lean Lovasz (same value and gradient); False uses the autograd one.
+        lean: fused, memory-lean CE + Lovasz (same values and gradients); False uses
+            ``F.cross_entropy`` and the autograd ``losses.lovasz_softmax``.
 
     Returns:
         dict(loss_ce=..., loss_lovasz=...).
@@ -166,11 +219,11 @@ def semantic_recon_loss(logits: Tensor, target: Tensor, ce_weight: float = 10.0,
     if logits.shape[2:] != target.shape[1:] or logits.shape[0] != target.shape[0]:
         raise ValueError(f'logits {tuple(logits.shape)} do not match target '
                          f'{tuple(target.shape)} (expected (B, K, *S) and (B, *S))')
-    ce = F.cross_entropy(logits.float(), target.long())
     if lean:
-        lov = lovasz_softmax_lean(logits, target)
+        ce, lov = fused_ce_lovasz(logits, target)
     else:
         from occworld4d.models.losses import lovasz_softmax
+        ce = F.cross_entropy(logits.float(), target.long())
         lov = lovasz_softmax(logits, target)
     return dict(loss_ce=ce_weight * ce, loss_lovasz=lovasz_weight * lov)
 
@@ -261,6 +314,13 @@ class Upsample2d(nn.Module):
         return self.conv(x)
 
 
+def _run_block(block: nn.Module, x: Tensor, recompute: bool) -> Tensor:
+    """``block(x)``, under activation checkpointing when ``recompute`` and training."""
+    if recompute and torch.is_grad_enabled() and block.training:
+        return checkpoint(block, x, use_reentrant=False)
+    return block(x)
+
+
 def level_sizes(size: Tuple[int, int], levels: int) -> List[Tuple[int, int]]:
     """Spatial size at each encoder level: [(H, W), (ceil(H/2), ceil(W/2)), ...]."""
     sizes = [tuple(size)]
@@ -287,15 +347,18 @@ class Encoder2d(nn.Module):
         dropout: dropout in the ResNet blocks.
         style: 'taming' (OccWorld: SiLU blocks, full single-head attention, SiLU before
             conv_out) or 'uniscene' (ReLU blocks, axial 2-head attention, ReLU before conv_out).
+        checkpoint_levels: recompute the ResNet blocks of this many highest-resolution levels
+            in backward instead of storing their activations (0 = off; 1 saves most memory).
     """
 
     def __init__(self, in_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4),
                  num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (50,),
                  resolution: int = 200, out_channels: int = 128, dropout: float = 0.0,
-                 style: str = 'taming'):
+                 style: str = 'taming', checkpoint_levels: int = 0):
         super().__init__()
         attn_cls = _attention_class(style)
         self.style = style
+        self.checkpoint_levels = checkpoint_levels
         self.num_levels = len(ch_mult)
         self.conv_in = nn.Conv2d(in_channels, ch, 3, padding=1)
         self.down = nn.ModuleList()
@@ -319,9 +382,9 @@ class Encoder2d(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """x (N, C_in, H, W) -> (N, out_channels, H / 2^(L-1), W / 2^(L-1)) (ceil)."""
         h = self.conv_in(x)
-        for stage in self.down:
+        for level, stage in enumerate(self.down):
             for i, block in enumerate(stage.block):
-                h = block(h)
+                h = _run_block(block, h, level < self.checkpoint_levels)
                 if len(stage.attn):
                     h = stage.attn[i](h)
             if hasattr(stage, 'downsample'):
@@ -340,8 +403,10 @@ class Decoder2d(nn.Module):
 
     def __init__(self, in_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4),
                  num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (50,),
-                 resolution: int = 200, out_channels: int = 128, dropout: float = 0.0):
+                 resolution: int = 200, out_channels: int = 128, dropout: float = 0.0,
+                 checkpoint_levels: int = 0):
         super().__init__()
+        self.checkpoint_levels = checkpoint_levels
         attn_cls = _attention_class('taming')
         self.num_levels = len(ch_mult)
         block_in = ch * ch_mult[-1]
@@ -375,7 +440,7 @@ class Decoder2d(nn.Module):
         for level in reversed(range(self.num_levels)):
             stage = self.up[level]
             for i, block in enumerate(stage.block):
-                h = block(h)
+                h = _run_block(block, h, level < self.checkpoint_levels)
                 if len(stage.attn):
                     h = stage.attn[i](h)
             if level != 0:

@@ -37,7 +37,10 @@ class OccWorldVQVAE(BaseTokenizer):
         z_channels: latent width before and after the codebook (128).
         quantizer: config of the :class:`VectorQuantizer` (code_dim must equal z_channels).
         ce_weight, lovasz_weight, vq_weight: loss weights (10, 1, 1).
-        lean_lovasz: memory-lean Lovasz (same values and gradients).
+        lean_lovasz: fused, memory-lean CE + Lovasz (same values and gradients).
+        checkpoint_levels: recompute the ResNet blocks of this many highest-resolution levels
+            of encoder and decoder in backward (0 = off; 1 = the 200 x 200 level: less memory,
+            a little more time; see tools/analysis_tools/benchmark_tokenizer.py).
         data_preprocessor, init_cfg: see :class:`BaseTokenizer`.
     """
 
@@ -47,14 +50,16 @@ class OccWorldVQVAE(BaseTokenizer):
                  z_channels: int = 128, dropout: float = 0.0,
                  quantizer: Optional[dict] = None, ce_weight: float = 10.0,
                  lovasz_weight: float = 1.0, vq_weight: float = 1.0, lean_lovasz: bool = True,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 checkpoint_levels: int = 0, data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
         super().__init__(num_classes, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         quantizer = {**dict(type='VectorQuantizer', num_codes=512, code_dim=z_channels,
                             beta=1.0), **(quantizer or {})}
         self.semantic = SemanticEmbedding(num_classes, embed_dim, height)
         C = self.semantic.channels
         self.encoder = Encoder2d(C, ch, ch_mult, num_res_blocks, attn_resolutions, resolution,
-                                 out_channels=z_channels, dropout=dropout)
+                                 out_channels=z_channels, dropout=dropout,
+                                 checkpoint_levels=checkpoint_levels)
         self.quant_conv = nn.Conv2d(z_channels, z_channels, 1)
         self.quantizer: VectorQuantizer = MODELS.build(quantizer)
         if self.quantizer.code_dim != z_channels:
@@ -62,7 +67,8 @@ class OccWorldVQVAE(BaseTokenizer):
                              f'z_channels {z_channels}')
         self.post_quant_conv = nn.Conv2d(z_channels, z_channels, 1)
         self.decoder = Decoder2d(z_channels, ch, ch_mult, num_res_blocks, attn_resolutions,
-                                 resolution, out_channels=C, dropout=dropout)
+                                 resolution, out_channels=C, dropout=dropout,
+                                 checkpoint_levels=checkpoint_levels)
         self.downsample = 2 ** (len(ch_mult) - 1)
         self.ce_weight, self.lovasz_weight, self.vq_weight = ce_weight, lovasz_weight, vq_weight
         self.lean_lovasz = lean_lovasz
