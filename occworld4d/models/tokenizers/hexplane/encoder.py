@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from occworld4d.models.layers import Attention
+from occworld4d.models.layers.attention import scaled_dot_product
 
 PLANES = ('xy', 'xz', 'yz', 'tx', 'ty', 'tz')
 # output name -> (source, axes of the source, axes reduced). Sources: 'vol' = spatial
@@ -131,16 +132,42 @@ class ProjectionTransformer(nn.Module):
                 mlp=nn.Sequential(nn.Linear(dim, mlp_dim), nn.GELU(), nn.Dropout(dropout),
                                   nn.Linear(mlp_dim, dim), nn.Dropout(dropout)))))
 
+    @staticmethod
+    def _attend_one(attn: Attention, h: Tensor, r: int) -> Tensor:
+        """Self-attention output at position ``r`` only: h (N, L, C) -> (N, 1, C).
+
+        Same weights and function as ``attn(h)[:, r:r + 1]`` but one query instead of L, so
+        the cost is O(L) instead of O(L^2).
+        """
+        N, L, C = h.shape
+        H = attn.num_heads
+        w, b = attn.qkv.weight, attn.qkv.bias  # (3C, C), (3C,) or None
+        q = F.linear(h[:, r:r + 1], w[:C], None if b is None else b[:C])  # (N, 1, C)
+        q = q.view(N, 1, H, C // H).transpose(1, 2)  # (N, H, 1, D)
+        kv = F.linear(h, w[C:], None if b is None else b[C:])  # (N, L, 2C)
+        k, v = kv.view(N, L, 2, H, C // H).permute(2, 0, 3, 1, 4)  # 2 x (N, H, L, D)
+        out = scaled_dot_product(q, k, v, dropout_p=attn.attn_drop if attn.training else 0.0,
+                                 backend=attn.backend)  # (N, H, 1, D)
+        return attn.proj_drop(attn.proj(out.transpose(1, 2).reshape(N, 1, C)))
+
     def _run(self, x: Tensor) -> Tensor:
-        """x: (N, L, C) -> (N, C)."""
+        """x: (N, L, C) -> (N, C).
+
+        Only one output position is read, so the last layer evaluates its attention query
+        and MLP at that position only (exactly the same result as the full last layer).
+        """
         if x.shape[1] != self.length:
             raise ValueError(f'projection transformer built for length {self.length}, '
                              f'got sequences of length {x.shape[1]}')
         x = torch.cat([x, self.token.expand(x.shape[0], -1, -1)], 1) + self.pos_embed
-        for layer in self.layers:
+        r = 0 if self.readout == 'faithful' else self.length  # read-out position
+        for layer in self.layers[:-1]:
             x = x + layer['attn'](layer['norm1'](x))
             x = x + layer['mlp'](layer['norm2'](x))
-        return x[:, 0] if self.readout == 'faithful' else x[:, -1]
+        last = self.layers[-1]
+        y = x[:, r:r + 1] + self._attend_one(last['attn'], last['norm1'](x), r)  # (N, 1, C)
+        y = y + last['mlp'](last['norm2'](y))
+        return y[:, 0]
 
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, L, C) sequences -> (N, C) one vector per sequence."""
