@@ -201,3 +201,20 @@ def test_cosine_schedule_samplers_recover_gaussian():
                           generator=torch.Generator().manual_seed(1), dtype=torch.float64)
         dist = gaussian_distances(x, MEAN_4D, COV_4D)
         assert dist['mean_err'] < 0.06 and dist['cov_rel'] < 0.1, (sampler, dist)
+
+
+@pytest.mark.parametrize('sampler', ['ddpm', 'ddim', 'dpmpp_2m'])
+def test_one_and_two_step_chains(sampler):
+    """K = 1 returns the x0 prediction at t = 999; K = 2 is finite and sees t = 999, 0."""
+    engine = GaussianDiffusion()
+    model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
+    x0_model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D, prediction_type='x0')
+    x_T = torch.randn(8, 2, dtype=torch.float64)
+    one = engine.sample(model, x_T.shape, sampler=sampler, num_steps=[999], x_T=x_T,
+                        dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(one, x0_model(x_T, torch.full((8, ), 999)))
+    model.record = True
+    two = engine.sample(model, x_T.shape, sampler=sampler, num_steps=2, x_T=x_T,
+                        dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert [int(c['t'][0]) for c in model.seen] == [999, 0]
+    assert torch.isfinite(two).all()
