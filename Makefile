@@ -30,5 +30,9 @@ test-env: $(VENV)/.tests-installed
 test: test-env
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
+# synthetic city -> tiny VAE + DiT -> a sampled 4D scene (GIF) + reconstruction metrics
+demo: env
+	OMP_NUM_THREADS=2 $(PY) tools/demo.py --out demo_out
+
 clean:
 	rm -rf $(VENV) demo_out work_dirs
