@@ -1,10 +1,14 @@
 """The one Gaussian-diffusion engine: schedules, losses, samplers, guidance, inpainting."""
+from .analytic import GaussianDataDenoiser, gaussian_distances
 from .gaussian_diffusion import GaussianDiffusion
 from .guidance import ClassifierFreeGuidance, repaint_moves
 from .losses import discretized_gaussian_log_likelihood, masked_mean, normal_kl
-from .samplers import SAMPLERS, run_sampler
+from .samplers import (SAMPLERS, DDIMStep, DDPMStep, DPMSolverPP2MStep, SamplerStep,
+                       run_sampler)
 from .schedules import NoiseSchedule, make_betas, space_timesteps
 
 __all__ = ['GaussianDiffusion', 'ClassifierFreeGuidance', 'repaint_moves',
            'discretized_gaussian_log_likelihood', 'masked_mean', 'normal_kl', 'SAMPLERS',
-           'run_sampler', 'NoiseSchedule', 'make_betas', 'space_timesteps']
+           'SamplerStep', 'DDPMStep', 'DDIMStep', 'DPMSolverPP2MStep', 'run_sampler',
+           'NoiseSchedule', 'make_betas', 'space_timesteps', 'GaussianDataDenoiser',
+           'gaussian_distances']
