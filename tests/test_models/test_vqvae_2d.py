@@ -203,3 +203,21 @@ def test_overfits_a_real_occ3d_crop(real_root):
     with torch.no_grad():
         pred = model(dict(voxels=voxels)).argmax(1)
     assert _miou(pred, voxels) >= 0.85
+
+
+def test_benchmark_tokenizer_tool_reports_time_and_memory(tmp_path):
+    import importlib.util
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    spec = importlib.util.spec_from_file_location(
+        'benchmark_tokenizer', os.path.join(root, 'tools/analysis_tools/benchmark_tokenizer.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    out = tmp_path / 'bench.json'
+    results = tool.main(['configs/occworld/occworld_vqvae_tiny_synthetic-city.py', '--frames', '2',
+                         '--size', '16', '16', '8', '--threads', '1', '--json', str(out)])
+    r = results[0]
+    assert r['params'] == 178_176 and r['input'] == [1, 2, 16, 16, 8]
+    assert r['sec_per_iter'] > 0 and r['peak_rss_mb'] >= r['rss_after_build_mb'] > 0
+    assert out.exists()
+    with pytest.raises(SystemExit, match='not found'):
+        tool.main(['no_such_model'])

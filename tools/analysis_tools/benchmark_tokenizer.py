@@ -7,15 +7,16 @@ frame repeated over time when the sample data is present (else seeded random cla
 Examples:
     python tools/analysis_tools/benchmark_tokenizer.py occworld --frames 4 --threads 2
     python tools/analysis_tools/benchmark_tokenizer.py occsora --frames 8 --size 200 200 16
-    python tools/analysis_tools/benchmark_tokenizer.py configs/occworld/occworld_vqvae_tiny_synthetic-city.py
+    python tools/analysis_tools/benchmark_tokenizer.py \
+        configs/occworld/occworld_vqvae_tiny_synthetic-city.py --size 32 32 8
     python tools/analysis_tools/benchmark_tokenizer.py occworld --compare-lovasz
     python tools/analysis_tools/benchmark_tokenizer.py occworld --model-opt checkpoint_levels=1
 
 Names: occworld, occsora, uniscene (the reference-size model bases); anything else is a
-config path. ``--compare-lovasz`` also runs the autograd Lovasz (``lean_lovasz=False``) in
-its own subprocess (unfused ``F.cross_entropy`` + autograd Lovasz). Timings on a shared CPU are noisy: compare runs side by side; the
-process CPU time of the step (also printed) divided by the threads approximates the wall
-time on an otherwise idle machine.
+config path. ``--compare-lovasz`` also runs ``lean_lovasz=False`` (unfused ``F.cross_entropy``
++ autograd Lovasz) in its own subprocess. Timings on a shared CPU are noisy: compare runs
+side by side; the process CPU time of the step (also printed) divided by the threads
+approximates the wall time on an otherwise idle machine.
 """
 import argparse
 import ast
