@@ -24,13 +24,6 @@ Training objective (self-contained: needs only the sample contract):
      absolute change between consecutive frames), classify the driving command (STATIC / FORWARD / LEFT /
      RIGHT) with cross-entropy. Its softmax is the classifier used for the Inception
      Score. Skipped for batches without ``inputs['command']``.
-  3. ``loss_corruption``: each training window is, with probability ``corrupt_prob``,
-     corrupted with a typical generator artefact, chosen uniformly: ``label_noise``
-     (2-10 % of the voxels get a random class) or ``class_drop`` (one present non-free
-     class becomes free: missing objects); a linear head on every frame feature
-     classifies clean / label_noise / class_drop (cross-entropy). Without this term the
-     features, trained on clean data only, ignore such artefacts and FID cannot see them.
-     The layout target of a corrupted window is computed from the corrupted voxels.
 
 Versioning: ``version`` = first 12 hex digits of the SHA-1 of the extractor's config (its
 class and architecture arguments) plus the training ``dataset_name``. It is stored in
@@ -49,9 +42,7 @@ from torch import Tensor, nn
 
 from occworld4d.registry import MODELS
 
-EXTRACTOR_FORMAT = 4
-# Window corruptions the extractor learns to recognise (index = class of the corruption head).
-CORRUPTIONS = ('clean', 'label_noise', 'class_drop')  # bump when the feature definition changes (enters the version hash)
+EXTRACTOR_FORMAT = 5  # bump when the feature definition changes (enters the version hash)
 
 
 class VersionMismatchError(RuntimeError):
@@ -74,8 +65,7 @@ class _OccFeatureExtractorBase(BaseModel):
         num_stages: stride-2 stages.
         layout_grid: G of the G x G layout target.
         num_commands: classes of the command head.
-        loss_weights: weights of ``layout``, ``command`` and ``corruption``.
-        corrupt_prob: probability that a training window is corrupted (term 3).
+        loss_weights: weights of ``layout`` and ``command``.
         frame_chunk: frames per backbone call in :meth:`extract` (bounds memory).
         data_preprocessor: defaults to ``OccDataPreprocessor``.
     """
@@ -83,8 +73,7 @@ class _OccFeatureExtractorBase(BaseModel):
     def __init__(self, num_classes: int, free_label: int, dataset_name: str,
                  feat_dim: int = 256, base_channels: int = 32, num_stages: int = 3,
                  layout_grid: int = 4, num_commands: int = 4,
-                 loss_weights: Optional[dict] = None, corrupt_prob: float = 0.5,
-                 frame_chunk: int = 16,
+                 loss_weights: Optional[dict] = None, frame_chunk: int = 16,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
         if data_preprocessor is None or isinstance(data_preprocessor, dict):
             # build from the occworld4d registry (mmengine's BaseModel would use its root)
@@ -97,14 +86,11 @@ class _OccFeatureExtractorBase(BaseModel):
         self.dataset_name = dataset_name
         self.feat_dim, self.layout_grid = feat_dim, layout_grid
         self.num_commands, self.frame_chunk = num_commands, frame_chunk
-        self.loss_weights = {**dict(layout=1.0, command=1.0, corruption=1.0),
-                             **(loss_weights or {})}
-        self.corrupt_prob = corrupt_prob
+        self.loss_weights = {**dict(layout=1.0, command=1.0), **(loss_weights or {})}
         arch = dict(type=type(self).__name__, format=EXTRACTOR_FORMAT, num_classes=num_classes,
                     free_label=free_label, feat_dim=feat_dim, base_channels=base_channels,
                     num_stages=num_stages, layout_grid=layout_grid, num_commands=num_commands,
-                    loss_weights=self.loss_weights, corrupt_prob=corrupt_prob,
-                    dataset=dataset_name)
+                    loss_weights=self.loss_weights, dataset=dataset_name)
         self.arch = arch
         self.version = hashlib.sha1(json.dumps(arch, sort_keys=True).encode()).hexdigest()[:12]
         self.loaded_version: Optional[str] = None  # set when a state dict is loaded
@@ -113,7 +99,6 @@ class _OccFeatureExtractorBase(BaseModel):
         self.fc = nn.Linear(out_c * self.pool_cells(), feat_dim)
         self.feat_norm = nn.LayerNorm(feat_dim, elementwise_affine=False)
         self.layout_head = nn.Linear(feat_dim, (num_classes - 1) * layout_grid ** 2)
-        self.corruption_head = nn.Linear(feat_dim, len(CORRUPTIONS))
         self.command_head = nn.Sequential(nn.Linear(3 * feat_dim, feat_dim), nn.ReLU(),
                                           nn.Linear(feat_dim, num_commands))
 
@@ -203,40 +188,8 @@ class _OccFeatureExtractorBase(BaseModel):
         tgt = F.adaptive_avg_pool2d(present, self.layout_grid)  # (B*T, K-1, G, G)
         return tgt.view(B, T, *tgt.shape[1:])
 
-    def corrupt(self, voxels: Tensor) -> tuple:
-        """Corrupt windows at random (term 3 of the objective).
-
-        Args:
-            voxels: (B, T, X, Y, Z) int64.
-
-        Returns:
-            (corrupted voxels (B, T, X, Y, Z), corruption ids (B,) indexing CORRUPTIONS).
-        """
-        B = voxels.shape[0]
-        out = voxels.clone()
-        kinds = torch.zeros(B, dtype=torch.long, device=voxels.device)
-        for b in range(B):
-            if float(torch.rand(())) >= self.corrupt_prob:
-                continue
-            kind = 1 + int(torch.randint(0, len(CORRUPTIONS) - 1, ()))
-            if CORRUPTIONS[kind] == 'label_noise':
-                frac = 0.02 + 0.08 * float(torch.rand(()))
-                hit = torch.rand(out[b].shape, device=out.device) < frac
-                out[b][hit] = torch.randint(0, self.num_classes, (int(hit.sum()),),
-                                            device=out.device)
-            else:  # class_drop: a present non-free class disappears
-                present = [int(c) for c in torch.unique(out[b]) if int(c) != self.free_label]
-                if not present:
-                    continue
-                cls = present[int(torch.randint(0, len(present), ()))]
-                out[b][out[b] == cls] = self.free_label
-            kinds[b] = kind
-        return out, kinds
-
     def loss(self, inputs: Dict[str, Tensor], data_samples=None) -> Dict[str, Tensor]:
-        voxels, kinds = inputs['voxels'], None
-        if self.loss_weights['corruption'] > 0 and self.corrupt_prob > 0:
-            voxels, kinds = self.corrupt(voxels)
+        voxels = inputs['voxels']
         feats = self.frame_features(voxels)  # (B, T, D)
         G, C = self.layout_grid, self.num_classes - 1
         pred = self.layout_head(F.relu(feats)).view(*feats.shape[:2], C, G, G)
@@ -248,12 +201,6 @@ class _OccFeatureExtractorBase(BaseModel):
             losses['loss_command'] = self.loss_weights['command'] * F.cross_entropy(
                 logits, command.long().view(-1).to(logits.device))
             losses['acc_command'] = (logits.argmax(-1) == command.view(-1)).float().mean()
-        if kinds is not None:
-            logits = self.corruption_head(F.relu(feats)).flatten(0, 1)  # (B*T, n)
-            target = kinds[:, None].expand(feats.shape[:2]).reshape(-1)  # (B*T,)
-            losses['loss_corruption'] = self.loss_weights['corruption'] * F.cross_entropy(
-                logits, target)
-            losses['acc_corruption'] = (logits.argmax(-1) == target).float().mean()
         return losses
 
     def forward(self, inputs: Dict[str, Tensor], data_samples: Optional[List] = None,
