@@ -18,7 +18,7 @@ historical bug that the OccWorld / OccSora quantizer inherited; identical at bet
 
 Shapes: B batch, D code width, ``*S`` any spatial axes (H, W or T, H, W), K codes.
 """
-from typing import NamedTuple, Optional
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F

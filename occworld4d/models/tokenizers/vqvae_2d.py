@@ -11,7 +11,6 @@ Shapes: B batch, T frames, X, Y, Z voxels, D code width, K classes.
 """
 from typing import Dict, List, Optional, Sequence
 
-import torch
 from torch import Tensor, nn
 
 from occworld4d.registry import MODELS
@@ -83,7 +82,6 @@ class OccWorldVQVAE(BaseTokenizer):
 
     def quantize(self, voxels: Tensor) -> QuantizerOutput:
         """voxels (B, T, X, Y, Z) -> quantizer output with quantized (B * T, D, h, w)."""
-        B, T = voxels.shape[:2]
         x = self.semantic.fold(voxels).flatten(0, 1)  # (B T, Z E, X, Y)
         z = self.quant_conv(self.encoder(x))  # (B T, D, h, w)
         return self.quantizer(z)
