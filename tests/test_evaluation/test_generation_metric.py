@@ -140,3 +140,16 @@ def test_generation_metric_through_evaluator():
     res = ev.evaluate(6)
     assert res['gen/FID'] == pytest.approx(0.0, abs=1e-6)
     assert set(res) == {'gen/FID', 'gen/TC', 'gen/TC_real'}
+
+
+def test_sanity_perturbations():
+    from occworld4d.evaluation.sanity import perturbations
+    vox, _ = toy_windows(4, T=3)
+    p = perturbations(vox, K, FREE, drop_class=1)
+    assert torch.equal(p['unchanged (other seed)'], vox)
+    assert not (p['class 1 removed'] == 1).any()
+    assert torch.equal(p['class 1 removed'][vox != 1], vox[vox != 1])
+    assert (p['frame 0 repeated'] == vox[:, :1]).all()
+    assert torch.equal(p['frames shuffled in time'].sort(1).values, vox.sort(1).values)
+    changed = (p['5% voxel label noise'] != vox).float().mean().item()
+    assert 0.02 < changed < 0.06  # 5 % redrawn, (K-1)/K of them change
