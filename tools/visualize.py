@@ -12,7 +12,6 @@ Examples:
 """
 import argparse
 import os.path as osp
-import sys
 
 import numpy as np
 

@@ -1,5 +1,6 @@
 # Voxel (3D) feature extractor trained on the tiny synthetic city (CPU-sized; what the tests run).
-# Train:  python tools/train.py configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py
+# Train:  python tools/train.py \
+#             configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py
 # Use:    GenerationMetric(extractor=<this model dict>, checkpoint=work_dirs/.../epoch_10.pth)
 _base_ = [
     '../_base_/datasets/synthetic_city_tiny.py', '../_base_/models/feature_extractor_3d.py',

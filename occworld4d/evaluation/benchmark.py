@@ -97,8 +97,8 @@ class MemoryProbe:
     def peak(self) -> Dict[str, object]:
         if self.cuda:
             torch.cuda.synchronize()
-            return dict(kind='cuda_max_allocated', peak_mb=torch.cuda.max_memory_allocated() / 2**20,
-                        scope=self.scope)
+            peak = torch.cuda.max_memory_allocated() / 2**20
+            return dict(kind='cuda_max_allocated', peak_mb=peak, scope=self.scope)
         hwm = _proc_status_kb('VmHWM')
         return dict(kind='cpu_peak_rss', peak_mb=None if hwm is None else hwm / 1024,
                     scope=self.scope)

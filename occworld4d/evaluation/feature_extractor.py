@@ -21,8 +21,8 @@ Training objective (self-contained: needs only the sample contract):
      grid (binary cross-entropy with soft targets). This forces the feature to encode
      which classes are where.
   2. ``loss_command``: from the window (mean of the frame features, mean signed and mean
-     absolute change between consecutive frames), classify the driving command (STATIC / FORWARD / LEFT /
-     RIGHT) with cross-entropy. Its softmax is the classifier used for the Inception
+     absolute change between consecutive frames), classify the driving command
+     (STATIC / FORWARD / LEFT / RIGHT) with cross-entropy. Its softmax is the classifier used for the Inception
      Score. Skipped for batches without ``inputs['command']``.
 
 Versioning: ``version`` = first 12 hex digits of the SHA-1 of the extractor's config (its

@@ -1,4 +1,4 @@
-"""The feature-extractor configs parse, build, train through the Runner and feed GenerationMetric."""
+"""Feature-extractor configs parse, build, train through the Runner and feed GenerationMetric."""
 import glob
 import os.path as osp
 

@@ -174,8 +174,8 @@ def test_metric_vocabulary_defaults_and_errors():
 def test_metric_in_mmengine_evaluator_with_occdatasample():
     from mmengine.evaluator import Evaluator
     from occworld4d.structures import OccDataSample
-    ev = Evaluator(dict(type='OccupancyMetric', _scope_='occworld4d', convention='dynamiccity', num_classes=4,
-                        free_label=3))
+    ev = Evaluator(dict(type='OccupancyMetric', _scope_='occworld4d', convention='dynamiccity',
+                        num_classes=4, free_label=3))
     ds = OccDataSample()
     ds.gt_semantics = GT.view(1, 8, 1, 1).to(torch.uint8)
     ds.pred_semantics = PRED.view(1, 8, 1, 1).to(torch.uint8)

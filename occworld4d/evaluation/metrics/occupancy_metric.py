@@ -98,9 +98,10 @@ class OccupancyMetric(BaseMetric):
         for i, sample in enumerate(data_samples):
             pred, gt = _field(sample, 'pred_semantics'), _field(sample, 'gt_semantics')
             if pred is None or gt is None:
+                keys = sorted(sample) if isinstance(sample, dict) else sample.keys()
                 raise KeyError(f'OccupancyMetric: data sample {i} lacks '
                                f'{"pred_semantics" if pred is None else "gt_semantics"} '
-                               f'(keys: {sorted(sample) if isinstance(sample, dict) else sample.keys()})')
+                               f'(keys: {keys})')
             pred, gt = torch.as_tensor(pred), torch.as_tensor(gt)
             if gt.ndim == 3:  # (X, Y, Z): one frame
                 pred, gt = pred[None], gt[None]
