@@ -345,3 +345,26 @@ def test_small_vae_overfits_real_occ3d_nuscenes_crop(real_root):
             if best >= 0.95:
                 break
     assert best >= 0.95, f'mIoU {best:.3f} after {step + 1} steps'
+
+
+def test_unfused_attention_budget_bounds_chunks_and_still_learns():
+    """CPU + attention-weight dropout in training: chunks of at most ``unfused_budget``
+    attention weights, checkpointed; eval and dropout-free paths use ``max_batch``."""
+    torch.manual_seed(0)
+    tr = ProjectionTransformer(length=15, dim=8, num_heads=2, mlp_dim=8, dropout=0.1,
+                               unfused_budget=2 * 16 * 16 * 3)
+    x = torch.randn(10, 15, 8, requires_grad=True)
+    assert tr.train()._chunk_size(x) == 3
+    assert tr.eval()._chunk_size(x) == 32768
+    no_drop = ProjectionTransformer(length=15, dim=8, num_heads=2, mlp_dim=8, dropout=0.1,
+                                    attn_drop=0.0)
+    assert no_drop.train()._chunk_size(x) == 32768
+    # Chunked training step: gradients reach the input and every parameter.
+    tr.train()(x).sum().backward()
+    assert x.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in tr.parameters())
+    # Same weights, eval: chunked (max_batch) equals unchunked.
+    tr.eval()
+    ref = tr(x)
+    tr.max_batch = 4
+    torch.testing.assert_close(tr(x), ref)

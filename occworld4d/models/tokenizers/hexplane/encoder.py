@@ -106,14 +106,18 @@ class ProjectionTransformer(nn.Module):
             a CPU training step; on CUDA the fused kernels apply it at no extra memory.
         readout: 'faithful' reads the output at index 0 (the first data position) as the
             reference does although the token is appended last; 'token' reads the token.
-        max_batch: sequences per attention call (bounds peak memory; checkpointed chunks
-            when dropout forces the non-fused attention path).
+        max_batch: sequences per attention call (larger inputs run in checkpointed chunks).
+        unfused_budget: when attention-weight dropout forces the unfused CPU path, at most
+            this many attention weights per checkpointed chunk (2**24 = 64 MB in fp32), so
+            peak memory stays bounded (at the cost of one recomputed forward).
     """
 
     def __init__(self, length: int, dim: int = 16, depth: int = 2, num_heads: int = 2,
                  mlp_dim: int = 32, dropout: float = 0.1, readout: str = 'faithful',
-                 max_batch: int = 32768, attn_drop: Optional[float] = None):
+                 max_batch: int = 32768, attn_drop: Optional[float] = None,
+                 unfused_budget: int = 2 ** 24):
         super().__init__()
+        self.unfused_budget = unfused_budget
         if readout not in ('faithful', 'token'):
             raise ValueError(f"projection_readout must be 'faithful' or 'token', got {readout!r}")
         self.length = length
@@ -169,12 +173,23 @@ class ProjectionTransformer(nn.Module):
         y = y + last['mlp'](last['norm2'](y))
         return y[:, 0]
 
+    def _chunk_size(self, x: Tensor) -> int:
+        """Sequences per call: ``max_batch``, and on CPU with attention-weight dropout in
+        training (unfused attention, (N, H, L, L) weights materialised) at most
+        ``unfused_budget`` attention weights per checkpointed chunk."""
+        attn = self.layers[0]['attn']
+        if self.training and attn.attn_drop > 0 and not x.is_cuda:
+            per_seq = attn.num_heads * (x.shape[1] + 1) ** 2
+            return max(1, min(self.max_batch, self.unfused_budget // per_seq))
+        return self.max_batch
+
     def forward(self, x: Tensor) -> Tensor:
         """x: (N, L, C) sequences -> (N, C) one vector per sequence."""
-        if x.shape[0] <= self.max_batch:
+        size = self._chunk_size(x)
+        if x.shape[0] <= size:
             return self._run(x)
         outs = []
-        for chunk in x.split(self.max_batch):
+        for chunk in x.split(size):
             if torch.is_grad_enabled():
                 outs.append(checkpoint(self._run, chunk, use_reentrant=False))
             else:
