@@ -96,17 +96,17 @@ def test_forward_backward_round_trip_and_errors():
 
 
 def test_overfits_a_real_occ3d_clip(real_root):
-    """150 AdamW steps on a 2-frame clip of a 32 x 32 x 16 crop of the real frame (second
-    frame shifted by one voxel): mIoU over the non-free classes present >= 0.85 (0.93
+    """120 AdamW steps on a 2-frame clip of a 32 x 32 x 16 crop of the real frame (second
+    frame shifted by one voxel): mIoU over the non-free classes present >= 0.85 (0.91
     measured)."""
     torch.manual_seed(0)
     crop = real_crop(real_root)
     voxels = torch.stack([crop, torch.roll(crop, 1, 0)])[None]  # (1, 2, 32, 32, 16)
     model = OccSoraVQVAE(hidden=64, num_res_blocks=1, downsample=(1, 2, 2), z_channels=32,
                          quantizer=dict(num_codes=64, restart_dead=True, dead_window=5))
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
+    opt = torch.optim.AdamW(model.parameters(), lr=4e-3, weight_decay=0.0)
     first = None
-    for _ in range(150):
+    for _ in range(120):
         losses = model.loss(dict(voxels=voxels))
         total = sum(v for k, v in losses.items() if k.startswith('loss_'))
         first = first if first is not None else total.item()
