@@ -35,7 +35,8 @@ class _ToyDataset(torch.utils.data.Dataset):
     def __getitem__(self, i):
         vox = torch.zeros(2, 6, 6, 2, dtype=torch.uint8)
         vox[:, :, :, 0] = 6  # road
-        vox[:, i, i, 1] = 10  # a vehicle
+        for t in range(2):
+            vox[t, i, (i + t) % 6, 1] = 10  # a vehicle that moves
         ds = OccDataSample(metainfo=dict(vocabulary='dynamiccity_carlasc'))
         return dict(inputs=dict(voxels=vox), data_samples=ds)
 
@@ -66,3 +67,28 @@ def test_hook_draws_every_interval_batches(tmp_path):
     from occworld4d.visualization import get_palette
     vehicle = get_palette('dynamiccity_carlasc')[10]
     assert (img == vehicle).all(axis=2).any()
+
+
+def test_hook_writes_test_gifs(tmp_path):
+    runner = Runner(
+        model=_ShiftModel(), work_dir=str(tmp_path),
+        test_dataloader=dict(dataset=_ToyDataset(), batch_size=2, num_workers=0,
+                             sampler=dict(type='DefaultSampler', shuffle=False),
+                             collate_fn=dict(type='pseudo_collate')),
+        test_cfg=dict(), test_evaluator=dict(type='OccupancyMetric', _scope_='occworld4d',
+                                             convention='ssc',
+                                             vocabulary='dynamiccity_carlasc'),
+        custom_hooks=[dict(type='OccVisualizationHook', _scope_='occworld4d', interval=1,
+                           test_out_dir='vis_test', draw=True)],
+        visualizer=dict(type='OccVisualizer', _scope_='occworld4d',
+                        vis_backends=[dict(type='LocalVisBackend')], name='h4_hook_test2',
+                        vocabulary='dynamiccity_carlasc', max_frames=2),
+        default_hooks=dict(logger=None, checkpoint=None), log_level='WARNING')
+    runner.test()
+    gifs = sorted(os.listdir(tmp_path / 'vis_test'))
+    assert gifs == ['batch00000_sample0.gif', 'batch00000_sample1.gif',
+                    'batch00001_sample0.gif', 'batch00001_sample1.gif']
+    gif = Image.open(tmp_path / 'vis_test' / 'batch00001_sample1.gif')
+    assert gif.n_frames == 2  # one frame per time step
+    pngs = [f for d, _, fs in os.walk(tmp_path) for f in fs if f.endswith('.png')]
+    assert sorted(pngs) == ['test_batch0_sample0_0.png', 'test_batch1_sample0_0.png']
