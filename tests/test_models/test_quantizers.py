@@ -78,6 +78,20 @@ def test_chunked_lookup_matches_brute_force():
     assert torch.equal(vq.lookup(flat), expect)
 
 
+def test_lookup_is_fp32_under_bf16_autocast():
+    torch.manual_seed(2)
+    vq = VectorQuantizer(num_codes=64, code_dim=8)
+    with torch.no_grad():
+        vq.embedding.weight.normal_()
+        vq.embedding.weight[1] = vq.embedding.weight[0] + 1e-3  # nearly tied codes
+    flat = (vq.codebook.detach()[:2] + 1e-4 * torch.randn(2, 8)).bfloat16().float()
+    expect = torch.cdist(flat, vq.codebook.detach()).argmin(1)
+    assert expect.tolist() == [0, 1]  # a bf16 addmm would give [0, 0] here
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        got = vq.lookup(flat)
+    assert torch.equal(got, expect)
+
+
 def test_get_codebook_entry_round_trip():
     vq = VectorQuantizer(num_codes=16, code_dim=4)
     z = torch.randn(2, 4, 3, 2, 5)

@@ -110,11 +110,12 @@ class VectorQuantizer(nn.Module):
         codes = self.codebook.detach().float()  # (K, D)
         code_sq = codes.pow(2).sum(1)  # (K,)
         out = torch.empty(flat.shape[0], dtype=torch.long, device=flat.device)
-        for start in range(0, flat.shape[0], self.chunk_size):
-            rows = flat[start:start + self.chunk_size].float()  # (n, D)
-            # |z|^2 is the same for every code of a row, so it is left out of the argmin.
-            dist = torch.addmm(code_sq, rows, codes.t(), alpha=-2.0)  # (n, K)
-            out[start:start + rows.shape[0]] = dist.argmin(1)
+        with torch.autocast(device_type=flat.device.type, enabled=False):
+            for start in range(0, flat.shape[0], self.chunk_size):
+                rows = flat[start:start + self.chunk_size].float()  # (n, D)
+                # |z|^2 is the same for every code of a row, so it is left out of the argmin.
+                dist = torch.addmm(code_sq, rows, codes.t(), alpha=-2.0)  # (n, K)
+                out[start:start + rows.shape[0]] = dist.argmin(1)
         return out
 
     def forward(self, z: Tensor) -> QuantizerOutput:
