@@ -162,3 +162,29 @@ def test_ema_update_moves_codes_to_cluster_means():
     # EMA: loss = beta * commitment only (to the codes used in the forward pass)
     assert out.loss.item() == pytest.approx(0.25 * (0.04 + 0.16 + 0.04 + 0.01 + 0.16) / 6,
                                             abs=1e-6)
+
+
+def _ddp_worker(rank, world_size, init_file, result_file):
+    import torch.distributed as dist
+    torch.set_num_threads(1)
+    dist.init_process_group('gloo', init_method=f'file://{init_file}', rank=rank,
+                            world_size=world_size)
+    torch.manual_seed(0)  # same initial codebook on both ranks
+    vq = VectorQuantizer(num_codes=8, code_dim=3, ema=True, ema_decay=0.5, dead_window=1,
+                         restart_dead=True)
+    vq.train()
+    torch.manual_seed(100 + rank)  # different data (and restart picks) per rank
+    out = vq(torch.randn(1, 3, 5) + 10.0 * rank)
+    torch.save(dict(codebook=vq.codebook.detach().clone(), steps=vq.steps_unused.clone(),
+                    perplexity=out.perplexity), f'{result_file}.{rank}')
+    dist.destroy_process_group()
+
+
+def test_distributed_ranks_keep_the_same_codebook(tmp_path):
+    import torch.multiprocessing as mp
+    init_file, result = str(tmp_path / 'init'), str(tmp_path / 'res')
+    mp.spawn(_ddp_worker, args=(2, init_file, result), nprocs=2, join=True)
+    r0, r1 = (torch.load(f'{result}.{r}') for r in (0, 1))
+    assert torch.equal(r0['codebook'], r1['codebook'])
+    assert torch.equal(r0['steps'], r1['steps'])
+    assert r0['perplexity'] == r1['perplexity']

@@ -21,6 +21,7 @@ Shapes: B batch, D code width, ``*S`` any spatial axes (H, W or T, H, W), K code
 from typing import NamedTuple
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -60,6 +61,9 @@ class VectorQuantizer(nn.Module):
         dead_window: a code unused for this many training steps counts as dead.
         restart_dead: re-seed dead codes with random encoder outputs of the current batch
             (training only; the restart happens after the lookup of that batch).
+
+    Under torch.distributed the usage counts and EMA sums are all-reduced and restarted codes
+    are broadcast from rank 0, so every rank keeps the same codebook and statistics.
         chunk_size: rows of the (N, K) distance matrix computed at a time (memory bound:
             chunk_size x K floats instead of N x K).
     """
@@ -145,6 +149,7 @@ class VectorQuantizer(nn.Module):
 
         counts = torch.bincount(indices, minlength=self.num_codes)  # (K,)
         if self.training:
+            counts = _all_reduce(counts)  # the whole (global) batch
             self._update_statistics(counts)
             if self.ema:
                 self._ema_update(flat.detach(), indices, counts)
@@ -177,6 +182,7 @@ class VectorQuantizer(nn.Module):
         d = self.ema_decay
         embed_sum = torch.zeros_like(self.ema_embed_sum).index_add_(0, indices,
                                                                     flat.float())  # (K, D)
+        embed_sum = _all_reduce(embed_sum)  # counts are already global
         self.ema_cluster_size.mul_(d).add_(counts.float(), alpha=1 - d)
         self.ema_embed_sum.mul_(d).add_(embed_sum, alpha=1 - d)
         n = self.ema_cluster_size.sum()
@@ -190,7 +196,9 @@ class VectorQuantizer(nn.Module):
         if dead.numel() == 0 or flat.shape[0] == 0:
             return
         pick = torch.randint(0, flat.shape[0], (dead.numel(),), device=flat.device)
-        new = flat[pick].to(self.codebook.dtype)  # (M, D)
+        new = flat[pick].to(self.codebook.dtype).contiguous()  # (M, D)
+        if _distributed():
+            dist.broadcast(new, src=0)  # same new codes on every rank
         self.embedding.weight[dead] = new
         self.steps_unused[dead] = 0
         if self.ema:
@@ -206,3 +214,15 @@ class VectorQuantizer(nn.Module):
             raise ValueError(f'code ids span [{int(indices.min())}, {int(indices.max())}], '
                              f'outside the codebook [0, {self.num_codes})')
         return F.embedding(indices.long(), self.codebook).movedim(-1, 1)  # (B, D, *S)
+
+
+def _distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _all_reduce(t: Tensor) -> Tensor:
+    """Sum over ranks (a no-op outside torch.distributed)."""
+    if _distributed():
+        t = t.clone()
+        dist.all_reduce(t)
+    return t
