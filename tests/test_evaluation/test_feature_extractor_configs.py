@@ -27,7 +27,9 @@ def test_config_builds_model(path):
     init_default_scope(cfg.default_scope)
     model = MODELS.build(cfg.model)
     assert model.dataset_name == cfg.model.dataset_name and len(model.version) == 12
-    assert cfg.train_dataloader.dataset.type == 'SyntheticCityDataset'
+    # the extractor's vocabulary matches the dataset's
+    assert model.num_classes == cfg.num_classes and model.free_label == cfg.free_label
+    assert cfg.train_dataloader.dataset.type == cfg.dataset_type
 
 
 @pytest.mark.parametrize('kind', ['2d', '3d'])
