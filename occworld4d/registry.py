@@ -43,7 +43,8 @@ DATA_SAMPLERS = Registry(
 TRANSFORMS = Registry(
     'transform', parent=MMENGINE_TRANSFORMS, locations=['occworld4d.datasets.transforms'])
 
-MODELS = Registry('model', parent=MMENGINE_MODELS, locations=['occworld4d.models'])
+MODELS = Registry(
+    'model', parent=MMENGINE_MODELS, locations=['occworld4d.models', 'occworld4d.evaluation'])
 MODEL_WRAPPERS = Registry(
     'model_wrapper', parent=MMENGINE_MODEL_WRAPPERS, locations=['occworld4d.models'])
 WEIGHT_INITIALIZERS = Registry(

@@ -1,7 +1,5 @@
 # Occupancy feature extractor (2D) for the generation metrics (FID / KID / P-R / IS / TC).
 # See docs/evaluation.md for the features, the training objective and versioning.
-# The extractor lives in occworld4d.evaluation (not occworld4d.models), hence the import.
-custom_imports = dict(imports=['occworld4d.evaluation'], allow_failed_imports=False)
 model = dict(
     type='OccFeatureExtractor2D',
     num_classes=12,                 # K incl. free (DynamicCity CarlaSC layout)
