@@ -22,7 +22,6 @@ Memory-lean evaluation (same parameters, same function up to float rounding):
 - with ``frame_chunk`` the per-frame part (expansion .. logits) runs over chunks of frames
   under activation checkpointing (trades a re-computation for memory).
 """
-import math
 from typing import Dict, List, Optional, Sequence
 
 import torch

@@ -108,14 +108,14 @@ class ProjectionTransformer(nn.Module):
             reference does although the token is appended last; 'token' reads the token.
         max_batch: sequences per attention call (larger inputs run in checkpointed chunks).
         unfused_budget: when attention-weight dropout forces the unfused CPU path, at most
-            this many attention weights per checkpointed chunk (2**24 = 64 MB in fp32), so
+            this many attention weights per checkpointed chunk (2**22 = 16 MB in fp32), so
             peak memory stays bounded (at the cost of one recomputed forward).
     """
 
     def __init__(self, length: int, dim: int = 16, depth: int = 2, num_heads: int = 2,
                  mlp_dim: int = 32, dropout: float = 0.1, readout: str = 'faithful',
                  max_batch: int = 32768, attn_drop: Optional[float] = None,
-                 unfused_budget: int = 2 ** 24):
+                 unfused_budget: int = 2 ** 22):
         super().__init__()
         self.unfused_budget = unfused_budget
         if readout not in ('faithful', 'token'):
