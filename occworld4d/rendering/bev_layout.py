@@ -60,6 +60,8 @@ CLASS_TO_CHANNEL: Dict[str, Optional[str]] = {
     'wall': 'barrier', 'trafficsign': 'pole', 'sky': None, 'ground': 'ground',
     'bridge': 'other', 'railtrack': 'ground', 'guardrail': 'barrier', 'trafficlight': 'pole',
     'static': 'other', 'dynamic': 'other', 'water': 'ground',
+    # The synthetic city's canonical vocabulary
+    'roadline': 'road', 'fence': 'barrier', 'trunk': 'vegetation', 'traffic_sign': 'pole',
 }
 
 # nuScenes map-expansion layer -> layout channel.
