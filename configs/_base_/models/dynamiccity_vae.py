@@ -27,7 +27,7 @@ model = dict(
     hidden_channels=128,
     high_res_channels=32,
     num_freq=3,
-    frame_chunk=4,  # checkpointed decoding in chunks of 4 frames (less memory); None = off
+    frame_chunk=None,  # e.g. 4: checkpointed decoding in chunks of 4 frames (less memory)
     # CarlaSC class counts merged to the 12 slots (reference semantic_frequency);
     # CE weights (max p / p_c) ** (1/3); None = unweighted CE.
     class_frequencies=[3763643297, 39644538, 35784542, 7132457, 546581, 2428186, 187960416,
