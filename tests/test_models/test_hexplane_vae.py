@@ -368,3 +368,21 @@ def test_unfused_attention_budget_bounds_chunks_and_still_learns():
     ref = tr(x)
     tr.max_batch = 4
     torch.testing.assert_close(tr(x), ref)
+
+
+def test_benchmark_tool_worker_measures_one_step():
+    """tools/analysis_tools/benchmark_hexplane_vae.py: the in-process worker at a tiny shape."""
+    import importlib.util
+    path = os.path.join(os.path.dirname(__file__), '..', '..', 'tools', 'analysis_tools',
+                        'benchmark_hexplane_vae.py')
+    spec = importlib.util.spec_from_file_location('benchmark_hexplane_vae', path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    args = tool.parse_args(['--shape', '2', '8', '8', '4', '--iters', '1', '--threads', '1',
+                            '--attn-drop', '0', '--worker', 'avgpool:expansion_squeeze'])
+    out = tool.run_worker(args)
+    assert out['projection'] == 'avgpool' and out['decoder'] == 'expansion_squeeze'
+    assert out['s_iter'] > 0 and out['peak_rss_gb'] > 0.05
+    assert out['params'] == _nparams(HexPlaneVAE(num_frames=2, spatial_size=(8, 8, 4),
+                                                 projection='avgpool'))
+    torch.set_num_threads(int(os.environ.get('OCCWORLD4D_TEST_THREADS', '1')))
