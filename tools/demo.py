@@ -2,7 +2,7 @@
 
 synthetic city (in memory) -> tiny HexPlane VAE (tools/train.py) -> reconstruction mIoU
 (tools/test.py) -> latent cache (tools/dataset_converters/cache_latents.py) -> tiny rollout DiT
-(tools/train.py, frozen VAE) -> a LEFT-turn command-conditioned 4D scene (tools/sample.py)
+on the cached latents (tools/train.py, frozen VAE) -> a LEFT-turn command-conditioned 4D scene (tools/sample.py)
 -> npz + BEV PNG + GIF in demo_out/.
 
     python tools/demo.py [--out demo_out] [--vae-epochs N] [--dit-epochs N]
@@ -18,6 +18,7 @@ import time
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 VAE_CFG = 'configs/dynamiccity/dynamiccity_vae_tiny_synthetic-city.py'
 DIT_CFG = 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'
+DIT_LATENT_CFG = 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city-latents.py'
 
 
 def run(step: str, args: list) -> None:
@@ -42,7 +43,7 @@ def latest_checkpoint(work_dir: str) -> str:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--out', default='demo_out', help='output folder')
-    parser.add_argument('--vae-epochs', type=int, default=6)
+    parser.add_argument('--vae-epochs', type=int, default=12)
     parser.add_argument('--dit-epochs', type=int, default=10)
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
@@ -54,7 +55,9 @@ def main(argv=None):
     run('1/5 train the tiny HexPlane VAE', [
         'tools/train.py', VAE_CFG, '--work-dir', vae_dir, '--cfg-options',
         f'train_cfg.max_epochs={args.vae_epochs}', f'train_cfg.val_interval={args.vae_epochs}',
-        f'default_hooks.checkpoint.interval={args.vae_epochs}', f'randomness.seed={args.seed}'])
+        f'default_hooks.checkpoint.interval={args.vae_epochs}', f'randomness.seed={args.seed}',
+        # tiny grids fit in memory: no activation checkpointing (it recomputes the decoder)
+        'model.frame_chunk=None'])
     vae_ckpt = latest_checkpoint(vae_dir)
 
     metrics_file = osp.join(out, 'vae_test_metrics.json')
@@ -66,9 +69,10 @@ def main(argv=None):
         'tools/dataset_converters/cache_latents.py', VAE_CFG, vae_ckpt, '--out', latent_dir,
         '--device', 'cpu'])
 
-    run('4/5 train the tiny rollout DiT on the frozen VAE', [
-        'tools/train.py', DIT_CFG, '--work-dir', dit_dir, '--cfg-options',
-        f'model.tokenizer_ckpt={vae_ckpt}', f'train_cfg.max_epochs={args.dit_epochs}',
+    run('4/5 train the tiny rollout DiT on the cached latents (frozen VAE)', [
+        'tools/train.py', DIT_LATENT_CFG, '--work-dir', dit_dir, '--cfg-options',
+        f'model.tokenizer_ckpt={vae_ckpt}', f'train_dataloader.dataset.cache_dir={latent_dir}',
+        f'train_cfg.max_epochs={args.dit_epochs}',
         f'default_hooks.checkpoint.interval={args.dit_epochs}', f'randomness.seed={args.seed}'])
     dit_ckpt = latest_checkpoint(dit_dir)
 
