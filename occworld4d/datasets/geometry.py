@@ -25,10 +25,25 @@ def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
         [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
 
 
+def quaternion_from_matrix(R: np.ndarray) -> list:
+    """(w, x, y, z) of a 3 x 3 rotation, w >= 0 (nuScenes order)."""
+    R = np.asarray(R, np.float64)
+    w = np.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2
+    x = np.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2
+    y = np.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2
+    z = np.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2
+    x = np.copysign(x, R[2, 1] - R[1, 2])
+    y = np.copysign(y, R[0, 2] - R[2, 0])
+    z = np.copysign(z, R[1, 0] - R[0, 1])
+    q = np.array([w, x, y, z])
+    return (q / np.linalg.norm(q)).tolist()
+
+
 def pose_matrix(rotation: Sequence[float], translation: Sequence[float]) -> np.ndarray:
-    """(4, 4) transform from a (w, x, y, z) quaternion and a translation (3,)."""
+    """(4, 4) transform from a (w, x, y, z) quaternion or a (3, 3) matrix and a translation (3,)."""
+    rot = np.asarray(rotation, dtype=np.float64)
     mat = np.eye(4)
-    mat[:3, :3] = quaternion_to_matrix(rotation)
+    mat[:3, :3] = rot if rot.shape == (3, 3) else quaternion_to_matrix(rot)
     mat[:3, 3] = np.asarray(translation, dtype=np.float64)
     return mat
 

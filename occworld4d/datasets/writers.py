@@ -31,6 +31,8 @@ import numpy as np
 
 from occworld4d.utils import atomic_path, save_npz_atomic
 
+from .geometry import quaternion_from_matrix, quaternion_to_matrix
+
 CARLASC_NUM_CLASSES = 23
 CARLASC_MIN_BOUND = (-25.6, -25.6, -2.0)
 CARLASC_MAX_BOUND = (25.6, 25.6, 1.0)
@@ -242,28 +244,6 @@ def fake_token(*parts) -> str:
     return hashlib.md5('/'.join(map(str, parts)).encode()).hexdigest()
 
 
-def quaternion_from_matrix(R: np.ndarray) -> List[float]:
-    """(w, x, y, z) of a 3 x 3 rotation, w >= 0 (nuScenes order)."""
-    R = np.asarray(R, np.float64)
-    w = np.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2
-    x = np.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2
-    y = np.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2
-    z = np.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2
-    x = np.copysign(x, R[2, 1] - R[1, 2])
-    y = np.copysign(y, R[0, 2] - R[2, 0])
-    z = np.copysign(z, R[1, 0] - R[0, 1])
-    q = np.array([w, x, y, z])
-    return (q / np.linalg.norm(q)).tolist()
-
-
-def matrix_from_quaternion(q: Sequence[float]) -> np.ndarray:
-    """3 x 3 rotation of a (w, x, y, z) quaternion."""
-    w, x, y, z = np.asarray(q, np.float64) / np.linalg.norm(q)
-    return np.array([[1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-                     [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-                     [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)]])
-
-
 def _rigid(R: np.ndarray, t: Sequence[float]) -> np.ndarray:
     M = np.eye(4)
     M[:3, :3], M[:3, 3] = R, t
@@ -301,7 +281,7 @@ def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
     if E.shape[1:] != (4, 4):
         raise ValueError(f'{where}: ego2global expected shape ({T}, 4, 4), found {E.shape}')
     ts = _check_array('timestamps', where, timestamps, 1, (T,), kinds='iu')
-    L = _rigid(matrix_from_quaternion(NUSCENES_LIDAR2EGO_ROTATION), NUSCENES_LIDAR2EGO_TRANSLATION)
+    L = _rigid(quaternion_to_matrix(NUSCENES_LIDAR2EGO_ROTATION), NUSCENES_LIDAR2EGO_TRANSLATION)
     W = E @ L  # (T, 4, 4) global-from-lidar
     scene_token = fake_token('scene', scene_name)
     tokens = [fake_token(scene_name, t) for t in range(T)]

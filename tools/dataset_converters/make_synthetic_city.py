@@ -35,7 +35,7 @@ from occworld4d.datasets.synthetic_city import (PEDESTRIAN, PRESETS, SCENARIOS,
                                                 city_label_lut, generate_sequence)
 from occworld4d.datasets.writers import (NUSCENES_LIDAR2EGO_ROTATION,
                                          NUSCENES_LIDAR2EGO_TRANSLATION, build_nuscenes_infos,
-                                         matrix_from_quaternion, occ3d_annotations_from_infos,
+                                         quaternion_to_matrix, occ3d_annotations_from_infos,
                                          write_carlasc_sequence, write_nuscenes_infos,
                                          write_occ3d_annotations, write_occ3d_nuscenes_frame,
                                          write_occ3d_waymo_frame)
@@ -85,7 +85,7 @@ def _nuscenes_boxes(seq: dict) -> List[dict]:
     """
     ag = seq['agents']
     lidar2ego = np.eye(4)
-    lidar2ego[:3, :3] = matrix_from_quaternion(NUSCENES_LIDAR2EGO_ROTATION)
+    lidar2ego[:3, :3] = quaternion_to_matrix(NUSCENES_LIDAR2EGO_ROTATION)
     lidar2ego[:3, 3] = NUSCENES_LIDAR2EGO_TRANSLATION
     names = np.where(ag['cls'] == PEDESTRIAN, 'pedestrian',
                      np.where(ag['size'][:, 0] > 7.0, 'truck', 'car')).astype('<U10')
