@@ -288,7 +288,7 @@ def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
     infos = []
     for i in range(T):
         inv = np.linalg.inv(W[i])
-        pos = (inv[None] @ E[:, :, 3:4])[:, :2, 0]  # (T, 2) ego positions in lidar_i axes
+        pos = (inv[None] @ W[:, :, 3:4])[:, :2, 0]  # (T, 2) lidar positions in lidar_i axes (as the real infos)
         steps = np.diff(pos, axis=0)  # (T-1, 2): steps[j] = pos[j+1] - pos[j]
         fut = np.zeros((fut_steps, 2), np.float32)
         fut_mask = np.zeros(fut_steps, np.float32)
