@@ -117,6 +117,8 @@ def test_bad_inputs():
         m(torch.randn(1, 3, 8, 8), torch.tensor([1]), traj=torch.zeros(1, 4, 3))
     with pytest.raises(ValueError, match='trajectory'):
         m(torch.randn(1, 3, 8, 8), torch.tensor([1]), trajectory=torch.zeros(1, 5, 3))
+    with pytest.raises(ValueError, match=r'command ids span \[0, 4\]'):  # 4 commands: 0..3
+        m(torch.randn(2, 3, 8, 8), torch.tensor([1, 1]), command=torch.tensor([0, 4]))
     with pytest.raises(KeyError, match='presets'):
         tiny(arch='DiT-huge')
 

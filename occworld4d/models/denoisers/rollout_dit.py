@@ -146,7 +146,12 @@ class RolloutDiT(nn.Module):
             if value.ndim != 1:
                 raise ValueError(f'RolloutDiT: command should be (B,) int64, got '
                                  f'{tuple(value.shape)}')
-            return self.cond_embedders[name](value.long())  # (B, C)
+            emb = self.cond_embedders[name]
+            if value.numel() and (int(value.min()) < 0 or int(value.max()) >= emb.num_embeddings):
+                raise ValueError(f'RolloutDiT: command ids span [{int(value.min())}, '
+                                 f'{int(value.max())}], expected ids in [0, '
+                                 f'{emb.num_embeddings}) (num_commands)')
+            return emb(value.long())  # (B, C)
         if name == 'layout':
             if value.ndim != 4 or value.shape[1] != self.num_frames:
                 raise ValueError(f'RolloutDiT: layout should be (B, {self.num_frames}, h, w), '
