@@ -26,16 +26,29 @@ def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
 
 
 def quaternion_from_matrix(R: np.ndarray) -> list:
-    """(w, x, y, z) of a 3 x 3 rotation, w >= 0 (nuScenes order)."""
+    """(w, x, y, z) of a 3 x 3 rotation, w >= 0 (nuScenes order).
+
+    Shepperd's method: the component of largest magnitude is taken from the diagonal and
+    the others from the off-diagonal sums, so rotations by ~180 degrees (w ~ 0) keep the
+    relative signs of x, y, z.
+    """
     R = np.asarray(R, np.float64)
-    w = np.sqrt(max(0.0, 1.0 + R[0, 0] + R[1, 1] + R[2, 2])) / 2
-    x = np.sqrt(max(0.0, 1.0 + R[0, 0] - R[1, 1] - R[2, 2])) / 2
-    y = np.sqrt(max(0.0, 1.0 - R[0, 0] + R[1, 1] - R[2, 2])) / 2
-    z = np.sqrt(max(0.0, 1.0 - R[0, 0] - R[1, 1] + R[2, 2])) / 2
-    x = np.copysign(x, R[2, 1] - R[1, 2])
-    y = np.copysign(y, R[0, 2] - R[2, 0])
-    z = np.copysign(z, R[1, 0] - R[0, 1])
-    q = np.array([w, x, y, z])
+    tr = R[0, 0] + R[1, 1] + R[2, 2]
+    cands = (1.0 + tr, 1.0 + R[0, 0] - R[1, 1] - R[2, 2], 1.0 - R[0, 0] + R[1, 1] - R[2, 2],
+             1.0 - R[0, 0] - R[1, 1] + R[2, 2])  # 4 q_i^2 for i = w, x, y, z
+    k = int(np.argmax(cands))
+    r = 2.0 * np.sqrt(max(cands[k], 0.0))  # 4 |q_k|
+    if k == 0:
+        q = [r / 4, (R[2, 1] - R[1, 2]) / r, (R[0, 2] - R[2, 0]) / r, (R[1, 0] - R[0, 1]) / r]
+    elif k == 1:
+        q = [(R[2, 1] - R[1, 2]) / r, r / 4, (R[0, 1] + R[1, 0]) / r, (R[0, 2] + R[2, 0]) / r]
+    elif k == 2:
+        q = [(R[0, 2] - R[2, 0]) / r, (R[0, 1] + R[1, 0]) / r, r / 4, (R[1, 2] + R[2, 1]) / r]
+    else:
+        q = [(R[1, 0] - R[0, 1]) / r, (R[0, 2] + R[2, 0]) / r, (R[1, 2] + R[2, 1]) / r, r / 4]
+    q = np.array(q)
+    if q[0] < 0:
+        q = -q
     return (q / np.linalg.norm(q)).tolist()
 
 

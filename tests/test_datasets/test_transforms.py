@@ -142,3 +142,17 @@ def test_pack_contract_and_registry_build():
     assert sample.metainfo['frame_ids'] == ['0', '1', '2', '3']
     with pytest.raises(ValueError, match='uint8'):
         PackOccInputs()(dict(semantics=np.zeros((2, 2, 2), np.uint8)))
+
+
+def test_quaternion_round_trip_including_half_turns():
+    """Rotations by ~180 degrees (w ~ 0) keep the relative signs of x, y, z."""
+    from occworld4d.datasets.geometry import quaternion_from_matrix, quaternion_to_matrix
+    rng = np.random.default_rng(0)
+    axes = [(1, 1, 0), (1, -1, 0), (0, 1, -1), (1, 1, 1), (0, 0, 1)]
+    cases = [(0.0, *(np.asarray(a, float) / np.linalg.norm(a))) for a in axes]
+    cases += [tuple(q) for q in rng.normal(size=(50, 4))]
+    for q in cases:
+        R = quaternion_to_matrix(q)
+        out = quaternion_from_matrix(R)
+        assert out[0] >= 0
+        np.testing.assert_allclose(quaternion_to_matrix(out), R, atol=1e-12)
