@@ -255,6 +255,8 @@ def test_encode_sample_and_bad_inputs():
         model.decode(bad)
     with pytest.raises(ValueError, match='fusion'):
         HexPlaneVAE(fusion='max', **TINY)
+    with pytest.raises(ValueError, match='class_frequencies has 3 entries'):
+        HexPlaneVAE(class_frequencies=[0.5, 0.3, 0.2], **TINY)  # K = 5
 
 
 def test_predict_mode_attaches_semantics():

@@ -90,6 +90,9 @@ class HexPlaneVAE(BaseTokenizer):
                              f'{plane_down}')
         if decoder not in ('expansion_squeeze', 'query'):
             raise ValueError(f"decoder must be 'expansion_squeeze' or 'query', got {decoder!r}")
+        if class_frequencies is not None and len(class_frequencies) != num_classes:
+            raise ValueError(f'HexPlaneVAE: class_frequencies has {len(class_frequencies)} '
+                             f'entries, expected one per class (num_classes={num_classes})')
         self.num_frames = num_frames
         self.spatial_size = tuple(spatial_size)
         self.latent_channels = latent_channels
