@@ -31,7 +31,7 @@ import numpy as np
 
 from occworld4d.utils import atomic_path, save_npz_atomic
 
-from .geometry import quaternion_from_matrix, quaternion_to_matrix
+from .geometry import pose_matrix, quaternion_from_matrix, quaternion_to_matrix  # noqa: F401
 
 CARLASC_NUM_CLASSES = 23
 CARLASC_MIN_BOUND = (-25.6, -25.6, -2.0)
@@ -244,12 +244,6 @@ def fake_token(*parts) -> str:
     return hashlib.md5('/'.join(map(str, parts)).encode()).hexdigest()
 
 
-def _rigid(R: np.ndarray, t: Sequence[float]) -> np.ndarray:
-    M = np.eye(4)
-    M[:3, :3], M[:3, 3] = R, t
-    return M
-
-
 def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
                          occ_root: str = './data/nuscenes/gts',
                          boxes: Optional[List[Dict]] = None, fut_steps: int = 6,
@@ -281,7 +275,7 @@ def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
     if E.shape[1:] != (4, 4):
         raise ValueError(f'{where}: ego2global expected shape ({T}, 4, 4), found {E.shape}')
     ts = _check_array('timestamps', where, timestamps, 1, (T,), kinds='iu')
-    L = _rigid(quaternion_to_matrix(NUSCENES_LIDAR2EGO_ROTATION), NUSCENES_LIDAR2EGO_TRANSLATION)
+    L = pose_matrix(NUSCENES_LIDAR2EGO_ROTATION, NUSCENES_LIDAR2EGO_TRANSLATION)  # ego-from-lidar
     W = E @ L  # (T, 4, 4) global-from-lidar
     scene_token = fake_token('scene', scene_name)
     tokens = [fake_token(scene_name, t) for t in range(T)]
