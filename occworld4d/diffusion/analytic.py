@@ -105,13 +105,22 @@ def gaussian_distances(samples: torch.Tensor, mean: torch.Tensor, cov: torch.Ten
     cov = torch.as_tensor(cov, dtype=torch.float64)
     m = x.mean(0)
     emp = torch.cov(x.T).reshape(cov.shape)
-    root = _sqrtm(cov)
-    cross = _sqrtm(root @ emp @ root)
-    w2_sq = ((m - mean)**2).sum() + torch.trace(emp + cov - 2 * cross)
     cov_fro = torch.linalg.norm(emp - cov)
     return dict(mean_err=float(torch.linalg.norm(m - mean)), cov_fro=float(cov_fro),
                 cov_rel=float(cov_fro / torch.linalg.norm(cov)),
-                w2=float(w2_sq.clamp(min=0).sqrt()))
+                w2=gaussian_w2(m, emp, mean, cov))
+
+
+def gaussian_w2(mean1: torch.Tensor, cov1: torch.Tensor, mean2: torch.Tensor,
+                cov2: torch.Tensor) -> float:
+    """2-Wasserstein distance between N(mean1, cov1) and N(mean2, cov2) ((D,), (D, D)).
+
+    W2^2 = |m1 - m2|^2 + tr(C1 + C2 - 2 (C2^(1/2) C1 C2^(1/2))^(1/2)).
+    """
+    root = _sqrtm(cov2)
+    cross = _sqrtm(root @ cov1 @ root)
+    w2_sq = ((mean1 - mean2)**2).sum() + torch.trace(cov1 + cov2 - 2 * cross)
+    return float(w2_sq.clamp(min=0).sqrt())
 
 
 def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from occworld4d.diffusion import GaussianDiffusion
-from occworld4d.diffusion.analytic import GaussianDataDenoiser
+from occworld4d.diffusion.analytic import GaussianDataDenoiser, gaussian_w2
 
 TOOL = osp.join(osp.dirname(__file__), '..', '..', 'tools', 'analysis_tools',
                 'benchmark_diffusion.py')
@@ -30,7 +30,7 @@ def test_exact_law_of_ddpm_matches_monte_carlo_moments():
     w2_law = tool.ddpm_law_w2(engine, model, 5, mean, cov, 'cpu')
     x = engine.sample(model, (100000, 4), num_steps=5, dtype=torch.float64,
                       generator=torch.Generator().manual_seed(0))
-    w2_mc = tool._gaussian_w2(x.mean(0), torch.cov(x.T), mean, cov)
+    w2_mc = gaussian_w2(x.mean(0), torch.cov(x.T), mean, cov)
     assert w2_law > 0.1
     assert w2_mc == pytest.approx(w2_law, abs=0.02)
 

@@ -27,7 +27,8 @@ import time
 import torch
 
 from occworld4d.diffusion import GaussianDiffusion
-from occworld4d.diffusion.analytic import GaussianDataDenoiser, gaussian_distances
+from occworld4d.diffusion.analytic import (GaussianDataDenoiser, gaussian_distances,
+                                           gaussian_w2)
 from occworld4d.utils import atomic_path
 
 # name, sampler, num_steps, eta
@@ -72,11 +73,11 @@ def ode_law_w2(engine, model, sampler, steps, mean, cov, device, true_prior=Fals
     offset = out[0]
     linear = (out[1:] - offset).T  # column j = image of e_j: (D, D)
     if not true_prior:
-        return _gaussian_w2(offset, linear @ linear.T, mean, cov)
+        return gaussian_w2(offset, linear @ linear.T, mean, cov)
     a_T = engine.schedule.sqrt_alphas_cumprod[-1]
     prior_cov = a_T**2 * cov + (1 - a_T**2) * torch.eye(dim, dtype=torch.float64)
-    return _gaussian_w2(linear @ (a_T * mean) + offset, linear @ prior_cov @ linear.T, mean,
-                        cov)
+    return gaussian_w2(linear @ (a_T * mean) + offset, linear @ prior_cov @ linear.T, mean,
+                       cov)
 
 
 def ddpm_law_w2(engine, model, steps, mean, cov, device):
@@ -101,17 +102,7 @@ def ddpm_law_w2(engine, model, steps, mean, cov, device):
         law_cov = linear @ law_cov @ linear.T
         if i > 0:
             law_cov = law_cov + p['variance'][0].cpu().reshape(()) * torch.eye(dim).double()
-    return _gaussian_w2(law_mean, law_cov, mean, cov)
-
-
-def _gaussian_w2(m1, c1, m2, c2):
-    def sqrtm(m):
-        vals, vecs = torch.linalg.eigh((m + m.T) / 2)
-        return vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
-
-    root = sqrtm(c2)
-    w2_sq = ((m1 - m2)**2).sum() + torch.trace(c1 + c2 - 2 * sqrtm(root @ c1 @ root))
-    return float(w2_sq.clamp(min=0).sqrt())
+    return gaussian_w2(law_mean, law_cov, mean, cov)
 
 
 def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', seed=0,
