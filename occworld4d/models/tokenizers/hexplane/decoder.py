@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-PLANES = ('xy', 'xz', 'yz', 'tx', 'ty', 'tz')
+from .encoder import PLANES
 
 
 def sinusoidal_coords(T: int, X: int, Y: int, Z: int, num_freq: int = 3,
