@@ -35,6 +35,7 @@ from occworld4d.registry import DATASETS, TRANSFORMS
 from occworld4d.structures import OccDataSample
 from occworld4d.structures.vocabularies import (MERGES, VOCABULARIES, Vocabulary,
                                                 get_vocabulary)
+from .geometry import command_from_trajectory, trajectory_from_poses
 
 # ----------------------------------------------------------------------------- vocabulary
 CITY_CLASSES = ('free', 'road', 'roadline', 'sidewalk', 'terrain', 'building', 'fence',
@@ -135,28 +136,6 @@ def pose_from_xyyaw(x, y, yaw) -> np.ndarray:
     poses[:, 0, 0], poses[:, 0, 1], poses[:, 1, 0], poses[:, 1, 1] = c, -s, s, c
     poses[:, 0, 3], poses[:, 1, 3] = x, y
     return poses
-
-
-def trajectory_from_poses(poses: np.ndarray) -> np.ndarray:
-    """(T, 3) float32 (dx, dy, yaw) of each frame in frame 0's ego axes (CarlaSC rule)."""
-    rel = np.linalg.inv(poses[0])[None] @ poses  # (T, 4, 4) frame-0-from-frame-t
-    yaw = np.arctan2(rel[:, 1, 0], rel[:, 0, 0])
-    return np.stack([rel[:, 0, 3], rel[:, 1, 3], yaw], axis=1).astype(np.float32)
-
-
-def command_from_trajectory(traj: np.ndarray, yaw_thr: float = 0.0025,
-                            xy_thr: float = 0.03) -> int:
-    """DynamicCity's command: LEFT (2) if any wrapped yaw step > yaw_thr, RIGHT (3) if any
-    < -yaw_thr, else FORWARD (1) if any xy step > xy_thr, else STATIC (0)."""
-    traj = np.asarray(traj, np.float64)
-    dyaw = (np.diff(traj[:, 2]) + np.pi) % (2 * np.pi) - np.pi
-    if (dyaw > yaw_thr).any():
-        return 2
-    if (dyaw < -yaw_thr).any():
-        return 3
-    if (np.linalg.norm(np.diff(traj[:, :2], axis=0), axis=1) > xy_thr).any():
-        return 1
-    return 0
 
 
 # ----------------------------------------------------------------------------- ego path
