@@ -21,6 +21,7 @@ from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
 from occworld4d.models.tokenizers.base import attach_predictions
+from occworld4d.models.tokenizers.rollout import PLANE_KEYS
 from occworld4d.registry import DIFFUSION, MODELS
 from occworld4d.structures import OccDataSample
 
@@ -183,14 +184,13 @@ class LatentDiffusion(BaseModel):
         already has the adapter's latent shape is used as is); the six plane keys given
         directly; else ``inputs['voxels']`` encoded by the frozen tokenizer.
         """
-        plane_keys = ('xy', 'xz', 'yz', 'tx', 'ty', 'tz')
         latent = inputs.get('latent')
-        if latent is None and self.adapter is not None and all(k in inputs for k in plane_keys):
-            latent = {k: inputs[k] for k in plane_keys}
+        if latent is None and self.adapter is not None and all(k in inputs for k in PLANE_KEYS):
+            latent = {k: inputs[k] for k in PLANE_KEYS}
         if latent is None:
             if 'voxels' not in inputs:
                 raise KeyError(f'LatentDiffusion needs inputs["voxels"], inputs["latent"] or '
-                               f'the plane keys {plane_keys}; got {sorted(inputs)}')
+                               f'the plane keys {PLANE_KEYS}; got {sorted(inputs)}')
             return self.encode_latent(inputs['voxels'])
         if isinstance(latent, dict):
             latent = {k: v.float().to(self.device) for k, v in latent.items()}
