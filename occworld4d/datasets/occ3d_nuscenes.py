@@ -119,6 +119,9 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
         if command_source not in ('auto', 'infos', 'poses'):
             raise ValueError(f'command_source must be auto / infos / poses, got '
                              f'{command_source!r}')
+        if not -int(num_frames) <= int(command_frame) < int(num_frames):
+            raise ValueError(f'Occ3DNuScenesDataset: command_frame must index a window of '
+                             f'num_frames={num_frames} frames, got {command_frame}')
         self.command_source, self.command_frame = command_source, command_frame
         super().__init__(num_frames=num_frames, window_stride=window_stride,
                          frame_step=frame_step, pipeline=pipeline, masks=masks,

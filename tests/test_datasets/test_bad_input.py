@@ -136,3 +136,11 @@ def test_carlasc_skip_corrupt_town(tmp_path):
     ds = CarlaSCDataset(str(tmp_path), num_frames=1, skip_corrupt=True)
     assert list(ds.scenes) == ['Train/Town02_Light'] and len(ds) == 2
     assert ds.num_skipped == 1
+
+
+def test_occ3d_command_frame_outside_the_window(tmp_path):
+    ann, _ = nuscenes_tree(tmp_path)
+    with pytest.raises(ValueError, match=r'command_frame must index a window of num_frames=2'):
+        Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=2, command_frame=2)
+    ds = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=2, command_frame=-1)
+    assert int(ds[0]['inputs']['command']) == 1  # FORWARD: the last frame's one-hot 'straight'
