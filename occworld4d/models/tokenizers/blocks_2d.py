@@ -21,6 +21,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from occworld4d.models.layers.attention import Attention
+from occworld4d.models.losses.lovasz import _lovasz_grad
 
 
 def attend(attn: Attention, x: Tensor, recompute: bool = True, **kwargs) -> Tensor:
@@ -122,11 +123,7 @@ def _lovasz_value_and_grad(probs: Tensor, labels: Tensor) -> Tuple[Tensor, Tenso
         errors = torch.where(fg, 1.0 - p, p)  # |fg - p|
         errors_sorted, perm = torch.sort(errors, descending=True)
         fg_sorted = fg[perm].to(probs.dtype)
-        # Lovasz extension of the Jaccard loss: jaccard_i - jaccard_{i-1}.
-        inter = n_fg - fg_sorted.cumsum(0)
-        union = n_fg + (1.0 - fg_sorted).cumsum(0)
-        jac = 1.0 - inter / union
-        jac[1:] -= jac[:-1].clone()
+        jac = _lovasz_grad(fg_sorted)  # Lovasz extension of the Jaccard loss (N,)
         total += torch.dot(errors_sorted, jac)
         grad[perm, c] = jac * (1.0 - 2.0 * fg_sorted)
     if present:
