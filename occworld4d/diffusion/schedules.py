@@ -87,7 +87,7 @@ def space_timesteps(num_timesteps: int,
     if isinstance(spacing, str):
         text = spacing.strip()
         if text.startswith('ddim'):
-            count = int(text[len('ddim'):])
+            count = _count(text[len('ddim'):], num_timesteps, spacing)
             for stride in range(1, num_timesteps + 1):
                 if len(range(0, num_timesteps, stride)) == count:
                     return np.arange(0, num_timesteps, stride, dtype=np.int64)
@@ -108,7 +108,11 @@ def space_timesteps(num_timesteps: int,
             grid = np.interp(targets, lam[::-1], np.arange(num_timesteps)[::-1].astype(float))
             return _strictly_increasing(np.round(grid).astype(np.int64), num_timesteps)
         if ',' in text:
-            return _sectioned(num_timesteps, [int(c) for c in text.split(',')])
+            parts = [c.strip() for c in text.split(',')]
+            if not all(c.isdigit() for c in parts):
+                raise ValueError(f'space_timesteps: cannot parse sections {spacing!r}; '
+                                 "expected step counts like '10,15,20'")
+            return _sectioned(num_timesteps, [int(c) for c in parts])
         if not text.isdigit():
             raise ValueError(f'space_timesteps: cannot parse spacing {spacing!r}; expected '
                              "an int, 'ddimK', '10,15,20' or a list of indices")

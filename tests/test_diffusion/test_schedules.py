@@ -45,6 +45,9 @@ def test_bad_schedule_names_fail_clearly():
         GaussianDiffusion(learn_sigma=True, loss_type='mse')
     with pytest.raises(ValueError, match='cannot parse'):
         GaussianDiffusion(timestep_respacing='fast')
+    for bad in ('ddimfast', 'ddim', '10,x', '10,,5'):
+        with pytest.raises(ValueError, match=r"cannot parse .*'" + bad + "'"):
+            space_timesteps(1000, bad)
 
 
 def test_space_timesteps_rules():
