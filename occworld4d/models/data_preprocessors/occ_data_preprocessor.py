@@ -29,16 +29,7 @@ class OccDataPreprocessor(BaseDataPreprocessor):
         if not isinstance(inputs, dict):
             raise TypeError(f'expected batch["inputs"] to be a dict of tensors, got '
                             f'{type(inputs).__name__}')
-        stacked = {}
-        for key, value in inputs.items():
-            if isinstance(value, Sequence) and value and isinstance(value[0], torch.Tensor):
-                value = torch.stack(list(value))
-            if isinstance(value, torch.Tensor):
-                if key == 'voxels':
-                    value = value.long()
-                elif value.is_floating_point():
-                    value = value.float()
-            stacked[key] = value
+        stacked = {key: _stack(value, key == 'voxels') for key, value in inputs.items()}
         voxels = stacked.get('voxels')
         if self.num_classes is not None and isinstance(voxels, torch.Tensor) and voxels.numel():
             lo, hi = int(voxels.min()), int(voxels.max())
@@ -50,3 +41,19 @@ class OccDataPreprocessor(BaseDataPreprocessor):
                                  'dataset vocabulary / RemapClasses in the config')
         return dict(inputs=self.cast_data(stacked),
                     data_samples=self.cast_data(data.get('data_samples')))
+
+
+def _stack(value: Any, is_voxels: bool = False) -> Any:
+    """A list of per-sample tensors -> one (B, ...) tensor; dicts (e.g. the six HexPlane
+    planes of ``inputs['latent']``) are stacked per key. Voxels become int64, other float
+    tensors float32."""
+    if isinstance(value, dict):
+        return {k: _stack(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and value and isinstance(value[0], torch.Tensor):
+        value = torch.stack(list(value))
+    if isinstance(value, torch.Tensor):
+        if is_voxels:
+            value = value.long()
+        elif value.is_floating_point():
+            value = value.float()
+    return value
