@@ -131,6 +131,16 @@ def test_generation_metric_identical_vs_shifted(tmp_path):
         GenerationMetric(**kw, reference=str(tmp_path / 'bad.npz'))
 
 
+def test_generation_metric_rejects_mixed_window_lengths():
+    gt3, _ = toy_windows(4, T=3, seed=1)
+    gt2, _ = toy_windows(4, T=2, seed=2)
+    metric = GenerationMetric(extractor=MODELS.build(_cfg()), allow_untrained=True,
+                              metrics=('fid', 'tc'))
+    metric.process(None, _samples(gt3, gt3) + _samples(gt2, gt2))
+    with pytest.raises(ValueError, match=r'fake windows have different frame counts \[2, 3\]'):
+        metric.compute_metrics(metric.results)
+
+
 def test_generation_metric_through_evaluator():
     from mmengine.evaluator import Evaluator
     gt, _ = toy_windows(6, seed=2)

@@ -130,6 +130,12 @@ class GenerationMetric(BaseMetric):
             self.results.append(res)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        for side in ('fake', 'real'):
+            lengths = sorted({r[f'{side}_frame_feats'].shape[0] for r in results
+                              if f'{side}_frame_feats' in r})
+            if len(lengths) > 1:
+                raise ValueError(f'GenerationMetric: the {side} windows have different frame '
+                                 f'counts {lengths}; evaluate windows of one length T')
         fake = np.stack([r['fake_frame_feats'] for r in results])  # (N, T, D)
         fake_p = np.stack([r['fake_probs'] for r in results])  # (N, C)
         if self.reference is not None:
