@@ -125,3 +125,24 @@ def test_inferencer_runs_every_task_and_saves(model, tmp_path):
         inf('inpaint', region=(0, 1, 0, 1, 0, 1))
     with pytest.raises(ValueError, match='unknown task'):
         inf('dream')
+
+
+def test_inferencer_passes_conditions_to_inpaint_and_single_frame(model, monkeypatch):
+    inf = OccGenerationInferencer(model, free_label=0)
+    v = random_voxels(1, seed=5)[0].numpy().astype(np.uint8)
+    seen = []
+    sample = model.sample
+
+    def spy(*args, cond=None, **kwargs):
+        seen.append(dict(cond or {}))
+        return sample(*args, cond=cond, **kwargs)
+
+    monkeypatch.setattr(model, 'sample', spy)
+    for task, extra in (('inpaint', dict(region=(0, 4, 0, 4, 0, 2))), ('single-frame', {})):
+        seen.clear()
+        inf(task, voxels=v, seed=0, command='LEFT', trajectory='right', num_samples=2,
+            **extra, **FAST)
+        cond = seen[-1]
+        assert torch.equal(cond['command'], torch.tensor([2, 2])), task
+        assert cond['trajectory'].shape == (2, 4, 3), task
+        assert np.allclose(cond['trajectory'][0].numpy(), G.trajectory_preset('right', 4))
