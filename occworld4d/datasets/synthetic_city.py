@@ -28,14 +28,13 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
-import torch
 from mmengine.dataset import BaseDataset
 
 from occworld4d.registry import DATASETS, TRANSFORMS
-from occworld4d.structures import OccDataSample
 from occworld4d.structures.vocabularies import (MERGES, VOCABULARIES, Vocabulary,
                                                 get_vocabulary)
 from .geometry import command_from_trajectory, trajectory_from_poses
+from .transforms.formatting import PackOccInputs
 
 # ----------------------------------------------------------------------------- vocabulary
 CITY_CLASSES = ('free', 'road', 'roadline', 'sidewalk', 'terrain', 'building', 'fence',
@@ -794,18 +793,4 @@ class SyntheticCityDataset(BaseDataset):
 
 def pack_window(results: dict) -> dict:
     """Pack a window dict into the sample contract (used with an empty pipeline)."""
-    voxels = torch.from_numpy(np.ascontiguousarray(results['semantics'], np.uint8))
-    traj = torch.from_numpy(np.ascontiguousarray(results['trajectory'], np.float32))
-    command = torch.tensor(int(results['command']), dtype=torch.int64)
-    meta_keys = ('dataset', 'scene', 'frame_ids', 'vocabulary', 'free_label', 'voxel_size',
-                 'pc_range')
-    sample = OccDataSample(metainfo={k: results[k] for k in meta_keys if k in results})
-    sample.gt_semantics = voxels
-    sample.trajectory = traj
-    sample.command = command
-    sample.ego_poses = torch.from_numpy(np.asarray(results['ego_poses'], np.float64))
-    for key in SyntheticCityDataset.MASKS:
-        if key in results:
-            sample.set_field(torch.from_numpy(np.ascontiguousarray(results[key], bool)), key)
-    return dict(inputs=dict(voxels=voxels, trajectory=traj, command=command),
-                data_samples=sample)
+    return PackOccInputs()(results)
