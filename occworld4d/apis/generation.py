@@ -175,9 +175,9 @@ def inpaint(model, voxels, region: Sequence[int], num_samples: int = 1, cond: Op
         uint8 (N, T, X, Y, Z), equal to ``voxels`` outside the box.
     """
     v = _voxels(voxels)
+    known_mask = _region_known_mask(model, region)  # validates the region first
     box = _box_mask(v.shape, region)
     known = model.encode_latent(v[None].to(model.device)).expand(num_samples, -1, -1, -1)
-    known_mask = _region_known_mask(model, region)
     x0 = model.sample(num_samples, cond=cond, known=known, known_mask=known_mask, **sample_kwargs)
     out = _decode(model, x0)
     return torch.where(box, out, v.to(torch.uint8))

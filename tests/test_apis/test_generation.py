@@ -72,6 +72,8 @@ def test_inpaint_keeps_outside_exactly(model):
     assert out.shape == (2, *VOXELS)
     assert torch.equal(out[:, ~box], v[~box].to(torch.uint8).expand(2, -1))
     assert not torch.equal(out[:, box], v[box].to(torch.uint8).expand(2, -1))  # regenerated
+    with pytest.raises(ValueError, match=r'region must be \(x0, x1, y0, y1, z0, z1'):
+        G.inpaint(model, v, (0, 4, 0, 4), **FAST)  # too short: named, not an IndexError
 
 
 def test_outpaint_stitches_and_keeps_the_scene(model):
