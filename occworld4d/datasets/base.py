@@ -22,7 +22,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import MMLogger
 
 from occworld4d.registry import TRANSFORMS
-from .geometry import STATIC, command_from_trajectory, trajectory_from_poses
+from .geometry import command_from_trajectory, trajectory_from_poses
 
 
 class DataFormatError(ValueError):
@@ -201,11 +201,15 @@ class BaseOccSequenceDataset(BaseDataset):
     def window_conditions(self, frames: List[dict], poses: Optional[List] = None) -> dict:
         """``ego_poses`` (T, 4, 4), ``trajectory`` (T, 3) and ``command`` of a window.
 
-        Without a pose for every frame the trajectory is zeros and the command STATIC.
+        Without a pose for every frame the trajectory is zeros and the command is
+        :meth:`window_command` of that zero trajectory (STATIC unless the reader has another
+        source, e.g. the VAD command of nuScenes infos).
         """
         poses = [rec.get('pose') for rec in frames] if poses is None else poses
         if any(p is None for p in poses):
-            return dict(trajectory=np.zeros((len(frames), 3), np.float32), command=STATIC)
+            trajectory = np.zeros((len(frames), 3), np.float32)
+            return dict(trajectory=trajectory,
+                        command=int(self.window_command(frames, trajectory)))
         ego_poses = np.stack(poses).astype(np.float64)  # (T, 4, 4)
         trajectory = trajectory_from_poses(ego_poses)
         command = int(self.window_command(frames, trajectory))

@@ -144,3 +144,22 @@ def test_occ3d_command_frame_outside_the_window(tmp_path):
         Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=2, command_frame=2)
     ds = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=2, command_frame=-1)
     assert int(ds[0]['inputs']['command']) == 1  # FORWARD: the last frame's one-hot 'straight'
+
+
+def test_occ3d_infos_command_without_poses(tmp_path):
+    """Infos without ego poses: zero trajectory, but the infos command is still used."""
+    ann, _ = nuscenes_tree(tmp_path)
+    with open(ann, 'rb') as f:
+        data = pickle.load(f)
+    for info in data['infos']:
+        del info['ego2global_rotation'], info['ego2global_translation']
+        del info['global_from_ego']
+        info['gt_ego_fut_cmd'] = np.array([0.0, 1.0, 0.0])  # VAD (right, left, straight)
+    with open(ann, 'wb') as f:
+        pickle.dump(data, f)
+    ds = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=2, command_source='infos')
+    item = ds[0]
+    assert int(item['inputs']['command']) == 2  # LEFT
+    assert not item['inputs']['trajectory'].any()
+    poses_only = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=2, command_source='poses')
+    assert int(poses_only[0]['inputs']['command']) == 0  # STATIC: no poses, no motion
