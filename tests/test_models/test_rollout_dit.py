@@ -121,6 +121,10 @@ def test_bad_inputs():
         m(torch.randn(2, 3, 8, 8), torch.tensor([1, 1]), command=torch.tensor([0, 4]))
     with pytest.raises(KeyError, match='presets'):
         tiny(arch='DiT-huge')
+    # A known condition the model was built without is an error, not silently ignored.
+    with pytest.raises(ValueError, match=r"\['trajectory'\] that this model does not embed"):
+        tiny(conditions=('command',))(torch.randn(1, 3, 8, 8), torch.tensor([1]),
+                                      command=torch.tensor([1]), trajectory=torch.zeros(1, 4, 3))
 
 
 def test_overfits_one_target():

@@ -207,7 +207,8 @@ class RolloutDiT(nn.Module):
             drop: {condition name: bool (B,)}; True = use the null embedding.
             **cond: trajectory (B, T, 3), command (B,), layout (B, T, h, w),
                 hexplane (B, C, S, S); missing conditions count as dropped. Unknown keys
-                raise (a typo would otherwise silently mean "unconditional").
+                and conditions the model was built without raise (they would otherwise
+                silently mean "unconditional").
 
         Returns:
             (B, 2C or C, S, S); exactly zero on all-padding patches.
@@ -219,6 +220,10 @@ class RolloutDiT(nn.Module):
         extra = [k for k in cond if k not in CONDITIONS]
         if extra:
             raise TypeError(f'RolloutDiT got unknown condition(s) {extra}; known: {CONDITIONS}')
+        disabled = [k for k in cond if k not in self.conditions and cond[k] is not None]
+        if disabled:
+            raise ValueError(f'RolloutDiT got condition(s) {disabled} that this model does not '
+                             f'embed (conditions={self.conditions}); they would be ignored')
         B = x.shape[0]
         tokens = self.x_embedder(x) + self.pos_embed  # (B, N, C)
         c = self.t_embedder(t).to(tokens.dtype)  # (B, C)
