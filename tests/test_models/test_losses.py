@@ -1,5 +1,6 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
 from occworld4d.models.losses import (LovaszSoftmaxLoss, VoxelCrossEntropyLoss,
                                       frequency_class_weights, gaussian_kl, lovasz_softmax)
@@ -35,6 +36,20 @@ def test_frequency_weights_and_weighted_ce():
     assert loss(logits, target).item() == pytest.approx(torch.log(torch.tensor(4.0)).item())
     with pytest.raises(ValueError):
         VoxelCrossEntropyLoss(class_weight=[1, 1], class_frequencies=[1, 1])
+
+
+@pytest.mark.parametrize('freq', [None, [0.5, 0.3, 0.2]])
+def test_ce_matches_torch_mean_and_is_zero_when_all_ignored(freq):
+    torch.manual_seed(0)
+    loss = VoxelCrossEntropyLoss(2.0, class_frequencies=freq, ignore_index=255)
+    logits = torch.randn(2, 3, 5, requires_grad=True)
+    target = torch.tensor([[0, 1, 2, 255, 1], [2, 2, 255, 0, 0]])
+    ref = 2.0 * F.cross_entropy(logits, target, weight=loss.class_weight, ignore_index=255)
+    assert loss(logits, target).item() == pytest.approx(ref.item(), rel=1e-6)
+    # Every voxel ignored (an all-False valid_mask): 0 with a zero gradient, not NaN.
+    out = loss(logits, torch.full_like(target, 255))
+    out.backward()
+    assert out.item() == 0.0 and torch.count_nonzero(logits.grad) == 0
 
 
 def test_gaussian_kl_closed_form():

@@ -48,6 +48,17 @@ class VoxelCrossEntropyLoss(nn.Module):
         self.ignore_index = ignore_index
 
     def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return self.loss_weight * F.cross_entropy(logits.float(), target.long(),
-                                                  weight=self.class_weight,
-                                                  ignore_index=self.ignore_index)
+        """Weighted mean of the per-voxel CE over the voxels not ignored, as
+        ``F.cross_entropy(reduction='mean')``, but 0 (not NaN) when every voxel is ignored
+        (e.g. a window whose ``valid_mask`` is all False)."""
+        target = target.long()
+        per_voxel = F.cross_entropy(logits.float(), target, weight=self.class_weight,
+                                    ignore_index=self.ignore_index,
+                                    reduction='none')  # (B, ...), 0 where ignored
+        valid = target != self.ignore_index  # (B, ...)
+        if self.class_weight is None:
+            denom = valid.sum()
+        else:
+            K = self.class_weight.shape[0]
+            denom = (self.class_weight[target.clamp(0, K - 1)] * valid).sum()
+        return self.loss_weight * per_voxel.sum() / denom.clamp(min=1e-12)
