@@ -156,3 +156,18 @@ def test_quaternion_round_trip_including_half_turns():
         out = quaternion_from_matrix(R)
         assert out[0] >= 0
         np.testing.assert_allclose(quaternion_to_matrix(out), R, atol=1e-12)
+
+
+def test_crop_and_resize_carry_the_layout():
+    res = window()  # 8 x 8 grid, vehicle voxel at (1, 2); layout pooled by 2
+    lay = MakeLayout(classes=('vehicle',), pool=2)(dict(res))
+    out = CropVoxels(size=(4, 4, 2), offset=(0, 0, 0))(dict(lay))
+    ref = MakeLayout(classes=('vehicle',), pool=2)(CropVoxels(size=(4, 4, 2),
+                                                              offset=(0, 0, 0))(window()))
+    np.testing.assert_array_equal(out['layout'], ref['layout'])  # same as layout-after-crop
+    assert out['layout'].shape == (4, 2, 2) and out['layout'][0, 0, 1] == 1
+    small = ResizeVoxels(size=(4, 4, 2))(MakeLayout(classes=('vehicle',), pool=2)(window()))
+    assert small['layout'].shape == (4, 2, 2)
+    # a crop that splits layout cells cannot be mapped: clear error, not a silent mismatch
+    with pytest.raises(ValueError, match='put MakeLayout after CropVoxels'):
+        CropVoxels(size=(3, 4, 2), offset=(1, 0, 0))(dict(lay))

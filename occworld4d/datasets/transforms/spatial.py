@@ -17,10 +17,35 @@ def _voxel_keys(results):
     return [k for k in VOXEL_KEYS if k in results]
 
 
+def _layout_factors(transform: str, results: dict, grid, sizes, offsets=(0, 0)):
+    """Pooling factors (px, py) of ``results['layout']`` (T, h, w) over the voxel grid, when
+    the crop / resize keeps whole layout cells; else a clear error (None if no layout)."""
+    layout = results.get('layout')
+    if layout is None:
+        return None
+    h, w = np.shape(layout)[1:3]
+    ok = grid[0] % h == 0 and grid[1] % w == 0
+    px, py = (grid[0] // h, grid[1] // w) if ok else (1, 1)
+    ok = ok and all(v % f == 0 for v, f in zip((*sizes[:2], *offsets[:2]), (px, py, px, py)))
+    if not ok:
+        raise ValueError(
+            f'{transform}: the window (scene {results.get("scene")}) has a layout of shape '
+            f'{np.shape(layout)} that the {transform} to {tuple(sizes)} does not map onto whole '
+            f'layout cells (grid {tuple(grid[:2])}); put MakeLayout after {transform} in the '
+            'pipeline so the layout is computed from the new voxels')
+    return px, py
+
+
+def _nearest(new: int, old: int) -> np.ndarray:
+    """Index of the old cell holding the centre of each of ``new`` resampled cells."""
+    return np.minimum(((np.arange(new) + 0.5) * old / new).astype(np.int64), old - 1)
+
+
 @TRANSFORMS.register_module()
 class CropVoxels:
     """Crop voxels and masks to ``size`` (X, Y, Z); ``offset`` None = centred in X, Y and
-    from the bottom in Z. Updates ``pc_range`` when present."""
+    from the bottom in Z. Updates ``pc_range`` when present; an existing ``layout`` is cropped
+    with them when the crop covers whole layout cells (else a clear error)."""
 
     def __init__(self, size: Sequence[int], offset: Optional[Sequence[int]] = None):
         self.size = tuple(int(s) for s in size)
@@ -35,9 +60,14 @@ class CropVoxels:
         if any(o < 0 or o + s > g for o, s, g in zip(offset, self.size, grid)):
             raise ValueError(f'CropVoxels: crop {self.size} at {offset} does not fit the grid '
                              f'{grid} (scene {results.get("scene")})')
+        factors = _layout_factors('CropVoxels', results, grid, self.size, offset)
         sl = (slice(None),) + tuple(slice(o, o + s) for o, s in zip(offset, self.size))
         for key in _voxel_keys(results):
             results[key] = np.ascontiguousarray(results[key][sl])  # (T, x, y, z)
+        if factors is not None:
+            (px, py), (ox, oy), (sx, sy) = factors, offset[:2], self.size[:2]
+            results['layout'] = np.ascontiguousarray(
+                results['layout'][:, ox // px:(ox + sx) // px, oy // py:(oy + sy) // py])
         if results.get('pc_range') is not None and results.get('voxel_size') is not None:
             lo = np.asarray(results['pc_range'][:3], float)
             vs = np.asarray(results['voxel_size'], float)
@@ -52,18 +82,24 @@ class CropVoxels:
 @TRANSFORMS.register_module()
 class ResizeVoxels:
     """Nearest-neighbour resize of voxels and masks to ``size`` (X, Y, Z) (voxel centres
-    sampled); updates ``voxel_size``."""
+    sampled); updates ``voxel_size``; an existing ``layout`` is resampled the same way when the
+    new size keeps whole layout cells (else a clear error)."""
 
     def __init__(self, size: Sequence[int]):
         self.size = tuple(int(s) for s in size)
 
     def __call__(self, results: dict) -> dict:
         grid = results['semantics'].shape[1:]
-        idx = [np.minimum(((np.arange(s) + 0.5) * g / s).astype(np.int64), g - 1)
-               for s, g in zip(self.size, grid)]
+        factors = _layout_factors('ResizeVoxels', results, grid, self.size)
+        idx = [_nearest(s, g) for s, g in zip(self.size, grid)]
         for key in _voxel_keys(results):
             results[key] = np.ascontiguousarray(
                 results[key][:, idx[0]][:, :, idx[1]][:, :, :, idx[2]])  # (T, *size)
+        if factors is not None:  # same sampling of layout cells (T, h, w) -> (T, x/px, y/py)
+            (px, py), layout = factors, results['layout']
+            ix = _nearest(self.size[0] // px, layout.shape[1])
+            iy = _nearest(self.size[1] // py, layout.shape[2])
+            results['layout'] = np.ascontiguousarray(layout[:, ix][:, :, iy])
         if results.get('voxel_size') is not None:
             results['voxel_size'] = [float(v) * g / s for v, g, s in
                                      zip(results['voxel_size'], grid, self.size)]
