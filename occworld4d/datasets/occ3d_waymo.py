@@ -121,7 +121,7 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
             raise DataFormatError(f'{path}: voxel_label has dtype {labels.dtype}, expected '
                                   'an integer type')
         allowed = {'auto': (15, 23), 15: (15,), 23: (23,)}[self.free]
-        bad = (labels > 14) & ~np.isin(labels, allowed)
+        bad = (labels < 0) | ((labels > 14) & ~np.isin(labels, allowed))
         if bad.any():
             raise DataFormatError(f'{path}: voxel_label has id(s) '
                                   f'{np.unique(labels[bad])[:8].tolist()}; expected 0..14 and '

@@ -122,6 +122,13 @@ def test_waymo_wrong_keys_and_bad_pose(tmp_path):
         ds[0]
     with pytest.raises(ValueError, match='unknown mask'):
         Occ3DWaymoDataset(str(tmp_path), num_frames=1, masks=['valid_mask'])
+    # negative ids would wrap to 255 in uint8: refused, as are ids beyond the vocabulary
+    for bad_id in (-1, 16):
+        labels = np.zeros(GRID, np.int16)
+        labels[0, 0, 0] = bad_id
+        np.savez(scene / '000_04.npz', voxel_label=labels)
+        with pytest.raises(DataFormatError, match=rf'voxel_label has id\(s\) \[{bad_id}\]'):
+            ds[0]
 
 
 def test_carlasc_skip_corrupt_town(tmp_path):
