@@ -221,3 +221,5 @@ def test_benchmark_tokenizer_tool_reports_time_and_memory(tmp_path):
     assert out.exists()
     with pytest.raises(SystemExit, match='not found'):
         tool.main(['no_such_model'])
+    with pytest.raises(SystemExit, match='benchmark_hexplane_vae.py'):
+        tool.main(['configs/dynamiccity/dynamiccity_vae_tiny_synthetic-city.py'])

@@ -32,6 +32,8 @@ NAMES = {
     'occsora': 'configs/_base_/models/occsora_vqvae.py',
     'uniscene': 'configs/_base_/models/uniscene_vae.py',
 }
+# Tokenizers with a class-embedding front end (``model.semantic``) that this tool can time.
+SUPPORTED = ('OccWorldVQVAE', 'OccSoraVQVAE', 'UniSceneOccVAE')
 
 
 def parse_args(argv=None):
@@ -83,8 +85,13 @@ def _child(args) -> dict:
     model_cfg = cfg.model.copy()
     model_cfg['lean_lovasz'] = bool(args.lean)
     for opt in args.model_opt:
-        key, _, value = opt.partition('=')
-        model_cfg[key] = ast.literal_eval(value)
+        key, sep, value = opt.partition('=')
+        if not sep:
+            sys.exit(f'benchmark_tokenizer.py: --model-opt {opt!r} is not KEY=VALUE')
+        try:
+            model_cfg[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            model_cfg[key] = value  # a bare string, e.g. kl_quirk=True is literal, name=foo is not
     with DefaultScope.overwrite_default_scope('occworld4d'):
         model = MODELS.build(model_cfg).train()
     K = model.num_classes
@@ -146,7 +153,12 @@ def main(argv=None):
     if args.child:
         print(json.dumps(_child(args)))
         return None
-    _config_path(args.config)  # fail early
+    from mmengine.config import Config
+    model_type = Config.fromfile(_config_path(args.config)).model.get('type')  # fail early
+    if model_type not in SUPPORTED:
+        raise SystemExit(f'benchmark_tokenizer.py: {args.config} builds {model_type!r}; this '
+                         f'tool times {", ".join(SUPPORTED)} (for HexPlaneVAE use '
+                         'tools/analysis_tools/benchmark_hexplane_vae.py)')
     results = [_run(args, lean=True)]
     if args.compare_lovasz:
         results.append(_run(args, lean=False))
