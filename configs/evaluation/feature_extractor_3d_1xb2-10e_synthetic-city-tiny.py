@@ -4,20 +4,14 @@
 # Use:    GenerationMetric(extractor=<this model dict>, checkpoint=work_dirs/.../epoch_10.pth)
 _base_ = [
     '../_base_/datasets/synthetic_city_tiny.py', '../_base_/models/feature_extractor_3d.py',
-    '../_base_/default_runtime.py'
+    '../_base_/schedules/feature_extractor_adamw_20e.py', '../_base_/default_runtime.py'
 ]
 model = dict(num_classes=12, free_label=0, dataset_name='synthetic_city_tiny', feat_dim=64,
              base_channels=16, num_stages=3, layout_grid=4,
              data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12))
-optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=10)
-# the extractor is trained on its own objective; nothing to validate with occupancy metrics
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
-test_dataloader = None
-test_cfg = None
-test_evaluator = None
+param_scheduler = None  # constant LR for the short CPU run
+train_cfg = dict(max_epochs=10)
 default_hooks = dict(logger=dict(type='LoggerHook', interval=4),
                      checkpoint=dict(type='CheckpointHook', interval=5, max_keep_ckpts=1))
+val_dataloader = None  # no validation: the extractor has its own objective
+test_dataloader = None

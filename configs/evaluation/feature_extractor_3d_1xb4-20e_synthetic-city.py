@@ -4,17 +4,9 @@
 # the version, so numbers from different training sets are never compared).
 _base_ = [
     '../_base_/datasets/synthetic_city.py', '../_base_/models/feature_extractor_3d.py',
-    '../_base_/default_runtime.py'
+    '../_base_/schedules/feature_extractor_adamw_20e.py', '../_base_/default_runtime.py'
 ]
 model = dict(dataset_name='synthetic_city')
 train_dataloader = dict(batch_size=4)
-optim_wrapper = dict(type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=1e-4))
-param_scheduler = [dict(type='CosineAnnealingLR', by_epoch=True, T_max=20, eta_min=1e-5)]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=20)
-val_dataloader = None
-val_cfg = None
-val_evaluator = None
+val_dataloader = None  # no validation: the extractor has its own objective
 test_dataloader = None
-test_cfg = None
-test_evaluator = None
