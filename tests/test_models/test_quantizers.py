@@ -188,3 +188,13 @@ def test_distributed_ranks_keep_the_same_codebook(tmp_path):
     assert torch.equal(r0['codebook'], r1['codebook'])
     assert torch.equal(r0['steps'], r1['steps'])
     assert r0['perplexity'] == r1['perplexity']
+
+
+def test_build_quantizer_defaults_and_width_check():
+    from occworld4d.models.tokenizers.quantizers import build_quantizer
+    q = build_quantizer(None, code_dim=16)
+    assert (q.num_codes, q.code_dim, q.beta) == (512, 16, 1.0)
+    q = build_quantizer(dict(num_codes=8), code_dim=4)  # own keys win over the defaults
+    assert (q.num_codes, q.code_dim) == (8, 4)
+    with pytest.raises(ValueError, match='code_dim 8 must equal the encoder width .* 4'):
+        build_quantizer(dict(code_dim=8), code_dim=4)

@@ -18,7 +18,7 @@ historical bug that the OccWorld / OccSora quantizer inherited; identical at bet
 
 Shapes: B batch, D code width, ``*S`` any spatial axes (H, W or T, H, W), K codes.
 """
-from typing import NamedTuple
+from typing import Dict, NamedTuple, Optional
 
 import torch
 import torch.distributed as dist
@@ -226,3 +226,27 @@ def _all_reduce(t: Tensor) -> Tensor:
         t = t.clone()
         dist.all_reduce(t)
     return t
+
+
+def build_quantizer(cfg: Optional[dict], code_dim: int) -> nn.Module:
+    """Build a tokenizer's quantizer for features of width ``code_dim``.
+
+    ``cfg`` None or a ``VectorQuantizer`` config gets the OccSora / OccWorld defaults
+    (512 codes, beta 1.0, code_dim = ``code_dim``) under its own keys; another registered type
+    (e.g. a project's quantizer) is built from its config as given. Any quantizer must return
+    :class:`QuantizerOutput` and have ``code_dim`` equal to the encoder width.
+    """
+    cfg = dict(cfg or {})
+    if cfg.get('type', 'VectorQuantizer') == 'VectorQuantizer':
+        cfg = {**dict(type='VectorQuantizer', num_codes=512, code_dim=code_dim, beta=1.0), **cfg}
+    quantizer = MODELS.build(cfg)
+    if getattr(quantizer, 'code_dim', None) != code_dim:
+        raise ValueError(f'quantizer code_dim {getattr(quantizer, "code_dim", None)} must equal '
+                         f'the encoder width (z_channels) {code_dim}')
+    return quantizer
+
+
+def vq_loss_terms(q: QuantizerOutput, vq_weight: float) -> Dict[str, Tensor]:
+    """``loss_vq`` and the logged code-usage statistics of one quantizer output."""
+    return dict(loss_vq=vq_weight * q.loss, code_perplexity=q.perplexity.detach(),
+                dead_codes=q.dead_codes.detach().float())

@@ -17,7 +17,7 @@ from occworld4d.registry import MODELS
 from occworld4d.structures import OccDataSample
 from .base import BaseTokenizer
 from .blocks_2d import Decoder2d, Encoder2d, SemanticEmbedding, semantic_recon_loss
-from .quantizers import QuantizerOutput, VectorQuantizer
+from .quantizers import QuantizerOutput, VectorQuantizer, build_quantizer, vq_loss_terms
 
 
 @MODELS.register_module()
@@ -52,18 +52,13 @@ class OccWorldVQVAE(BaseTokenizer):
                  checkpoint_levels: int = 0, data_preprocessor: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
         super().__init__(num_classes, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        quantizer = {**dict(type='VectorQuantizer', num_codes=512, code_dim=z_channels,
-                            beta=1.0), **(quantizer or {})}
         self.semantic = SemanticEmbedding(num_classes, embed_dim, height)
         C = self.semantic.channels
         self.encoder = Encoder2d(C, ch, ch_mult, num_res_blocks, attn_resolutions, resolution,
                                  out_channels=z_channels, dropout=dropout,
                                  checkpoint_levels=checkpoint_levels)
         self.quant_conv = nn.Conv2d(z_channels, z_channels, 1)
-        self.quantizer: VectorQuantizer = MODELS.build(quantizer)
-        if self.quantizer.code_dim != z_channels:
-            raise ValueError(f'quantizer code_dim {self.quantizer.code_dim} must equal '
-                             f'z_channels {z_channels}')
+        self.quantizer: VectorQuantizer = build_quantizer(quantizer, z_channels)
         self.post_quant_conv = nn.Conv2d(z_channels, z_channels, 1)
         self.decoder = Decoder2d(z_channels, ch, ch_mult, num_res_blocks, attn_resolutions,
                                  resolution, out_channels=C, dropout=dropout,
@@ -136,7 +131,5 @@ class OccWorldVQVAE(BaseTokenizer):
         logits = self.decode(codes, size=voxels.shape[2:4])  # (B, K, T, X, Y, Z)
         losses = semantic_recon_loss(logits, voxels, self.ce_weight, self.lovasz_weight,
                                      lean=self.lean_lovasz)
-        losses['loss_vq'] = self.vq_weight * q.loss
-        losses['code_perplexity'] = q.perplexity.detach()
-        losses['dead_codes'] = q.dead_codes.detach().float()
+        losses.update(vq_loss_terms(q, self.vq_weight))
         return losses

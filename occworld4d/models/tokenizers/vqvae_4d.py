@@ -26,7 +26,7 @@ from occworld4d.structures import OccDataSample
 from .base import BaseTokenizer
 from .blocks_2d import SemanticEmbedding, semantic_recon_loss
 from .blocks_3d import SamePadConv3d, VideoDecoder3d, VideoEncoder3d
-from .quantizers import QuantizerOutput, VectorQuantizer
+from .quantizers import QuantizerOutput, VectorQuantizer, build_quantizer, vq_loss_terms
 
 #: Token-size presets for 32 x 200 x 200 clips: name "D x T' x H' x W'" -> (d_t, d_h, d_w).
 TOKEN_PRESETS = {
@@ -74,17 +74,12 @@ class OccSoraVQVAE(BaseTokenizer):
         if len(self.downsample) != 3 or max(self.downsample) < 2:
             raise ValueError(f'downsample must be 3 powers of two (d_t, d_h, d_w), at least one '
                              f'>= 2, got {tuple(downsample)}')
-        quantizer = {**dict(type='VectorQuantizer', num_codes=512, code_dim=z_channels,
-                            beta=1.0), **(quantizer or {})}
         self.semantic = SemanticEmbedding(num_classes, embed_dim, height)
         C = self.semantic.channels
         self.encoder = VideoEncoder3d(C, hidden, num_res_blocks, self.downsample, num_heads)
         self.pre_quant = SamePadConv3d(hidden, z_channels, 1)
         self.quant_conv = nn.Conv3d(z_channels, z_channels, 1)
-        self.quantizer: VectorQuantizer = MODELS.build(quantizer)
-        if self.quantizer.code_dim != z_channels:
-            raise ValueError(f'quantizer code_dim {self.quantizer.code_dim} must equal '
-                             f'z_channels {z_channels}')
+        self.quantizer: VectorQuantizer = build_quantizer(quantizer, z_channels)
         self.post_quant_conv = nn.Conv3d(z_channels, z_channels, 1)
         self.post_quant = SamePadConv3d(z_channels, hidden, 1)
         self.decoder = VideoDecoder3d(C, hidden, num_res_blocks, self.downsample, num_heads)
@@ -139,7 +134,5 @@ class OccSoraVQVAE(BaseTokenizer):
         logits = self.decode(q.quantized)  # (B, K, T, X, Y, Z)
         losses = semantic_recon_loss(logits, voxels, self.ce_weight, self.lovasz_weight,
                                      lean=self.lean_lovasz)
-        losses['loss_vq'] = self.vq_weight * q.loss
-        losses['code_perplexity'] = q.perplexity.detach()
-        losses['dead_codes'] = q.dead_codes.detach().float()
+        losses.update(vq_loss_terms(q, self.vq_weight))
         return losses
