@@ -185,55 +185,82 @@ def inpaint(model, voxels, region: Sequence[int], num_samples: int = 1, cond: Op
 
 @torch.no_grad()
 def outpaint(model, voxels, shift: Tuple[int, int], free_label: int = 0, num_samples: int = 1,
-             **sample_kwargs) -> Tensor:
-    """Extend a scene spatially: generate the window shifted by (dx, dy) voxels with the
-    overlapping part known, and stitch both windows into one larger scene.
+             cond: Optional[dict] = None, **sample_kwargs) -> Tensor:
+    """Extend a scene spatially by (dx, dy) voxels (sign = side) and keep it exactly.
+
+    The model generates windows of the scene's own size. The extended canvas
+    (X + |dx|) x (Y + |dy|) is filled window by window: the window shifted by (dx, 0), then
+    the one shifted by (0, dy), then (with both shifts) the diagonal one. Each window keeps as
+    known every voxel already on the canvas (the given scene and the earlier windows' output:
+    the latent cells that influence only those voxels are kept, RePaint-style, and the voxels
+    are pasted back), so the diagonal window is generated in the context of an L-shaped
+    neighbourhood and the whole extended canvas is generated, corners included.
+
+    Args:
+        voxels: (T, X, Y, Z) the given scene.
+        shift: (dx, dy), each |d| < the scene size along that axis, not both 0.
+        free_label: placeholder label of the not-yet-generated voxels fed to the encoder.
+        cond: optional conditions (already batched, as for :func:`inpaint`), used by every
+            window.
 
     Returns:
         uint8 (N, T, X + |dx|, Y + |dy|, Z); the given scene sits at offset
-        (max(-dx, 0), max(-dy, 0)) unchanged. With both dx and dy nonzero the two corners
-        covered by neither window are ``free_label``.
+        (max(-dx, 0), max(-dy, 0)) unchanged.
     """
     v = _voxels(voxels)
     T, X, Y, Z = v.shape
+    expected = getattr(model.adapter, 'voxel_shape', None)
+    if expected is None:
+        raise NotImplementedError('outpainting needs a latent adapter with voxel_shape '
+                                  '(T, X, Y, Z), e.g. PaddedRollout')
+    if tuple(v.shape) != tuple(expected):
+        raise ValueError(f'outpaint: the scene has shape {tuple(v.shape)}; this model '
+                         f'generates windows of (T, X, Y, Z) = {tuple(expected)}')
     dx, dy = int(shift[0]), int(shift[1])
     if not (abs(dx) < X and abs(dy) < Y) or (dx == 0 and dy == 0):
-        raise ValueError(f'outpaint shift {shift} must be nonzero and smaller than the scene '
-                         f'({X}, {Y})')
-    # The new window: cell (x, y) shows old (x + dx, y + dy); cells that fall outside the old
-    # scene are the ones to generate.
-    window = torch.full_like(v, free_label)
-    xs_new, xs_old = slice(max(-dx, 0), X - max(dx, 0)), slice(max(dx, 0), X - max(-dx, 0))
-    ys_new, ys_old = slice(max(-dy, 0), Y - max(dy, 0)), slice(max(dy, 0), Y - max(-dy, 0))
-    window[:, xs_new, ys_new] = v[:, xs_old, ys_old]
-    overlap = torch.zeros(T, X, Y, Z, dtype=torch.bool)
-    overlap[:, xs_new, ys_new] = True
-    known = model.encode_latent(window[None].to(model.device)).expand(num_samples, -1, -1, -1)
-    # Keep the latent cells that influence no voxel outside the overlap.
-    regen = None
-    for region in _strips(dx, dy, X, Y, Z):
-        r = ~_region_known_mask(model, region)
-        regen = r if regen is None else regen | r
-    x0 = model.sample(num_samples, known=known, known_mask=~regen, **sample_kwargs)
-    new = torch.where(overlap, window.to(torch.uint8), _decode(model, x0))  # (N, T, X, Y, Z)
-    big = torch.full((num_samples, T, X + abs(dx), Y + abs(dy), Z), free_label, dtype=torch.uint8)
-    ox, oy = max(-dx, 0), max(-dy, 0)  # offset of the old scene in the big one
-    nx, ny = ox + dx, oy + dy  # offset of the new window
-    big[:, :, nx:nx + X, ny:ny + Y] = new
-    big[:, :, ox:ox + X, oy:oy + Y] = v.to(torch.uint8)
-    return big
+        raise ValueError(f'outpaint shift {tuple(shift)} must be nonzero and smaller than the '
+                         f'scene ({X}, {Y})')
+    ox, oy = max(-dx, 0), max(-dy, 0)  # offset of the given scene on the canvas
+    canvas = torch.full((num_samples, T, X + abs(dx), Y + abs(dy), Z), free_label,
+                        dtype=torch.uint8)  # (N, T, X', Y', Z)
+    filled = torch.zeros(X + abs(dx), Y + abs(dy), dtype=torch.bool)  # BEV cells on the canvas
+    canvas[:, :, ox:ox + X, oy:oy + Y] = v.to(torch.uint8)
+    filled[ox:ox + X, oy:oy + Y] = True
+    origins = [(ox + dx, oy)] if dx else []
+    if dy:
+        origins.append((ox, oy + dy))
+    if dx and dy:
+        origins.append((ox + dx, oy + dy))  # last: its free part is the far corner
+    for wx, wy in origins:
+        _outpaint_window(model, canvas, filled, (wx, wy), cond, sample_kwargs)
+    return canvas
 
 
-def _strips(dx: int, dy: int, X: int, Y: int, Z: int):
-    """Boxes of the new window that lie outside the old scene."""
-    if dx > 0:
-        yield (X - dx, X, 0, Y, 0, Z)
-    elif dx < 0:
-        yield (0, -dx, 0, Y, 0, Z)
-    if dy > 0:
-        yield (0, X, Y - dy, Y, 0, Z)
-    elif dy < 0:
-        yield (0, X, 0, -dy, 0, Z)
+def _outpaint_window(model, canvas: Tensor, filled: Tensor, origin: Tuple[int, int],
+                     cond: Optional[dict], sample_kwargs: dict) -> None:
+    """Generate the not-yet-filled part of the window at ``origin`` of ``canvas`` in place.
+
+    Args:
+        canvas: uint8 (N, T, X', Y', Z), the extended scene so far.
+        filled: bool (X', Y'), True where ``canvas`` already holds voxels to keep.
+        origin: (x, y) of the window (the model's voxel size) on the canvas.
+    """
+    N, T, _, _, Z = canvas.shape
+    X, Y = model.adapter.voxel_shape[1:3]
+    wx, wy = origin
+    win = canvas[:, :, wx:wx + X, wy:wy + Y]  # (N, T, X, Y, Z) view
+    keep = filled[wx:wx + X, wy:wy + Y]  # (X, Y)
+    free = ~keep
+    xs, ys = free.any(1).nonzero()[:, 0], free.any(0).nonzero()[:, 0]
+    box = (int(xs.min()), int(xs.max()) + 1, int(ys.min()), int(ys.max()) + 1)
+    if int(free.sum()) != (box[1] - box[0]) * (box[3] - box[2]):  # outpaint's order avoids it
+        raise RuntimeError(f'outpaint window at {origin}: the part to generate is not a box')
+    known_mask = _region_known_mask(model, (*box, 0, Z))  # (1, 1, S, S) True = keep
+    known = model.encode_latent(win.long().to(model.device))  # (N, C, S, S)
+    x0 = model.sample(N, cond=cond, known=known, known_mask=known_mask, **sample_kwargs)
+    new = _decode(model, x0)  # (N, T, X, Y, Z)
+    win.copy_(torch.where(keep[None, None, :, :, None], win, new))
+    filled[wx:wx + X, wy:wy + Y] = True
 
 
 @torch.no_grad()

@@ -119,7 +119,7 @@ class OccGenerationInferencer:
         if task == 'layout' and layout is None:
             raise ValueError('task "layout" needs a layout (an npz with key "layout")')
 
-        def cond():  # the given conditions, batched (inpaint / single-frame)
+        def cond():  # the given conditions, batched (inpaint / outpaint / single-frame)
             return G._cond(m, num_samples, command, trajectory, layout)
 
         if task in ('uncond', 'command', 'trajectory', 'layout'):
@@ -142,7 +142,8 @@ class OccGenerationInferencer:
                 raise ValueError('task "inpaint" needs a region x0 x1 y0 y1 z0 z1 [t0 t1]')
             sem = G.inpaint(m, voxels, region, num_samples, cond=cond(), **sample_kwargs)
         elif task == 'outpaint':
-            sem = G.outpaint(m, voxels, shift, self.free_label, num_samples, **sample_kwargs)
+            sem = G.outpaint(m, voxels, shift, self.free_label, num_samples, cond=cond(),
+                             **sample_kwargs)
         else:  # single-frame
             v = np.asarray(voxels)
             sem = G.single_frame(m, v[0] if v.ndim == 4 else v, num_samples, cond=cond(),

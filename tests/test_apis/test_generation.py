@@ -86,6 +86,68 @@ def test_outpaint_stitches_and_keeps_the_scene(model):
     assert torch.equal(out[0, :, :, 2:], v.to(torch.uint8))
     with pytest.raises(ValueError, match='shift'):
         G.outpaint(model, v, (0, 0))
+    with pytest.raises(ValueError, match=r'generates windows of \(T, X, Y, Z\) = \(4, 8, 8, 4\)'):
+        G.outpaint(model, v[:, :6], (2, 0))
+
+
+@pytest.mark.parametrize('shift', [(3, 2), (-2, 3), (2, -3), (-3, -2)])
+def test_outpaint_both_shifts_generates_the_whole_canvas(model, monkeypatch, shift):
+    """Three windows (x, y, diagonal): window k decodes to class k (0, 1, 2) by a stub, so the
+    output shows which window wrote each voxel: the given scene is exact, each strip comes from
+    its window, the far corner from the diagonal one, and later windows keep earlier output."""
+    v = random_voxels(1, seed=6)[0]
+    calls, knowns = [], []
+    sample = model.sample
+
+    def spy(*args, known=None, **kwargs):
+        knowns.append(known)
+        return sample(*args, known=known, **kwargs)
+
+    def stub_decode(x0):  # logits (N, K, T, X, Y, Z) voting for class len(calls)
+        logits = torch.zeros(x0.shape[0], 3, *VOXELS)
+        logits[:, len(calls)] = 1.0
+        calls.append(1)
+        return logits
+
+    monkeypatch.setattr(model, 'sample', spy)
+    monkeypatch.setattr(model, 'decode_latent', stub_decode)
+    dx, dy = shift
+    out = G.outpaint(model, v, shift, num_samples=2, **FAST)
+    assert out.shape == (2, 4, 8 + abs(dx), 8 + abs(dy), 4) and len(calls) == 3
+    ox, oy = max(-dx, 0), max(-dy, 0)
+    assert torch.equal(out[:, :, ox:ox + 8, oy:oy + 8], v.to(torch.uint8).expand(2, -1, -1, -1, -1))
+    xs_new = slice(8, None) if dx > 0 else slice(0, -dx)  # columns only the x window covers
+    ys_new = slice(8, None) if dy > 0 else slice(0, -dy)
+    ys_old, xs_old = slice(oy, oy + 8), slice(ox, ox + 8)
+    assert (out[:, :, xs_new, ys_old] == 0).all()  # window 1: shift (dx, 0)
+    assert (out[:, :, xs_old, ys_new] == 1).all()  # window 2: shift (0, dy)
+    assert (out[:, :, xs_new, ys_new] == 2).all()  # window 3: the far corner
+    # The diagonal window saw the first two windows' voxels as known (encoded from them).
+    win = out[:, :, ox + dx:ox + dx + 8, oy + dy:oy + dy + 8].clone()
+    win[:, :, (slice(8 - dx, None) if dx > 0 else slice(0, -dx)),
+        (slice(8 - dy, None) if dy > 0 else slice(0, -dy))] = 0  # free_label before generation
+    assert torch.allclose(knowns[2], model.encode_latent(win.long()))
+
+
+def test_outpaint_passes_conditions(model, monkeypatch):
+    v = random_voxels(1, seed=8)[0]
+    seen = []
+    sample = model.sample
+
+    def spy(*args, cond=None, **kwargs):
+        seen.append(cond)
+        return sample(*args, cond=cond, **kwargs)
+
+    monkeypatch.setattr(model, 'sample', spy)
+    cond = G._cond(model, 2, command='LEFT', trajectory=G.trajectory_preset('left', 4))
+    G.outpaint(model, v, (2, 2), num_samples=2, cond=cond, **FAST)
+    assert len(seen) == 3 and all(c is cond for c in seen)
+    inf = OccGenerationInferencer(model, free_label=0)
+    seen.clear()
+    inf('outpaint', voxels=v.numpy(), shift=(0, 2), command='RIGHT', trajectory='stop', seed=0,
+        **FAST)
+    assert torch.equal(seen[0]['command'], torch.tensor([3]))
+    assert torch.equal(seen[0]['trajectory'], torch.zeros(1, 4, 3))
 
 
 def test_continue_long_and_single_frame_keep_given_voxels(model):
@@ -140,7 +202,8 @@ def test_inferencer_passes_conditions_to_inpaint_and_single_frame(model, monkeyp
         return sample(*args, cond=cond, **kwargs)
 
     monkeypatch.setattr(model, 'sample', spy)
-    for task, extra in (('inpaint', dict(region=(0, 4, 0, 4, 0, 2))), ('single-frame', {})):
+    for task, extra in (('inpaint', dict(region=(0, 4, 0, 4, 0, 2))), ('single-frame', {}),
+                        ('outpaint', dict(shift=(2, 2)))):
         seen.clear()
         inf(task, voxels=v, seed=0, command='LEFT', trajectory='right', num_samples=2,
             **extra, **FAST)
