@@ -68,7 +68,9 @@ def test_cached_latents_equal_encoding():
 
 
 def test_condition_drop_masks_follow_probability(monkeypatch):
-    model = MODELS.build(tiny_model_cfg(cond_drop_prob=dict(command=1.0, trajectory=0.0)))
+    model = MODELS.build(tiny_model_cfg(cond_drop_prob=dict(command=1.0, trajectory=0.0,
+                                                            default=1.0)))
+    assert model.cond_drop_prob == dict(trajectory=0.0, command=1.0, layout=1.0, hexplane=1.0)
     seen = {}
 
     def fake_losses(net, x0, cond=None, mask=None, **kw):
@@ -82,6 +84,7 @@ def test_condition_drop_masks_follow_probability(monkeypatch):
     inputs['prev_voxels'] = random_voxels(seed=3)
     model(inputs, mode='loss')
     assert seen['drop']['command'].all() and not seen['drop']['trajectory'].any()
+    assert seen['drop']['layout'].all() and seen['drop']['hexplane'].all()  # the default
     assert set(seen['drop']) == {'trajectory', 'command', 'layout', 'hexplane'}
     assert seen['hexplane'].shape == (2, C, 8, 8)  # encoded from prev_voxels
     assert seen['mask'].shape == (1, 1, 8, 8) and int(seen['mask'].sum()) == 52
@@ -209,3 +212,16 @@ def test_generic_without_adapter():
     assert model.valid_mask() is None
     ds = model.eval()(inputs, mode='predict')
     assert ds[0].pred_semantics.shape == VOXELS
+
+
+def test_cond_drop_prob_is_explicit():
+    build = lambda p: MODELS.build(tiny_model_cfg(cond_drop_prob=p))  # noqa: E731
+    assert set(build(0.25).cond_drop_prob.values()) == {0.25}
+    full = dict(trajectory=0.1, command=0.2, layout=0.3, hexplane=0.0)
+    assert build(full).cond_drop_prob == full
+    with pytest.raises(ValueError, match=r"does not name the condition\(s\) \['layout', 'hexplane'\]"):
+        build(dict(trajectory=0.1, command=0.1))  # no silent 0.1 any more
+    with pytest.raises(ValueError, match=r"\['speed'\] that are not condition keys"):
+        build(dict(speed=0.1, default=0.1))
+    with pytest.raises(ValueError, match='probability in'):
+        build(dict(command=1.5, default=0.1))

@@ -77,8 +77,12 @@ class LatentDiffusion(BaseModel):
         latent_shape: (C, ...) of one latent sample when there is no adapter.
         condition_keys: condition names read from the inputs and passed to the denoiser;
             default: the denoiser's ``conditions`` attribute (or none).
-        cond_drop_prob: probability to drop each condition per sample in training (a float
-            for all, or {name: p}); dropped = the denoiser's null embedding (CFG training).
+        cond_drop_prob: probability to drop each condition per sample in training;
+            dropped = the denoiser's null embedding (CFG training). A float applies to every
+            condition; a dict {name: p} must name every condition key, or give
+            ``default=p`` for the ones it does not name (e.g.
+            ``dict(hexplane=0.0, default=0.1)``); a condition left unnamed without a default
+            is an error (it used to fall back to 0.1 silently).
         sample_cfg: defaults of :meth:`sample`: sampler, num_steps, guidance_scale, eta.
         encode_kwargs: extra keyword arguments of ``tokenizer.encode``.
         context_stride: train the ``hexplane`` (previous window) condition from longer
@@ -118,20 +122,34 @@ class LatentDiffusion(BaseModel):
         if condition_keys is None:
             condition_keys = getattr(self.denoiser, 'conditions', ())
         self.condition_keys = tuple(condition_keys)
-        if isinstance(cond_drop_prob, dict):
-            unknown = [k for k in cond_drop_prob if k not in self.condition_keys]
-            if unknown:
-                raise ValueError(f'LatentDiffusion: cond_drop_prob names {unknown} that are not '
-                                 f'condition keys {self.condition_keys}')
-            self.cond_drop_prob = {k: float(cond_drop_prob.get(k, 0.1))
-                                   for k in self.condition_keys}
-        else:
-            self.cond_drop_prob = {k: float(cond_drop_prob) for k in self.condition_keys}
+        self.cond_drop_prob = self._drop_probs(cond_drop_prob)
         self.sample_cfg = dict(DEFAULT_SAMPLE_CFG, **(sample_cfg or {}))
         self.encode_kwargs = dict(encode_kwargs or {})
         self.context_stride = int(context_stride) if context_stride else None
 
     # -------------------------------------------------------------- set-up
+    def _drop_probs(self, cond_drop_prob: Union[float, Dict[str, float]]) -> Dict[str, float]:
+        """{condition key: drop probability} from a float or a dict (see the class doc)."""
+        if not isinstance(cond_drop_prob, dict):
+            probs = {k: cond_drop_prob for k in self.condition_keys}
+        else:
+            named = {k: v for k, v in cond_drop_prob.items() if k != 'default'}
+            unknown = [k for k in named if k not in self.condition_keys]
+            if unknown:
+                raise ValueError(f'LatentDiffusion: cond_drop_prob names {unknown} that are not '
+                                 f'condition keys {self.condition_keys}')
+            missing = [k for k in self.condition_keys if k not in named]
+            if missing and 'default' not in cond_drop_prob:
+                raise ValueError(f'LatentDiffusion: cond_drop_prob {cond_drop_prob} does not name '
+                                 f'the condition(s) {missing}; name them or add a "default" '
+                                 'key (e.g. default=0.1)')
+            probs = {k: named.get(k, cond_drop_prob.get('default')) for k in self.condition_keys}
+        for k, p in probs.items():
+            if not 0.0 <= float(p) <= 1.0:
+                raise ValueError(f'LatentDiffusion: cond_drop_prob of {k!r} is {p}; expected a '
+                                 'probability in [0, 1]')
+        return {k: float(p) for k, p in probs.items()}
+
     def init_weights(self) -> None:
         super().init_weights()
         if self.tokenizer_ckpt:
