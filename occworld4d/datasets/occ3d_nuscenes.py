@@ -1,6 +1,5 @@
 """Occ3D-nuScenes: ``gts/<scene>/<token>/labels.npz`` + a temporal info pkl."""
 import os.path as osp
-import pickle
 from collections import OrderedDict
 from typing import Dict, List
 
@@ -8,85 +7,10 @@ import numpy as np
 
 from occworld4d.registry import DATASETS
 from .base import BaseOccSequenceDataset, DataFormatError, check_labels, load_npz_checked
-from .geometry import command_from_trajectory, command_from_vad_onehot, pose_matrix
+from .geometry import command_from_trajectory, command_from_vad_onehot
+from .nuscenes_infos import info_pose, load_nuscenes_infos  # noqa: F401  (re-exported)
 
 OCC3D_NUSCENES_GRID = (200, 200, 16)
-
-
-def _scene_name(info: dict) -> str:
-    """Scene of a frame: ``scene_name``, else the folder in ``occ_path``, else the token."""
-    if info.get('scene_name'):
-        return str(info['scene_name'])
-    occ_path = str(info.get('occ_path', '')).replace('\\', '/').rstrip('/')
-    if occ_path:
-        parts = occ_path.split('/')
-        if len(parts) >= 2:
-            return parts[-2]
-    if info.get('scene_token'):
-        return str(info['scene_token'])
-    raise KeyError('no scene_name, occ_path or scene_token')
-
-
-def load_nuscenes_infos(path: str) -> Dict[str, List[dict]]:
-    """Read a temporal info pkl into ``{scene: [frame info, ...]}`` (time-ordered).
-
-    Accepts OccWorld's scene dict (``data['infos'][scene] -> list``), the flat VAD-style list
-    whose frames carry ``scene_token`` (the real example file) and the output of
-    ``tools/dataset_converters/create_nuscenes_occ_infos.py`` (a flat list with
-    ``scene_name``). Flat lists are grouped by scene and sorted by ``timestamp``.
-    mmdetection3d v1.1 info files (``metainfo`` + ``data_list`` with a 4x4 ``ego2global``)
-    are accepted too; they carry no scene, so frames without ``scene_token`` /
-    ``scene_name`` form one scene named after the file.
-    """
-    if not osp.isfile(path):
-        raise DataFormatError(f'{path}: info file not found')
-    try:
-        with open(path, 'rb') as f:
-            data = pickle.load(f)
-    except Exception as err:
-        raise DataFormatError(f'{path}: not a readable pickle ({err})') from err
-    if isinstance(data, dict) and 'data_list' in data and 'infos' not in data:
-        stem = osp.splitext(osp.basename(path))[0]
-        data = dict(infos=[dict(info, scene_name=info.get('scene_name') or
-                                info.get('scene_token') or stem)
-                           for info in data['data_list']])
-    if not isinstance(data, dict) or 'infos' not in data:
-        found = sorted(data) if isinstance(data, dict) else type(data).__name__
-        raise DataFormatError(f'{path}: expected a dict with key "infos" (OccWorld / VAD '
-                              f'temporal infos), found {found}')
-    infos = data['infos']
-    scenes: Dict[str, List[dict]] = OrderedDict()
-    if isinstance(infos, dict):
-        for scene, frames in infos.items():
-            scenes[str(scene)] = list(frames)
-    elif isinstance(infos, (list, tuple)):
-        for i, info in enumerate(infos):
-            try:
-                scenes.setdefault(_scene_name(info), []).append(info)
-            except KeyError as err:
-                raise DataFormatError(f'{path}: infos[{i}] has {err}; cannot tell its scene')
-        for scene, frames in scenes.items():
-            if all('timestamp' in f for f in frames):
-                frames.sort(key=lambda f: f['timestamp'])
-    else:
-        raise DataFormatError(f'{path}: data["infos"] must be a dict or a list, found '
-                              f'{type(infos).__name__}')
-    for scene, frames in scenes.items():
-        for i, info in enumerate(frames):
-            if 'token' not in info:
-                raise DataFormatError(f'{path}: frame {i} of scene {scene!r} has no "token"; '
-                                      f'keys {sorted(info)[:12]}')
-    return scenes
-
-
-def info_pose(info: dict) -> np.ndarray:
-    """World-from-ego (4, 4) of a frame info (quaternion + translation or a 4x4)."""
-    if 'ego2global_rotation' in info and 'ego2global_translation' in info:
-        return pose_matrix(info['ego2global_rotation'], info['ego2global_translation'])
-    for key in ('global_from_ego', 'ego2global'):
-        if key in info:
-            return np.asarray(info[key], np.float64).reshape(4, 4)
-    return None
 
 
 @DATASETS.register_module()
@@ -95,7 +19,8 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
 
     Args:
         data_root: folder holding ``gts/``.
-        ann_file: temporal info pkl (see :func:`load_nuscenes_infos`), relative to
+        ann_file: info pkl in any layout :func:`.nuscenes_infos.load_nuscenes_infos` reads
+            (OccWorld scene dict, flat VAD list, our converter, mmdet3d v1.1), relative to
             ``data_root`` or absolute.
         num_frames, window_stride, frame_step, pipeline, masks, class_merge, test_mode,
             skip_corrupt, cache_dir: see :class:`BaseOccSequenceDataset`; masks from

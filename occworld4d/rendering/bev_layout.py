@@ -35,6 +35,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from occworld4d.datasets.nuscenes_infos import load_info_frames
 from occworld4d.registry import TASK_UTILS
 from occworld4d.structures.vocabularies import get_vocabulary
 from .transforms import pose_matrix, yaw_of
@@ -269,22 +270,9 @@ def boxes_from_info(info: dict, source: str = 'info') -> Tuple[np.ndarray, List[
 
 
 def load_infos(pkl_path: str) -> List[dict]:
-    """Frames of an info pkl: VAD-style (``infos`` list, or dict of scene -> list) or
-    mmdet3d v1.1 (``data_list``; each frame gets ``_categories`` id -> name from metainfo)."""
-    import pickle
-    with open(pkl_path, 'rb') as f:
-        data = pickle.load(f)
-    if isinstance(data, dict) and 'data_list' in data:
-        cats = {v: k for k, v in data.get('metainfo', {}).get('categories', {}).items()}
-        return [dict(frame, _categories=cats) for frame in data['data_list']]
-    infos = data.get('infos') if isinstance(data, dict) else data
-    if isinstance(infos, dict):  # scene name -> time-ordered frames
-        infos = [dict(f, _scene=scene) for scene, frames in infos.items() for f in frames]
-    if not isinstance(infos, list):
-        raise KeyError(f'{pkl_path}: expected "infos" (list or dict of scene -> list) or '
-                       f'"data_list"; found {type(data).__name__} '
-                       f'{sorted(data) if isinstance(data, dict) else ""}')
-    return infos
+    """Frames of an info pkl in file order (VAD-style list or scene dict, or mmdet3d v1.1 with
+    ``_categories`` id -> name): :func:`occworld4d.datasets.nuscenes_infos.load_info_frames`."""
+    return load_info_frames(pkl_path)
 
 
 def occupancy_channel_lut(vocabulary: str, channels: Sequence[str] = LAYOUT_CHANNELS,

@@ -8,7 +8,6 @@ z forward), read from an mmdet3d v1.1 info pkl (``data_list[i]['images'][CAM]``)
 VAD-style temporal info (``infos[i]['cams'][CAM]``). Images can be rendered downscaled
 (``camera.scaled(0.25)``): intrinsics are scaled with the image.
 """
-import pickle
 from dataclasses import dataclass, replace
 from typing import Dict, Sequence, Union
 
@@ -16,6 +15,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from occworld4d.datasets.nuscenes_infos import load_info_frames
 from occworld4d.registry import TASK_UTILS
 from occworld4d.utils import atomic_path
 from .raycast import GridGeometry, cast_rays, to_grid_tensor
@@ -111,17 +111,9 @@ def cameras_from_info(info: dict, image_size=NUSCENES_IMAGE_SIZE,
 def load_cameras(pkl_path: str, index: int = 0, scale: float = 1.0,
                  image_size=NUSCENES_IMAGE_SIZE) -> Dict[str, PinholeCamera]:
     """Cameras of frame ``index`` of an info pkl (mmdet3d v1.1 or VAD-style), scaled."""
-    with open(pkl_path, 'rb') as f:
-        data = pickle.load(f)
-    frames = None
-    if isinstance(data, dict):
-        frames = data.get('data_list', data.get('infos'))
-    elif isinstance(data, list):
-        frames = data
-    if not isinstance(frames, list) or not frames:
-        raise KeyError(f'{pkl_path}: expected a dict with a "data_list" (mmdet3d v1.1) or '
-                       f'"infos" (VAD-style) list of frames; found '
-                       f'{sorted(data) if isinstance(data, dict) else type(data).__name__}')
+    frames = load_info_frames(pkl_path)
+    if not frames:
+        raise KeyError(f'{pkl_path}: the info file holds no frames')
     if not 0 <= index < len(frames):
         raise IndexError(f'{pkl_path}: frame index {index} out of range (0..{len(frames) - 1})')
     cams = cameras_from_info(frames[index], image_size, source=pkl_path)
