@@ -1,0 +1,35 @@
+# OccWorld world model on CarlaSC. CarlaSC is recorded at 10 Hz; windows take every 5th frame
+# (frame_step=5) so the forecast runs at 2 Hz like Occ3D-nuScenes: 5 history frames (2 s) ->
+# 6 future frames (3 s), steps 2 / 4 / 6 = 1 / 2 / 3 s; test windows start at every 5th frame.
+# Tokens: 128 x 32 x 32 from occworld_vqvae_8xb1-200e_carlasc.py (point tokenizer_ckpt at it);
+# the U-Net levels are 32 / 16 / 8. Forecasts scored in the OccWorld convention (no mask).
+#   bash tools/dist_train.sh configs/occworld/occworld_wm_8xb1-200e_carlasc.py 8 \
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_carlasc/best.pth
+_base_ = [
+    '../_base_/models/occworld_world_model.py',
+    '../_base_/datasets/carlasc.py',
+    '../_base_/schedules/adamw_cosine_200e.py',
+    '../_base_/default_runtime.py',
+]
+model = dict(
+    data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
+    tokenizer=dict(num_classes=12, height=8, attn_resolutions=(32, ), resolution=128),
+    tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_carlasc/best.pth',
+    transformer=dict(token_shape=(128, 32, 32)),
+    history_frames=5, future_frames=6)
+train_dataloader = dict(dataset=dict(num_frames=16, frame_step=5, masks=()))
+val_dataloader = dict(dataset=dict(num_frames=11, frame_step=5, window_stride=5, masks=()))
+test_dataloader = val_dataloader
+val_evaluator = [
+    dict(type='OccupancyMetric', convention='occworld', vocabulary='dynamiccity_carlasc',
+         per_frame=True, horizons=(2, 4, 6)),
+    dict(type='PlanningMetric', frames_per_second=2.0, horizons=(1, 2, 3)),
+]
+test_evaluator = val_evaluator
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=200, eta_min=1e-6,
+         convert_to_iter_based=True),
+]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+                                     save_best='occworld/mIoU_avg', rule='greater'))

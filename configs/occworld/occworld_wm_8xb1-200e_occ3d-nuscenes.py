@@ -1,0 +1,37 @@
+# OccWorld stage 2: the world model on the frozen VQ-VAE, Occ3D-nuScenes. Training windows of
+# 15 + 1 keyframes (teacher forcing), batch 1 per GPU on 8 GPUs, AdamW lr 1e-3, wd 0.01,
+# 50 warm-up iterations then cosine over 200 epochs, gradient clipping at 35 (reference recipe).
+# Test = forecasting: every 11-keyframe window (2 Hz), 5 history frames -> 6 future frames,
+# autoregressive with the KV cache; OccupancyMetric in the OccWorld convention per future step
+# (mIoU_2 / _4 / _6 = 1 s / 2 s / 3 s, _avg = their mean) and PlanningMetric L2 at 1 / 2 / 3 s
+# (mean over the steps up to the horizon) plus frames per second.
+#   bash tools/dist_train.sh configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py 8 \
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_occ3d-nuscenes/best.pth
+#   python tools/test.py configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py CKPT --out m.json
+_base_ = [
+    '../_base_/models/occworld_world_model.py',
+    '../_base_/datasets/occ3d_nuscenes.py',
+    '../_base_/schedules/adamw_cosine_200e.py',
+    '../_base_/default_runtime.py',
+]
+history_frames = 5
+future_frames = 6
+model = dict(history_frames=history_frames, future_frames=future_frames)
+train_dataloader = dict(batch_size=1, dataset=dict(num_frames=16))
+val_dataloader = dict(
+    batch_size=1,
+    dataset=dict(num_frames=history_frames + future_frames, window_stride=1, masks=()))
+test_dataloader = val_dataloader
+val_evaluator = [
+    dict(type='OccupancyMetric', convention='occworld', vocabulary='occ3d_nuscenes',
+         per_frame=True, horizons=(2, 4, 6)),
+    dict(type='PlanningMetric', frames_per_second=2.0, horizons=(1, 2, 3)),
+]
+test_evaluator = val_evaluator
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=200, eta_min=1e-6,
+         convert_to_iter_based=True),
+]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
+                                     save_best='occworld/mIoU_avg', rule='greater'))

@@ -1,0 +1,319 @@
+"""OccWorld: an autoregressive 4D occupancy world model with ego planning.
+
+Data flow (B batch, T frames, X, Y, Z voxels, h, w token map, D code width, K codes)::
+
+    voxels (B, T, X, Y, Z) --frozen tokenizer--> code ids (B, T, h, w) --codebook-->
+    tokens (B, T, D, h, w);  trajectory (B, T, 3) --> step displacements (B, T, 2)
+    + command one-hot (3) --pose encoder--> pose tokens (B, T, D)
+
+    training (teacher forcing): transformer(tokens[:, :-1], poses[:, :-1])
+        -> code logits of frames 1..T-1 (CE against their ids)
+        -> pose features --pose decoder--> 3 modes x xy displacement of frames 1..T-1
+           (L2 of the accumulated trajectory, mode chosen by the command) x 0.1
+
+    forecasting: H history frames -> F future frames, one at a time: argmax codes and the
+        command's mode of the displacement are fed back as the next frame's tokens; the
+        transformer's KV cache keeps the past (``use_cache=False`` recomputes the history
+        every step; both give the same output) -> tokenizer.decode -> pred_semantics.
+
+Ego conventions. The pose token of frame t carries the step displacement from frame t - 1 to
+t in frame t - 1's ego axes (zero for frame 0) and the window's command as a one-hot over
+the three modes (right, left, straight; STATIC and FORWARD are straight). The query of frame
+t predicts the displacement of frame t + 1. The reference (wzzheng/OccWorld) puts the
+displacement *to* frame t + 1 in frame t's token, so its last history token already holds the
+first future step; here a frame's token holds only what is known at that frame. Planned
+trajectories are the cumulative sums of the step displacements from the last history frame
+(OccWorld's convention: heading changes inside the horizon are ignored, for prediction and
+ground truth alike).
+"""
+import time
+from typing import Dict, List, Optional
+
+import torch
+import torch.nn.functional as F
+from mmengine.model import BaseModel
+from mmengine.runner.checkpoint import load_checkpoint
+from torch import Tensor
+
+from occworld4d.models.tokenizers.base import attach_predictions
+from occworld4d.registry import MODELS
+from occworld4d.structures import OccDataSample
+
+# Command id (0 STATIC, 1 FORWARD, 2 LEFT, 3 RIGHT) -> trajectory mode (0 right, 1 left,
+# 2 straight), VAD's one-hot order.
+COMMAND_TO_MODE = (2, 2, 1, 0)
+MASK_KEYS = ('mask_lidar', 'mask_camera', 'mask_infov', 'valid_mask')
+
+
+def step_displacements(trajectory: Tensor) -> Tensor:
+    """(B, T, 3) (x, y, yaw) relative to frame 0 -> (B, T, 2) steps in the previous frame's axes.
+
+    Row t = R(-yaw_{t-1}) (p_t - p_{t-1}); row 0 is zero.
+    """
+    d = trajectory[:, 1:, :2] - trajectory[:, :-1, :2]  # (B, T-1, 2) in frame 0's axes
+    yaw = trajectory[:, :-1, 2]  # (B, T-1)
+    cos, sin = torch.cos(yaw), torch.sin(yaw)
+    x = cos * d[..., 0] + sin * d[..., 1]  # rotate by -yaw_{t-1}
+    y = -sin * d[..., 0] + cos * d[..., 1]
+    steps = torch.stack([x, y], dim=-1)  # (B, T-1, 2)
+    return torch.cat([torch.zeros_like(steps[:, :1]), steps], dim=1)  # (B, T, 2)
+
+
+def command_modes(command: Tensor, num_modes: int = 3) -> Tensor:
+    """(B,) command ids -> (B,) mode ids."""
+    if num_modes != 3:
+        raise ValueError(f'OccWorld: the command -> mode map has 3 modes, the pose decoder '
+                         f'{num_modes}')
+    if command.numel() and (int(command.min()) < 0 or int(command.max()) >= len(COMMAND_TO_MODE)):
+        raise ValueError(f'OccWorld: command ids must lie in [0, {len(COMMAND_TO_MODE)}) '
+                         f'(STATIC, FORWARD, LEFT, RIGHT), got {command.tolist()}')
+    return torch.tensor(COMMAND_TO_MODE, device=command.device)[command.long()]
+
+
+def select_mode(modes_xy: Tensor, mode: Tensor) -> Tensor:
+    """(B, L, M, 2) per-mode displacements, (B,) mode ids -> (B, L, 2)."""
+    idx = mode.view(-1, 1, 1, 1).expand(-1, modes_xy.shape[1], 1, 2)  # (B, L, 1, 2)
+    return modes_xy.gather(2, idx).squeeze(2)
+
+
+@MODELS.register_module()
+class OccWorld(BaseModel):
+    """Autoregressive world model on a frozen per-frame VQ tokenizer.
+
+    Args:
+        tokenizer: config of the tokenizer (``OccWorldVQVAE``: ``quantize``,
+            ``quantizer.get_codebook_entry``, ``decode``); frozen and kept in eval mode.
+        transformer: config of :class:`OccWorldTransformer`.
+        pose_encoder, pose_decoder: configs of :class:`PoseEncoder` / :class:`PoseDecoder`.
+        tokenizer_ckpt: stage-1 checkpoint loaded into the tokenizer by :meth:`init_weights`.
+        history_frames: H, frames given to a forecast (5: 2 s at 2 Hz).
+        future_frames: F, frames forecast (6: 3 s at 2 Hz).
+        pose_loss_weight: weight of the planning L2 (0.1).
+        use_cache: forecast with the KV cache (else recompute the history every step).
+        data_preprocessor, init_cfg: as :class:`mmengine.model.BaseModel`.
+    """
+
+    def __init__(self, tokenizer: dict, transformer: dict, pose_encoder: dict,
+                 pose_decoder: dict, tokenizer_ckpt: Optional[str] = None,
+                 history_frames: int = 5, future_frames: int = 6,
+                 pose_loss_weight: float = 0.1, use_cache: bool = True,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='OccDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # build in occworld4d's scope
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.tokenizer = MODELS.build(tokenizer)
+        for p in self.tokenizer.parameters():
+            p.requires_grad_(False)
+        self.tokenizer.eval()
+        self.transformer = MODELS.build(transformer)
+        self.pose_encoder = MODELS.build(pose_encoder)
+        self.pose_decoder = MODELS.build(pose_decoder)
+        self.tokenizer_ckpt = tokenizer_ckpt
+        self.history_frames, self.future_frames = int(history_frames), int(future_frames)
+        if self.history_frames < 1 or self.future_frames < 1:
+            raise ValueError(f'OccWorld: history_frames and future_frames must be >= 1, got '
+                             f'{history_frames}, {future_frames}')
+        if self.history_frames + self.future_frames - 1 > self.transformer.num_frames:
+            raise ValueError(
+                f'OccWorld: a forecast of {history_frames} + {future_frames} frames feeds '
+                f'{history_frames + future_frames - 1} frames to a transformer with '
+                f'num_frames={self.transformer.num_frames}')
+        self.pose_loss_weight = float(pose_loss_weight)
+        self.use_cache = bool(use_cache)
+        self.num_modes = self.pose_decoder.num_modes
+        code_dim = self.transformer.token_shape[0]
+        if getattr(self.tokenizer.quantizer, 'code_dim', code_dim) != code_dim:
+            raise ValueError(f'OccWorld: tokenizer code width '
+                             f'{self.tokenizer.quantizer.code_dim} != transformer token width '
+                             f'{code_dim}')
+        if getattr(self.tokenizer.quantizer, 'num_codes', None) not in (
+                None, self.transformer.num_codes):
+            raise ValueError(f'OccWorld: tokenizer has {self.tokenizer.quantizer.num_codes} '
+                             f'codes, the transformer predicts {self.transformer.num_codes}')
+
+    # -------------------------------------------------------------- set-up
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.tokenizer_ckpt:
+            load_checkpoint(self.tokenizer, self.tokenizer_ckpt, map_location='cpu', strict=True,
+                            revise_keys=[(r'^module\.', '')])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # frozen
+        return self
+
+    def world_model_parameters(self) -> int:
+        """Parameters of the transformer and the pose branch (tokenizer excluded)."""
+        return sum(p.numel() for m in (self.transformer, self.pose_encoder, self.pose_decoder)
+                   for p in m.parameters())
+
+    # -------------------------------------------------------------- tokens and poses
+    @torch.no_grad()
+    def tokenize(self, voxels: Tensor) -> Tensor:
+        """voxels (B, T, X, Y, Z) -> code ids (B, T, h, w)."""
+        return self.tokenizer.encode_to_indices(voxels)
+
+    def codes(self, ids: Tensor) -> Tensor:
+        """code ids (B, T, h, w) -> codebook vectors (B, T, D, h, w)."""
+        return self.tokenizer.quantizer.get_codebook_entry(ids.flatten(0, 1)).unflatten(
+            0, ids.shape[:2])
+
+    def pose_tokens(self, steps: Tensor, mode: Tensor) -> Tensor:
+        """steps (B, T, 2), mode (B,) -> pose tokens (B, T, D)."""
+        onehot = F.one_hot(mode, self.num_modes).to(steps)  # (B, M)
+        x = torch.cat([steps, onehot[:, None].expand(-1, steps.shape[1], -1)], dim=-1)
+        return self.pose_encoder(x)  # (B, T, D)
+
+    def _ego(self, inputs: Dict[str, Tensor], B: int, T: int, device) -> tuple:
+        traj = inputs.get('trajectory')
+        if traj is None:
+            traj = torch.zeros(B, T, 3, device=device)
+        if traj.shape[:2] != (B, T) or traj.shape[-1] != 3:
+            raise ValueError(f'OccWorld: inputs["trajectory"] must be (B, T, 3) = {(B, T, 3)}, '
+                             f'got {tuple(traj.shape)}')
+        command = inputs.get('command')
+        if command is None:
+            command = torch.ones(B, dtype=torch.long, device=device)  # FORWARD
+        command = command.reshape(B).to(device)
+        return step_displacements(traj.float().to(device)), command_modes(command,
+                                                                          self.num_modes)
+
+    # -------------------------------------------------------------- modes
+    def forward(self, inputs: Dict[str, Tensor], data_samples: Optional[List[OccDataSample]] = None,
+                mode: str = 'tensor'):
+        voxels = inputs.get('voxels')
+        if voxels is None or voxels.ndim != 5:
+            raise ValueError(f'OccWorld expects inputs["voxels"] of shape (B, T, X, Y, Z), got '
+                             f'{None if voxels is None else tuple(voxels.shape)}')
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        if mode == 'predict':
+            return self.predict(inputs, data_samples)
+        if mode == 'tensor':
+            return self.teacher_forcing(inputs)[0]
+        raise ValueError(f'unknown mode {mode!r}; expected "loss", "predict" or "tensor"')
+
+    def teacher_forcing(self, inputs: Dict[str, Tensor]) -> tuple:
+        """Logits (B, T-1, K, h, w) and per-mode steps (B, T-1, M, 2) of frames 1..T-1,
+        with the targets: ids (B, T-1, h, w), steps (B, T-1, 2), modes (B,)."""
+        voxels = inputs['voxels']
+        B, T = voxels.shape[:2]
+        if not 2 <= T <= self.transformer.num_frames + 1:
+            raise ValueError(f'OccWorld: training windows need 2..{self.transformer.num_frames + 1}'
+                             f' frames (num_frames + 1), got {T}')
+        ids = self.tokenize(voxels)  # (B, T, h, w)
+        steps, mode = self._ego(inputs, B, T, voxels.device)
+        logits, pose = self.transformer(self.codes(ids[:, :-1]),
+                                        self.pose_tokens(steps[:, :-1], mode))
+        return logits, self.pose_decoder(pose), ids[:, 1:], steps[:, 1:], mode
+
+    def loss(self, inputs: Dict[str, Tensor],
+             data_samples: Optional[List[OccDataSample]] = None) -> Dict[str, Tensor]:
+        """CE on the next frame's codes + 0.1 x L2 of the mode-selected accumulated trajectory."""
+        logits, modes_xy, target, steps, mode = self.teacher_forcing(inputs)
+        loss_ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(0, 1))
+        pred_xy = select_mode(modes_xy, mode).cumsum(1)  # (B, T-1, 2) positions
+        gt_xy = steps.cumsum(1)  # (B, T-1, 2)
+        l2 = (pred_xy - gt_xy).norm(dim=-1).mean()
+        with torch.no_grad():
+            acc = (logits.argmax(2) == target).float().mean()
+        return dict(loss_ce=loss_ce, loss_plan=self.pose_loss_weight * l2, plan_l2=l2.detach(),
+                    code_acc=acc)
+
+    # -------------------------------------------------------------- forecasting
+    @torch.no_grad()
+    def forecast(self, ids: Tensor, steps: Tensor, mode: Tensor, num_future: int,
+                 use_cache: Optional[bool] = None) -> tuple:
+        """Roll the world model out from history codes.
+
+        Args:
+            ids: (B, H, h, w) code ids of the history frames.
+            steps: (B, H, 2) ego step displacements of the history frames.
+            mode: (B,) trajectory mode of the command.
+            num_future: F frames to forecast.
+            use_cache: KV cache (default: ``self.use_cache``); False recomputes the whole
+                history at each step.
+
+        Returns:
+            ids (B, F, h, w) of the future frames and their step displacements (B, F, 2).
+        """
+        use_cache = self.use_cache if use_cache is None else use_cache
+        H = ids.shape[1]
+        if H + num_future - 1 > self.transformer.num_frames:
+            raise ValueError(f'OccWorld.forecast: {H} history + {num_future} future frames need '
+                             f'a context of {H + num_future - 1} > num_frames='
+                             f'{self.transformer.num_frames}')
+        tokens, poses = self.codes(ids), self.pose_tokens(steps, mode)  # (B, H, D, h, w)
+        cache = self.transformer.new_cache() if use_cache else None
+        new_tokens, new_poses = tokens, poses
+        out_ids, out_steps = [], []
+        for k in range(num_future):
+            if cache is not None:
+                logits, pose = self.transformer.step(new_tokens, new_poses, cache)
+            else:
+                logits, pose = self.transformer(tokens, poses)
+                logits, pose = logits[:, -1], pose[:, -1]  # (B, K, h, w), (B, C)
+            nxt = logits.argmax(1)  # (B, h, w)
+            step = select_mode(self.pose_decoder(pose)[:, None], mode)  # (B, 1, 2)
+            out_ids.append(nxt)
+            out_steps.append(step[:, 0])
+            if k == num_future - 1:
+                break
+            new_tokens = self.codes(nxt[:, None])  # (B, 1, D, h, w)
+            new_poses = self.pose_tokens(step, mode)  # (B, 1, D)
+            if cache is None:
+                tokens = torch.cat([tokens, new_tokens], dim=1)
+                poses = torch.cat([poses, new_poses], dim=1)
+        return torch.stack(out_ids, 1), torch.stack(out_steps, 1)
+
+    @torch.no_grad()
+    def predict(self, inputs: Dict[str, Tensor],
+                data_samples: Optional[List[OccDataSample]] = None) -> List[OccDataSample]:
+        """Forecast F frames from the first H of each window.
+
+        Windows of H + F frames are scored against their last F frames (``gt_semantics``
+        and masks are sliced to them); windows of H frames only get predictions. Each sample
+        gets ``pred_semantics`` (F, X, Y, Z), ``pred_ego_trajectory`` (F, 2) (metres, from
+        the last history frame), ``gt_ego_trajectory`` (F, 2) when the window has the future,
+        and ``forecast_seconds`` (its share of the batch's wall time: encode, roll out,
+        decode).
+        """
+        voxels = inputs['voxels']
+        B, T, X, Y = voxels.shape[:4]
+        H, Fu = self.history_frames, self.future_frames
+        if T not in (H, H + Fu):
+            raise ValueError(f'OccWorld.predict: windows must have history_frames={H} or '
+                             f'history + future_frames={H + Fu} frames, got {T} (set the test '
+                             f'dataset\'s num_frames to {H + Fu})')
+        steps, mode = self._ego(inputs, B, T, voxels.device)
+        sync = voxels.is_cuda
+        if sync:
+            torch.cuda.synchronize(voxels.device)
+        t0 = time.perf_counter()
+        ids = self.tokenize(voxels[:, :H])  # (B, H, h, w)
+        fut_ids, fut_steps = self.forecast(ids, steps[:, :H], mode, Fu)
+        logits = self.tokenizer.decode_indices(fut_ids, size=(X, Y))  # (B, K, F, X, Y, Z)
+        pred = logits.argmax(1).to(torch.uint8)  # (B, F, X, Y, Z)
+        if sync:
+            torch.cuda.synchronize(voxels.device)
+        seconds = (time.perf_counter() - t0) / B
+        future = voxels[:, H:] if T == H + Fu else None
+        for ds in data_samples or []:  # score the future frames only
+            for key in ('gt_semantics',) + MASK_KEYS:
+                if key in ds and getattr(ds, key).shape[0] == T:
+                    if future is None:
+                        delattr(ds, key)
+                    else:
+                        ds.set_field(getattr(ds, key)[H:], key)
+        samples = attach_predictions(pred, future, data_samples)
+        pred_xy = fut_steps.cumsum(1).cpu()  # (B, F, 2)
+        gt_xy = steps[:, H:].cumsum(1).cpu() if future is not None else None
+        for i, ds in enumerate(samples):
+            ds.pred_ego_trajectory = pred_xy[i]
+            if gt_xy is not None:
+                ds.gt_ego_trajectory = gt_xy[i]
+            ds.forecast_seconds = seconds
+        return samples
