@@ -132,6 +132,54 @@ def vad_command_from_offsets(fut_offsets: np.ndarray, fut_mask: np.ndarray = Non
     return FORWARD
 
 
+def vad_command_onehot(fut_offsets: np.ndarray, fut_mask: np.ndarray = None) -> np.ndarray:
+    """``gt_ego_fut_cmd`` of a frame: VAD's rule as a float32 one-hot (right, left, straight)."""
+    onehot = np.zeros(3, np.float32)
+    onehot[VAD_ONEHOT_TO_COMMAND.index(vad_command_from_offsets(fut_offsets, fut_mask))] = 1
+    return onehot
+
+
+def vad_ego_trajectories(global_from_lidar: np.ndarray, index: int, fut_steps: int = 6,
+                         his_steps: int = 2):
+    """VAD's per-step ego trajectories of keyframe ``index`` of a scene.
+
+    The convention of the real temporal infos (checked on the 81 real frames: history
+    exact to 3e-7 m, future within 2 cm): positions are those of the LiDAR origin, expressed
+    in the CURRENT frame's LiDAR axes (x right, y forward), and every entry is one step
+    between consecutive keyframes.
+
+    Args:
+        global_from_lidar: (T, 4, 4) ego2global @ lidar2ego of the scene's keyframes.
+        index: the current keyframe i.
+
+    Returns:
+        fut (fut_steps, 2) float32: ``fut[k]`` = step from frame i + k to i + k + 1; zero
+        past the scene end. fut_mask (fut_steps,) float32: 1 where the step exists.
+        his (his_steps, 2) float32: the steps into frame i, oldest first
+        (``his[-1]`` = step from i - 1 to i); a step before the scene start copies the
+        nearest existing one (the earliest step of the scene, i.e. ``fut[0]`` at i = 0);
+        zeros for a one-frame scene.
+    """
+    poses = np.asarray(global_from_lidar, np.float64)
+    if poses.ndim != 3 or poses.shape[1:] != (4, 4):
+        raise ValueError(f'expected global_from_lidar of shape (T, 4, 4), found {poses.shape}')
+    num = len(poses)
+    if not 0 <= index < num:
+        raise IndexError(f'frame index {index} outside a scene of {num} frames')
+    pos = (np.linalg.inv(poses[index])[None] @ poses[:, :, 3:4])[:, :2, 0]  # (T, 2) in lidar_i
+    steps = np.diff(pos, axis=0)  # (T - 1, 2): steps[j] = pos[j + 1] - pos[j]
+    fut = np.zeros((fut_steps, 2), np.float32)
+    mask = np.zeros(fut_steps, np.float32)
+    n_fut = max(0, min(fut_steps, num - 1 - index))
+    fut[:n_fut], mask[:n_fut] = steps[index:index + n_fut], 1
+    his = np.zeros((his_steps, 2), np.float32)
+    if num > 1:
+        for k in range(his_steps):
+            j = index - his_steps + k  # step j goes from frame j to j + 1
+            his[k] = steps[j] if j >= 0 else steps[max(index - 1, 0)]
+    return fut, mask, his
+
+
 def se2_compose_relative(trajectory: np.ndarray, base: int) -> np.ndarray:
     """Re-express a trajectory relative to frame ``base`` instead of frame 0.
 

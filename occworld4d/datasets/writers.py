@@ -31,7 +31,8 @@ import numpy as np
 
 from occworld4d.utils import atomic_path, save_npz_atomic
 
-from .geometry import pose_matrix, quaternion_from_matrix, quaternion_to_matrix  # noqa: F401
+from .geometry import (pose_matrix, quaternion_from_matrix, quaternion_to_matrix,  # noqa: F401
+                       vad_command_onehot, vad_ego_trajectories)
 
 CARLASC_NUM_CLASSES = 23
 CARLASC_MIN_BOUND = (-25.6, -25.6, -2.0)
@@ -250,13 +251,11 @@ def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
                          his_steps: int = 2, map_location: str = 'synthetic-city') -> List[Dict]:
     """Frame dicts of one scene in the schema of the real temporal info pkl.
 
-    Ego trajectories follow the real file (checked against its poses): ``gt_ego_fut_trajs[k]``
-    is the step from future frame k to k+1 (k = 0 is current -> next) of the ego position,
-    expressed in the CURRENT frame's lidar axes (x right, y forward); missing steps at the
-    scene end are zero with ``gt_ego_fut_masks`` 0. ``gt_ego_his_trajs`` are the last
-    ``his_steps`` steps into the current frame (missing ones copy the nearest available step).
-    ``gt_ego_fut_cmd`` is one-hot in the real order (right, left, straight): right when the
-    summed future lateral offset is >= 2 m, left when <= -2 m, else straight.
+    Ego trajectories and the command come from :func:`.geometry.vad_ego_trajectories` and
+    :func:`.geometry.vad_command_onehot` (the converter uses the same two functions), in the
+    real file's convention: per-step LiDAR-origin offsets in the current LiDAR axes, future
+    steps past the scene end zero with ``gt_ego_fut_masks`` 0, missing history steps copy the
+    nearest existing step, ``gt_ego_fut_cmd`` one-hot (right, left, straight).
 
     Args:
         scene_name: e.g. ``'scene-0001'``; the scene token is derived from it.
@@ -281,25 +280,12 @@ def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
     tokens = [fake_token(scene_name, t) for t in range(T)]
     infos = []
     for i in range(T):
-        inv = np.linalg.inv(W[i])
-        pos = (inv[None] @ W[:, :, 3:4])[:, :2, 0]  # (T, 2) lidar positions in lidar_i axes (as the real infos)
-        steps = np.diff(pos, axis=0)  # (T-1, 2): steps[j] = pos[j+1] - pos[j]
-        fut = np.zeros((fut_steps, 2), np.float32)
-        fut_mask = np.zeros(fut_steps, np.float32)
-        n_fut = min(fut_steps, T - 1 - i)
-        if n_fut > 0:
-            fut[:n_fut] = steps[i:i + n_fut]
-            fut_mask[:n_fut] = 1
-        his = np.zeros((his_steps, 2), np.float32)
-        for k in range(his_steps):  # his[-1] = step into frame i
-            j = i - his_steps + k
-            his[k] = steps[j] if j >= 0 else (steps[max(i - 1, 0)] if T > 1 else 0)
-        lateral = float(fut[:, 0].sum())
-        cmd = np.zeros(3, np.float32)
-        cmd[0 if lateral >= 2 else 1 if lateral <= -2 else 2] = 1  # (right, left, straight)
+        fut, fut_mask, his = vad_ego_trajectories(W, i, fut_steps, his_steps)
+        n_fut = int(fut_mask.sum())
+        cmd = vad_command_onehot(fut, fut_mask)  # (right, left, straight)
         dt = 0.5 if T < 2 else max(1e-6, (ts[min(i + 1, T - 1)] - ts[max(i - 1, 0)]) / 1e6
                                    / (min(i + 1, T - 1) - max(i - 1, 0)))
-        vel = (steps[min(i, T - 2)] / dt) if T > 1 else np.zeros(2)
+        vel = (fut[0] if fut_mask[0] else his[-1]) / dt  # step i -> i + 1 (last: into i)
         yaw = np.arctan2(E[:, 1, 0], E[:, 0, 0])
         yaw_rate = float(np.angle(np.exp(1j * (yaw[min(i + 1, T - 1)] - yaw[i])))) / dt
         speed = float(np.hypot(*vel))

@@ -4,20 +4,23 @@ No public script builds the ``nuscenes_infos_*_temporal_v3_scene.pkl`` files tha
 OccSora, DOME and UniScene read; this one does. Per scene it walks the keyframes in time
 order and writes, for each: ``token``, ``scene_token``, ``scene_name``, ``prev`` / ``next``,
 ``timestamp``, ``frame_idx``, ``lidar_path``, ``ego2global_*`` / ``lidar2ego_*``
-(quaternion w, x, y, z + translation), ``gt_ego_fut_trajs`` (6, 2): per-step displacement
-of the LiDAR origin in the current LiDAR frame (x right, y forward; matches the real
-info file), ``gt_ego_fut_masks`` (6,), ``gt_ego_fut_cmd`` (3,) one-hot in VAD's order
-(right, left, straight: cumulative lateral >= 2 m right, <= -2 m left),
-``gt_ego_his_trajs`` (2, 2), boxes in the LiDAR frame as in VAD / mmdet3d-0.x infos
-(``gt_boxes`` (N, 7) = x, y, z, w, l, h, -yaw - pi / 2; ``gt_names`` detection names;
-``gt_velocity`` (N, 2); ``num_lidar_pts``, ``num_radar_pts``, ``valid_flag``) and
-``occ_path`` = ``<occ-prefix>/<scene_name>/<token>``.
+(quaternion w, x, y, z + translation), ``gt_ego_fut_trajs`` (6, 2), ``gt_ego_fut_masks``
+(6,), ``gt_ego_his_trajs`` (2, 2) and ``gt_ego_fut_cmd`` (3,) one-hot (right, left,
+straight) from ``occworld4d.datasets.geometry.vad_ego_trajectories`` /
+``vad_command_onehot`` (the same functions the synthetic-city writer uses; the real info
+file's convention: per-step LiDAR-origin offsets in the current LiDAR axes), boxes in the
+LiDAR frame as in VAD / mmdet3d-0.x infos (``gt_boxes`` (N, 7) = x, y, z, w, l, h,
+-yaw - pi / 2; ``gt_names`` detection names; ``gt_velocity`` (N, 2); ``num_lidar_pts``,
+``num_radar_pts``, ``valid_flag``) and ``occ_path`` = ``<occ-prefix>/<scene_name>/<token>``.
 
 Output: ``{'infos': {scene_name: [frame, ...]}, 'metadata': {...}}`` (OccWorld's scene
 dict) or, with ``--flat``, a flat time-ordered list; ``Occ3DNuScenesDataset`` reads both.
 
-Uses nuscenes-devkit's ``NuScenes(version, dataroot)`` when it is installed; otherwise a
-built-in reader of the same JSON tables (nuscenes-devkit pins numpy < 2).
+Tables come from nuscenes-devkit's ``NuScenes(version, dataroot)`` when it is installed
+(``--backend devkit`` requires it) or from a built-in reader of the same JSON files
+(``--backend json``; nuscenes-devkit pins numpy < 2). Both end in :class:`NuScenesTables`,
+so the devkit-specific code is only :meth:`NuScenesTables.from_devkit` (taking the devkit's
+table lists); tests run it on a duck-typed stand-in of ``NuScenes``.
 
 Example:
     python tools/dataset_converters/create_nuscenes_occ_infos.py --dataroot data/nuscenes \
@@ -32,7 +35,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from occworld4d.datasets.geometry import pose_matrix, vad_command_from_offsets
+from occworld4d.datasets.geometry import pose_matrix, vad_command_onehot, vad_ego_trajectories
 from occworld4d.utils import atomic_path
 
 NAME_MAPPING = {
@@ -50,53 +53,124 @@ TABLES = ('scene', 'sample', 'sample_data', 'ego_pose', 'calibrated_sensor', 'se
 
 
 class NuScenesTables:
-    """The part of ``nuscenes.NuScenes`` this converter uses, read from the JSON tables.
+    """The nuScenes tables this converter reads, with the reverse indices it needs.
 
-    ``get(table, token)``, ``.scene``, and the reverse indices the devkit adds:
-    ``sample['data'][channel]`` (keyframe sample_data tokens) and ``sample['anns']``.
+    The one code path of the converter: records come either from the JSON files
+    (:meth:`from_json`) or from a nuscenes-devkit ``NuScenes`` object
+    (:meth:`from_devkit`, which only takes its already-loaded table lists), and everything
+    after that -- ``get``, keyframe ``sample_data`` per channel, annotations of a sample,
+    category names, velocities -- is this class. The records are never modified (the devkit
+    adds its own reverse-index fields to them; they are not used).
+
+    Args:
+        tables: table name -> list of records (each with a ``token``).
+        dataroot: nuScenes root (``lidar_path`` is joined to it).
+        version: e.g. ``'v1.0-trainval'``.
+        source: where the tables came from (named in errors).
     """
 
-    def __init__(self, version: str, dataroot: str):
-        self.dataroot = dataroot
-        folder = osp.join(dataroot, version)
+    def __init__(self, tables: Dict[str, List[dict]], dataroot: str = '', version: str = '',
+                 source: str = 'nuScenes tables'):
+        missing = [t for t in TABLES if t not in tables]
+        if missing:
+            raise KeyError(f'{source}: missing table(s) {missing}; expected {list(TABLES)}')
+        self.dataroot, self.version, self.source = dataroot, version, source
+        self.tables = {t: list(tables[t]) for t in TABLES}
         self._index = {}
+        for table, records in self.tables.items():
+            try:
+                self._index[table] = {r['token']: r for r in records}
+            except (KeyError, TypeError) as err:
+                raise KeyError(f'{source}: a {table!r} record has no "token" ({err!r})') from None
+        self._channel = {cs['token']: self.get('sensor', cs['sensor_token'])['channel']
+                         for cs in self.tables['calibrated_sensor']}
+        self._keyframe_data: Dict[str, Dict[str, str]] = {}
+        for sd in self.tables['sample_data']:
+            if sd.get('is_key_frame'):
+                channel = self._channel[sd['calibrated_sensor_token']]
+                self._keyframe_data.setdefault(sd['sample_token'], {})[channel] = sd['token']
+        self._anns: Dict[str, List[str]] = {}
+        for ann in self.tables['sample_annotation']:
+            self._anns.setdefault(ann['sample_token'], []).append(ann['token'])
+
+    @classmethod
+    def from_json(cls, version: str, dataroot: str) -> 'NuScenesTables':
+        """Read ``<dataroot>/<version>/<table>.json`` (the files the devkit reads)."""
+        folder = osp.join(dataroot, version)
+        tables = {}
         for table in TABLES:
             path = osp.join(folder, f'{table}.json')
             if not osp.isfile(path):
                 raise FileNotFoundError(f'{path}: nuScenes table not found (expected the '
                                         f'{version} tables: {", ".join(TABLES)})')
             with open(path) as f:
-                records = json.load(f)
-            setattr(self, table, records)
-            self._index[table] = {r['token']: r for r in records}
-        for sample in self.sample:
-            sample['data'], sample['anns'] = {}, []
-        for sd in self.sample_data:
-            cs = self.get('calibrated_sensor', sd['calibrated_sensor_token'])
-            sd['channel'] = self.get('sensor', cs['sensor_token'])['channel']
-            if sd.get('is_key_frame'):
-                self.get('sample', sd['sample_token'])['data'][sd['channel']] = sd['token']
-        for ann in self.sample_annotation:
-            inst = self.get('instance', ann['instance_token'])
-            ann['category_name'] = self.get('category', inst['category_token'])['name']
-            self.get('sample', ann['sample_token'])['anns'].append(ann['token'])
+                tables[table] = json.load(f)
+        return cls(tables, dataroot, version, source=folder)
+
+    @classmethod
+    def from_devkit(cls, nusc) -> 'NuScenesTables':
+        """Wrap a nuscenes-devkit ``NuScenes`` (or any object with the same attributes:
+        one list of records per table name, ``dataroot`` and ``version``)."""
+        missing = [t for t in TABLES if not isinstance(getattr(nusc, t, None), list)]
+        if missing:
+            raise TypeError(f'{type(nusc).__name__}: expected a nuscenes-devkit NuScenes with '
+                            f'table lists {list(TABLES)}; missing {missing}')
+        return cls({t: getattr(nusc, t) for t in TABLES}, getattr(nusc, 'dataroot', ''),
+                   getattr(nusc, 'version', ''),
+                   source=f'NuScenes({getattr(nusc, "version", "?")!r})')
+
+    @property
+    def scene(self) -> List[dict]:
+        return self.tables['scene']
 
     def get(self, table: str, token: str) -> dict:
         try:
             return self._index[table][token]
         except KeyError:
-            raise KeyError(f'token {token!r} not in table {table!r}') from None
+            raise KeyError(f'{self.source}: token {token!r} not in table {table!r}') from None
+
+    def keyframe_data(self, sample: dict, channel: str) -> dict:
+        """The keyframe ``sample_data`` record of ``sample`` for a sensor channel."""
+        token = self._keyframe_data.get(sample['token'], {}).get(channel)
+        if token is None:
+            raise KeyError(f'{self.source}: sample {sample["token"]} has no keyframe '
+                           f'{channel} sample_data; found '
+                           f'{sorted(self._keyframe_data.get(sample["token"], {}))}')
+        return self.get('sample_data', token)
+
+    def annotations(self, sample: dict) -> List[dict]:
+        return [self.get('sample_annotation', t) for t in self._anns.get(sample['token'], [])]
+
+    def category_name(self, ann: dict) -> str:
+        inst = self.get('instance', ann['instance_token'])
+        return self.get('category', inst['category_token'])['name']
 
 
-def open_nuscenes(version: str, dataroot: str):
-    try:
-        from nuscenes.nuscenes import NuScenes
-    except ImportError:
-        return NuScenesTables(version, dataroot)
-    return NuScenes(version=version, dataroot=dataroot, verbose=False)
+def open_nuscenes(version: str, dataroot: str, backend: str = 'auto') -> NuScenesTables:
+    """The tables of a nuScenes version.
+
+    Args:
+        backend: ``'devkit'`` (nuscenes-devkit's ``NuScenes``; an error when it is not
+            installed), ``'json'`` (the built-in reader of the same JSON files) or
+            ``'auto'`` (devkit when importable, else json).
+    """
+    if backend not in ('auto', 'devkit', 'json'):
+        raise ValueError(f'backend must be auto / devkit / json, got {backend!r}')
+    if backend != 'json':
+        try:
+            from nuscenes.nuscenes import NuScenes
+        except ImportError as err:
+            if backend == 'devkit':
+                raise ImportError('backend="devkit" needs nuscenes-devkit (pip install '
+                                  'nuscenes-devkit; it pins numpy < 2), or use '
+                                  'backend="json"') from err
+        else:
+            return NuScenesTables.from_devkit(
+                NuScenes(version=version, dataroot=dataroot, verbose=False))
+    return NuScenesTables.from_json(version, dataroot)
 
 
-def scene_samples(nusc, scene: dict) -> List[dict]:
+def scene_samples(nusc: NuScenesTables, scene: dict) -> List[dict]:
     """Keyframes of a scene in time order (following ``next`` links)."""
     samples, token = [], scene['first_sample_token']
     while token:
@@ -106,46 +180,12 @@ def scene_samples(nusc, scene: dict) -> List[dict]:
     return samples
 
 
-def ego_offsets(lidar_poses: np.ndarray, i: int, fut_steps: int = 6, his_steps: int = 2):
-    """VAD ego trajectories of frame ``i`` from global-from-lidar poses (T, 4, 4).
-
-    Returns:
-        fut (fut_steps, 2) per-step displacements of the LiDAR origin in frame i's LiDAR
-        axes (zero past the scene end), fut_mask (fut_steps,), his (his_steps, 2) the steps
-        into frame i (oldest first; zero before the scene start).
-    """
-    num = len(lidar_poses)
-    inv = np.linalg.inv(lidar_poses[i])
-    pos = (inv[None] @ lidar_poses[:, :, 3:4])[:, :2, 0]  # (T, 2) origins in lidar_i axes
-    steps = np.diff(pos, axis=0)  # (T - 1, 2): steps[j] = pos[j + 1] - pos[j]
-    fut = np.zeros((fut_steps, 2), np.float32)
-    mask = np.zeros(fut_steps, np.float32)
-    n_fut = min(fut_steps, num - 1 - i)
-    if n_fut > 0:
-        fut[:n_fut], mask[:n_fut] = steps[i:i + n_fut], 1
-    his = np.zeros((his_steps, 2), np.float32)
-    for k in range(his_steps):
-        j = i - his_steps + k
-        if j >= 0:
-            his[k] = steps[j]
-    return fut, mask, his
-
-
-def command_onehot(fut: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """VAD one-hot (right, left, straight) of a future trajectory."""
-    from occworld4d.datasets.geometry import LEFT, RIGHT
-    cmd = vad_command_from_offsets(fut, mask)
-    onehot = np.zeros(3, np.float32)
-    onehot[0 if cmd == RIGHT else 1 if cmd == LEFT else 2] = 1
-    return onehot
-
-
 def _yaw(rotation) -> float:
     mat = pose_matrix(rotation, [0, 0, 0])
     return float(np.arctan2(mat[1, 0], mat[0, 0]))
 
 
-def annotation_velocity(nusc, ann: dict, max_dt: float = 1.5) -> np.ndarray:
+def annotation_velocity(nusc: NuScenesTables, ann: dict, max_dt: float = 1.5) -> np.ndarray:
     """Global xy velocity by central differences over prev / next annotations (devkit's rule)."""
     has_prev, has_next = bool(ann['prev']), bool(ann['next'])
     if not has_prev and not has_next:
@@ -160,12 +200,12 @@ def annotation_velocity(nusc, ann: dict, max_dt: float = 1.5) -> np.ndarray:
     return (np.asarray(last['translation'][:2]) - np.asarray(first['translation'][:2])) / dt
 
 
-def sample_boxes(nusc, sample: dict, global_from_lidar: np.ndarray) -> Dict[str, np.ndarray]:
+def sample_boxes(nusc: NuScenesTables, sample: dict,
+                 global_from_lidar: np.ndarray) -> Dict[str, np.ndarray]:
     """Boxes of a keyframe in its LiDAR frame (VAD / mmdet3d-0.x convention)."""
     lidar_from_global = np.linalg.inv(global_from_lidar)
     boxes, names, vels, n_lidar, n_radar = [], [], [], [], []
-    for token in sample['anns']:
-        ann = nusc.get('sample_annotation', token)
+    for ann in nusc.annotations(sample):
         center = lidar_from_global @ np.append(ann['translation'], 1.0)
         box_rot = lidar_from_global[:3, :3] @ pose_matrix(ann['rotation'], [0, 0, 0])[:3, :3]
         yaw = np.arctan2(box_rot[1, 0], box_rot[0, 0])
@@ -173,7 +213,8 @@ def sample_boxes(nusc, sample: dict, global_from_lidar: np.ndarray) -> Dict[str,
         boxes.append([*center[:3], w, l, h, -yaw - np.pi / 2])
         velo = np.append(annotation_velocity(nusc, ann), 0.0)
         vels.append((lidar_from_global[:3, :3] @ velo)[:2])
-        names.append(NAME_MAPPING.get(ann['category_name'], ann['category_name']))
+        category = nusc.category_name(ann)
+        names.append(NAME_MAPPING.get(category, category))
         n_lidar.append(ann.get('num_lidar_pts', 0))
         n_radar.append(ann.get('num_radar_pts', 0))
     n_lidar, n_radar = np.asarray(n_lidar, np.int64), np.asarray(n_radar, np.int64)
@@ -184,13 +225,13 @@ def sample_boxes(nusc, sample: dict, global_from_lidar: np.ndarray) -> Dict[str,
                 valid_flag=(n_lidar + n_radar) > 0)
 
 
-def scene_infos(nusc, scene: dict, occ_prefix: str = './data/nuscenes/gts',
+def scene_infos(nusc: NuScenesTables, scene: dict, occ_prefix: str = './data/nuscenes/gts',
                 fut_steps: int = 6, his_steps: int = 2) -> List[dict]:
     """Frame infos of one scene (see the module docstring for the fields)."""
     samples = scene_samples(nusc, scene)
     ego, lidar2ego, records = [], [], []
     for sample in samples:
-        sd = nusc.get('sample_data', sample['data']['LIDAR_TOP'])
+        sd = nusc.keyframe_data(sample, 'LIDAR_TOP')
         pose = nusc.get('ego_pose', sd['ego_pose_token'])
         cs = nusc.get('calibrated_sensor', sd['calibrated_sensor_token'])
         ego.append(pose_matrix(pose['rotation'], pose['translation']))
@@ -199,18 +240,18 @@ def scene_infos(nusc, scene: dict, occ_prefix: str = './data/nuscenes/gts',
     global_from_lidar = np.stack(ego) @ np.stack(lidar2ego)  # (T, 4, 4)
     infos = []
     for i, (sample, (sd, pose, cs)) in enumerate(zip(samples, records)):
-        fut, mask, his = ego_offsets(global_from_lidar, i, fut_steps, his_steps)
+        fut, mask, his = vad_ego_trajectories(global_from_lidar, i, fut_steps, his_steps)
         info = dict(
             token=sample['token'], scene_token=scene['token'], scene_name=scene['name'],
             prev=sample['prev'], next=sample['next'], timestamp=int(sample['timestamp']),
             frame_idx=i, lidar_token=sd['token'],
-            lidar_path=osp.join(getattr(nusc, 'dataroot', ''), sd['filename']),
+            lidar_path=osp.join(nusc.dataroot, sd['filename']),
             ego2global_translation=list(pose['translation']),
             ego2global_rotation=list(pose['rotation']),
             lidar2ego_translation=list(cs['translation']),
             lidar2ego_rotation=list(cs['rotation']),
             gt_ego_fut_trajs=fut, gt_ego_fut_masks=mask,
-            gt_ego_fut_cmd=command_onehot(fut, mask), gt_ego_his_trajs=his,
+            gt_ego_fut_cmd=vad_command_onehot(fut, mask), gt_ego_his_trajs=his,
             fut_valid_flag=bool(mask.all()),
             occ_path=f'{occ_prefix}/{scene["name"]}/{sample["token"]}')
         info.update(sample_boxes(nusc, sample, global_from_lidar[i]))
@@ -218,7 +259,7 @@ def scene_infos(nusc, scene: dict, occ_prefix: str = './data/nuscenes/gts',
     return infos
 
 
-def create_infos(nusc, scene_names: Optional[List[str]] = None,
+def create_infos(nusc: NuScenesTables, scene_names: Optional[List[str]] = None,
                  occ_prefix: str = './data/nuscenes/gts', progress: bool = True
                  ) -> Dict[str, List[dict]]:
     """``{scene_name: [frame info, ...]}`` for the given scenes (default all)."""
@@ -248,12 +289,14 @@ def main(argv=None):
                         'list of names (default: all scenes of the version)')
     parser.add_argument('--occ-prefix', default='./data/nuscenes/gts')
     parser.add_argument('--flat', action='store_true', help='write a flat list of frames')
+    parser.add_argument('--backend', default='auto', choices=['auto', 'devkit', 'json'],
+                        help='nuscenes-devkit, the built-in JSON reader, or devkit if installed')
     args = parser.parse_args(argv)
     names = args.scenes
     if names and len(names) == 1 and names[0].endswith('.json'):
         with open(names[0]) as f:
             names = json.load(f)
-    nusc = open_nuscenes(args.version, args.dataroot)
+    nusc = open_nuscenes(args.version, args.dataroot, args.backend)
     infos = create_infos(nusc, names or None, args.occ_prefix)
     write_infos(args.out, infos, args.version, args.flat)
     print(f'wrote {sum(len(v) for v in infos.values())} frames of {len(infos)} scenes to '
