@@ -5,13 +5,13 @@ import os
 import os.path as osp
 import re
 from collections import OrderedDict
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from occworld4d.registry import DATASETS
 from .base import BaseOccSequenceDataset, DataFormatError, load_npz_checked
-from .waymo_records import read_waymo_poses
+from .waymo_records import SegmentPoses, read_waymo_poses
 
 RESOLUTIONS = {
     '0.4m': dict(pattern=r'^(\d{3})_04\.npz$', grid=(200, 200, 16), voxel=0.4,
@@ -37,12 +37,32 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
         class_merge: default DynamicCity's 9-class merge; ``None`` keeps Occ3D ids.
         masks: from ``('mask_lidar', 'mask_camera', 'mask_infov')`` (``origin_voxel_state``,
             ``final_voxel_state``, ``infov``; non-zero = True).
-        pose_source: ``None``: the npz ``ego2global`` when present (else no trajectory);
-            or a folder / dict giving one Waymo segment file per scene: v1 ``.tfrecord``
-            (``Frame.pose``) or v2 ``vehicle_pose`` ``.parquet``. A folder's files sorted
-            by name are matched to the sorted scene folders (000, 001, ...); a dict (or a
-            JSON file path ending in ``.json``) maps scene name -> file. Frame k of a
-            scene takes the segment's k-th pose in time order.
+        pose_source: where ego poses come from. ``None``: the npz ``ego2global`` when
+            present (else no trajectory). Otherwise Waymo segment files, v1 ``.tfrecord``
+            (``Frame.pose``) or v2 ``vehicle_pose`` ``.parquet``, one per scene, given as
+            a dict (or a ``.json`` file; relative paths are relative to it) scene name ->
+            segment file, or as a folder of segment files paired by ``scene_map`` or
+            ``pose_pairing``. Every scene of the split must get a segment.
+        scene_map: with a folder ``pose_source``: dict (or ``.json`` file) scene name ->
+            Waymo segment name (``context.name``, e.g.
+            ``'10023947602400723454_1120_000_1140_000'``); the folder's file for it is
+            ``<name>.parquet``, ``<name>.tfrecord``, ``segment-<name>.tfrecord`` or
+            ``segment-<name>_with_camera_labels.tfrecord``
+            (exactly one must exist), and the segment name stored in the file must agree.
+        pose_pairing: ``'map'`` (default: pairs come from a dict / ``scene_map``; a bare
+            folder is refused because Occ3D-Waymo does not publish which segment a scene
+            number is, see Tsinghua-MARS-Lab/Occ3D issue #41) or ``'sorted_index'``: scene
+            folder ``NNN`` takes the NNN-th segment file of the folder in sorted name order
+            (the numbering of mmdetection3d's Waymo converter); only accepted when the
+            folder holds one kind of segment file, as many files as the split has scene
+            folders, and the folders are exactly ``000 .. N-1``.
+        pose_cache_dir: folder for per-segment pose caches (see
+            :func:`.waymo_records.read_waymo_poses`); segments are always cached in-process.
+
+    Frames take poses by the frame number in their file name: ``<frame:03d>`` = k takes the
+    segment's k-th frame in timestamp order (v1 records / v2 rows); a frame number past the
+    segment's last frame is an error naming both files. When a frame's npz also has
+    ``ego2global``, it must agree with the segment pose (a wrong pairing fails there).
     """
     METAINFO = dict(dataset='occ3d_waymo', vocabulary='occ3d_waymo', free_label=15,
                     voxel_size=[0.4, 0.4, 0.4], pc_range=RESOLUTIONS['0.4m']['pc_range'],
@@ -55,13 +75,19 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
                  class_merge: Optional[str] = 'occ3d_waymo_to_dynamiccity',
                  pose_source: Union[None, str, dict] = None, masks=(), pipeline=(),
                  test_mode: bool = False, skip_corrupt: bool = False, cache_dir: str = None,
-                 verify_crc: bool = True, **kwargs):
+                 verify_crc: bool = True, scene_map: Union[None, str, dict] = None,
+                 pose_pairing: str = 'map', pose_cache_dir: Optional[str] = None, **kwargs):
         if resolution not in RESOLUTIONS:
             raise ValueError(f'resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}')
         if free_label not in ('auto', 15, 23):
             raise ValueError(f"free_label must be 'auto', 15 or 23, got {free_label!r}")
+        if pose_pairing not in ('map', 'sorted_index'):
+            raise ValueError(f"pose_pairing must be 'map' or 'sorted_index', got "
+                             f'{pose_pairing!r}')
         self.split, self.resolution, self.free = split, resolution, free_label
         self.pose_source, self.verify_crc = pose_source, verify_crc
+        self.scene_map, self.pose_pairing = scene_map, pose_pairing
+        self.pose_cache_dir = pose_cache_dir
         res = RESOLUTIONS[resolution]
         self.grid = res['grid']
         metainfo = dict(voxel_size=[res['voxel']] * 3, pc_range=res['pc_range'],
@@ -73,19 +99,108 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
                          cache_dir=cache_dir, data_root=data_root, metainfo=metainfo,
                          test_mode=test_mode, **kwargs)
 
-    def _segment_files(self, scenes: List[str]) -> Dict[str, str]:
-        source = self.pose_source
-        if isinstance(source, str) and source.endswith('.json'):
-            with open(source) as f:
-                source = json.load(f)
+    # ---- scene -> segment pairing ---------------------------------------------------------
+    @staticmethod
+    def _read_map(source: Union[str, dict], what: str) -> Tuple[dict, str]:
+        """A dict, or a JSON file's dict, plus the folder relative paths are taken from."""
         if isinstance(source, dict):
-            return {s: source[s] for s in scenes if s in source}
-        files = sorted(glob.glob(osp.join(source, '*.tfrecord')) +
-                       glob.glob(osp.join(source, '*.parquet')))
-        if len(files) < len(scenes):
-            raise DataFormatError(f'{source}: {len(files)} segment files for {len(scenes)} '
-                                  'scenes; expected one .tfrecord / .parquet per scene')
-        return dict(zip(scenes, files))
+            return dict(source), ''
+        if not osp.isfile(source):
+            raise DataFormatError(f'{source}: {what} file not found')
+        try:
+            with open(source) as f:
+                data = json.load(f)
+        except Exception as err:
+            raise DataFormatError(f'{source}: not a readable JSON {what} ({err})') from err
+        if not isinstance(data, dict):
+            raise DataFormatError(f'{source}: expected a JSON object scene -> segment, found '
+                                  f'{type(data).__name__}')
+        return data, osp.dirname(osp.abspath(source))
+
+    @staticmethod
+    def _files_of_segment(folder: str, name: str) -> List[str]:
+        names = (f'{name}.parquet', f'{name}.tfrecord', f'segment-{name}.tfrecord',
+                 f'segment-{name}_with_camera_labels.tfrecord')
+        return [osp.join(folder, n) for n in names if osp.isfile(osp.join(folder, n))]
+
+    def _segment_files(self, scenes: List[str]) -> Dict[str, Tuple[str, str]]:
+        """``{scene: (segment file, expected segment name or '')}`` for every scene."""
+        source = self.pose_source
+        pairs: Dict[str, Tuple[str, str]] = {}
+        if isinstance(source, dict) or (isinstance(source, str) and source.endswith('.json')):
+            if self.scene_map is not None:
+                raise ValueError('Occ3DWaymoDataset: scene_map pairs scenes with the files of a '
+                                 'pose_source folder; pose_source is already a scene -> file map')
+            mapping, base = self._read_map(source, 'pose_source map')
+            for scene in scenes:
+                if scene in mapping:
+                    path = str(mapping[scene])
+                    pairs[scene] = (path if osp.isabs(path) else osp.join(base, path), '')
+            where = source if isinstance(source, str) else 'pose_source'
+        elif isinstance(source, str) and osp.isdir(source):
+            files = sorted(glob.glob(osp.join(source, '*.tfrecord')) +
+                           glob.glob(osp.join(source, '*.parquet')))
+            if self.scene_map is not None:
+                mapping, _ = self._read_map(self.scene_map, 'scene_map')
+                for scene in scenes:
+                    if scene not in mapping:
+                        continue
+                    found = self._files_of_segment(source, str(mapping[scene]))
+                    if len(found) != 1:
+                        raise DataFormatError(
+                            f'{source}: scene {scene!r} maps to segment {mapping[scene]!r}; '
+                            f'expected exactly one file <name>.parquet / [segment-]<name>'
+                            f'[_with_camera_labels].tfrecord, found {len(found)} '
+                            f'{[osp.basename(f) for f in found]}')
+                    pairs[scene] = (found[0], str(mapping[scene]))
+                where = self.scene_map if isinstance(self.scene_map, str) else 'scene_map'
+            elif self.pose_pairing == 'sorted_index':
+                kinds = sorted({osp.splitext(f)[1] for f in files})
+                expected = [f'{i:03d}' for i in range(len(scenes))]
+                if len(kinds) != 1 or len(files) != len(scenes) or list(scenes) != expected:
+                    raise DataFormatError(
+                        f'{source}: pose_pairing="sorted_index" pairs scene NNN with the '
+                        f'NNN-th segment file and needs one file kind, as many files as '
+                        f'scenes and scenes 000..N-1; found {len(files)} file(s) of kind(s) '
+                        f'{kinds} for {len(scenes)} scene folder(s) {list(scenes)[:4]}...; '
+                        'give scene_map instead')
+                pairs = {scene: (path, '') for scene, path in zip(scenes, files)}
+                where = f'{source} (sorted_index)'
+            else:
+                raise DataFormatError(
+                    f'{source}: a folder of {len(files)} segment file(s) does not say which '
+                    'scene is which segment (Occ3D-Waymo publishes no scene -> segment map); '
+                    'give scene_map={scene: segment name}, a pose_source dict / .json of '
+                    'scene -> file, or pose_pairing="sorted_index" if scene NNN is the NNN-th '
+                    'file in sorted order')
+        else:
+            raise DataFormatError(f'{source}: pose_source must be a folder of segment files, '
+                                  'a dict or a .json file of scene -> segment file; not found')
+        missing = [s for s in scenes if s not in pairs]
+        if missing:
+            raise DataFormatError(f'{where}: no segment for scene(s) {missing[:8]} of '
+                                  f'{len(scenes)} in split {self.split!r}; expected one per scene')
+        return pairs
+
+    def _scene_poses(self, scene: str, names: List[str], segment: Tuple[str, str],
+                     pattern) -> List[np.ndarray]:
+        """Pose of each frame file, matched by its frame number to the segment's frames."""
+        path, expected_name = segment
+        seg: SegmentPoses = read_waymo_poses(path, verify=self.verify_crc,
+                                             cache_dir=self.pose_cache_dir)
+        if expected_name and seg.segment and seg.segment != expected_name:
+            raise DataFormatError(f'{path}: holds segment {seg.segment!r}, expected '
+                                  f'{expected_name!r} for scene {scene!r}')
+        poses = []
+        for name in names:
+            k = int(pattern.match(name).group(1))
+            if k >= len(seg.poses):
+                raise DataFormatError(
+                    f'{osp.join(self.data_root, self.split, scene, name)}: frame {k} has no '
+                    f'pose; segment {path} has {len(seg.poses)} frames (0..'
+                    f'{len(seg.poses) - 1})')
+            poses.append(seg.poses[k])
+        return poses
 
     def load_scenes(self) -> Dict[str, List[dict]]:
         split_dir = osp.join(self.data_root, self.split)
@@ -98,17 +213,14 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
         segments = self._segment_files(scene_names) if self.pose_source is not None else {}
         scenes = OrderedDict()
         for scene in scene_names:
-            names = sorted(n for n in os.listdir(osp.join(split_dir, scene)) if pattern.match(n))
-            poses = None
+            names = sorted((n for n in os.listdir(osp.join(split_dir, scene)) if pattern.match(n)),
+                           key=lambda n: int(pattern.match(n).group(1)))
+            poses = [None] * len(names)
             if scene in segments:
-                poses, _ = read_waymo_poses(segments[scene], verify=self.verify_crc)
-                if len(poses) < len(names):
-                    raise DataFormatError(f'{segments[scene]}: {len(poses)} poses for '
-                                          f'{len(names)} frames of scene {scene!r}')
+                poses = self._scene_poses(scene, names, segments[scene], pattern)
             scenes[scene] = [dict(frame_id=pattern.match(n).group(1),
-                                  path=osp.join(split_dir, scene, n),
-                                  pose=None if poses is None else poses[i])
-                             for i, n in enumerate(names)]
+                                  path=osp.join(split_dir, scene, n), pose=pose)
+                             for n, pose in zip(names, poses)]
         return scenes
 
     def load_frame(self, record: dict) -> Dict[str, np.ndarray]:
@@ -136,5 +248,14 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
             if pose.shape != (4, 4):
                 raise DataFormatError(f'{path}: ego2global has shape {pose.shape}, expected '
                                       '(4, 4)')
+            seg_pose = record.get('pose')
+            if seg_pose is not None and not (
+                    np.allclose(pose[:3, 3], seg_pose[:3, 3], atol=0.05) and
+                    np.allclose(pose[:3, :3], seg_pose[:3, :3], atol=1e-3)):
+                raise DataFormatError(
+                    f'{path}: ego2global translation {np.round(pose[:3, 3], 3).tolist()} '
+                    f'differs from the segment pose {np.round(seg_pose[:3, 3], 3).tolist()} '
+                    f'of frame {record["frame_id"]}; is the scene paired with the right '
+                    'segment?')
             out['ego2global'] = pose
         return out

@@ -233,6 +233,52 @@ def write_occ3d_waymo_frame(path: str, voxel_label, origin_voxel_state, final_vo
     save_npz_atomic(path, **arrays)
 
 
+def write_waymo_segment_poses(path: str, segment: str, poses, timestamps) -> None:
+    """Write the ego poses of one Waymo segment in a real on-disk format, by extension.
+
+    ``.tfrecord``: a v1 segment, one ``dataset_pb2.Frame`` a record with ``context.name``,
+    ``timestamp_micros`` and ``pose.transform`` (row-major 4 x 4; the other fields empty),
+    TFRecord-framed with masked CRC-32C (needs the waymo-open-dataset protobuf modules).
+    ``.parquet``: a v2 ``vehicle_pose`` component with the columns ``key.segment_context_name``,
+    ``key.frame_timestamp_micros`` and ``[VehiclePoseComponent].world_from_vehicle.transform``.
+    Rows / records are written in the given order (readers sort them by timestamp).
+
+    Args:
+        segment: the segment name (``context.name``).
+        poses (N, 4, 4) float: world-from-vehicle.
+        timestamps (N,) int: microseconds.
+    """
+    where = f'write_waymo_segment_poses({path!r})'
+    poses = _check_array('poses', where, poses, 3, kinds='f').astype(np.float64)
+    n = len(poses)
+    if poses.shape[1:] != (4, 4):
+        raise ValueError(f'{where}: poses expected shape ({n}, 4, 4), found {poses.shape}')
+    stamps = _check_array('timestamps', where, timestamps, 1, (n,), kinds='iu').astype(np.int64)
+    if path.endswith('.parquet'):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+        from .waymo_records import V2_POSE_COLUMN, V2_SEGMENT_COLUMN, V2_TIME_COLUMN
+        table = pa.table({V2_SEGMENT_COLUMN: [segment] * n,
+                          V2_TIME_COLUMN: stamps.tolist(),
+                          V2_POSE_COLUMN: poses.reshape(n, 16).tolist()})  # row-major
+        with atomic_path(path) as tmp:
+            pq.write_table(table, tmp)
+    elif path.endswith('.tfrecord'):
+        from .waymo_records import _dataset_pb2, write_tfrecord
+        pb2 = _dataset_pb2()
+        payloads = []
+        for pose, stamp in zip(poses, stamps):
+            frame = pb2.Frame()
+            frame.context.name = segment
+            frame.timestamp_micros = int(stamp)
+            frame.pose.transform.extend(pose.reshape(16).tolist())  # row-major
+            payloads.append(frame.SerializeToString())
+        write_tfrecord(path, payloads)
+    else:
+        raise ValueError(f'{where}: expected a .tfrecord (v1) or .parquet (v2 vehicle_pose) '
+                         'path')
+
+
 # ----------------------------------------------------------------------------- nuScenes infos
 NUSCENES_INFO_KEYS = ('token', 'scene_token', 'prev', 'next', 'timestamp',
                       'ego2global_translation', 'ego2global_rotation',

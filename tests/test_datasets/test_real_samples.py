@@ -193,9 +193,15 @@ def test_waymo_dataset_poses_from_v1_record_folder(real_root, tmp_path):
                             np.full(grid, 23), np.ones(grid), np.ones(grid), np.ones(grid))
     segments = tmp_path / 'segments'
     segments.mkdir()
-    shutil.copy(osp.join(real_root, V1), segments / 'segment-a.tfrecord')
-    ds = Occ3DWaymoDataset(str(tmp_path / 'data'), split='validation', num_frames=1,
-                           pose_source=str(segments))
-    pose = ds[0]['data_samples'].ego_poses[0].numpy()
-    np.testing.assert_allclose(pose[0, 3], -25211.2589, rtol=1e-6)
-    np.testing.assert_allclose(pose, read_v1_poses(osp.join(real_root, V1))[0][0])
+    name = '1024360143612057520_3580_000_3600_000'  # the record's context.name
+    shutil.copy(osp.join(real_root, V1), segments / f'segment-{name}_with_camera_labels.tfrecord')
+    for pairing in (dict(scene_map={'000': name}), dict(pose_pairing='sorted_index')):
+        ds = Occ3DWaymoDataset(str(tmp_path / 'data'), split='validation', num_frames=1,
+                               pose_source=str(segments), **pairing)
+        pose = ds[0]['data_samples'].ego_poses[0].numpy()
+        np.testing.assert_allclose(pose[0, 3], -25211.2589, rtol=1e-6)
+        np.testing.assert_allclose(pose, read_v1_poses(osp.join(real_root, V1))[0][0])
+    with pytest.raises(DataFormatError, match="holds segment '1024360143612057520_3580_000_"):
+        shutil.copy(osp.join(real_root, V1), segments / 'other.tfrecord')
+        Occ3DWaymoDataset(str(tmp_path / 'data'), split='validation', num_frames=1,
+                          pose_source=str(segments), scene_map={'000': 'other'})

@@ -1,8 +1,10 @@
 # Occ3D-Waymo at 0.4 m: 200 x 200 x 16 voxels over [-40, -40, -1, 40, 40, 5.4] m at 10 Hz,
 # merged to DynamicCity's 9 classes + free 0 (free 23 or 15 in the files both read as free).
 # DynamicCity uses 16-frame windows. Ego poses: the npz `ego2global` when present, else set
-# pose_source to a folder of segment files (v1 .tfrecord or v2 vehicle_pose .parquet), one per
-# scene in sorted order, or to a {scene: file} dict / .json.
+# pose_source to a {scene: segment file} dict / .json, or to a folder of segment files
+# (v1 .tfrecord or v2 vehicle_pose .parquet) with scene_map={scene: segment name} (or
+# pose_pairing='sorted_index': scene NNN = NNN-th file); frame NNN takes the segment's NNN-th
+# pose in time order. pose_cache_dir keeps parsed segment poses between runs.
 dataset_type = 'Occ3DWaymoDataset'
 data_root = 'data/occ3d_waymo'
 vocabulary = 'dynamiccity_waymo'
