@@ -11,16 +11,25 @@ Examples:
     python tools/sample.py CONFIG CKPT --task outpaint --input scene.npz --shift 64 0
     python tools/sample.py CONFIG CKPT --task single-frame --input scene.npz
     ... [--sampler ddpm|ddim|dpmpp_2m] [--steps N] [--cfg 4.0] [--num-samples N]
+    # UniScene: a layout-conditioned scene, then its LiDAR sweep and six camera views
+    python tools/sample.py CONFIG CKPT --task layout --input scene.npz --lidar \
+        --cameras ../shared/data/real/nuscenes/keyframe_scene-0061/<info>.pkl
 
 Input npz: ``semantics`` (T, X, Y, Z) class ids (or ``voxels``); ``layout`` (T, h, w) for the
-layout task. Outputs (written atomically) in --out: ``sample_{i}.npz`` (``semantics`` uint8
-(T, X, Y, Z)), ``sample_{i}_bev.png`` and ``sample_{i}.gif``.
+layout task; without a ``layout`` the layout task builds one from ``semantics`` with the
+layout transform of the config's training pipeline (``UniSceneLayout`` / ``MakeLayout``).
+Outputs (written atomically) in --out: ``sample_{i}.npz`` (``semantics`` uint8 (T, X, Y, Z)),
+``sample_{i}_bev.png`` and ``sample_{i}.gif``; with ``--lidar`` / ``--cameras`` the sampled
+occupancy goes straight to the sensor renderers (:func:`occworld4d.rendering.export_sensors`):
+``sample_{i}_sensors/lidar/{t:03d}.bin`` (float32 x, y, z, label) and
+``sample_{i}_sensors/cameras/{t:03d}/{CAM}_{semantic,depth}.png``. The grid lies over
+``--pc-range`` (default: the config's ``pc_range``, else Occ3D's) with voxels of range / shape.
 """
 import argparse
 import os.path as osp
 
 import numpy as np
-
+from mmengine.registry import DefaultScope
 
 import occworld4d  # noqa: E402,F401  (registries, compat fixes)
 from occworld4d.apis.cli import CLIError, DictAction, check_checkpoint, load_config  # noqa: E402
@@ -56,7 +65,91 @@ def parse_args(argv=None):
     p.add_argument('--no-render', action='store_true', help='write npz only')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config keys, e.g. model.sample_cfg.num_steps=50')
+    sensors = p.add_argument_group('sensors from the sampled occupancy')
+    sensors.add_argument('--lidar', nargs='?', const='nuscenes_lidar_top', metavar='PRESET',
+                         help='write a LiDAR sweep per frame (preset: nuscenes_lidar_top, or '
+                         'another name of occworld4d.rendering.LIDAR_PRESETS)')
+    sensors.add_argument('--cameras', metavar='PKL',
+                         help='info pkl with camera calibrations (mmdet3d v1.1 or VAD-style): '
+                         'write semantic + depth PNGs of every camera per frame')
+    sensors.add_argument('--calib-index', type=int, default=0, help='frame of the --cameras pkl')
+    sensors.add_argument('--camera-scale', type=float, default=0.25,
+                         help='image scale (1 = 1600 x 900)')
+    sensors.add_argument('--pc-range', type=float, nargs=6, metavar='M',
+                         help='x0 y0 z0 x1 y1 z1 of the grid (default: config pc_range / Occ3D)')
+    sensors.add_argument('--sensor-device', help='device of the renderers (default: --device)')
     return p.parse_args(argv)
+
+
+def layout_from_voxels(cfg, voxels):
+    """A layout (T, h, w) from a scene (T, X, Y, Z) with the layout transform of the config's
+    training pipeline, so it matches what the model was trained on."""
+    from occworld4d.registry import TRANSFORMS
+    pipeline = (cfg.get('train_dataloader') or {}).get('dataset', {}).get('pipeline', [])
+    specs = [t for t in pipeline if isinstance(t, dict)
+             and t.get('type') in ('UniSceneLayout', 'MakeLayout')]
+    if not specs:
+        raise CLIError('--task layout: the input npz has no "layout" and the config\'s training '
+                       'pipeline has no layout transform (UniSceneLayout / MakeLayout) to build '
+                       'one from its "semantics"')
+    spec = dict(specs[0])
+    if spec['type'] == 'UniSceneLayout' and spec.get('source', 'occupancy') != 'occupancy':
+        # the training layouts came from boxes; from a bare scene, the occupancy is the source
+        spec = dict(spec, source='occupancy', map_from_occupancy=())
+    vocabulary = cfg.get('vocabulary')
+    if vocabulary is None:
+        raise CLIError('--task layout: the config names no "vocabulary" to read the scene with')
+    window = dict(semantics=np.asarray(voxels).astype(np.uint8), vocabulary=vocabulary)
+    with DefaultScope.overwrite_default_scope('occworld4d'):
+        transform = TRANSFORMS.build(spec)
+    return transform(window)['layout']
+
+
+def render_sensors(cfg, args, semantics):
+    """LiDAR points / camera PNGs of every sample next to it; returns the counts."""
+    import torch
+
+    from occworld4d.rendering import (CameraRenderer, GridGeometry, LidarSensor, LidarSimulator,
+                                      export_sensors, load_cameras)
+    from occworld4d.rendering.palette import get_palette
+    from occworld4d.rendering.raycast import OCC3D_PC_RANGE
+    sem = np.asarray(semantics)  # (N, T, X, Y, Z)
+    pc_range = tuple(float(v) for v in (args.pc_range or cfg.get('pc_range') or OCC3D_PC_RANGE))
+    if len(pc_range) != 6 or any(pc_range[a + 3] <= pc_range[a] for a in range(3)):
+        raise CLIError(f'--pc-range / config pc_range must be x0 y0 z0 x1 y1 z1 with x0 < x1 '
+                       f'...; got {pc_range}')
+    shape = sem.shape[2:]
+    geometry = GridGeometry(pc_range, tuple((pc_range[a + 3] - pc_range[a]) / shape[a]
+                                            for a in range(3)))
+    free = int(cfg.get('free_label', 0))
+    simulator = None
+    if args.lidar:
+        try:
+            sensor = LidarSensor.preset(args.lidar)
+        except KeyError as err:
+            raise CLIError(f'--lidar: {err.args[0]}') from err
+        simulator = LidarSimulator(sensor, geometry, free_label=free, seed=args.seed)
+    cameras, palette = {}, None
+    if args.cameras:
+        if not osp.isfile(args.cameras):
+            raise CLIError(f'--cameras {args.cameras!r} does not exist')
+        try:
+            cameras = load_cameras(args.cameras, args.calib_index, args.camera_scale)
+        except (KeyError, IndexError) as err:
+            raise CLIError(f'--cameras {args.cameras}: {err}') from err
+        vocabulary = cfg.get('vis_palette') or cfg.get('vocabulary')
+        if vocabulary is None:
+            raise CLIError('--cameras: the config names no vocabulary / vis_palette for colours')
+        palette = get_palette(vocabulary)
+    renderer = CameraRenderer(geometry, free_label=free)
+    device = torch.device(args.sensor_device or args.device)
+    totals = dict(points=0, images=0)
+    for i, s in enumerate(sem):
+        stats = export_sensors(s, osp.join(args.out, f'sample_{i}_sensors'), simulator,
+                               renderer, cameras, palette, device=device)
+        totals['points'] += stats['points']
+        totals['images'] += stats['images']
+    return totals
 
 
 def read_input(path):
@@ -84,8 +177,11 @@ def main(argv=None):
     voxels = layout = None
     if args.input:
         voxels, layout = read_input(args.input)
+    if args.task == 'layout' and layout is None and voxels is not None:
+        layout = layout_from_voxels(cfg, voxels if voxels.ndim == 4 else voxels[None])
     if args.task == 'layout' and layout is None:
-        raise CLIError('--task layout needs --input NPZ with a "layout" (T, h, w) array')
+        raise CLIError('--task layout needs --input NPZ with a "layout" (T, h, w) array or a '
+                       'scene "semantics" (T, X, Y, Z) to build it from')
     if args.task in ('continue', 'inpaint', 'outpaint', 'single-frame') and voxels is None:
         raise CLIError(f'--task {args.task} needs --input NPZ with "semantics" (T, X, Y, Z)')
     if args.task == 'command' and args.command is None:
@@ -113,6 +209,10 @@ def main(argv=None):
     paths = inf.save(result, args.out, render=not args.no_render)
     print(f'{args.task}: {result["semantics"].shape[0]} sample(s) of shape '
           f'{result["semantics"].shape[1:]} -> {osp.abspath(args.out)} ({len(paths)} files)')
+    if args.lidar or args.cameras:
+        stats = render_sensors(cfg, args, result['semantics'])
+        print(f'sensors: {stats["points"]} LiDAR points, {stats["images"]} camera PNGs -> '
+              f'{osp.abspath(args.out)}/sample_*_sensors')
 
 
 if __name__ == '__main__':
