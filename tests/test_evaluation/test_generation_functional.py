@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from occworld4d.evaluation.functional import (fid, frechet_distance, inception_score, kid,
-                                              mmd2_unbiased, precision_recall,
+                                              knn_radii, mmd2_unbiased, precision_recall,
                                               temporal_consistency)
 
 
@@ -70,6 +70,31 @@ def test_precision_recall_limits():
     fake = real[:20] + 1e-3
     p, r = precision_recall(real, np.repeat(fake, 10, axis=0), k=3)
     assert p == 1.0 and r < 0.5
+
+
+def _precision_recall_full(real, fake, k):
+    """Reference: full N x N distance matrices by broadcasting (no chunks, no expansion)."""
+    def dist(a, b):
+        return np.sqrt(((a[:, None] - b[None]) ** 2).sum(-1))
+    r_rad = np.sort(dist(real, real), 1)[:, k]
+    f_rad = np.sort(dist(fake, fake), 1)[:, k]
+    d = dist(fake, real)  # (N_f, N_r)
+    return (d <= r_rad[None]).any(1).mean(), (d.T <= f_rad[None]).any(1).mean()
+
+
+def test_precision_recall_chunked_equals_full_matrix():
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(150, 4))
+    fake = rng.normal(size=(97, 4)) * 0.6 + 0.8
+    p_ref, r_ref = _precision_recall_full(real, fake, 3)
+    assert 0.1 < p_ref < 0.95 and 0.1 < r_ref < 0.95  # a case where membership matters
+    radii = np.sort(np.sqrt(((real[:, None] - real[None]) ** 2).sum(-1)), 1)[:, 5]
+    for chunk in (1, 7, 64, 10_000):  # one row per block .. one block
+        assert precision_recall(real, fake, k=3, chunk=chunk) == pytest.approx((p_ref, r_ref),
+                                                                               abs=0)
+        np.testing.assert_allclose(knn_radii(real, 5, chunk=chunk), radii, rtol=1e-9)
+    with pytest.raises(ValueError, match='chunk'):
+        knn_radii(real, 3, chunk=0)
 
 
 def test_inception_score_limits():

@@ -101,34 +101,53 @@ def kid(feats_a, feats_b, num_subsets: int = 100, subset_size: int = 1000,
     return float(np.mean(vals)), float(np.std(vals))
 
 
-def _pairwise_dist(x: np.ndarray, y: np.ndarray, chunk: int = 4096) -> np.ndarray:
-    """Euclidean distances (N, M), computed in row chunks."""
-    out = np.empty((x.shape[0], y.shape[0]))
-    yy = (y * y).sum(1)
-    for i in range(0, x.shape[0], chunk):
-        xc = x[i:i + chunk]
-        d2 = (xc * xc).sum(1)[:, None] + yy[None] - 2 * xc @ y.T
-        out[i:i + chunk] = np.sqrt(np.clip(d2, 0, None))
+def _pairwise_dist(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Euclidean distances (n, M) of a block of rows x (n, D) to y (M, D)."""
+    d2 = (x * x).sum(1)[:, None] + (y * y).sum(1)[None] - 2 * x @ y.T
+    return np.sqrt(np.clip(d2, 0, None))
+
+
+def knn_radii(feats: np.ndarray, k: int, chunk: int = 1024) -> np.ndarray:
+    """Distance of every sample to its k-th nearest other sample (N,).
+
+    Rows are processed ``chunk`` at a time, so memory is O(N x chunk), not O(N^2).
+    """
+    feats = np.asarray(feats, np.float64)
+    if feats.shape[0] <= k:
+        raise ValueError(f'k={k} needs more than {k} samples, got {feats.shape[0]}')
+    if chunk < 1:
+        raise ValueError(f'chunk must be >= 1, got {chunk}')
+    out = np.empty(feats.shape[0])
+    for i in range(0, feats.shape[0], chunk):
+        d = _pairwise_dist(feats[i:i + chunk], feats)  # (n, N)
+        out[i:i + chunk] = np.partition(d, k, axis=1)[:, k]  # index 0: the sample itself
     return out
 
 
-def knn_radii(feats: np.ndarray, k: int) -> np.ndarray:
-    """Distance of every sample to its k-th nearest other sample (N,)."""
-    if feats.shape[0] <= k:
-        raise ValueError(f'k={k} needs more than {k} samples, got {feats.shape[0]}')
-    d = _pairwise_dist(feats, feats)
-    return np.partition(d, k, axis=1)[:, k]  # index 0 is the sample itself (distance 0)
+def manifold_coverage(queries: np.ndarray, points: np.ndarray, radii: np.ndarray,
+                      chunk: int = 1024) -> float:
+    """Fraction of ``queries`` (Q, D) within ``radii[j]`` of some ``points[j]`` (P, D).
+
+    Queries are processed ``chunk`` at a time (memory O(chunk x P)).
+    """
+    inside = np.empty(queries.shape[0], bool)
+    for i in range(0, queries.shape[0], chunk):
+        d = _pairwise_dist(queries[i:i + chunk], points)  # (q, P)
+        inside[i:i + chunk] = (d <= radii[None]).any(1)
+    return float(inside.mean())
 
 
-def precision_recall(real, fake, k: int = 3) -> Tuple[float, float]:
+def precision_recall(real, fake, k: int = 3, chunk: int = 1024) -> Tuple[float, float]:
     """Improved precision and recall (Kynkaanniemi et al. 2019) with k-NN manifolds.
 
     precision = fraction of fake samples inside the real manifold (within the k-NN
     radius of at least one real sample); recall = fraction of real samples inside the
-    fake manifold.
+    fake manifold. Distances are computed ``chunk`` rows at a time, so memory is
+    O(N x chunk) (32k vectors: 256 MiB per block at the default instead of 8 GiB for the
+    full matrix); the result does not depend on ``chunk``.
 
     Args:
-        real: (N_r, D). fake: (N_f, D). k: neighbourhood size.
+        real: (N_r, D). fake: (N_f, D). k: neighbourhood size. chunk: rows per block.
 
     Returns:
         (precision, recall) in [0, 1].
@@ -136,11 +155,8 @@ def precision_recall(real, fake, k: int = 3) -> Tuple[float, float]:
     r, f = _as_feats(real, 'real'), _as_feats(fake, 'fake')
     if r.shape[1] != f.shape[1]:
         raise ValueError(f'feature dims differ: {r.shape[1]} vs {f.shape[1]}')
-    r_rad, f_rad = knn_radii(r, k), knn_radii(f, k)
-    d = _pairwise_dist(f, r)  # (N_f, N_r)
-    precision = (d <= r_rad[None]).any(1).mean()
-    recall = (d.T <= f_rad[None]).any(1).mean()
-    return float(precision), float(recall)
+    r_rad, f_rad = knn_radii(r, k, chunk), knn_radii(f, k, chunk)
+    return manifold_coverage(f, r, r_rad, chunk), manifold_coverage(r, f, f_rad, chunk)
 
 
 def inception_score(probs, splits: int = 10) -> Tuple[float, float]:
