@@ -1,0 +1,34 @@
+# OccSora stage 2 on CarlaSC (12 slots, 32-frame windows of 128 x 128 x 8
+# at 10 Hz): the trajectory-conditioned DiT over the frozen
+# tokenizer of occsora_vqvae_8xb1-150e_carlasc.py (tokens 128 x 4 x 16 x 16; 32 trajectory rows
+# -> 64 MLP inputs). Recipe as on nuScenes: AdamW 1e-5, EMA 0.9999, batch 2 x 8 GPUs,
+# 1.2 M iterations.
+#   bash tools/dist_train.sh configs/occsora/occsora_dit_8xb2-1200k_carlasc.py 8 \
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_8xb1-150e_carlasc/best.pth
+_base_ = [
+    '../_base_/models/occsora_dit.py',
+    '../_base_/datasets/carlasc.py',
+    '../_base_/schedules/adamw_constant_diffusion.py',
+    '../_base_/default_runtime.py',
+]
+num_frames = 32
+vis_palette = 'dynamiccity_carlasc'
+latent_shape = (128, 4, 16, 16)
+model = dict(
+    data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
+    tokenizer=dict(num_classes=12, height=8, embed_dim=16),
+    latent_shape=latent_shape,
+    denoiser=dict(latent_shape=latent_shape, num_frames=num_frames))
+train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(num_frames=num_frames))
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+test_cfg = None
+test_dataloader = None
+test_evaluator = None
+optim_wrapper = dict(optimizer=dict(lr=1e-5))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1_200_000,
+                 val_interval=1_200_000)
+log_processor = dict(by_epoch=False)
+default_hooks = dict(logger=dict(interval=100),
+                     checkpoint=dict(by_epoch=False, interval=10_000, max_keep_ckpts=3))

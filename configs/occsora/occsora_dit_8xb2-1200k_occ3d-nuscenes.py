@@ -1,0 +1,33 @@
+# OccSora stage 2 on Occ3D-nuScenes (the paper's setting): the trajectory-conditioned DiT over the
+# frozen tokenizer of occsora_vqvae_8xb1-150e_occ3d-nuscenes.py. 32-frame windows (stride 1) ->
+# tokens 128 x 4 x 25 x 25 / 10; AdamW lr 1e-5 (reference), constant LR, EMA 0.9999 (EMAHook),
+# batch 2 x 8 GPUs, 1.2 M iterations (paper: 108 h on 8 x A100, 47 GB a GPU).
+#   bash tools/dist_train.sh configs/occsora/occsora_dit_8xb2-1200k_occ3d-nuscenes.py 8 \
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_8xb1-150e_occ3d-nuscenes/best.pth
+#   python tools/sample.py configs/occsora/occsora_dit_8xb2-1200k_occ3d-nuscenes.py \
+#       work_dirs/occsora_dit_8xb2-1200k_occ3d-nuscenes/iter_1200000.pth --task trajectory \
+#       --trajectory left --device cuda
+# Training from a latent cache instead of encoding every batch (the reference trains on saved
+# tokens): tools/dataset_converters/cache_latents.py, then
+#   train_dataloader.dataset = dict(type='LatentCacheDataset', cache_dir='data/latents/occsora_nus')
+_base_ = [
+    '../_base_/models/occsora_dit.py',
+    '../_base_/datasets/occ3d_nuscenes.py',
+    '../_base_/schedules/adamw_constant_diffusion.py',
+    '../_base_/default_runtime.py',
+]
+num_frames = 32
+vis_palette = 'occ3d_nuscenes'
+train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(num_frames=num_frames))
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+test_cfg = None
+test_dataloader = None
+test_evaluator = None
+optim_wrapper = dict(optimizer=dict(lr=1e-5))
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1_200_000,
+                 val_interval=1_200_000)
+log_processor = dict(by_epoch=False)
+default_hooks = dict(logger=dict(interval=100),
+                     checkpoint=dict(by_epoch=False, interval=10_000, max_keep_ckpts=3))
