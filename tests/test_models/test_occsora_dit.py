@@ -188,3 +188,29 @@ def test_latent_diffusion_trains_and_samples_with_a_trajectory():
     assert sem.shape == (3, 4, 6, 6, 2) and sem.dtype == torch.uint8 and int(sem.max()) < 6
     with pytest.raises(NotImplementedError, match='latent adapter'):
         G.inpaint(gen, voxels[0], (0, 2, 0, 2, 0, 2))
+
+
+@pytest.mark.parametrize('dataset,grid,tokens', [
+    ('occ3d-nuscenes', (200, 200, 16), (4, 25, 25)),
+    ('carlasc', (128, 128, 8), (4, 16, 16)),
+    ('occ3d-waymo', (200, 200, 16), (4, 25, 25)),
+])
+def test_stage2_configs_match_their_tokenizer(dataset, grid, tokens):
+    """Each dataset's DiT config embeds exactly the tokenizer of its stage-1 config and its
+    latent shape is that tokenizer's token grid for 32 frames."""
+    import os.path as osp
+
+    from mmengine.config import Config
+    root = osp.join(osp.dirname(__file__), '..', '..', 'configs', 'occsora')
+    vq = Config.fromfile(osp.join(root, f'occsora_vqvae_8xb1-150e_{dataset}.py')).model
+    dit = Config.fromfile(osp.join(root, f'occsora_dit_8xb2-1200k_{dataset}.py')).model
+    for key in ('num_classes', 'height', 'embed_dim', 'hidden', 'z_channels', 'token_preset'):
+        assert dit.tokenizer[key] == vq[key], key
+    assert dit.data_preprocessor.num_classes == vq.num_classes
+    with torch.device('meta'):
+        tok = MODELS.build(dict(vq, data_preprocessor=None))
+        den = MODELS.build(dit.denoiser)
+    assert tok.semantic.channels == 128  # Z x E folded width of the reference
+    assert tok.token_shape(32, *grid[:2]) == tokens
+    assert tuple(dit.latent_shape) == tuple(dit.denoiser.latent_shape) == (128, ) + tokens
+    assert den.num_frames == 32 and den.cond_embedder[0].in_features == 64
