@@ -1,0 +1,211 @@
+"""Forecasting throughput and peak memory of the OccWorld world model: KV-cached rollout versus
+recomputing the history every step, side by side.
+
+One forecast = encode the H history frames with the tokenizer, roll the world model out for F
+frames, decode the F frames to voxels (``OccWorld.predict``). Reported per mode:
+
+* ``FPS`` = forecast frames / wall seconds of the whole forecast (encode + roll out + decode);
+* ``FPS (OccWorld's definition)`` = 1 / (encode seconds + roll-out seconds / F), as the
+  reference's evaluation script prints it (decoding not counted);
+* the roll-out seconds alone, and peak memory: CUDA ``max_memory_allocated`` on a GPU, the
+  process's peak RSS on a CPU (each mode runs in a fresh subprocess).
+
+Both modes forecast the same input from the same (random-init, seeded) weights; the tool checks
+that they give identical codes. The input is the real Occ3D-nuScenes frame repeated over time
+when the sample data is present and the grid matches (else seeded random class ids).
+
+Examples:
+    python tools/analysis_tools/benchmark_forecast.py                       # reference, CPU
+    python tools/analysis_tools/benchmark_forecast.py --device cuda --iters 5
+    python tools/analysis_tools/benchmark_forecast.py \
+        configs/occworld/occworld_wm_tiny_synthetic-city.py --iters 5
+    python tools/analysis_tools/benchmark_forecast.py --history 4 --future 6   # DOME's protocol
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+DEFAULT = 'configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py'
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Benchmark OccWorld forecasting: cached vs '
+                                'uncached rollout')
+    p.add_argument('config', nargs='?', default=DEFAULT,
+                   help=f'world-model config (default: the reference, {DEFAULT})')
+    p.add_argument('--history', type=int, default=None, help='H (default: the config\'s)')
+    p.add_argument('--future', type=int, default=None, help='F (default: the config\'s)')
+    p.add_argument('--batch', type=int, default=1)
+    p.add_argument('--device', default='cpu', help='cpu or cuda')
+    p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
+    p.add_argument('--iters', type=int, default=1, help='timed forecasts per mode')
+    p.add_argument('--warmup', type=int, default=None,
+                   help='untimed forecasts first (default: 0 on CPU, 2 on CUDA)')
+    p.add_argument('--modes', nargs='+', default=['cached', 'uncached'],
+                   choices=['cached', 'uncached'])
+    p.add_argument('--json', help='write the results to this JSON file')
+    p.add_argument('--child', help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def _config_path(path: str) -> str:
+    full = path if osp.isabs(path) else osp.join(ROOT, path)
+    if not osp.isfile(full):
+        raise SystemExit(f'benchmark_forecast.py: config {path!r} not found (looked at {full})')
+    return full
+
+
+def _child(args) -> dict:
+    """Build the model, time ``args.child`` forecasts, return one result dict."""
+    import resource
+    import time
+
+    import numpy as np
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    import occworld4d  # noqa: F401
+    from occworld4d.models.world_models import command_modes, step_displacements
+    from occworld4d.registry import MODELS
+    from occworld4d.utils import real_data_root
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    device = torch.device(args.device)
+    cfg = Config.fromfile(_config_path(args.config))
+    model_cfg = cfg.model.copy()
+    model_cfg['tokenizer_ckpt'] = None
+    if args.history:
+        model_cfg['history_frames'] = args.history
+    if args.future:
+        model_cfg['future_frames'] = args.future
+    with DefaultScope.overwrite_default_scope('occworld4d'):
+        model = MODELS.build(model_cfg)
+    if model.__class__.__name__ != 'OccWorld':
+        raise SystemExit(f'benchmark_forecast.py: {args.config} builds '
+                         f'{model.__class__.__name__}, not OccWorld')
+    model = model.to(device).eval()
+    H, Fu = model.history_frames, model.future_frames
+    tok = model.tokenizer
+    K = tok.num_classes
+    h, w = model.transformer.token_shape[1:]
+    X, Y, Z = cfg.get('grid_size') or (h * tok.downsample, w * tok.downsample,
+                                       tok.semantic.height)
+    frame = osp.join(real_data_root(), 'occ3d_nuscenes/gts/scene-1077/'
+                     '29796060110c4163b07f06eff4af0753/labels.npz')
+    if K == 18 and (X, Y, Z) == (200, 200, 16) and osp.isfile(frame):
+        sem = torch.from_numpy(np.load(frame)['semantics'].astype(np.int64))
+        voxels = sem.expand(args.batch, H, X, Y, Z).contiguous()
+        source = 'real Occ3D frame, repeated'
+    else:
+        voxels = torch.randint(0, K, (args.batch, H, X, Y, Z))
+        source = 'random class ids'
+    voxels = voxels.to(device)
+    traj = torch.zeros(args.batch, H, 3, device=device)
+    traj[..., 0] = torch.arange(H, device=device) * 2.0
+    steps = step_displacements(traj)
+    mode = command_modes(torch.ones(args.batch, dtype=torch.long, device=device))
+    use_cache = args.child == 'cached'
+
+    def sync():
+        if device.type == 'cuda':
+            torch.cuda.synchronize(device)
+
+    def forecast():
+        sync()
+        t0 = time.perf_counter()
+        ids = model.tokenize(voxels)  # (B, H, h, w)
+        sync()
+        t1 = time.perf_counter()
+        fut, _ = model.forecast(ids, steps, mode, Fu, use_cache=use_cache)
+        sync()
+        t2 = time.perf_counter()
+        pred = tok.decode_indices(fut, size=(X, Y)).argmax(1)  # (B, F, X, Y, Z)
+        sync()
+        t3 = time.perf_counter()
+        return fut, pred, (t1 - t0, t2 - t1, t3 - t2)
+
+    warmup = args.warmup if args.warmup is not None else (2 if device.type == 'cuda' else 0)
+    with torch.no_grad():
+        for _ in range(warmup):
+            forecast()
+        if device.type == 'cuda':
+            torch.cuda.reset_peak_memory_stats(device)
+        runs = [forecast() for _ in range(args.iters)]
+    enc, roll, dec = (float(np.median([r[2][i] for r in runs])) for i in range(3))
+    total = enc + roll + dec
+    out = dict(config=args.config, mode=args.child, device=str(device), threads=args.threads,
+               batch=args.batch, history=H, future=Fu, grid=[X, Y, Z], input_source=source,
+               world_model_params=model.world_model_parameters(),
+               encode_s=enc, rollout_s=roll, decode_s=dec, total_s=total,
+               fps=args.batch * Fu / total,
+               fps_occworld_def=args.batch / (enc + roll / Fu),
+               codes=runs[-1][0].cpu().tolist())
+    if device.type == 'cuda':
+        out['peak_mem_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
+        out['peak_mem_kind'] = 'CUDA max_memory_allocated'
+    else:
+        out['peak_mem_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out['peak_mem_kind'] = 'peak RSS'
+    return out
+
+
+def _run(args, mode: str) -> dict:
+    cmd = [sys.executable, osp.abspath(__file__), args.config, '--child', mode,
+           '--batch', str(args.batch), '--device', args.device, '--threads', str(args.threads),
+           '--iters', str(args.iters)]
+    for flag, value in (('--history', args.history), ('--future', args.future),
+                        ('--warmup', args.warmup)):
+        if value is not None:
+            cmd += [flag, str(value)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f'benchmark_forecast.py: the {mode} subprocess failed (exit '
+                         f'{out.returncode}):\n{out.stderr[-3000:]}')
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args)))
+        return None
+    _config_path(args.config)
+    results = [_run(args, mode) for mode in args.modes]
+    r0 = results[0]
+    print(f'{r0["config"]}: world model {r0["world_model_params"]:,} params, '
+          f'{r0["history"]} -> {r0["future"]} frames, batch {r0["batch"]}, grid {r0["grid"]} '
+          f'({r0["input_source"]}), {r0["device"]}'
+          + (f', {r0["threads"]} threads' if r0['device'] == 'cpu' else ''))
+    for r in results:
+        print(f'  {r["mode"]:>8}: {r["fps"]:7.2f} FPS ({r["total_s"]:.2f} s a forecast: encode '
+              f'{r["encode_s"]:.2f} + roll-out {r["rollout_s"]:.2f} + decode {r["decode_s"]:.2f}'
+              f'), OccWorld-definition FPS {r["fps_occworld_def"]:.2f}, '
+              f'{r["peak_mem_kind"]} {r["peak_mem_mb"]:.0f} MiB')
+    by_mode = {r['mode']: r for r in results}
+    if len(by_mode) == 2:
+        c, u = by_mode['cached'], by_mode['uncached']
+        same = c['codes'] == u['codes']
+        print(f'  cached / uncached: roll-out {u["rollout_s"] / c["rollout_s"]:.2f}x faster, '
+              f'whole forecast {u["total_s"] / c["total_s"]:.2f}x; identical forecast codes: '
+              f'{same}')
+        for r in results:
+            r['identical_codes'] = same
+    for r in results:
+        r.pop('codes')
+    if args.json:
+        from occworld4d.utils import atomic_path
+        with atomic_path(args.json) as tmp:
+            with open(tmp, 'w') as f:
+                json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == '__main__':
+    main()
