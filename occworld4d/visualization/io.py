@@ -49,11 +49,17 @@ def mp4_available() -> bool:
 
 def save_mp4(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) -> str:
     """Write frames as H.264 MP4 (needs ``imageio`` + ``imageio-ffmpeg``, optional deps)."""
+    if len(frames) == 0:
+        raise ValueError(f'save_mp4({path!r}) got no frames; expected at least one uint8 '
+                         '(H, W, 3) image')
+    frames = [_check_image(f, f'frame {i}')[..., :3] for i, f in enumerate(frames)]
+    sizes = sorted({f.shape[:2] for f in frames})
+    if len(sizes) != 1:
+        raise ValueError(f'save_mp4({path!r}): all frames must have one size; got {sizes}')
     if not mp4_available():
         raise ImportError('MP4 output needs `pip install imageio imageio-ffmpeg`; '
                           'use a .gif path instead')
     import imageio
-    frames = [_check_image(f, f'frame {i}')[..., :3] for i, f in enumerate(frames)]
     # H.264 needs even sizes
     h, w = frames[0].shape[:2]
     frames = [np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)), mode='edge') for f in frames]

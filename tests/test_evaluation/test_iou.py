@@ -204,3 +204,12 @@ def test_mask_removes_voxels_before_scoring():
     res = metric.compute_metrics(metric.results)
     assert res['dynamiccity@mask_camera/mIoU'] == pytest.approx(7 / 12)
     assert 'dynamiccity@mask_camera/IoU_class2' not in res
+
+
+def test_metric_without_results_names_the_cause():
+    from mmengine.evaluator import Evaluator
+    ev = Evaluator(dict(type='OccupancyMetric', _scope_='occworld4d', convention='occworld',
+                        num_classes=4, free_label=3, mask_key='mask_camera'))
+    with pytest.raises(ValueError, match=r'OccupancyMetric \(occworld@mask_camera\): no samples '
+                       'were processed'):
+        ev.evaluate(0)

@@ -147,3 +147,14 @@ def test_save_frames_rejects_unknown_extension(tmp_path):
     from occworld4d.visualization import save_frames
     with pytest.raises(ValueError, match='.png, .gif or .mp4'):
         save_frames([np.zeros((2, 2, 3), np.uint8)], str(tmp_path / 'x.avi'))
+
+
+def test_save_mp4_and_gif_without_frames_name_the_file(tmp_path):
+    from occworld4d.visualization import save_gif, save_mp4
+    for fn in (save_mp4, save_gif):
+        with pytest.raises(ValueError, match=r"\('.*empty\.\w+'\) got no frames"):
+            fn([], str(tmp_path / f'empty.{fn.__name__[5:]}'))
+    with pytest.raises(ValueError, match='one size'):
+        save_mp4([np.zeros((2, 2, 3), np.uint8), np.zeros((4, 2, 3), np.uint8)],
+                 str(tmp_path / 'mixed.mp4'))
+    assert not list(tmp_path.iterdir())  # nothing written

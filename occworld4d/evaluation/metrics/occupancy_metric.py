@@ -133,6 +133,11 @@ class OccupancyMetric(BaseMetric):
 
     def compute_metrics(self, results: List[np.ndarray]) -> Dict[str, float]:
         """Reduce the collected matrices into the result dict (see class docstring)."""
+        if not results:
+            raise ValueError(f'OccupancyMetric ({self.tag}): no samples were processed, so '
+                             'there is nothing to score; check that the val/test dataloader '
+                             'is not empty and that the model returns data samples with '
+                             'pred_semantics')
         per_step_needed = self.convention == 'occworld' or self.per_frame or self.horizons
         if per_step_needed:
             cm = self._sum(results)  # (T, K, K)
