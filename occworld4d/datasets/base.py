@@ -13,9 +13,13 @@ plain dict of numpy arrays. The pipeline always ends in ``PackOccInputs`` (appen
 the config leaves it out), so ``dataset[i]`` follows the sample contract.
 """
 import json
+import os
 import os.path as osp
-from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+import shutil
+import tempfile
+import weakref
+from collections import Counter, OrderedDict
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.dataset import BaseDataset
@@ -71,6 +75,67 @@ def check_labels(path: str, key: str, labels: np.ndarray, num_classes: int) -> n
     return labels.astype(np.uint8, copy=False)
 
 
+class SkipLog:
+    """Windows skipped as corrupt, counted across processes.
+
+    Each skip appends one line ``<where>\t<reason>`` to a file with a single ``O_APPEND``
+    write, so the dataset in the main process sees the skips of every DataLoader worker
+    (fork or spawn start: only the path travels) and of every copy of the dataset
+    (``deepcopy``, ``get_subset``, pickling).
+
+    Args:
+        path: the log file; default a new temporary file, removed with its dataset.
+    """
+
+    def __init__(self, path: Optional[str] = None):
+        self.owned_dir = None
+        if path is None:
+            self.owned_dir = tempfile.mkdtemp(prefix='occworld4d-skipped-')
+            path = osp.join(self.owned_dir, 'skipped.tsv')
+        self.path = path
+        os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
+        open(path, 'a').close()
+
+    def add(self, where: str, reason: str) -> None:
+        line = f'{where}\t{reason}'.replace('\n', ' ') + '\n'
+        os.makedirs(osp.dirname(osp.abspath(self.path)), exist_ok=True)
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            os.write(fd, line.encode())
+        finally:
+            os.close(fd)
+
+    def entries(self) -> List[Tuple[str, str]]:
+        """``[(where, reason), ...]`` in the order they were recorded."""
+        if not osp.isfile(self.path):
+            return []
+        with open(self.path) as f:
+            return [tuple(line.rstrip('\n').split('\t', 1)) for line in f if line.strip()]
+
+    def __len__(self) -> int:
+        return len(self.entries())
+
+
+def skip_summary(name: str, entries: List[Tuple[str, str]]) -> str:
+    """One log message: how many windows were skipped and the distinct reasons."""
+    reasons = Counter(reason for _, reason in entries)
+    lines = [f'{name}: {len(entries)} corrupt window(s) skipped'
+             + (f', {len(reasons)} distinct error(s):' if entries else '')]
+    lines += [f'  {count} x {reason}' for reason, count in reasons.most_common()]
+    return '\n'.join(lines)
+
+
+def _final_skip_report(name: str, log: SkipLog, pid: int) -> None:
+    """At exit (or when the dataset is freed) in the process that made the log."""
+    if os.getpid() != pid:
+        return
+    entries = log.entries()
+    if entries:
+        MMLogger.get_current_instance().warning(skip_summary(name, entries))
+    if log.owned_dir:
+        shutil.rmtree(log.owned_dir, ignore_errors=True)
+
+
 def _scene_file_stem(scene: str) -> str:
     return scene.replace('/', '__').replace('\\', '__')
 
@@ -86,8 +151,12 @@ class BaseOccSequenceDataset(BaseDataset):
         masks: which visibility masks to load (names from :attr:`MASK_KEYS`).
         class_merge: name of a merge in :mod:`occworld4d.structures.vocabularies`; when
             given, ``RemapClasses(merge=class_merge)`` runs first in the pipeline.
-        skip_corrupt: log and skip windows with an unreadable frame instead of raising;
-            ``num_skipped`` counts them and :meth:`report_skipped` logs the total.
+        skip_corrupt: log and skip windows with an unreadable frame instead of raising (the
+            next window is returned instead). Every skip is logged when it happens and
+            recorded in a :class:`SkipLog` shared with DataLoader workers, so
+            ``num_skipped`` and :meth:`report_skipped` (total + distinct errors) count the
+            skips of all workers; the same summary is logged when the run (process) ends.
+        skip_log: file of that record (default: a temporary file); give a path to keep it.
         cache_dir: folder written by ``tools/dataset_converters/pack_window_cache.py``;
             when given, voxels are read from its memory-mapped arrays.
         trajectory_frame: ``'ego0'`` (the sample contract: (dx, dy, yaw) in frame 0's ego
@@ -106,7 +175,8 @@ class BaseOccSequenceDataset(BaseDataset):
                  cache_dir: Optional[str] = None, trajectory_frame: str = 'ego0',
                  data_root: str = '', ann_file: str = '',
                  metainfo: Optional[dict] = None, test_mode: bool = False, indices=None,
-                 lazy_init: bool = False, max_refetch: int = 100):
+                 lazy_init: bool = False, max_refetch: int = 100,
+                 skip_log: Optional[str] = None):
         for name, value in (('num_frames', num_frames), ('window_stride', window_stride),
                             ('frame_step', frame_step)):
             if int(value) < 1:
@@ -124,7 +194,10 @@ class BaseOccSequenceDataset(BaseDataset):
         self.masks = tuple(masks)
         self.skip_corrupt = skip_corrupt
         self.cache_dir = cache_dir
-        self.num_skipped = 0
+        self.skip_log = SkipLog(skip_log) if skip_corrupt else None
+        if self.skip_log is not None:
+            weakref.finalize(self, _final_skip_report, type(self).__name__, self.skip_log,
+                             os.getpid())
         self.scenes: Dict[str, List[dict]] = OrderedDict()
         self._cache_index = None
         self._cache_arrays: Dict[tuple, np.ndarray] = {}
@@ -224,27 +297,47 @@ class BaseOccSequenceDataset(BaseDataset):
         return self.pipeline(self.load_window(self.get_data_info(idx)))
 
     def __getitem__(self, idx: int) -> dict:
+        """The window after the pipeline, with mmengine's BaseDataset semantics: a pipeline
+        returning ``None`` (a filter) refetches a random window in training and is an error
+        with ``test_mode=True``. With ``skip_corrupt`` an unreadable window is recorded and
+        the next one is tried (in both modes)."""
         if not self._fully_initialized:
             self.full_init()
-        if not self.skip_corrupt:
-            return self.prepare_data(idx)
-        for attempt in range(min(self.max_refetch + 1, len(self))):
-            cur = (idx + attempt) % len(self)
+        cur = idx
+        for _ in range(self.max_refetch + 1):
             try:
-                return self.prepare_data(cur)
+                data = self.prepare_data(cur)
             except (DataFormatError, FileNotFoundError) as err:
-                self.num_skipped += 1
-                MMLogger.get_current_instance().warning(
-                    f'{type(self).__name__}: skipped window {cur} '
-                    f'({self.num_skipped} skipped so far): {err}')
-        raise DataFormatError(f'{type(self).__name__}: {self.max_refetch + 1} consecutive '
-                              f'windows from index {idx} were corrupt')
+                if not self.skip_corrupt:
+                    raise
+                self._record_skip(f'window {cur}', err)
+                cur = (cur + 1) % len(self)
+                continue
+            if data is not None:
+                return data
+            if self.test_mode:
+                raise DataFormatError(f'{type(self).__name__}: the pipeline returned None for '
+                                      f'window {cur} in test mode (a filtering transform?)')
+            cur = self._rand_another()
+        raise DataFormatError(f'{type(self).__name__}: {self.max_refetch + 1} windows fetched '
+                              f'from index {idx} were corrupt or filtered out')
+
+    @property
+    def num_skipped(self) -> int:
+        """Windows (or scenes) skipped as corrupt so far, in every worker process."""
+        return 0 if self.skip_log is None else len(self.skip_log)
+
+    def _record_skip(self, where: str, err: Exception) -> None:
+        self.skip_log.add(where, str(err))
+        MMLogger.get_current_instance().warning(
+            f'{type(self).__name__}: skipped {where} ({self.num_skipped} skipped so far): '
+            f'{err}')
 
     def report_skipped(self) -> int:
-        """Log and return how many windows were skipped as corrupt in this process."""
-        MMLogger.get_current_instance().info(
-            f'{type(self).__name__}: {self.num_skipped} corrupt window(s) skipped')
-        return self.num_skipped
+        """Log the skip summary (total and distinct errors, all workers); return the total."""
+        entries = [] if self.skip_log is None else self.skip_log.entries()
+        MMLogger.get_current_instance().info(skip_summary(type(self).__name__, entries))
+        return len(entries)
 
     # ---- window cache --------------------------------------------------------------------
     def _cache(self) -> dict:

@@ -7,7 +7,6 @@ from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
-from mmengine.logging import MMLogger
 
 from occworld4d.registry import DATASETS
 from .base import BaseOccSequenceDataset, DataFormatError
@@ -96,10 +95,7 @@ class CarlaSCDataset(BaseOccSequenceDataset):
             except DataFormatError as err:
                 if not self.skip_corrupt:
                     raise
-                self.num_skipped += 1
-                MMLogger.get_current_instance().warning(
-                    f'CarlaSCDataset: skipped town {town!r} ({self.num_skipped} skipped so '
-                    f'far): {err}')
+                self._record_skip(f'town {town!r}', err)
         return scenes
 
     def _load_town(self, split_dir: str, town: str) -> List[dict]:

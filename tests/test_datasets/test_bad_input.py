@@ -170,3 +170,52 @@ def test_occ3d_infos_command_without_poses(tmp_path):
     assert not item['inputs']['trajectory'].any()
     poses_only = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=2, command_source='poses')
     assert int(poses_only[0]['inputs']['command']) == 0  # STATIC: no poses, no motion
+
+
+def test_skip_counts_include_every_dataloader_worker(tmp_path, caplog):
+    """Skips happen in worker processes; the main process's count and summary see them all."""
+    import copy
+
+    from torch.utils.data import DataLoader
+    ann, paths = nuscenes_tree(tmp_path, num=6)
+    for p in (paths[1], paths[4]):
+        with open(p, 'wb') as f:
+            f.write(b'garbage')
+    ds = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=1, skip_corrupt=True,
+                              skip_log=str(tmp_path / 'skips.tsv'))
+    loader = DataLoader(ds, batch_size=None, num_workers=2, collate_fn=lambda x: x,
+                        multiprocessing_context='fork')
+    items = list(loader)
+    assert len(items) == 6
+    assert ds.num_skipped == 2  # both skips were made in the workers
+    assert ds.report_skipped() == 2
+    lines = open(tmp_path / 'skips.tsv').read().splitlines()
+    assert sorted(line.split('\t')[0] for line in lines) == ['window 1', 'window 4']
+    assert all('not a readable npz' in line for line in lines)
+    # copies (spawned workers get a pickled dataset; get_subset deep-copies) share the record
+    clone = pickle.loads(pickle.dumps(ds))
+    clone[1]
+    copy.deepcopy(ds)[4]
+    assert ds.num_skipped == 4
+    from occworld4d.datasets.base import skip_summary
+    summary = skip_summary('X', ds.skip_log.entries())
+    assert summary.startswith('X: 4 corrupt window(s) skipped, 2 distinct error(s):')
+    assert summary.count('2 x ') == 2
+
+
+def test_pipeline_none_follows_mmengine_semantics(tmp_path):
+    """A filtering transform (returns None): training refetches, test mode is an error."""
+    ann, _ = nuscenes_tree(tmp_path, num=4)
+    infos = pickle.load(open(ann, 'rb'))['infos']
+
+    def drop_frame_1(results):
+        return None if results['frame_ids'][0] == infos[1]['token'] else results
+
+    ds = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=1, pipeline=[drop_frame_1])
+    got = {ds[1]['data_samples'].metainfo['frame_ids'][0] for _ in range(5)}
+    assert infos[1]['token'] not in got and got  # another window instead
+    test = Occ3DNuScenesDataset(str(tmp_path), ann, num_frames=1, pipeline=[drop_frame_1],
+                                test_mode=True)
+    test[0]
+    with pytest.raises(DataFormatError, match='pipeline returned None for window 1 in test'):
+        test[1]

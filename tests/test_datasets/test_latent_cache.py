@@ -100,3 +100,55 @@ def test_cache_latents_round_trip(tmp_path, planes):
 def test_latent_cache_errors(tmp_path):
     with pytest.raises(DataFormatError, match='latent-cache index not found'):
         LatentCacheDataset(str(tmp_path))
+
+
+def _small_cache(root, num=4):
+    """A hand-written latent cache of ``num`` windows (latent k = k everywhere)."""
+    from occworld4d.datasets.latent_cache import write_latent_index, write_latent_window
+    windows = []
+    for k in range(num):
+        name = f'{k:06d}.npz'
+        write_latent_window(osp.join(root, name), torch.full((2, 3), float(k)),
+                            dict(trajectory=np.zeros((2, 3), np.float32), command=k % 4))
+        windows.append(dict(file=name, scene='s', frame_ids=[str(k), str(k + 1)]))
+    write_latent_index(str(root), windows, ['latent'], dict(config='cfg.py'))
+
+
+def test_latent_cache_pipeline_and_test_mode(tmp_path):
+    from occworld4d.registry import TRANSFORMS
+    _small_cache(tmp_path)
+
+    @TRANSFORMS.register_module(force=True)
+    class _ScaleLatent:
+        def __call__(self, results):
+            return dict(results, latent=results['latent'] * 10)
+
+    def drop_odd(results):
+        return None if int(results['frame_ids'][0]) % 2 else results
+
+    cache = LatentCacheDataset(str(tmp_path), pipeline=[dict(type='_ScaleLatent')])
+    item = cache[3]
+    torch.testing.assert_close(item['inputs']['latent'], torch.full((2, 3), 30.0))
+    assert int(item['inputs']['command']) == 3
+    meta = item['data_samples'].metainfo
+    assert meta['config'] == 'cfg.py' and meta['frame_ids'] == ['3', '4']
+    # training: a filtered window is replaced by another (mmengine's refetch)
+    train = LatentCacheDataset(str(tmp_path), pipeline=[drop_odd])
+    assert all(float(train[1]['inputs']['latent'][0, 0]) in (0.0, 2.0) for _ in range(5))
+    # test mode: a filtered window is an error
+    test = LatentCacheDataset(str(tmp_path), pipeline=[drop_odd], test_mode=True)
+    test[0]
+    with pytest.raises(Exception, match='should not get `None`'):
+        test[1]
+    # BaseDataset features: indices, lazy init
+    sub = LatentCacheDataset(str(tmp_path), indices=[2, 3])
+    assert len(sub) == 2 and float(sub[0]['inputs']['latent'][0, 0]) == 2.0
+    lazy = LatentCacheDataset(str(tmp_path), lazy_init=True)
+    assert not lazy._fully_initialized and len(lazy) == 4
+    # broken index / window files are named
+    (tmp_path / '000002.npz').write_bytes(b'junk')
+    with pytest.raises(DataFormatError, match=r'000002\.npz: not a readable npz'):
+        cache[2]
+    (tmp_path / 'index.json').write_text('{"format": "other"}')
+    with pytest.raises(DataFormatError, match=r"index\.json: format 'other', expected"):
+        LatentCacheDataset(str(tmp_path))

@@ -64,3 +64,50 @@ class PackOccInputs:
 
     def __repr__(self):
         return f'{type(self).__name__}(meta_keys={self.meta_keys})'
+
+
+LATENT_INPUT_KEYS = ('latent', 'trajectory', 'command', 'layout')
+
+
+def _to_tensor(value):
+    return value if isinstance(value, torch.Tensor) else \
+        torch.from_numpy(np.ascontiguousarray(value))
+
+
+@TRANSFORMS.register_module()
+class PackLatentInputs:
+    """Pack a latent-cache window dict (see ``LatentCacheDataset``) into the sample contract.
+
+    Input keys: ``latent`` (array, or dict name -> array), ``trajectory`` (T, 3),
+    ``command`` (int), optional ``layout`` (T, h, w); every other key is metadata.
+
+    Output: ``inputs = dict(latent=tensor or dict of tensors, trajectory=float32 (T, 3),
+    command=int64 (), [layout=float32 (T, h, w)])``; the data sample holds trajectory,
+    command, layout and the metadata as metainfo.
+    """
+
+    def __call__(self, results: dict) -> dict:
+        missing = [k for k in LATENT_INPUT_KEYS[:3] if k not in results]
+        if missing:
+            raise KeyError(f'PackLatentInputs: the window dict lacks {missing}; found '
+                           f'{sorted(results)}')
+        latent = results['latent']
+        latent = {k: _to_tensor(v) for k, v in latent.items()} if isinstance(latent, dict) \
+            else _to_tensor(latent)
+        traj = np.asarray(results['trajectory'], np.float32)
+        if traj.ndim != 2 or traj.shape[1] != 3:
+            raise ValueError(f'PackLatentInputs: trajectory must be (T, 3), found {traj.shape} '
+                             f'(scene {results.get("scene")})')
+        inputs = dict(latent=latent, trajectory=torch.from_numpy(np.ascontiguousarray(traj)),
+                      command=torch.tensor(int(results['command']), dtype=torch.int64))
+        if results.get('layout') is not None:
+            inputs['layout'] = _to_tensor(np.asarray(results['layout'], np.float32))
+        sample = OccDataSample(metainfo={k: v for k, v in results.items()
+                                         if k not in LATENT_INPUT_KEYS})
+        sample.trajectory, sample.command = inputs['trajectory'], inputs['command']
+        if 'layout' in inputs:
+            sample.layout = inputs['layout']
+        return dict(inputs=inputs, data_samples=sample)
+
+    def __repr__(self):
+        return f'{type(self).__name__}()'
