@@ -140,11 +140,26 @@ def load_nuscenes_infos(path: str) -> Dict[str, List[dict]]:
     return scenes
 
 
-def info_pose(info: dict) -> Optional[np.ndarray]:
-    """World-from-ego (4, 4) of a frame (quaternion + translation, or a 4 x 4); else None."""
-    if 'ego2global_rotation' in info and 'ego2global_translation' in info:
-        return pose_matrix(info['ego2global_rotation'], info['ego2global_translation'])
-    for key in ('global_from_ego', 'ego2global'):
-        if key in info:
-            return np.asarray(info[key], np.float64).reshape(4, 4)
+def info_pose(info: dict, where: str = 'info') -> Optional[np.ndarray]:
+    """World-from-ego (4, 4) of a frame (quaternion + translation, or a 4 x 4); else None.
+
+    Raises:
+        DataFormatError: naming ``where`` when the pose fields have the wrong size.
+    """
+    try:
+        if 'ego2global_rotation' in info and 'ego2global_translation' in info:
+            rot = np.asarray(info['ego2global_rotation'], np.float64)
+            trans = np.asarray(info['ego2global_translation'], np.float64)
+            if rot.shape not in ((4,), (3, 3)) or trans.shape != (3,):
+                raise ValueError(f'ego2global_rotation {rot.shape} / translation {trans.shape}, '
+                                 'expected (4,) quaternion w, x, y, z or (3, 3) / (3,)')
+            return pose_matrix(rot, trans)
+        for key in ('global_from_ego', 'ego2global'):
+            if key in info:
+                mat = np.asarray(info[key], np.float64)
+                if mat.size != 16:
+                    raise ValueError(f'{key} has shape {mat.shape}, expected (4, 4)')
+                return mat.reshape(4, 4)
+    except (TypeError, ValueError) as err:
+        raise DataFormatError(f'{where}: {err}') from err
     return None

@@ -58,7 +58,8 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
         scenes = OrderedDict()
         for scene, infos in load_nuscenes_infos(self.ann_file).items():
             scenes[scene] = [dict(
-                frame_id=str(info['token']), pose=info_pose(info),
+                frame_id=str(info['token']),
+                pose=info_pose(info, f'{self.ann_file}: frame {info["token"]}'),
                 path=osp.join(self.data_root, 'gts', scene, str(info['token']), 'labels.npz'),
                 vad_command=info.get('gt_ego_fut_cmd')) for info in infos]
         return scenes

@@ -102,3 +102,16 @@ def test_bad_info_files_are_named(tmp_path):
     notoken = _dump(tmp_path / 'notoken.pkl', {'infos': {'s': [dict(timestamp=0)]}})
     with pytest.raises(DataFormatError, match=r"frame 0 of scene 's' has no \"token\""):
         load_nuscenes_infos(notoken)
+
+
+def test_bad_pose_fields_are_named(tmp_path):
+    a = _scene('scene-a', 2)
+    a[1]['ego2global_rotation'] = [1.0, 0.0, 0.0]
+    path = _dump(tmp_path / 'p.pkl', dict(infos=a))
+    with pytest.raises(DataFormatError, match=r'p\.pkl: frame \w+: ego2global_rotation \(3,\)'):
+        Occ3DNuScenesDataset(str(tmp_path), path, num_frames=1)
+    del a[1]['ego2global_rotation'], a[1]['ego2global_translation']
+    a[1]['global_from_ego'] = np.eye(3)
+    path = _dump(tmp_path / 'p.pkl', dict(infos=a))
+    with pytest.raises(DataFormatError, match=r'global_from_ego has shape \(3, 3\), expected'):
+        Occ3DNuScenesDataset(str(tmp_path), path, num_frames=1)
