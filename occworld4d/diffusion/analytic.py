@@ -10,10 +10,11 @@ C_t = a_t^2 Sigma + s_t^2 I, and the MMSE predictions are linear in x_t:
 A sampler driven by this denoiser should reproduce N(mu, Sigma) up to its discretisation
 error, which makes the distance to N(mu, Sigma) a clean accuracy measure.
 """
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 
+from .samplers import SAMPLERS, Level
 from .schedules import NoiseSchedule
 
 
@@ -127,3 +128,68 @@ def _sqrtm(matrix: torch.Tensor) -> torch.Tensor:
     """Square root of a symmetric positive semi-definite matrix by eigendecomposition."""
     vals, vecs = torch.linalg.eigh((matrix + matrix.T) / 2)
     return vecs @ torch.diag(vals.clamp(min=0).sqrt()) @ vecs.T
+
+
+def sampler_law(engine, model: GaussianDataDenoiser, sampler: str, num_steps=None,
+                eta: float = 0.0, **kwargs) -> Tuple[torch.Tensor, torch.Tensor]:
+    """The EXACT output law N(m, C) of a sampler driven by the Gaussian denoiser ``model``.
+
+    With this denoiser every sampler is affine in its inputs, so its output law is Gaussian
+    and known without Monte-Carlo noise:
+
+    - deterministic samplers (``ddim`` with eta = 0, ``dpmpp_2m``, ``unipc``) map x_T
+      affinely: out = M x_T + b, probed with D + 1 inputs (0 and the unit vectors);
+      law N(b, M M^T) for x_T ~ N(0, I);
+    - stochastic single-noise steps (``ddpm``, ``ddim`` with eta > 0) are propagated step
+      by step, x' = A x + c + N z: m <- A m + c, C <- A C A^T + N N^T, with A, c and N
+      probed through the sampler's own step (zero noise / unit-vector noise).
+
+    Args:
+        engine: the :class:`GaussianDiffusion` (its spacing and zero-SNR start apply).
+        model: the exact denoiser of N(mu, Sigma) in D dims (no conditions).
+        sampler, num_steps, eta: as :meth:`GaussianDiffusion.sample`.
+        kwargs: more ``sample`` arguments for the deterministic samplers
+            (``start_at_zero_snr``, ``solver_order``).
+
+    Returns:
+        (mean (D,), covariance (D, D)) float64 on the CPU.
+    """
+    dim = model.mean.numel()
+    probes = torch.cat([torch.zeros(1, dim), torch.eye(dim)]).double()  # (D+1, D)
+    if sampler in ('dpmpp_2m', 'unipc') or (sampler == 'ddim' and eta == 0):
+        out = engine.sample(model, probes.shape, sampler=sampler, num_steps=num_steps, x_T=probes,
+                            eta=eta, dtype=torch.float64, **kwargs).cpu()
+        linear = (out[1:] - out[0]).T  # column j = image of e_j: (D, D)
+        return out[0], linear @ linear.T
+    if sampler not in ('ddpm', 'ddim'):
+        raise ValueError(f'sampler_law: unknown sampler {sampler!r}')
+    chain = engine.schedule_for(engine.steps_for(sampler, num_steps))
+    zero_top = kwargs.get('start_at_zero_snr', engine.start_at_zero_snr) and chain.num_steps > 1
+    step = SAMPLERS[sampler](eta=eta)
+    law_mean = torch.zeros(dim, dtype=torch.float64)
+    law_cov = torch.eye(dim, dtype=torch.float64)
+    top = chain.num_steps - 1
+    for i in range(top, -1, -1):
+        cur = Level(0.0 if (zero_top and i == top) else float(chain.alphas_cumprod[i]))
+        nxt = None if i == 0 else Level(float(chain.alphas_cumprod[i - 1]))
+        t = torch.full((dim + 1, ), int(chain.timesteps[i]), dtype=torch.int64)
+        index = torch.full((dim + 1, ), i, dtype=torch.int64)
+        p = engine.p_mean_variance(model(probes, t), probes, index, chain)
+        lam = float(chain.log_snr[i])
+        out = step(probes, p, cur, nxt, lam, lambda: torch.zeros_like(probes))
+        offset = out[0]
+        linear = (out[1:] - offset).T  # (D, D)
+        p0 = {k: v[:1].expand(dim, -1) if v.shape[0] == dim + 1 else v for k, v in p.items()}
+        noise = step(probes[:1].expand(dim, -1), p0, cur, nxt, lam,
+                     lambda: torch.eye(dim, dtype=torch.float64)) - offset  # row j = N e_j
+        law_mean = linear @ law_mean + offset
+        law_cov = linear @ law_cov @ linear.T + noise.T @ noise
+    return law_mean, law_cov
+
+
+def sampler_law_w2(engine, model: GaussianDataDenoiser, sampler: str, num_steps=None,
+                   eta: float = 0.0, **kwargs) -> float:
+    """W2 between the exact output law of a sampler (:func:`sampler_law`) and the data law
+    N(mu, Sigma) of ``model``: the sampler's discretisation error, free of sampling noise."""
+    mean, cov = sampler_law(engine, model, sampler, num_steps, eta, **kwargs)
+    return gaussian_w2(mean, cov, model.mean, model.cov)

@@ -13,6 +13,7 @@ x_t = a_t x0 + s_t eps; v = a_t eps - s_t x0.
 """
 from typing import Callable, Dict, Optional, Sequence, Union
 
+import numpy as np
 import torch
 
 from occworld4d.registry import DIFFUSION
@@ -20,17 +21,23 @@ from .common import check_mask, randn_like
 from .losses import (NATS_PER_BIT, discretized_gaussian_log_likelihood, masked_mean,
                      normal_kl)
 from .samplers import SAMPLERS, run_sampler
-from .schedules import NoiseSchedule, make_betas, space_timesteps
+from .schedules import SPACING_KINDS, NoiseSchedule, make_betas, space_timesteps
 
 PREDICTION_TYPES = ('eps', 'x0', 'v')
 LOSS_TYPES = ('mse', 'hybrid')
 FIXED_VARIANCES = ('large', 'small')
-SOLVER_SPACINGS = ('cubic', 'quad', 'logsnr', 'uniform')
+# what a bare step count K means per sampler by default: the most accurate spacing measured
+# with the exact Gaussian denoiser (tools/analysis_tools/benchmark_diffusion.py)
+# (UniPC: log-SNR on every schedule; DPM-Solver++(2M) depends on the schedule's shape).
+DEFAULT_TIMESTEP_SPACING = dict(ddpm='linspace', ddim='linspace', dpmpp_2m='cubic',
+                                unipc='logsnr')
+DPMPP_2M_SPACING = dict(linear='cubic', scaled_linear='quad', cosine='trailing')
 
 
 @DIFFUSION.register_module()
 class GaussianDiffusion:
-    """Gaussian diffusion (DDPM / improved DDPM) with DDPM, DDIM and DPM-Solver++ sampling.
+    """Gaussian diffusion (DDPM / improved DDPM) with DDPM, DDIM, DPM-Solver++ and UniPC
+    sampling.
 
     Args:
         num_timesteps: N, length of the training chain.
@@ -48,9 +55,16 @@ class GaussianDiffusion:
             :func:`space_timesteps`.
         vb_bin_width: bin width of the discretized decoder likelihood at t = 0 (data in
             [-1, 1] with 256 levels: 2/255, as in improved DDPM / DiT).
-        solver_spacing: what a bare step count K means for ``dpmpp_2m``: ``'cubic'``,
-            ``'quad'``, ``'logsnr'`` or ``'uniform'``. Default: cubic, quad for the cosine
-            schedule (the most accurate measured with an exact denoiser).
+        timestep_spacing: what a bare step count K (``sample(num_steps=K)``) means: one of
+            ``'linspace'`` (both ends), ``'leading'``, ``'trailing'``, ``'quad'``,
+            ``'cubic'``, ``'logsnr'`` (see :func:`space_timesteps`) for every sampler, or a
+            dict {sampler: kind} overriding the per-sampler defaults: the most accurate
+            measured (``DEFAULT_TIMESTEP_SPACING``; ``DPMPP_2M_SPACING`` per schedule).
+        start_at_zero_snr: read the top of every sampling chain as the pure-noise level
+            abar = 0 (where x_T ~ N(0, I) is exact) and take the first step from there; the
+            network is still called at its top timestep. Removes the terminal-SNR mismatch
+            of the linear schedule (abar_999 = 4e-5) that deterministic samplers would carry
+            to their samples; no extra network call, no retraining.
     """
 
     def __init__(self,
@@ -64,7 +78,8 @@ class GaussianDiffusion:
                  fixed_variance: str = 'large',
                  timestep_respacing: Union[None, int, str, Sequence[int]] = None,
                  vb_bin_width: float = 2.0 / 255.0,
-                 solver_spacing: Optional[str] = None):
+                 timestep_spacing: Union[None, str, Dict[str, str]] = None,
+                 start_at_zero_snr: bool = True):
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f'GaussianDiffusion: prediction_type must be one of '
                              f'{PREDICTION_TYPES}, found {prediction_type!r}')
@@ -89,12 +104,25 @@ class GaussianDiffusion:
         self.fixed_variance = fixed_variance
         self.timestep_respacing = timestep_respacing
         self.vb_bin_width = vb_bin_width
-        if solver_spacing is None:  # measured best for DPM-Solver++ (docs/diffusion.md)
-            solver_spacing = 'quad' if beta_schedule == 'cosine' else 'cubic'
-        if solver_spacing not in SOLVER_SPACINGS:
-            raise ValueError(f'GaussianDiffusion: solver_spacing must be one of '
-                             f'{SOLVER_SPACINGS}, found {solver_spacing!r}')
-        self.solver_spacing = solver_spacing
+        spacing = dict(DEFAULT_TIMESTEP_SPACING, dpmpp_2m=DPMPP_2M_SPACING.get(beta_schedule,
+                                                                             'cubic'))
+        if isinstance(timestep_spacing, str):
+            spacing = {name: timestep_spacing for name in SAMPLERS}
+        elif isinstance(timestep_spacing, dict):
+            unknown = [k for k in timestep_spacing if k not in SAMPLERS]
+            if unknown:
+                raise ValueError(f'GaussianDiffusion: timestep_spacing names unknown samplers '
+                                 f'{unknown}; expected keys among {tuple(SAMPLERS)}')
+            spacing.update(timestep_spacing)
+        elif timestep_spacing is not None:
+            raise ValueError(f'GaussianDiffusion: timestep_spacing must be None, a str or a '
+                             f'dict, found {type(timestep_spacing).__name__}')
+        bad = {k: v for k, v in spacing.items() if v not in SPACING_KINDS}
+        if bad:
+            raise ValueError(f'GaussianDiffusion: timestep_spacing {bad} not among '
+                             f'{SPACING_KINDS}')
+        self.timestep_spacing = spacing
+        self.start_at_zero_snr = bool(start_at_zero_snr)
         betas = make_betas(beta_schedule, self.num_timesteps, beta_start, beta_end)
         self.schedule = NoiseSchedule.from_betas(betas)
         if timestep_respacing is not None:
@@ -394,7 +422,9 @@ class GaussianDiffusion:
                resample_steps: int = 1,
                x_T: Optional[torch.Tensor] = None,
                device=None,
-               dtype: torch.dtype = torch.float32) -> torch.Tensor:
+               dtype: torch.dtype = torch.float32,
+               start_at_zero_snr: Optional[bool] = None,
+               solver_order: Optional[int] = None) -> torch.Tensor:
         """Draw samples x0 of ``shape`` = (B, C, ...).
 
         Args:
@@ -402,12 +432,14 @@ class GaussianDiffusion:
             shape: (B, C, ...) of the samples.
             cond: condition tensors (B, ...), passed through (may hold ``drop``).
             sampler: ``'ddpm'`` (ancestral), ``'ddim'`` (``eta`` = 0 deterministic, 1 = DDPM
-                variance) or ``'dpmpp_2m'`` (DPM-Solver++ 2M, data prediction, multistep).
+                variance), ``'dpmpp_2m'`` (DPM-Solver++ 2M, data prediction, multistep) or
+                ``'unipc'`` (UniPC predictor-corrector, order ``solver_order``, default 3:
+                the most accurate per network call).
             num_steps: chain for sampling, see :meth:`timesteps_for`; None = the engine's
-                ``timestep_respacing`` or all N steps. A bare int K is uniform for ddpm /
-                ddim (as the reference methods) and ``solver_spacing`` for dpmpp_2m (cubic
-                for linear schedules: measured most accurate, see docs/diffusion.md). Pass a
-                string (``'20'``, ``'quad20'``) to choose.
+                ``timestep_respacing`` or all N steps. A bare int K (here or as
+                ``timestep_respacing``) is spread by the engine's ``timestep_spacing`` of
+                this sampler (see :meth:`steps_for`); pass a string (``'20'`` = linspace,
+                ``'trailing20'``, ``'logsnr20'``) to choose.
             eta: DDIM stochasticity.
             guidance_scale: classifier-free guidance s; != 1 runs ONE batched forward on
                 [cond; uncond] and uses pred_u + s (pred_c - pred_u) (variance channels
@@ -428,6 +460,8 @@ class GaussianDiffusion:
             device: device of the samples (default: ``known``'s, a condition's, the
                 generator's, else CPU).
             dtype: floating dtype of the samples.
+            start_at_zero_snr: override the engine's ``start_at_zero_snr``.
+            solver_order: highest order of ``'unipc'`` (1, 2 or 3; default 3).
 
         Returns:
             (B, C, ...) samples.
@@ -435,24 +469,43 @@ class GaussianDiffusion:
         if sampler not in SAMPLERS:
             raise ValueError(f'GaussianDiffusion.sample: unknown sampler {sampler!r}; '
                              f'expected one of {tuple(SAMPLERS)}')
-        if sampler == 'dpmpp_2m' and isinstance(num_steps, int) and \
-                not isinstance(num_steps, bool) and self.solver_spacing != 'uniform':
-            num_steps = f'{self.solver_spacing}{num_steps}'
-        chain = self.schedule_for(num_steps)
+        if solver_order is not None and sampler != 'unipc':
+            raise ValueError(f'GaussianDiffusion.sample: solver_order is an option of the '
+                             f'unipc sampler, not of {sampler!r}')
+        chain = self.schedule_for(self.steps_for(sampler, num_steps))
+        if start_at_zero_snr is None:
+            start_at_zero_snr = self.start_at_zero_snr
         return run_sampler(
             self, model, tuple(int(s) for s in shape), cond=dict(cond or {}), sampler=sampler,
             chain=chain, eta=eta, guidance_scale=guidance_scale,
             guidance_keys=guidance_keys, known=known, known_mask=known_mask,
             resample_jumps=resample_jumps, resample_steps=resample_steps,
             valid_mask=valid_mask, generator=generator, progress=progress, clip_x0=clip_x0,
-            x_T=x_T, device=device, dtype=dtype)
+            x_T=x_T, device=device, dtype=dtype, start_at_zero_snr=start_at_zero_snr,
+            solver_order=solver_order)
+
+    def steps_for(self, sampler: str, num_steps=None):
+        """The chain spec ``sample(sampler=sampler, num_steps=num_steps)`` uses.
+
+        None becomes ``timestep_respacing``; a bare int K < N becomes
+        ``'<timestep_spacing[sampler]>K'``; anything else is returned unchanged.
+        """
+        if num_steps is None:
+            num_steps = self.timestep_respacing
+        if isinstance(num_steps, (int, np.integer)) and not isinstance(num_steps, bool) and \
+                0 < num_steps < self.num_timesteps:
+            kind = self.timestep_spacing.get(sampler, 'linspace')
+            if kind != 'linspace':
+                return f'{kind}{int(num_steps)}'
+        return num_steps
 
     def __repr__(self) -> str:
         return (f'{type(self).__name__}(num_timesteps={self.num_timesteps}, '
                 f'beta_schedule={self.beta_schedule!r}, prediction_type='
                 f'{self.prediction_type!r}, learn_sigma={self.learn_sigma}, loss_type='
                 f'{self.loss_type!r}, timestep_respacing={self.timestep_respacing!r}, '
-                f'solver_spacing={self.solver_spacing!r})')
+                f'timestep_spacing={self.timestep_spacing!r}, '
+                f'start_at_zero_snr={self.start_at_zero_snr})')
 
 
 def large_log_variance(chain: NoiseSchedule, index: torch.Tensor, like: torch.Tensor):

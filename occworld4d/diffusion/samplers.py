@@ -1,4 +1,4 @@
-"""Sampling loops: ancestral DDPM, DDIM and DPM-Solver++ (2M) on any (respaced) chain.
+"""Sampling loops: ancestral DDPM, DDIM, DPM-Solver++ (2M) and UniPC on any (respaced) chain.
 
 Every sampler walks the positions i = K-1 .. 0 of a :class:`NoiseSchedule` (the network
 sees the original timestep ``chain.timesteps[i]``) and one ``step`` maps x at position i to
@@ -6,7 +6,9 @@ position i-1 (position -1 = the clean sample). The same loop handles guidance, i
 (with RePaint re-noising moves) and padding masks, so every sampler supports all of them.
 """
 import math
+from typing import NamedTuple
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -15,13 +17,41 @@ from .guidance import ClassifierFreeGuidance, repaint_moves
 from .schedules import NoiseSchedule
 
 
-class SamplerStep:
-    """One reverse step of a sampler: ``step(x, i, index, chain, p, noise_fn) -> x_{i-1}``.
+class Level(NamedTuple):
+    """A noise level of the sampling path: x = a x0 + s eps with a = sqrt(abar).
 
-    Args of the call: x (B, C, ...) at chain position ``i``; ``index`` int64 (B,) filled with
-    i; ``chain`` the :class:`NoiseSchedule`; ``p`` the dict of
-    :meth:`GaussianDiffusion.p_mean_variance` at x (mean, log_variance, x0, eps);
+    ``abar = 0`` is the pure-noise limit (a = 0, s = 1, lambda = -inf), where
+    x ~ N(0, I) holds exactly.
+    """
+    abar: float
+
+    @property
+    def a(self) -> float:
+        return math.sqrt(self.abar)
+
+    @property
+    def s(self) -> float:
+        return math.sqrt(1.0 - self.abar)
+
+    @property
+    def lam(self) -> float:
+        """log-SNR / 2 = log(a / s); -inf at abar = 0."""
+        return -math.inf if self.abar == 0 else 0.5 * (math.log(self.abar) -
+                                                       math.log1p(-self.abar))
+
+
+class SamplerStep:
+    """One reverse step of a sampler: ``step(x, p, cur, nxt, lam_eval, noise_fn) -> x_next``.
+
+    Args of the call: ``x`` (B, C, ...) at level ``cur``; ``p`` the dict of
+    :meth:`GaussianDiffusion.p_mean_variance` at x (mean, log_variance, x0, eps) from the
+    network called at its chain timestep, whose log-SNR is ``lam_eval``; ``nxt`` the
+    :class:`Level` of the next position, or None for the final step to the clean sample;
     ``noise_fn()`` a fresh N(0, I) draw of x's shape from the sampler's generator.
+
+    ``cur`` is the chain level of the position, except on the first step of a chain
+    started at zero SNR (``start_at_zero_snr``): there ``cur.abar = 0`` (x_T ~ N(0, I) is
+    exact only there) while the network was called at the chain's top timestep.
     ``reset()`` forgets any multistep history (called after a RePaint jump).
     """
 
@@ -31,29 +61,42 @@ class SamplerStep:
     def reset(self):
         pass
 
+    @staticmethod
+    def eps_at(x, x0, cur: Level, p):
+        """The noise implied at level ``cur`` by the prediction x0: (x - a x0) / s."""
+        return x if cur.abar == 0 else p['eps']
+
 
 class DDPMStep(SamplerStep):
-    """Ancestral sampling: x_{i-1} = mu(x_i, x0_hat) + sigma_i z (no noise at i = 0)."""
+    """Ancestral sampling: x_{i-1} = mu(x_i, x0_hat) + sigma_i z (no noise to the clean end).
 
-    def __call__(self, x, i, index, chain, p, noise_fn):
-        if i == 0:
+    From zero SNR the posterior q(x_{i-1} | x_T, x0) no longer depends on x_T:
+    x_{i-1} = a_{i-1} x0_hat + s_{i-1} z (fixed, learned and small variances agree there).
+    """
+
+    def __call__(self, x, p, cur, nxt, lam_eval, noise_fn):
+        if nxt is None:
             return p['mean']
+        if cur.abar == 0:
+            return nxt.a * p['x0'] + nxt.s * noise_fn()
         return p['mean'] + (0.5 * p['log_variance']).exp() * noise_fn()
 
 
 class DDIMStep(SamplerStep):
     """DDIM: x_{i-1} = a_{i-1} x0_hat + sqrt(1 - abar_{i-1} - sigma^2) eps_hat + sigma z,
-    sigma = eta sqrt((1 - abar_{i-1}) / (1 - abar_i)) sqrt(1 - abar_i / abar_{i-1})."""
+    sigma = eta sqrt((1 - abar_{i-1}) / (1 - abar_i)) sqrt(1 - abar_i / abar_{i-1}).
 
-    def __call__(self, x, i, index, chain, p, noise_fn):
-        if i == 0:
+    A first-order solver of the probability-flow ODE (eta = 0): its error falls as 1 / K.
+    """
+
+    def __call__(self, x, p, cur, nxt, lam_eval, noise_fn):
+        if nxt is None:
             return p['x0']
-        abar = chain.gather('alphas_cumprod', index, x)
-        abar_prev = chain.gather('alphas_cumprod_prev', index, x)
-        sigma = self.eta * ((1 - abar_prev) / (1 - abar) * (1 - abar / abar_prev)).sqrt()
-        x = abar_prev.sqrt() * p['x0'] + (1 - abar_prev - sigma**2).clamp(min=0).sqrt() * p['eps']
+        eps = self.eps_at(x, p['x0'], cur, p)
+        var = self.eta**2 * (1 - nxt.abar) / (1 - cur.abar) * (1 - cur.abar / nxt.abar)
+        x = nxt.a * p['x0'] + max(1 - nxt.abar - var, 0.0)**0.5 * eps
         if self.eta > 0:
-            x = x + sigma * noise_fn()
+            x = x + var**0.5 * noise_fn()
         return x
 
 
@@ -61,8 +104,9 @@ class DPMSolverPP2MStep(SamplerStep):
     """DPM-Solver++(2M), data-prediction form, lambda = log(a / s):
 
     x_{i-1} = (s_{i-1} / s_i) x_i - a_{i-1} (exp(-h) - 1) D, h = lambda_{i-1} - lambda_i,
-    D = x0_i (first step) or (1 + 1/(2r)) x0_i - 1/(2r) x0_{i+1}, r = h_prev / h.
-    The last step (to the clean sample, lambda = inf) is first order: x = x0_0.
+    D = x0_i (first step) or (1 + 1/(2r)) x0_i - 1/(2r) x0_{i+1}, r = h_prev / h with
+    h_prev the log-SNR gap between the two network calls. Second order; the step to the
+    clean sample (lambda = inf) returns x0_0.
     """
 
     def __init__(self, eta: float = 0.0):
@@ -71,30 +115,121 @@ class DPMSolverPP2MStep(SamplerStep):
 
     def reset(self):
         self.prev_x0 = None
-        self.prev_h = None
+        self.prev_lam = None
 
-    def __call__(self, x, i, index, chain, p, noise_fn):
+    def __call__(self, x, p, cur, nxt, lam_eval, noise_fn):
         x0 = p['x0']
-        if i == 0:
+        if nxt is None:
             self.reset()
             return x0
-        lam = chain.log_snr
-        h = float(lam[i - 1] - lam[i])
+        h = nxt.lam - cur.lam  # inf from zero SNR
         if self.prev_x0 is None:
             data = x0
         else:
-            r = self.prev_h / h
+            r = (lam_eval - self.prev_lam) / h
             data = (1 + 0.5 / r) * x0 - (0.5 / r) * self.prev_x0
-        s_i = chain.gather('sqrt_one_minus_alphas_cumprod', index, x)
-        s_prev = chain.gather('sqrt_one_minus_alphas_cumprod', index - 1, x)
-        a_prev = chain.gather('sqrt_alphas_cumprod', index - 1, x)
-        x = (s_prev / s_i) * x - a_prev * math.expm1(-h) * data
-        self.prev_x0, self.prev_h = x0, h
+        x = (nxt.s / cur.s) * x - nxt.a * math.expm1(-h) * data
+        self.prev_x0, self.prev_lam = x0, lam_eval
         return x
 
 
+class UniPCStep(SamplerStep):
+    """UniPC (Zhao et al. 2023), data prediction, B(h) = exp(-h) - 1 ('bh2').
+
+    Each step is a predictor (UniP-p, multistep order p <= ``order`` from the x0 history)
+    and, once the network has been called at the predicted point, a corrector (UniC-p)
+    that re-does the step with that new x0 as well: order p + 1 at no extra network call
+    (the network is not called again at the corrected point). With h = lambda_n - lambda_c,
+    r_k = (lambda_k - lambda_c) / h of earlier calls and D_k = (x0_k - x0_c) / r_k:
+
+        x_n = (s_n / s_c) x_c - a_n (exp(-h) - 1) x0_c - a_n B(h) sum_k rho_k D_k
+
+    where rho solves sum_k rho_k r_k^(j-1) = phi_j(h) j! / B(h), phi_1 = (exp(-h) - 1) / (-h)
+    - 1, phi_{j+1} = phi_j / (-h) - 1 / (j+1)!, j = 1..p (UniP-2 is exactly DPM-Solver++(2M),
+    UniC-1 uses rho = 1/2). The step to the clean sample returns the last x0.
+
+    Args:
+        order: highest predictor order (3: the most accurate measured; 2 for strongly guided
+            sampling, where lower orders are more stable).
+    """
+
+    def __init__(self, eta: float = 0.0, order: int = 3):
+        super().__init__(eta)
+        if order not in (1, 2, 3):
+            raise ValueError(f'UniPCStep: order must be 1, 2 or 3, found {order}')
+        self.order = order
+        self.reset()
+
+    def reset(self):
+        self.history = []  # [(lambda of the call, x0 (B, C, ...))], most recent last
+        self.last = None  # (x at the start of the last step, its Level, the order used)
+
+    @staticmethod
+    def _rhos(rks, h, count):
+        """rho solving sum_k rho_k r_k^(j-1) = phi_j(h) j! / B(h), j = 1..count."""
+        hh = -h
+        b_h = math.expm1(hh)
+        phi, fact, rows, rhs = math.expm1(hh) / hh - 1, 1, [], []
+        for j in range(1, count + 1):
+            rows.append([r**(j - 1) for r in rks])
+            rhs.append(phi * fact / b_h)
+            fact *= j + 1
+            phi = phi / hh - 1 / fact
+        return np.linalg.solve(np.array(rows), np.array(rhs)).tolist()
+
+    def _update(self, x, cur, nxt, x0_c, diffs, rhos):
+        """x_n = (s_n / s_c) x - a_n (exp(-h) - 1) x0_c - a_n B(h) sum_k rho_k D_k."""
+        h = nxt.lam - cur.lam
+        out = (nxt.s / cur.s) * x - (nxt.a * math.expm1(-h)) * x0_c
+        for rho, diff in zip(rhos, diffs):
+            out = out - (nxt.a * math.expm1(-h) * rho) * diff
+        return out
+
+    def _diffs(self, lam_c, x0_c, h, count):
+        """r_k and D_k = (x0_k - x0_c) / r_k of the ``count`` calls before the current."""
+        rks, diffs = [], []
+        for lam_k, x0_k in self.history[-1 - count:-1][::-1]:
+            r = (lam_k - lam_c) / h
+            rks.append(r)
+            diffs.append((x0_k - x0_c) / r)
+        return rks, diffs
+
+    def __call__(self, x, p, cur, nxt, lam_eval, noise_fn):
+        x0 = p['x0']
+        if self.last is not None:  # UniC: redo the last step with the new x0 as well
+            x_c, lev_c, used = self.last
+            lam_c, x0_c = self.history[-1]
+            h = cur.lam - lev_c.lam
+            if math.isfinite(h):
+                rks, diffs = self._diffs(lam_c, x0_c, h, used - 1)
+                rhos = [0.5] if used == 1 else self._rhos(rks + [1.0], h, used)
+                x = self._update(x_c, lev_c, cur, x0_c, diffs + [x0 - x0_c], rhos)
+            else:  # from zero SNR, x0 linear in lambda through both calls:
+                # x = s x_c + a (x0 - (x0 - x0_c) / (lambda - lambda_c)), exact integral
+                x = cur.s * x_c + cur.a * (x0 - (x0 - x0_c) / (lam_eval - lam_c))
+        self.history = (self.history + [(lam_eval, x0)])[-self.order:]
+        if nxt is None:
+            self.reset()
+            return x0
+        h = nxt.lam - cur.lam
+        if not math.isfinite(h):  # from zero SNR: x_n = s_n x + a_n x0
+            self.last = (x, cur, 1)
+            return nxt.s * x + nxt.a * x0
+        used = min(self.order, len(self.history))
+        rks, diffs = self._diffs(lam_eval, x0, h, used - 1)
+        if used == 1:
+            rhos = []
+        elif used == 2:
+            rhos = [0.5]
+        else:
+            rhos = self._rhos(rks, h, used - 1)
+        self.last = (x, cur, used)
+        return self._update(x, cur, nxt, x0, diffs, rhos)
+
+
 # sampler name -> step class; a new sampler is one SamplerStep subclass added here.
-SAMPLERS = {'ddpm': DDPMStep, 'ddim': DDIMStep, 'dpmpp_2m': DPMSolverPP2MStep}
+SAMPLERS = {'ddpm': DDPMStep, 'ddim': DDIMStep, 'dpmpp_2m': DPMSolverPP2MStep,
+            'unipc': UniPCStep}
 
 
 def _pick_device(device, known, cond, generator):
@@ -114,8 +249,16 @@ def _pick_device(device, known, cond, generator):
 def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0.0,
                 guidance_scale=1.0, guidance_keys=None, known=None, known_mask=None,
                 resample_jumps=1, resample_steps=1, valid_mask=None, generator=None,
-                progress=False, clip_x0=None, x_T=None, device=None, dtype=torch.float32):
+                progress=False, clip_x0=None, x_T=None, device=None, dtype=torch.float32,
+                start_at_zero_snr=False, solver_order=None):
     """The shared sampling loop behind :meth:`GaussianDiffusion.sample` (see its arguments).
+
+    With ``start_at_zero_snr`` the top position of the chain is read as the pure-noise level
+    abar = 0, where x_T ~ N(0, I) is exact: the network is still called at the chain's top
+    timestep, but the first step integrates from abar = 0 (and a RePaint jump back to the
+    top re-draws pure noise). Without it, x_T ~ N(0, I) stands for the marginal at
+    abar_T > 0, whose mean a_T E[x0] it lacks: a deterministic sampler carries that
+    mismatch to its samples (law W2 ~0.01 on the linear schedule's benchmark).
 
     Returns:
         (B, C, ...) samples.
@@ -143,8 +286,17 @@ def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0
                            dtype=dtype).to(device)
 
     denoiser = ClassifierFreeGuidance(model, cond, guidance_scale, guidance_keys)
-    step = SAMPLERS[sampler](eta=eta)
+    step = SAMPLERS[sampler](eta=eta, **({} if solver_order is None else
+                                         dict(order=solver_order)))
     batch = shape[0]
+    top = chain.num_steps - 1
+    zero_top = bool(start_at_zero_snr) and top > 0
+
+    def level(pos):
+        """The Level of chain position ``pos`` (None = the clean sample)."""
+        if pos < 0:
+            return None
+        return Level(0.0 if (zero_top and pos == top) else float(chain.alphas_cumprod[pos]))
 
     def constrain(x, pos):
         """Impose the known region at chain position ``pos`` (-1 = clean) and the padding."""
@@ -170,7 +322,7 @@ def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0
     moves = repaint_moves(chain.num_steps, resample_steps, resample_jumps)
     for kind, src, dst in tqdm(moves, disable=not progress, desc=f'{sampler} sampling'):
         if kind == 'up':  # re-noise from position src to dst > src: q(x_dst | x_src)
-            ratio = float(chain.alphas_cumprod[dst] / chain.alphas_cumprod[src])
+            ratio = level(dst).abar / level(src).abar
             x = ratio**0.5 * x + (1 - ratio)**0.5 * noise_fn()
             step.reset()
         else:
@@ -178,6 +330,6 @@ def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0
             t = torch.full((batch, ), int(chain.timesteps[src]), dtype=torch.int64, device=device)
             output = denoiser(x, t)
             p = engine.p_mean_variance(output.to(dtype), x, index, chain, clip_x0=clip_x0)
-            x = step(x, src, index, chain, p, noise_fn)
+            x = step(x, p, level(src), level(dst), float(chain.log_snr[src]), noise_fn)
         x = constrain(x, dst)
     return x

@@ -13,6 +13,10 @@ import numpy as np
 import torch
 
 BETA_SCHEDULES = ('linear', 'scaled_linear', 'cosine')
+# what a bare step count K can mean (``'<kind>K'`` strings of :func:`space_timesteps`)
+SPACING_KINDS = ('linspace', 'leading', 'trailing', 'quad', 'cubic', 'logsnr')
+# lowest lambda = log(a / s) of a 'logsnrK' grid below its top step (SNR = e^-8 = 3.4e-4)
+LOGSNR_MIN = -4.0
 
 
 def make_betas(schedule: str = 'linear',
@@ -68,14 +72,22 @@ def space_timesteps(num_timesteps: int,
     Args:
         num_timesteps: N of the original chain.
         spacing: one of
-            - an int or a digit string ``'50'``: that many steps evenly spread over
-              [0, N-1], both ends included (rounded);
+            - an int, a digit string ``'50'`` or ``'linspaceK'``: that many steps evenly
+              spread over [0, N-1], both ends included (rounded);
+            - ``'leadingK'``: ``arange(K) * (N // K)`` (0 included, the top N-1 usually
+              not: the first step starts below the trained chain's end);
+            - ``'trailingK'``: ``round(arange(N, 0, -N / K)) - 1`` (N-1 included, 0 usually
+              not: the last network call is at t = N / K - 1);
             - ``'ddimK'``: the DDIM stride rule, ``range(0, N, stride)`` with the integer
               stride that gives exactly K steps (0 included, N-1 usually not);
             - ``'quadK'`` / ``'cubicK'``: K steps quadratic / cubic in time,
               t_k = round((k / (K-1))^p (N-1)), p = 2 / 3: dense near the data end, where
               the ODE samplers make most of their error (bumped apart to stay distinct);
-            - ``'logsnrK'``: K steps uniform in log-SNR (needs ``alphas_cumprod``);
+            - ``'logsnrK'``: K steps uniform in lambda = log(a / s) (needs
+              ``alphas_cumprod``); where the chain reaches below ``LOGSNR_MIN`` (SNR 3e-4,
+              where a unit-variance signal is still invisible) the top index N-1 is kept
+              and the other K-1 steps are uniform over [LOGSNR_MIN, lambda_0], so that no
+              step is spent on the flat pure-noise end of the cosine schedule;
             - a comma string ``'10,15,20'`` (improved DDPM sections): split [0, N) into
               equal sections and take that many evenly spread steps from each;
             - a sequence of ints: the kept indices themselves.
@@ -93,6 +105,16 @@ def space_timesteps(num_timesteps: int,
                     return np.arange(0, num_timesteps, stride, dtype=np.int64)
             raise ValueError(f'space_timesteps: no integer stride gives exactly {count} of '
                              f'{num_timesteps} steps for {spacing!r}')
+        if text.startswith('linspace'):
+            return space_timesteps(num_timesteps,
+                                   _count(text[len('linspace'):], num_timesteps, spacing))
+        if text.startswith('leading'):
+            count = _count(text[len('leading'):], num_timesteps, spacing)
+            return np.arange(count, dtype=np.int64) * (num_timesteps // count)
+        if text.startswith('trailing'):
+            count = _count(text[len('trailing'):], num_timesteps, spacing)
+            kept = np.round(np.arange(num_timesteps, 0, -num_timesteps / count)) - 1
+            return np.unique(kept.astype(np.int64))
         for prefix, power in (('quad', 2), ('cubic', 3)):
             if text.startswith(prefix):
                 count = _count(text[len(prefix):], num_timesteps, spacing)
@@ -104,9 +126,16 @@ def space_timesteps(num_timesteps: int,
                 raise ValueError(f'space_timesteps: {spacing!r} needs alphas_cumprod')
             abar = np.asarray(alphas_cumprod, dtype=np.float64)
             lam = 0.5 * (np.log(abar) - np.log1p(-abar))  # decreasing in t
-            targets = np.linspace(lam[-1], lam[0], count)
+            if count == num_timesteps:
+                return np.arange(num_timesteps, dtype=np.int64)
+            low, top = lam[-1], []
+            if lam[-1] < LOGSNR_MIN and count > 2:
+                # the top step (the sampler's start) jumps straight to LOGSNR_MIN
+                low, top, count = LOGSNR_MIN, [num_timesteps - 1], count - 1
+            targets = np.linspace(low, lam[0], count)
             grid = np.interp(targets, lam[::-1], np.arange(num_timesteps)[::-1].astype(float))
-            return _strictly_increasing(np.round(grid).astype(np.int64), num_timesteps)
+            grid = np.concatenate([np.round(grid).astype(np.int64), top]).astype(np.int64)
+            return _strictly_increasing(grid, num_timesteps)
         if ',' in text:
             parts = [c.strip() for c in text.split(',')]
             if not all(c.isdigit() for c in parts):
@@ -115,7 +144,8 @@ def space_timesteps(num_timesteps: int,
             return _sectioned(num_timesteps, [int(c) for c in parts])
         if not text.isdigit():
             raise ValueError(f'space_timesteps: cannot parse spacing {spacing!r}; expected '
-                             "an int, 'ddimK', '10,15,20' or a list of indices")
+                             "an int, '<kind>K' with kind in "
+                             f"{SPACING_KINDS + ('ddim', )}, '10,15,20' or a list of indices")
         spacing = int(text)
     if isinstance(spacing, (int, np.integer)):
         count = int(spacing)

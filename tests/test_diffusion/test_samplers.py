@@ -3,7 +3,8 @@ import pytest
 import torch
 
 from occworld4d.diffusion import GaussianDiffusion
-from occworld4d.diffusion.analytic import GaussianDataDenoiser, gaussian_distances
+from occworld4d.diffusion.analytic import (GaussianDataDenoiser, gaussian_distances,
+                                           sampler_law_w2)
 
 MEAN_2D = torch.tensor([1.0, -0.5])
 COV_2D = torch.tensor([[1.0, 0.6], [0.6, 0.5]])
@@ -36,7 +37,8 @@ def test_analytic_denoiser_is_the_mmse_predictor():
 @pytest.mark.parametrize('mean,cov', [(MEAN_2D, COV_2D), (MEAN_4D, COV_4D)], ids=['2d', '4d'])
 @pytest.mark.parametrize('sampler,steps,calls,cov_tol', [('ddpm', 250, 250, 0.1),
                                                          ('ddim', 50, 50, 0.13),
-                                                         ('dpmpp_2m', 20, 20, 0.1)])
+                                                         ('dpmpp_2m', 20, 20, 0.1),
+                                                         ('unipc', 20, 20, 0.1)])
 def test_sampler_recovers_gaussian(mean, cov, sampler, steps, calls, cov_tol):
     engine = GaussianDiffusion()
     model = GaussianDataDenoiser(engine.schedule, mean, cov)
@@ -175,22 +177,118 @@ def test_cuda_sampling_matches_cpu():
     assert dist['mean_err'] < 0.06 and dist['cov_rel'] < 0.1, dist
 
 
-def test_solver_spacing_default_follows_the_schedule():
-    for schedule, prefix in (('linear', 'cubic'), ('cosine', 'quad')):
+def test_timestep_spacing_defaults_and_overrides():
+    """A bare step count is spread by the sampler's spacing (per-schedule for dpmpp_2m)."""
+    for schedule, dpm in (('linear', 'cubic'), ('cosine', 'trailing'),
+                          ('scaled_linear', 'quad')):
         engine = GaussianDiffusion(beta_schedule=schedule)
-        assert engine.solver_spacing == prefix
+        assert engine.timestep_spacing == dict(ddpm='linspace', ddim='linspace',
+                                               dpmpp_2m=dpm, unipc='logsnr')
         model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
-        model.record = True
-        engine.sample(model, (2, 2), sampler='dpmpp_2m', num_steps=12)
-        seen = sorted(int(call['t'][0]) for call in model.seen)
-        assert seen == engine.timesteps_for(f'{prefix}12').tolist()
-    engine = GaussianDiffusion(solver_spacing='uniform')
+        for sampler, kind in (('dpmpp_2m', dpm), ('unipc', 'logsnr'), ('ddim', 'linspace')):
+            model.seen, model.record = [], True
+            engine.sample(model, (2, 2), sampler=sampler, num_steps=12)
+            seen = sorted(int(call['t'][0]) for call in model.seen)
+            assert seen == engine.timesteps_for(f'{kind}12').tolist()
+    engine = GaussianDiffusion(timestep_spacing='trailing')
+    assert set(engine.timestep_spacing.values()) == {'trailing'}
+    assert engine.steps_for('ddpm', 20) == 'trailing20'
+    assert engine.steps_for('ddpm', 1000) == 1000 and engine.steps_for('ddpm', 'quad5') == 'quad5'
+    engine = GaussianDiffusion(timestep_spacing=dict(ddim='quad'), timestep_respacing=25)
+    assert engine.steps_for('ddim') == 'quad25' and engine.steps_for('ddpm') == 25
+    with pytest.raises(ValueError, match='timestep_spacing'):
+        GaussianDiffusion(timestep_spacing='karras')
+    with pytest.raises(ValueError, match='unknown samplers'):
+        GaussianDiffusion(timestep_spacing=dict(euler='quad'))
+    with pytest.raises(ValueError, match='solver_order'):
+        engine.sample(model, (2, 2), sampler='ddim', num_steps=5, solver_order=2)
+
+
+@pytest.mark.parametrize('sampler', ['ddpm', 'ddim', 'dpmpp_2m', 'unipc'])
+def test_zero_snr_start_first_step_by_hand(sampler):
+    """From zero SNR (abar = 0, where x_T ~ N(0, I) is exact) the first step is
+    x = a_0 x0_hat(x_T, 999) + s_0 e, e = x_T for the ODE samplers and fresh noise for DDPM;
+    with start_at_zero_snr=False it is the usual step from abar_999 = 4e-5."""
+    engine = GaussianDiffusion()
     model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
-    model.record = True
-    engine.sample(model, (2, 2), sampler='dpmpp_2m', num_steps=12)
-    assert sorted(int(c['t'][0]) for c in model.seen) == engine.timesteps_for(12).tolist()
-    with pytest.raises(ValueError, match='solver_spacing'):
-        GaussianDiffusion(solver_spacing='karras')
+    x0_model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D, prediction_type='x0')
+    x_T = torch.randn(16, 2, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    a0, s0 = (engine.schedule.sqrt_alphas_cumprod[0].item(),
+              engine.schedule.sqrt_one_minus_alphas_cumprod[0].item())
+    a_T, s_T = (engine.schedule.sqrt_alphas_cumprod[-1].item(),
+                engine.schedule.sqrt_one_minus_alphas_cumprod[-1].item())
+    x0_T = x0_model(x_T, torch.full((16, ), 999))
+
+    def run(zero_snr):
+        return engine.sample(model, x_T.shape, sampler=sampler, num_steps=[0, 999], x_T=x_T,
+                             dtype=torch.float64, start_at_zero_snr=zero_snr,
+                             generator=torch.Generator().manual_seed(12))
+
+    e = x_T
+    if sampler == 'ddpm':
+        e = torch.randn(16, 2, generator=torch.Generator().manual_seed(12), dtype=torch.float64)
+    expected = x0_model(a0 * x0_T + s0 * e, torch.zeros(16, dtype=torch.int64))
+    torch.testing.assert_close(run(True), expected)
+    if sampler != 'ddpm':  # DDIM from abar_999: eps_hat = (x_T - a_T x0_hat) / s_T
+        old = a0 * x0_T + s0 * (x_T - a_T * x0_T) / s_T
+        torch.testing.assert_close(run(False), x0_model(old, torch.zeros(16, dtype=torch.int64)))
+        assert not torch.allclose(run(True), run(False))
+
+
+@pytest.mark.parametrize('schedule,prediction', [('linear', 'eps'), ('cosine', 'v')])
+def test_fast_samplers_match_ddpm_1000_exact_law(schedule, prediction):
+    """The exact output laws (no sampling noise): UniPC-20 is as close to the data law as
+    ancestral DDPM-1000 (50x fewer calls), DPM-Solver++(2M)-50 within 0.0025 (20x fewer)
+    and -20 within 0.01 / 0.02. Before the zero-SNR start and the spacing defaults these were
+    0.0099 (2M-50) and 0.0130 (2M-20) on the linear schedule, 0.038 (2M-20) on cosine."""
+    engine = GaussianDiffusion(beta_schedule=schedule, prediction_type=prediction)
+    model = GaussianDataDenoiser(engine.schedule, MEAN_4D, COV_4D, prediction_type=prediction)
+    ddpm = sampler_law_w2(engine, model, 'ddpm', 1000)
+    assert ddpm < 0.0015
+    assert sampler_law_w2(engine, model, 'unipc', 20) < 1.5 * ddpm
+    assert sampler_law_w2(engine, model, 'dpmpp_2m', 50) < 0.0025
+    assert sampler_law_w2(engine, model, 'dpmpp_2m', 20) < (0.01 if schedule == 'linear'
+                                                            else 0.02)
+    # DDIM is first order: 50 steps stay ~0.04-0.07 whatever the spacing, ~1/K
+    ddim_50 = sampler_law_w2(engine, model, 'ddim', 50)
+    assert 0.03 < ddim_50 < 0.08
+    assert sampler_law_w2(engine, model, 'ddim', 100) == pytest.approx(ddim_50 / 2, rel=0.15)
+
+
+def test_zero_snr_start_removes_the_terminal_snr_floor():
+    """abar_999 = 4e-5 > 0 on the linear schedule: read as N(0, I), x_T lacks the mean
+    a_T mu, which an ODE carries to the samples. Starting at zero SNR removes that floor."""
+    engine = GaussianDiffusion()
+    model = GaussianDataDenoiser(engine.schedule, MEAN_4D, COV_4D)
+    for sampler in ('dpmpp_2m', 'unipc'):
+        old = sampler_law_w2(engine, model, sampler, 50, start_at_zero_snr=False)
+        new = sampler_law_w2(engine, model, sampler, 50)
+        assert old > 0.009 and new < 0.25 * old, (sampler, old, new)
+
+
+def test_unipc_is_third_order():
+    """Deterministic error against a converged reference falls > 6x when steps double
+    (third order: 8x), against ~4x for DPM-Solver++(2M) on the same log-SNR grids."""
+    engine = GaussianDiffusion()
+    model = GaussianDataDenoiser(engine.schedule, MEAN_4D, COV_4D)
+    x_T = torch.randn(256, 4, generator=torch.Generator().manual_seed(13), dtype=torch.float64)
+
+    def run(sampler, steps, **kw):
+        return engine.sample(model, x_T.shape, sampler=sampler, num_steps=steps, x_T=x_T,
+                             dtype=torch.float64, **kw)
+
+    ref = run('unipc', 'logsnr400')
+
+    def err(sampler, steps, **kw):
+        return (run(sampler, steps, **kw) - ref).norm(dim=1).mean().item()
+
+    ratio_unipc = err('unipc', 'logsnr30') / err('unipc', 'logsnr60')
+    ratio_unipc2 = err('unipc', 'logsnr30', solver_order=2) / err('unipc', 'logsnr60',
+                                                                 solver_order=2)
+    ratio_dpm = err('dpmpp_2m', 'logsnr30') / err('dpmpp_2m', 'logsnr60')
+    assert ratio_unipc > 6.0, ratio_unipc
+    assert ratio_unipc2 > 6.0, ratio_unipc2  # UniP-2 + UniC-2 is also third order
+    assert 3.0 < ratio_dpm < 5.5, ratio_dpm
 
 
 def test_cosine_schedule_samplers_recover_gaussian():

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from occworld4d.diffusion import GaussianDiffusion, NoiseSchedule, make_betas, space_timesteps
+from occworld4d.diffusion.schedules import LOGSNR_MIN
 
 
 def test_linear_schedule_is_ddpm_default():
@@ -70,9 +71,28 @@ def test_space_timesteps_rules():
         kept = space_timesteps(1000, spec, abar)
         assert np.all(np.diff(kept) > 0) and kept.size == count
     lam = 0.5 * np.log(abar / (1 - abar))
-    steps = np.diff(lam[space_timesteps(1000, 'logsnr20', abar)])
-    # uniform in log-SNR up to index rounding
+    kept = space_timesteps(1000, 'logsnr20', abar)
+    # the top step (the sampler's start) and 19 steps uniform in lambda over
+    # [LOGSNR_MIN, lambda_0] up to index rounding (lambda_999 = -5.06 < LOGSNR_MIN = -4)
+    assert kept[-1] == 999 and kept[0] == 0 and kept.size == 20
+    assert lam[kept[-2]] == pytest.approx(LOGSNR_MIN, abs=0.02)
+    steps = np.diff(lam[kept[:-1]])
     assert steps.std() / abs(steps.mean()) < 0.15
+    # a chain that stays above LOGSNR_MIN is uniform over its whole lambda range
+    high = np.cumprod(1 - make_betas('linear', 1000, 1e-4, 0.005))  # lambda 4.6 .. -1.3
+    lam_high = 0.5 * np.log(high / (1 - high))
+    assert lam_high[-1] > LOGSNR_MIN
+    steps = np.diff(lam_high[space_timesteps(1000, 'logsnr10', high)])
+    assert steps.std() / abs(steps.mean()) < 0.15
+    # leading / trailing / linspace (diffusers' conventions)
+    np.testing.assert_array_equal(space_timesteps(1000, 'leading4'), [0, 250, 500, 750])
+    np.testing.assert_array_equal(space_timesteps(1000, 'trailing4'), [249, 499, 749, 999])
+    np.testing.assert_array_equal(space_timesteps(1000, 'linspace4'), space_timesteps(1000, 4))
+    for spec in ('leading', 'trailing', 'linspace', 'quad', 'cubic', 'logsnr'):
+        np.testing.assert_array_equal(space_timesteps(1000, f'{spec}1000', abar),
+                                      np.arange(1000))
+    with pytest.raises(ValueError, match='trailing'):
+        space_timesteps(1000, 'trail20')
     with pytest.raises(ValueError, match='step count'):
         space_timesteps(10, 11)
 
