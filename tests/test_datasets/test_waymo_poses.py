@@ -2,7 +2,6 @@
 per-segment pose cache. Segment files are written in the real v1 / v2 formats."""
 import json
 import os
-import os.path as osp
 
 import numpy as np
 import pytest
