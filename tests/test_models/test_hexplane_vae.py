@@ -233,6 +233,11 @@ def test_loss_values_weights_kl_and_valid_mask():
             logits, keep, weight=model.loss_ce.class_weight, ignore_index=255)
     torch.testing.assert_close(masked['loss_ce'], ce_masked)
     assert not torch.allclose(masked['loss_ce'], losses['loss_ce'])
+    # The lean Lovasz (default) equals the autograd one, masked voxels ignored in both.
+    from occworld4d.models.losses import lovasz_softmax
+    assert model.loss_lovasz.lean
+    torch.testing.assert_close(masked['loss_lovasz'], lovasz_softmax(logits, keep, 255))
+    torch.testing.assert_close(losses['loss_lovasz'], lovasz_softmax(logits, voxels))
 
 
 def test_encode_sample_and_bad_inputs():
@@ -381,10 +386,11 @@ def test_benchmark_tool_worker_measures_one_step():
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     args = tool.parse_args(['--shape', '2', '8', '8', '4', '--iters', '1', '--threads', '1',
-                            '--attn-drop', '0', '--worker', 'avgpool:expansion_squeeze'])
+                            '--attn-drop', '0', '--lovasz', 'autograd',
+                            '--worker', 'avgpool:expansion_squeeze'])
     out = tool.run_worker(args)
     assert out['projection'] == 'avgpool' and out['decoder'] == 'expansion_squeeze'
-    assert out['s_iter'] > 0 and out['peak_rss_gb'] > 0.05
+    assert out['s_iter'] > 0 and out['cpu_s_iter'] > 0 and out['peak_rss_gb'] > 0.05
     assert out['params'] == _nparams(HexPlaneVAE(num_frames=2, spatial_size=(8, 8, 4),
                                                  projection='avgpool'))
     torch.set_num_threads(int(os.environ.get('OCCWORLD4D_TEST_THREADS', '1')))

@@ -3,7 +3,8 @@ import torch
 import torch.nn.functional as F
 
 from occworld4d.models.losses import (LovaszSoftmaxLoss, VoxelCrossEntropyLoss,
-                                      frequency_class_weights, gaussian_kl, lovasz_softmax)
+                                      frequency_class_weights, gaussian_kl, lovasz_softmax,
+                                      lovasz_softmax_lean)
 
 
 def test_lovasz_hand_computed():
@@ -18,6 +19,29 @@ def test_lovasz_hand_computed():
     perfect = torch.tensor([[[10.0, 10.0], [-10.0, -10.0]]])
     assert lovasz_softmax(perfect, target).item() == pytest.approx(0.0, abs=1e-4)
     assert LovaszSoftmaxLoss(loss_weight=2.0, ignore_index=0)(logits, target).item() == 0.0
+
+
+@pytest.mark.parametrize('ignore', [None, 255])
+def test_lean_lovasz_matches_autograd_with_ignore_index(ignore):
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(2, 4, 3, 5, 6)).requires_grad_(True)  # (B, K, T, X, Y)
+    target = torch.randint(0, 3, (2, 3, 5, 6))  # class 3 absent: skipped ('present')
+    if ignore is not None:
+        target[:, :, :2] = ignore  # 40% of the voxels
+    ref = lovasz_softmax(logits, target, ignore_index=ignore)
+    g_ref, = torch.autograd.grad(ref, logits)
+    lean = LovaszSoftmaxLoss(ignore_index=ignore)(logits, target)
+    g_lean, = torch.autograd.grad(lean, logits)
+    assert lean.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(g_lean, g_ref, atol=1e-7)
+    if ignore is not None:  # ignored voxels get no gradient
+        assert torch.count_nonzero(g_lean[:, :, :, :2]) == 0
+        assert torch.count_nonzero(g_lean[:, :, :, 2:]) > 0
+    # Every voxel ignored: 0 with a zero gradient (as the autograd version).
+    out = lovasz_softmax_lean(logits, torch.full_like(target, 255), ignore_index=255)
+    g, = torch.autograd.grad(out, logits)
+    assert out.item() == 0.0 and torch.count_nonzero(g) == 0
+    assert LovaszSoftmaxLoss(classes='all').lean is False  # 'all' only in the autograd form
 
 
 def test_lovasz_gradient_flows():

@@ -11,11 +11,15 @@ subprocess so that peak RSS (CPU) / max allocated (CUDA) is its own.
     python tools/analysis_tools/benchmark_hexplane_vae.py --full
     # attention-weight dropout off (CPU attention then uses the fused kernel)
     python tools/analysis_tools/benchmark_hexplane_vae.py --attn-drop 0
+    # the autograd Lovasz-softmax instead of the lean one (the model default)
+    python tools/analysis_tools/benchmark_hexplane_vae.py --lovasz autograd
     # on a GPU (CUDA max allocated instead of RSS)
     python tools/analysis_tools/benchmark_hexplane_vae.py --device cuda --full
 
-Prints one row per combination and the ratios E&S / query for each encoder. Timings on a
-shared machine are noisy; compare rows of one run.
+Prints one row per combination (wall seconds and process CPU seconds per step: on a busy
+shared machine the CPU seconds divided by the thread count are the steadier estimate) and the
+ratios E&S / query for each encoder. Timings on a shared machine are noisy; compare rows of
+one run.
 """
 import argparse
 import json
@@ -43,6 +47,8 @@ def parse_args(argv=None):
                    help='projection attention-weight dropout (default: = dropout, 0.1)')
     p.add_argument('--frame-chunk', type=int, default=None,
                    help='checkpointed decoding in chunks of this many frames')
+    p.add_argument('--lovasz', choices=['lean', 'autograd'], default='lean',
+                   help='Lovasz-softmax implementation (default lean, the model default)')
     p.add_argument('--combos', nargs='+', default=None,
                    help='subset, e.g. transformer:expansion_squeeze avgpool:query')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
@@ -62,13 +68,14 @@ def run_worker(args) -> dict:
     model = HexPlaneVAE(num_classes=args.num_classes, num_frames=T, spatial_size=(X, Y, Z),
                         projection=projection, decoder=decoder,
                         projection_attn_drop=args.attn_drop,
-                        frame_chunk=args.frame_chunk).to(device).train()
+                        frame_chunk=args.frame_chunk,
+                        lean_lovasz=args.lovasz == 'lean').to(device).train()
     voxels = torch.randint(0, args.num_classes, (1, T, X, Y, Z), device=device)
-    times = []
+    times, cpu_times = [], []
     for i in range(args.iters + 1):
         if device.type == 'cuda':
             torch.cuda.synchronize()
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         losses = model.loss(dict(voxels=voxels))
         sum(losses.values()).backward()
         model.zero_grad(set_to_none=True)
@@ -76,7 +83,9 @@ def run_worker(args) -> dict:
             torch.cuda.synchronize()
         if i:  # the first step warms up allocators and kernels
             times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
     out = dict(projection=projection, decoder=decoder, s_iter=statistics.median(times),
+               cpu_s_iter=statistics.median(cpu_times),
                peak_rss_gb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 1e9,
                params=sum(p.numel() for p in model.parameters()))
     if device.type == 'cuda':
@@ -95,7 +104,7 @@ def main(argv=None):
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     base = [sys.executable, os.path.abspath(__file__), '--shape', *map(str, args.shape),
             '--num-classes', str(args.num_classes), '--threads', str(args.threads),
-            '--iters', str(args.iters), '--device', args.device]
+            '--iters', str(args.iters), '--device', args.device, '--lovasz', args.lovasz]
     if args.attn_drop is not None:
         base += ['--attn-drop', str(args.attn_drop)]
     if args.frame_chunk is not None:
@@ -103,7 +112,7 @@ def main(argv=None):
     print(f'input {"x".join(map(str, args.shape))}, {args.num_classes} classes, device '
           f'{args.device}, {args.threads} threads, fp32, attention-weight dropout '
           f'{"0.1 (= dropout)" if args.attn_drop is None else args.attn_drop}, '
-          f'median of {args.iters} steps')
+          f'{args.lovasz} Lovasz, median of {args.iters} steps')
     mem_key = 'cuda_max_alloc_gb' if args.device.startswith('cuda') else 'peak_rss_gb'
     rows = {}
     for proj, dec in combos:
@@ -114,8 +123,8 @@ def main(argv=None):
             continue
         r = json.loads(res.stdout.strip().splitlines()[-1])
         rows[(proj, dec)] = r
-        print(f'{proj:12s} {dec:18s} {r["s_iter"]:8.3f} s/iter  {r[mem_key]:7.3f} GB '
-              f'({mem_key})  {r["params"]:,} params', flush=True)
+        print(f'{proj:12s} {dec:18s} {r["s_iter"]:8.3f} s/iter  {r["cpu_s_iter"]:8.3f} CPU s/iter'
+              f'  {r[mem_key]:7.3f} GB ({mem_key})  {r["params"]:,} params', flush=True)
     for proj in ('transformer', 'avgpool'):
         es, q = rows.get((proj, 'expansion_squeeze')), rows.get((proj, 'query'))
         if es and q:

@@ -21,7 +21,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from occworld4d.models.layers.attention import Attention
-from occworld4d.models.losses.lovasz import _lovasz_grad
+from occworld4d.models.losses.lovasz import (  # noqa: F401  (lovasz_softmax_lean re-exported)
+    _lovasz_value_and_grad, lovasz_softmax_lean)
 
 
 def attend(attn: Attention, x: Tensor, recompute: bool = True, **kwargs) -> Tensor:
@@ -97,66 +98,6 @@ class SemanticEmbedding(nn.Module):
                              f'{self.channels}')
         f = features.reshape(B, T, self.height, self.embed_dim, X, Y)  # (B, T, Z, E, X, Y)
         return torch.einsum('btzexy,ke->bktxyz', f, self.table.weight)  # (B, K, T, X, Y, Z)
-
-
-def _lovasz_value_and_grad(probs: Tensor, labels: Tensor) -> Tuple[Tensor, Tensor]:
-    """Lovasz-softmax over the present classes and its gradient w.r.t. ``probs``.
-
-    Args:
-        probs: (N, K) class probabilities.
-        labels: (N,) class ids.
-
-    Returns:
-        (loss, grad): scalar mean over present classes, and (N, K) d loss / d probs with
-        d loss_c / d p_c[perm_i] = lovasz_grad_i * (1 - 2 fg_c[perm_i]) / #present.
-    """
-    grad = torch.zeros_like(probs)
-    total = probs.new_zeros(())
-    present = 0
-    for c in range(probs.shape[1]):
-        fg = labels == c  # (N,)
-        n_fg = int(fg.sum())
-        if n_fg == 0:
-            continue
-        present += 1
-        p = probs[:, c]
-        errors = torch.where(fg, 1.0 - p, p)  # |fg - p|
-        errors_sorted, perm = torch.sort(errors, descending=True)
-        fg_sorted = fg[perm].to(probs.dtype)
-        jac = _lovasz_grad(fg_sorted)  # Lovasz extension of the Jaccard loss (N,)
-        total += torch.dot(errors_sorted, jac)
-        grad[perm, c] = jac * (1.0 - 2.0 * fg_sorted)
-    if present:
-        total /= present
-        grad /= present
-    return total, grad
-
-
-class _LovaszSoftmaxLean(torch.autograd.Function):
-    """Lovasz-softmax on probabilities with a precomputed gradient.
-
-    Same value and gradient as the autograd version (``losses.lovasz_softmax``), but the
-    backward graph holds one (N, K) gradient instead of every per-class sort, permutation
-    and intermediate.
-    """
-
-    @staticmethod
-    def forward(ctx, probs: Tensor, labels: Tensor) -> Tensor:  # probs (N, K), labels (N,)
-        loss, grad = _lovasz_value_and_grad(probs, labels)
-        ctx.save_for_backward(grad)
-        return loss
-
-    @staticmethod
-    def backward(ctx, grad_out: Tensor):
-        grad, = ctx.saved_tensors
-        return grad * grad_out, None
-
-
-def lovasz_softmax_lean(logits: Tensor, target: Tensor) -> Tensor:
-    """Lovasz-softmax over 'present' classes of (B, K, ...) logits and (B, ...) targets."""
-    K = logits.shape[1]
-    probs = logits.float().softmax(1).movedim(1, -1).reshape(-1, K)  # (N, K)
-    return _LovaszSoftmaxLean.apply(probs, target.reshape(-1))
 
 
 class _FusedCELovasz(torch.autograd.Function):
