@@ -194,6 +194,7 @@ def _tiny_generator(**kw):
 def test_generator_trains_and_samples_without_ground_truth_by_default():
     torch.manual_seed(0)
     model = _tiny_generator()
+    assert isinstance(model, UniSceneLatentDiffusion) and not model.reference_gt_prior
     voxels = torch.randint(0, 18, (2, 3, 16, 16, 4))
     layout = torch.randint(0, 13, (2, 3, 16, 16)).float()  # 2x the latent: pooled inside
     inputs = dict(voxels=voxels, layout=layout)
