@@ -120,3 +120,25 @@ def test_subprocess_renders_and_mismatch_message(setup):
     assert res.returncode == 2
     assert 'bad.pth' in res.stderr and 'denoiser.final_layer.linear.weight' in res.stderr
     assert 'denoiser.extra' in res.stderr
+
+
+def test_layout_task_without_a_layout_and_sensor_errors(setup, capsys):
+    """A scene-only npz needs a layout transform in the config; bad sensor options are named."""
+    import sample
+    npz = str(setup['tmp'] / 'scene_only.npz')
+    np.savez(npz, semantics=setup['scene'])
+    out = str(setup['tmp'] / 'layout_err')
+    with pytest.raises(SystemExit) as err:
+        sample.main([setup['cfg'], setup['ckpt'], '--task', 'layout', '--input', npz,
+                     '--out', out, '--no-render'])
+    assert err.value.code == 2 and 'no layout transform' in capsys.readouterr().err
+    # the sampled occupancy goes to the LiDAR; a camera pkl that does not exist is named
+    with pytest.raises(SystemExit) as err:
+        sample.main([*_args(setup, 'uncond', out), '--cameras', 'missing.pkl'])
+    assert err.value.code == 2 and 'missing.pkl' in capsys.readouterr().err
+    sample.main([*_args(setup, 'uncond', out), '--lidar', '--pc-range', '0', '0', '0', '8', '8',
+                 '4'])
+    pts = np.fromfile(osp.join(out, 'sample_0_sensors', 'lidar', '000.bin'), np.float32)
+    pts = pts.reshape(-1, 4)  # (N, 4) x, y, z, label: inside the 8 x 8 x 4 m grid
+    assert pts.size == 0 or (pts[:, :3].min() >= -1e-3 and pts[:, :2].max() <= 8 + 1e-3)
+    assert len(os.listdir(osp.join(out, 'sample_0_sensors', 'lidar'))) == VOXELS[0]
