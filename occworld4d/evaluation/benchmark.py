@@ -130,25 +130,44 @@ def _collate_fn(loader_cfg):
     return fns[name]
 
 
-def _sample_call(model, data, batch_size: int) -> Callable[[], object]:
-    """The model's ``sample`` method with the arguments it accepts, else ``predict``."""
+def _sample_call(model, data, batch_size: int, decode: bool = True):
+    """(callable, name) of what the 'sample' task times.
+
+    A generator with ``sample`` gets the arguments it accepts among ``inputs``,
+    ``data_samples``, ``batch_size``, ``num_samples`` and ``cond`` (the batch's conditions,
+    from ``model.conditions_from_inputs`` when it has one, so guidance runs as in
+    generation). If it also has ``decode_latent`` and ``decode`` is True, the latents are
+    decoded too (a scene, not a latent, is what sampling produces). Without ``sample``:
+    ``mode='predict'``.
+    """
     fn = getattr(model, 'sample', None)
-    if callable(fn):
-        params = inspect.signature(fn).parameters
-        avail = dict(inputs=data['inputs'], data_samples=data.get('data_samples'),
-                     batch_size=batch_size, num_samples=batch_size)
-        kwargs = {k: v for k, v in avail.items() if k in params and v is not None}
-        return lambda: fn(**kwargs)
-    return lambda: model(**data, mode='predict')
+    if not callable(fn):
+        return (lambda: model(**data, mode='predict')), 'predict'
+    params = inspect.signature(fn).parameters
+    avail = dict(inputs=data['inputs'], data_samples=data.get('data_samples'),
+                 batch_size=batch_size, num_samples=batch_size)
+    if 'cond' in params and callable(getattr(model, 'conditions_from_inputs', None)):
+        inputs = data['inputs']
+        if callable(getattr(model, 'split_context', None)):
+            inputs = model.split_context(inputs)
+        avail['cond'] = model.conditions_from_inputs(inputs)
+    kwargs = {k: v for k, v in avail.items() if k in params and v is not None}
+    dec = getattr(model, 'decode_latent', None)
+    if decode and callable(dec):
+        return (lambda: dec(fn(**kwargs))), 'sample+decode_latent'
+    return (lambda: fn(**kwargs)), 'sample'
 
 
 def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
-                  batch_size: Optional[int] = None, device: str = 'cpu') -> Dict[str, object]:
+                  batch_size: Optional[int] = None, device: str = 'cpu',
+                  decode: bool = True) -> Dict[str, object]:
     """Benchmark ``task`` for the model / dataset of ``cfg`` (an mmengine Config).
 
     Tasks: 'train' = ``model.train_step`` (forward + loss + backward + optimizer step)
     with the config's optim wrapper (AdamW 1e-4 if none); 'infer' = ``model.val_step``;
-    'sample' = the model's ``sample`` method if it has one, else ``mode='predict'``;
+    'sample' = the model's ``sample`` method if it has one (followed by ``decode_latent``
+    when the model has it and ``decode`` is True; the decoding alone is also timed as
+    ``decode_sec_per_iter``), else ``mode='predict'``;
     'data' = ``dataset[i]`` (one sample per iteration). One fixed batch is reused so
     the model tasks exclude data loading.
 
@@ -207,10 +226,7 @@ def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
                 fn = lambda: model.val_step(batch)  # noqa: E731
             else:
                 data = model.data_preprocessor(batch, False)
-                call = _sample_call(model, data, bs)
-                result['sample_fn'] = 'sample' if callable(getattr(model, 'sample', None)) \
-                    else 'predict'
-                fn = call
+                fn, result['sample_fn'] = _sample_call(model, data, bs, decode)
         probe = MemoryProbe(dev)
         probe.start()
         if task == 'train':
@@ -219,8 +235,15 @@ def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
             with torch.no_grad():
                 times = time_iterations(fn, iters, warmup, dev)
         per_sample = bs
+    memory = probe.peak()  # of the timed iterations only
+    if task == 'sample' and result.get('sample_fn') == 'sample+decode_latent':
+        with torch.no_grad():  # the decoder alone, on one drawn latent batch
+            latent = _sample_call(model, data, bs, decode=False)[0]()
+            dec = time_iterations(lambda: model.decode_latent(latent), iters, min(warmup, 1),
+                                  dev)
+        result.update(decode_sec_per_iter=statistics.median(dec), decode_sec_per_iter_all=dec)
     med = statistics.median(times)
     result.update(sec_per_iter=med, sec_per_iter_all=times,
                   samples_per_sec=per_sample / med if med > 0 else float('inf'),
-                  memory=probe.peak(), pid=os.getpid())
+                  memory=memory, pid=os.getpid())
     return result

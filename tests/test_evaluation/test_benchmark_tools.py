@@ -132,3 +132,51 @@ def test_benchmark_sample_task_uses_sample_method(config, tmp_path):
     res = run_benchmark(cfg, 'sample', iters=2, warmup=1)
     assert res['sample_fn'] == 'sample'
     assert ToySampler.sample_calls == [2, 2, 2]  # warm-up + 2 timed, batch size 2
+
+
+@MODELS.register_module(name='H4ToyLatentGenerator', force=True)
+class ToyLatentGenerator(ToyModel):
+    """``sample(batch_size, cond)`` + ``decode_latent``: the sample task must decode too."""
+    calls = []
+
+    def conditions_from_inputs(self, inputs):
+        return dict(level=inputs['voxels'].float().mean((1, 2, 3, 4)))  # (B,)
+
+    def sample(self, batch_size, cond=None):
+        ToyLatentGenerator.calls.append(('sample', batch_size, tuple(cond['level'].tolist())))
+        return torch.zeros(batch_size, 3)
+
+    def decode_latent(self, x0):
+        ToyLatentGenerator.calls.append(('decode', tuple(x0.shape)))
+        return torch.zeros(x0.shape[0], 2, 4, 4, 2)
+
+
+def test_benchmark_sample_task_decodes_with_the_batch_conditions(config):
+    from mmengine.config import Config
+    from occworld4d.evaluation.benchmark import run_benchmark
+    cfg = Config.fromfile(config)
+    cfg.model.type = 'H4ToyLatentGenerator'
+    ToyLatentGenerator.calls.clear()
+    res = run_benchmark(cfg, 'sample', iters=2, warmup=1)
+    assert res['sample_fn'] == 'sample+decode_latent'
+    # the toy dataset's items 0 and 1 are filled with 0 and 1: those are the conditions
+    timed = [('sample', 2, (0.0, 1.0)), ('decode', (2, 3))] * 3  # warm-up + 2 timed
+    assert ToyLatentGenerator.calls[:6] == timed
+    # then the decoder alone: one latent drawn, decoded warm-up + 2 times
+    assert ToyLatentGenerator.calls[6:] == [('sample', 2, (0.0, 1.0))] + [('decode', (2, 3))] * 3
+    assert len(res['decode_sec_per_iter_all']) == 2
+    ToyLatentGenerator.calls.clear()
+    res = run_benchmark(cfg, 'sample', iters=2, warmup=0, decode=False)
+    assert res['sample_fn'] == 'sample' and 'decode_sec_per_iter' not in res
+    assert [c[0] for c in ToyLatentGenerator.calls] == ['sample', 'sample']
+
+
+def test_benchmark_sample_task_on_the_tiny_dit_config(tmp_path):
+    """LatentDiffusion: sampled latents are decoded into scenes (the tool's real use)."""
+    bench = _load_tool('tools/analysis_tools/benchmark.py')
+    res = bench.main([osp.join(ROOT, 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'),
+                      '--task', 'sample', '--iters', '1', '--warmup', '0', '--device', 'cpu',
+                      '--batch-size', '1', '--cfg-options', 'model.sample_cfg.num_steps=2',
+                      'train_dataloader.dataset.num_scenes=1'])
+    assert res['sample_fn'] == 'sample+decode_latent' and res['model'] == 'LatentDiffusion'
+    assert 0 < res['decode_sec_per_iter'] < res['sec_per_iter']

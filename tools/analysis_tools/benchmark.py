@@ -7,8 +7,10 @@ Examples:
     python tools/analysis_tools/benchmark.py CONFIG --task sample --cfg-options model.x=1
 
 Tasks: train = model.train_step (forward, loss, backward, optimizer step); infer =
-model.val_step; sample = the model's ``sample`` method (else mode='predict'); data =
-dataset[i]. The reported time is the median of --iters timed iterations after --warmup
+model.val_step; sample = the model's ``sample`` method with the batch's conditions, then
+``decode_latent`` when the model has one (a scene, as generation produces; --no-decode
+times the latents only; the decoder alone is reported as decode_sec_per_iter), else
+mode='predict'; data = dataset[i]. The reported time is the median of --iters timed iterations after --warmup
 untimed ones; memory is the CUDA max allocated (GPU) or the peak RSS (CPU) of the timed
 iterations. Timings on a shared CPU are noisy: compare configs side by side.
 """
@@ -35,6 +37,8 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, help='override the dataloader batch size')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--threads', type=int, help='torch.set_num_threads (CPU)')
+    parser.add_argument('--no-decode', action='store_true',
+                        help="--task sample: time the latents only (skip decode_latent)")
     parser.add_argument('--json', help='write the result as JSON to this path')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. model.num_layers=2')
@@ -50,12 +54,16 @@ def main(argv=None) -> dict:
         torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
     result = run_benchmark(cfg, args.task, args.iters, args.warmup, args.batch_size,
-                           args.device)
+                           args.device, decode=not args.no_decode)
     result['config'] = osp.abspath(args.config)
     mem = result['memory']
     print(f'{args.task}: {result["sec_per_iter"]:.4f} s/iter (median of {args.iters}), '
           f'{result["samples_per_sec"]:.2f} samples/s, batch {result["batch_size"]}, '
           f'{result["device"]}')
+    if 'sample_fn' in result:
+        print(f'timed: {result["sample_fn"]}' + (
+            f'; decode_latent alone {result["decode_sec_per_iter"]:.4f} s/iter'
+            if 'decode_sec_per_iter' in result else ''))
     if mem['peak_mb'] is not None:
         print(f'peak memory ({mem["kind"]}, {mem["scope"]}): {mem["peak_mb"]:.1f} MiB')
     if 'params' in result:
