@@ -134,9 +134,11 @@ class GaussianDiffusion:
         """Original timestep indices (ascending int64 (K,)) of a sampling chain.
 
         Args:
-            num_steps: a step count (uniform), ``'ddimK'``, ``'quadK'``, ``'cubicK'``,
-                ``'logsnrK'``, sections ``'10,15,20'``, explicit indices, or None:
-                ``timestep_respacing`` if set, else all N steps. See :func:`space_timesteps`.
+            num_steps: a step count (linspace), ``'<kind>K'`` with kind ``linspace``,
+                ``leading``, ``trailing``, ``quad``, ``cubic``, ``logsnr`` or ``ddim``,
+                sections ``'10,15,20'``, explicit indices, or None: ``timestep_respacing`` if
+                set, else all N steps. See :func:`space_timesteps` (and :meth:`steps_for` for
+                what ``sample`` makes of a bare int).
         """
         if num_steps is None:
             num_steps = self.timestep_respacing

@@ -148,6 +148,8 @@ class UniPCStep(SamplerStep):
     - 1, phi_{j+1} = phi_j / (-h) - 1 / (j+1)!, j = 1..p (UniP-2 is exactly DPM-Solver++(2M),
     UniC-1 uses rho = 1/2). The step to the clean sample returns the last x0.
 
+    Deterministic (``eta`` is ignored, as for ``dpmpp_2m``).
+
     Args:
         order: highest predictor order (3: the most accurate measured; 2 for strongly guided
             sampling, where lower orders are more stable).
@@ -156,7 +158,7 @@ class UniPCStep(SamplerStep):
     def __init__(self, eta: float = 0.0, order: int = 3):
         super().__init__(eta)
         if order not in (1, 2, 3):
-            raise ValueError(f'UniPCStep: order must be 1, 2 or 3, found {order}')
+            raise ValueError(f'UniPC: solver_order must be 1, 2 or 3, found {order!r}')
         self.order = order
         self.reset()
 

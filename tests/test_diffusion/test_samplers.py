@@ -3,6 +3,7 @@ import pytest
 import torch
 
 from occworld4d.diffusion import GaussianDiffusion
+from occworld4d.registry import DIFFUSION
 from occworld4d.diffusion.analytic import (GaussianDataDenoiser, gaussian_distances,
                                            sampler_law_w2)
 
@@ -92,13 +93,13 @@ def test_prediction_types_give_the_same_samples():
     for kind in ('eps', 'x0', 'v'):
         engine = GaussianDiffusion(prediction_type=kind)
         model = GaussianDataDenoiser(engine_eps.schedule, MEAN_2D, COV_2D, prediction_type=kind)
-        for sampler in ('ddim', 'dpmpp_2m', 'ddpm'):
+        for sampler in ('ddim', 'dpmpp_2m', 'ddpm', 'unipc'):
             results.append(engine.sample(model, x_T.shape, sampler=sampler, num_steps=25,
                                          x_T=x_T, generator=torch.Generator().manual_seed(5),
                                          dtype=torch.float64))
-    for i in range(3):
-        torch.testing.assert_close(results[i], results[3 + i])
-        torch.testing.assert_close(results[i], results[6 + i])
+    for i in range(4):
+        torch.testing.assert_close(results[i], results[4 + i])
+        torch.testing.assert_close(results[i], results[8 + i])
 
 
 def test_ddim_eta1_equals_ddpm_with_posterior_variance():
@@ -132,7 +133,7 @@ def test_learned_range_endpoints_equal_fixed_variances():
 def test_seeded_sampling_is_deterministic(capsys):
     engine = GaussianDiffusion()
     model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
-    for sampler in ('ddpm', 'ddim', 'dpmpp_2m'):
+    for sampler in ('ddpm', 'ddim', 'dpmpp_2m', 'unipc'):
         a = engine.sample(model, (16, 2), sampler=sampler, num_steps=10, progress=True,
                           generator=torch.Generator().manual_seed(8), eta=0.5)
         assert f'{sampler} sampling' in capsys.readouterr().err  # the tqdm bar
@@ -196,6 +197,9 @@ def test_timestep_spacing_defaults_and_overrides():
     assert engine.steps_for('ddpm', 1000) == 1000 and engine.steps_for('ddpm', 'quad5') == 'quad5'
     engine = GaussianDiffusion(timestep_spacing=dict(ddim='quad'), timestep_respacing=25)
     assert engine.steps_for('ddim') == 'quad25' and engine.steps_for('ddpm') == 25
+    built = DIFFUSION.build(dict(type='GaussianDiffusion', timestep_spacing=dict(ddim='trailing'),
+                                 start_at_zero_snr=False))
+    assert built.timestep_spacing['ddim'] == 'trailing' and not built.start_at_zero_snr
     with pytest.raises(ValueError, match='timestep_spacing'):
         GaussianDiffusion(timestep_spacing='karras')
     with pytest.raises(ValueError, match='unknown samplers'):
@@ -301,7 +305,7 @@ def test_cosine_schedule_samplers_recover_gaussian():
         assert dist['mean_err'] < 0.06 and dist['cov_rel'] < 0.1, (sampler, dist)
 
 
-@pytest.mark.parametrize('sampler', ['ddpm', 'ddim', 'dpmpp_2m'])
+@pytest.mark.parametrize('sampler', ['ddpm', 'ddim', 'dpmpp_2m', 'unipc'])
 def test_one_and_two_step_chains(sampler):
     """K = 1 returns the x0 prediction at t = 999; K = 2 is finite and sees t = 999, 0."""
     engine = GaussianDiffusion()
