@@ -7,8 +7,10 @@ frames, decode the F frames to voxels (``OccWorld.predict``). Reported per mode:
 * ``FPS`` = forecast frames / wall seconds of the whole forecast (encode + roll out + decode);
 * ``FPS (OccWorld's definition)`` = 1 / (encode seconds + roll-out seconds / F), as the
   reference's evaluation script prints it (decoding not counted);
-* the roll-out seconds alone, and peak memory: CUDA ``max_memory_allocated`` on a GPU, the
-  process's peak RSS on a CPU (each mode runs in a fresh subprocess).
+* the roll-out seconds alone, the process CPU time of a forecast (on a shared CPU, CPU time /
+  threads approximates the wall time on an idle machine), and peak memory: CUDA
+  ``max_memory_allocated`` on a GPU, the process's peak RSS on a CPU (each mode runs in a
+  fresh subprocess).
 
 Both modes forecast the same input from the same (random-init, seeded) weights; the tool checks
 that they give identical codes. The input is the real Occ3D-nuScenes frame repeated over time
@@ -116,9 +118,13 @@ def _child(args) -> dict:
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
 
+    def cpu_seconds():
+        r = resource.getrusage(resource.RUSAGE_SELF)
+        return r.ru_utime + r.ru_stime
+
     def forecast():
         sync()
-        t0 = time.perf_counter()
+        c0, t0 = cpu_seconds(), time.perf_counter()
         ids = model.tokenize(voxels)  # (B, H, h, w)
         sync()
         t1 = time.perf_counter()
@@ -128,7 +134,7 @@ def _child(args) -> dict:
         pred = tok.decode_indices(fut, size=(X, Y)).argmax(1)  # (B, F, X, Y, Z)
         sync()
         t3 = time.perf_counter()
-        return fut, pred, (t1 - t0, t2 - t1, t3 - t2)
+        return fut, pred, (t1 - t0, t2 - t1, t3 - t2, cpu_seconds() - c0)
 
     warmup = args.warmup if args.warmup is not None else (2 if device.type == 'cuda' else 0)
     with torch.no_grad():
@@ -139,10 +145,11 @@ def _child(args) -> dict:
         runs = [forecast() for _ in range(args.iters)]
     enc, roll, dec = (float(np.median([r[2][i] for r in runs])) for i in range(3))
     total = enc + roll + dec
+    cpu = float(np.median([r[2][3] for r in runs]))
     out = dict(config=args.config, mode=args.child, device=str(device), threads=args.threads,
                batch=args.batch, history=H, future=Fu, grid=[X, Y, Z], input_source=source,
                world_model_params=model.world_model_parameters(),
-               encode_s=enc, rollout_s=roll, decode_s=dec, total_s=total,
+               encode_s=enc, rollout_s=roll, decode_s=dec, total_s=total, cpu_s=cpu,
                fps=args.batch * Fu / total,
                fps_occworld_def=args.batch / (enc + roll / Fu),
                codes=runs[-1][0].cpu().tolist())
@@ -186,15 +193,16 @@ def main(argv=None):
     for r in results:
         print(f'  {r["mode"]:>8}: {r["fps"]:7.2f} FPS ({r["total_s"]:.2f} s a forecast: encode '
               f'{r["encode_s"]:.2f} + roll-out {r["rollout_s"]:.2f} + decode {r["decode_s"]:.2f}'
-              f'), OccWorld-definition FPS {r["fps_occworld_def"]:.2f}, '
+              f'; process CPU time {r["cpu_s"]:.2f} s), '
+              f'OccWorld-definition FPS {r["fps_occworld_def"]:.2f}, '
               f'{r["peak_mem_kind"]} {r["peak_mem_mb"]:.0f} MiB')
     by_mode = {r['mode']: r for r in results}
     if len(by_mode) == 2:
         c, u = by_mode['cached'], by_mode['uncached']
         same = c['codes'] == u['codes']
-        print(f'  cached / uncached: roll-out {u["rollout_s"] / c["rollout_s"]:.2f}x faster, '
-              f'whole forecast {u["total_s"] / c["total_s"]:.2f}x; identical forecast codes: '
-              f'{same}')
+        print(f'  cached vs uncached: roll-out {u["rollout_s"] / c["rollout_s"]:.2f}x faster, '
+              f'whole forecast {u["total_s"] / c["total_s"]:.2f}x (CPU time '
+              f'{u["cpu_s"] / max(c["cpu_s"], 1e-9):.2f}x); identical forecast codes: {same}')
         for r in results:
             r['identical_codes'] = same
     for r in results:

@@ -355,7 +355,6 @@ class OccWorldTransformer(nn.Module):
         for i, (temporal, pose_layers, blocks, down, pose_mlp) in enumerate(zip(
                 self.enc_temporal, self.enc_pose_layers, self.enc_blocks, self.downs,
                 self.enc_pose_mlps)):
-            hh, ww = ctx.shape[-2:]
             pqry = self._pose_layers(pose_layers, pqry, pctx, qry, cache, f'enc{i}.pose')
             pctx, pqry = pose_mlp(pctx), pose_mlp(pqry)
             qry = self._temporal_layers(temporal, qry, ctx, B, cache, f'enc{i}.temporal')
