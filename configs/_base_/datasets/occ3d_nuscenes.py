@@ -1,7 +1,7 @@
 # Occ3D-nuScenes: 200 x 200 x 16 voxels of 0.4 m over [-40, -40, -1, 40, 40, 5.4] m at 2 Hz,
 # classes 0..16 (nuScenes-lidarseg-16) + 17 free. Windows of `num_frames` keyframes that never
 # cross a scene; trajectory from ego2global, command from the infos' gt_ego_fut_cmd.
-# Tree and preparation: data/README.md. Infos from the raw tables:
+# Tree and preparation: docs/datasets.md. Infos from the raw tables:
 #   python tools/dataset_converters/create_nuscenes_occ_infos.py --dataroot data/nuscenes \
 #       --version v1.0-trainval --scenes <split scene list .json> --out <ann file>
 # DynamicCity's 11-class merge instead: class_merge='occ3d_nuscenes_to_dynamiccity',
