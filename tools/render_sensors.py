@@ -22,6 +22,7 @@ from typing import List, Optional
 import numpy as np
 import torch
 
+from occworld4d.datasets.base import DataFormatError
 from occworld4d.rendering.camera import CameraRenderer, load_cameras
 from occworld4d.rendering.export import export_sensors
 from occworld4d.rendering.lidar import LIDAR_PRESETS, LidarSensor, LidarSimulator, \
@@ -126,6 +127,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 if __name__ == '__main__':
     try:
         sys.exit(main())
-    except (RenderError, KeyError, IndexError) as err:
+    except (RenderError, DataFormatError, KeyError, IndexError) as err:
         print(f'error: {err}', file=sys.stderr)
         sys.exit(2)

@@ -12,7 +12,6 @@ Example::
     scan = LidarSimulator(sensor).simulate(semantics)       # semantics (X, Y, Z)
     pts = scan.valid_points()                                # (N, 4): x, y, z, label
 """
-import pickle
 from dataclasses import dataclass, replace
 from typing import Dict, Optional, Sequence, Tuple, Union
 
@@ -21,6 +20,7 @@ import torch
 
 from occworld4d.registry import TASK_UTILS
 from .raycast import GridGeometry, cast_rays, to_grid_tensor
+from .transforms import pose_matrix
 
 
 def _pose(translation=(0.0, 0.0, 0.0)) -> Tuple[Tuple[float, ...], ...]:
@@ -108,16 +108,27 @@ LIDAR_PRESETS: Dict[str, LidarSensor] = {
 
 
 def load_lidar2ego(pkl_path: str, index: int = 0) -> np.ndarray:
-    """The real ``lidar2ego`` (4 x 4) of frame ``index`` of an mmdet3d v1.1 info pkl."""
-    with open(pkl_path, 'rb') as f:
-        info = pickle.load(f)
-    try:
-        frame = info['data_list'][index]
-        m = frame['lidar_points']['lidar2ego']
-    except (KeyError, IndexError, TypeError) as e:
-        raise KeyError(f'{pkl_path}: expected data_list[{index}]["lidar_points"]["lidar2ego"] '
-                       f'(mmdet3d v1.1 info); not found ({e!r})') from None
-    return np.asarray(m, dtype=np.float64)
+    """The real ``lidar2ego`` (4 x 4) of frame ``index`` of a nuScenes info pkl.
+
+    Any layout the one info reader accepts (:mod:`occworld4d.datasets.nuscenes_infos`): mmdet3d
+    v1.1 (``lidar_points.lidar2ego``) or temporal / converter infos
+    (``lidar2ego_rotation`` + ``lidar2ego_translation``).
+    """
+    from occworld4d.datasets.base import DataFormatError
+    from occworld4d.datasets.nuscenes_infos import load_info_frames
+    frames = load_info_frames(pkl_path)
+    if not 0 <= index < len(frames):
+        raise DataFormatError(f'{pkl_path}: frame index {index} out of range; the file has '
+                              f'{len(frames)} frames')
+    frame = frames[index]
+    m = (frame.get('lidar_points') or {}).get('lidar2ego')
+    if m is not None:
+        return np.asarray(m, dtype=np.float64)
+    if 'lidar2ego_rotation' in frame and 'lidar2ego_translation' in frame:
+        return pose_matrix(frame['lidar2ego_rotation'], frame['lidar2ego_translation'])
+    raise DataFormatError(f'{pkl_path}: frame {index} has neither lidar_points.lidar2ego '
+                          '(mmdet3d v1.1) nor lidar2ego_rotation / lidar2ego_translation '
+                          f'(temporal infos); keys {sorted(frame)[:12]}')
 
 
 @dataclass

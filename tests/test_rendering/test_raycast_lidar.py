@@ -253,3 +253,13 @@ def test_lidar_cuda_matches_cpu(real_root):
     assert torch.equal(cpu.drop, gpu.drop.cpu())
     assert torch.equal(cpu.label, gpu.label.cpu())
     torch.testing.assert_close(cpu.range[~cpu.drop], gpu.range.cpu()[~cpu.drop])
+
+
+def test_load_lidar2ego_reads_temporal_infos_and_names_bad_index(real_root):
+    """The flat temporal infos carry lidar2ego as quaternion + translation (real mini file)."""
+    pkl = osp.join(real_root, 'nuscenes', 'infos', 'nuscenes_mini_infos_val.pkl')
+    pose = load_lidar2ego(pkl)
+    assert pose.shape == (4, 4) and pose[2, 3] == pytest.approx(1.84, abs=0.01)
+    np.testing.assert_allclose(pose[:3, :3] @ pose[:3, :3].T, np.eye(3), atol=1e-6)
+    with pytest.raises(ValueError, match='out of range'):
+        load_lidar2ego(pkl, index=10_000)
