@@ -1,13 +1,21 @@
 # DynamicCity HexPlane VAE on Occ3D-nuScenes with DynamicCity's 11-class merge
 # (11 classes + free = 12 slots, vocabulary 'dynamiccity_nuscenes'), 16 x 200 x 200 x 16:
 # HexPlane xy 100x100, xz / yz 100x8, tx / ty 8x100, tz 8x8. Unweighted CE (no published
-# class counts); set model.class_frequencies to weight it.
+# class counts); to weight it, count the training split (after the 11-class merge) and paste
+# the printed list into model.class_frequencies below:
+#   python tools/analysis_tools/class_frequency.py \
+#       configs/dynamiccity/dynamiccity_vae_8xb1-100e_occ3d-nuscenes.py --out nusc_freq.json \
+#       --cfg-options train_dataloader.dataset.window_stride=16
 _base_ = [
     '../_base_/models/dynamiccity_vae.py',
     '../_base_/datasets/occ3d_nuscenes.py',
     '../_base_/schedules/adam_multistep_100e.py',
     '../_base_/default_runtime.py',
 ]
+vocabulary = 'dynamiccity_nuscenes'
+num_classes = 12
+free_label = 0
+vis_palette = 'dynamiccity_nuscenes'
 model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
     num_classes=12,

@@ -1,7 +1,10 @@
 # DynamicCity HexPlane VAE on Occ3D-Waymo (16 x 200 x 200 x 16, 9 classes + free = 10 slots):
 # HexPlane xy 100x100, xz / yz 100x8, tx / ty 8x100, tz 8x8 (compression 48.25).
-# The reference releases no Waymo class counts: CE is unweighted here; set
-# model.class_frequencies to the 10 per-class voxel counts of the training split to weight it.
+# The reference releases no Waymo class counts: CE is unweighted here. Count the training
+# split (merged classes) and paste the printed list into model.class_frequencies below:
+#   python tools/analysis_tools/class_frequency.py \
+#       configs/dynamiccity/dynamiccity_vae_8xb1-100e_occ3d-waymo.py --out waymo_freq.json \
+#       --cfg-options train_dataloader.dataset.window_stride=16
 _base_ = [
     '../_base_/models/dynamiccity_vae.py',
     '../_base_/datasets/occ3d_waymo.py',

@@ -276,7 +276,8 @@ def test_predict_mode_attaches_semantics():
     'dynamiccity_vae_8xb1-100e_carlasc.py', 'dynamiccity_vae_8xb1-100e_occ3d-waymo.py',
     'dynamiccity_vae_8xb1-100e_occ3d-nuscenes.py', 'dynamiccity_vae_tiny_synthetic-city.py',
     'dynamiccity_vae-d1111_8xb1-100e_carlasc.py', 'dynamiccity_vae-d1221_8xb1-100e_carlasc.py',
-    'dynamiccity_vae-d2442_8xb1-100e_carlasc.py'])
+    'dynamiccity_vae-d2442_8xb1-100e_carlasc.py',
+    'dynamiccity_vae-17cls_8xb1-100e_occ3d-nuscenes.py'])
 def test_configs_build_with_expected_planes(name):
     cfg = Config.fromfile(os.path.join(CONFIGS, 'dynamiccity', name))
     with DefaultScope.overwrite_default_scope('occworld4d'):
@@ -286,6 +287,7 @@ def test_configs_build_with_expected_planes(name):
         'dynamiccity_vae_8xb1-100e_carlasc.py': (16, 64, 64, 4, 8),
         'dynamiccity_vae_8xb1-100e_occ3d-waymo.py': (16, 100, 100, 8, 8),
         'dynamiccity_vae_8xb1-100e_occ3d-nuscenes.py': (16, 100, 100, 8, 8),
+        'dynamiccity_vae-17cls_8xb1-100e_occ3d-nuscenes.py': (16, 100, 100, 8, 8),
         'dynamiccity_vae-d1111_8xb1-100e_carlasc.py': (16, 128, 128, 8, 16),
         'dynamiccity_vae-d1221_8xb1-100e_carlasc.py': (16, 64, 64, 8, 16),
         'dynamiccity_vae-d2442_8xb1-100e_carlasc.py': (16, 32, 32, 4, 8),
@@ -296,8 +298,12 @@ def test_configs_build_with_expected_planes(name):
                               ty=(C, T, Y), tz=(C, T, Z))
         assert cfg.default_hooks.checkpoint.save_best.endswith('mIoU')
         assert cfg.default_hooks.checkpoint.rule == 'greater'
-    if 'nuscenes' in name:
-        assert model.num_classes == 12
+    if name == 'dynamiccity_vae-17cls_8xb1-100e_occ3d-nuscenes.py':  # 17 classes + free 17
+        assert model.num_classes == 18 and cfg.free_label == 17
+        assert cfg.train_dataloader.dataset.class_merge is None
+        assert cfg.val_evaluator.vocabulary == 'occ3d_nuscenes'
+    elif 'nuscenes' in name:
+        assert model.num_classes == 12 and cfg.free_label == 0
         assert cfg.train_dataloader.dataset.class_merge == 'occ3d_nuscenes_to_dynamiccity'
     if 'waymo' in name:
         assert model.num_classes == 10
