@@ -12,8 +12,11 @@ frames, decode the F frames to voxels (``OccWorld.predict``). Reported per mode:
   ``max_memory_allocated`` on a GPU, the process's peak RSS on a CPU (each mode runs in a
   fresh subprocess).
 
-Both modes forecast the same input from the same (random-init, seeded) weights; the tool checks
-that they give identical codes. The input is the real Occ3D-nuScenes frame repeated over time
+Both modes forecast the same input from the same (random-init, seeded) weights; the tool reports
+whether they give identical codes and their agreement per future frame. The two paths compute
+the same logits up to float32 rounding (~1e-6 at the reference size); an untrained model's
+top-2 logits can be closer than that for a few of the 2,500 tokens, and a flipped code is fed
+back, so later frames may drift apart without any difference in the computation. The input is the real Occ3D-nuScenes frame repeated over time
 when the sample data is present and the grid matches (else seeded random class ids).
 
 Examples:
@@ -198,13 +201,17 @@ def main(argv=None):
               f'{r["peak_mem_kind"]} {r["peak_mem_mb"]:.0f} MiB')
     by_mode = {r['mode']: r for r in results}
     if len(by_mode) == 2:
+        import numpy as np
         c, u = by_mode['cached'], by_mode['uncached']
-        same = c['codes'] == u['codes']
+        cc, uc = np.asarray(c['codes']), np.asarray(u['codes'])  # (B, F, h, w)
+        agree = [float((cc[:, f] == uc[:, f]).mean()) for f in range(cc.shape[1])]
         print(f'  cached vs uncached: roll-out {u["rollout_s"] / c["rollout_s"]:.2f}x faster, '
               f'whole forecast {u["total_s"] / c["total_s"]:.2f}x (CPU time '
-              f'{u["cpu_s"] / max(c["cpu_s"], 1e-9):.2f}x); identical forecast codes: {same}')
+              f'{u["cpu_s"] / max(c["cpu_s"], 1e-9):.2f}x); identical forecast codes: '
+              f'{bool(np.array_equal(cc, uc))} (agreement per future frame: '
+              + ', '.join(f'{100 * a:.2f}%' for a in agree) + ')')
         for r in results:
-            r['identical_codes'] = same
+            r['code_agreement_per_frame'] = agree
     for r in results:
         r.pop('codes')
     if args.json:

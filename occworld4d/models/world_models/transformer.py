@@ -82,24 +82,39 @@ def attend_kv(attn: Attention, x: Tensor, k: Tensor, v: Tensor, causal: bool) ->
 class KVCache:
     """Keys and values of the context stream of every frame seen so far.
 
-    ``store[name] = (k, v)``, each (N, H, frames, D), grown along the frame axis by
-    :meth:`extend`; ``length`` = frames cached.
+    ``store[name] = (k, v)``, each (N, H, capacity, D), allocated on the first
+    :meth:`extend` of ``name`` and filled frame by frame (no copy of the past per step);
+    ``length`` = frames cached (advanced by the transformer after each call).
+
+    Args:
+        capacity: most frames a roll-out caches (the transformer's ``num_frames``).
     """
 
-    def __init__(self):
+    def __init__(self, capacity: int):
+        self.capacity = int(capacity)
         self.store: Dict[str, Tuple[Tensor, Tensor]] = {}
         self.length = 0
 
     def extend(self, name: str, k: Tensor, v: Tensor) -> Tuple[Tensor, Tensor]:
-        """Append the new frames' (k, v) under ``name``; return all frames' (k, v)."""
-        if name in self.store:
-            k0, v0 = self.store[name]
-            k, v = torch.cat([k0, k], dim=2), torch.cat([v0, v], dim=2)
-        self.store[name] = (k, v)
-        return k, v
+        """Write the new frames' (k, v) (N, H, n, D) after the cached ones under ``name``;
+        return views of all frames' (k, v) (N, H, length + n, D)."""
+        start, n = self.length, k.shape[2]
+        if start + n > self.capacity:
+            raise ValueError(f'KVCache: {start} cached + {n} new frames exceed the capacity '
+                             f'{self.capacity}')
+        if name not in self.store:
+            N, H, _, D = k.shape
+            self.store[name] = (k.new_empty(N, H, self.capacity, D),
+                                v.new_empty(N, H, self.capacity, D))
+        K, V = self.store[name]
+        K[:, :, start:start + n] = k
+        V[:, :, start:start + n] = v
+        return K[:, :, :start + n], V[:, :, :start + n]
 
     def nbytes(self) -> int:
-        return sum(k.numel() * k.element_size() * 2 for k, _ in self.store.values())
+        """Bytes of the frames cached so far."""
+        return sum(2 * k[:, :, :self.length].numel() * k.element_size()
+                   for k, _ in self.store.values())
 
 
 def _keys_values(attn: Attention, context: Tensor, cache: Optional[KVCache],
@@ -291,7 +306,8 @@ class OccWorldTransformer(nn.Module):
 
     # ------------------------------------------------------------------ helpers
     def new_cache(self) -> KVCache:
-        return KVCache()
+        """An empty cache for one roll-out of at most ``num_frames`` frames."""
+        return KVCache(self.num_frames)
 
     def _check(self, tokens: Tensor, poses: Tensor, start: int) -> None:
         C, h, w = self.token_shape
