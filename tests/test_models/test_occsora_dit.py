@@ -91,7 +91,8 @@ def test_null_conditioning_and_drop():
     with torch.no_grad():
         cond = m(x, t, trajectory=traj)
         uncond = m(x, t)
-        all_dropped = m(x, t, trajectory=traj, drop=dict(trajectory=torch.ones(3, dtype=torch.bool)))
+        ones = torch.ones(3, dtype=torch.bool)
+        all_dropped = m(x, t, trajectory=traj, drop=dict(trajectory=ones))
         mixed = m(x, t, trajectory=traj, drop=dict(trajectory=torch.tensor([True, False, True])))
     # zero null: a dropped condition is the unconditional call (c = t_emb alone)
     assert torch.allclose(all_dropped, uncond)

@@ -196,8 +196,9 @@ class OccSoraDiT(nn.Module):
             (B, 2C or C, T', H', W').
         """
         if x.ndim != 5 or tuple(x.shape[1:]) != self.latent_shape:
-            raise ValueError(f'OccSoraDiT expects x of shape (B, {", ".join(map(str, self.latent_shape))}), '
-                             f'got {tuple(x.shape)}')
+            shape = ', '.join(map(str, self.latent_shape))
+            raise ValueError(f'OccSoraDiT expects x of shape (B, {shape}), got '
+                             f'{tuple(x.shape)}')
         extra = [k for k in cond if k not in CONDITIONS]
         if extra:
             raise TypeError(f'OccSoraDiT got unknown condition(s) {extra}; known: {CONDITIONS}')
@@ -215,4 +216,5 @@ class OccSoraDiT(nn.Module):
         for block in self.blocks:
             tokens = block(tokens, c)  # (B, N, W)
         out = self.final_layer(tokens, c)  # (B, N, C_out)
-        return out.transpose(1, 2).reshape(B, self.out_channels, *self.grid)  # (B, C_out, T', H', W')
+        # (B, N, C_out) -> (B, C_out, T', H', W')
+        return out.transpose(1, 2).reshape(B, self.out_channels, *self.grid)
