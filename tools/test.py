@@ -5,10 +5,24 @@ Examples:
     python tools/test.py CONFIG CHECKPOINT --out results.json
     python tools/test.py CONFIG CHECKPOINT --cfg-options test_evaluator.convention=occworld
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
+
+Generation configs (a ``GenerationMetric`` test evaluator, see
+``configs/_base_/generation_eval.py``) sample one scene per test window, write the samples
+as npz (``default_hooks.save_samples``: ``<work_dir>/samples/`` unless ``--sample-dir``) and
+score them; they need the feature-extractor checkpoint:
+    python tools/test.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py DIT_CKPT \
+        --out gen.json --cfg-options test_evaluator.checkpoint=EXTRACTOR_CKPT
+
+``--out`` writes the metrics as a flat JSON object {key: value}, plus ``_command``,
+``_config``, ``_checkpoint`` and ``_date`` (keys starting with ``_`` are provenance, not
+metrics; ``tools/analysis_tools/results_table.py`` turns such files into tables).
 """
 import argparse
+import datetime
 import json
 import os.path as osp
+import shlex
+import sys
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
@@ -25,6 +39,9 @@ def parse_args(argv=None):
     parser.add_argument('checkpoint', help='checkpoint file')
     parser.add_argument('--work-dir', help='folder for logs')
     parser.add_argument('--out', help='write the metrics to this JSON file')
+    parser.add_argument('--sample-dir', help='write the test predictions (generated scenes) as '
+                        'npz to this folder (relative: under the work dir); default: the '
+                        "config's default_hooks.save_samples.out_dir, if any")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. test_dataloader.batch_size=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -34,17 +51,51 @@ def parse_args(argv=None):
 
 
 def load_weights_strict(runner: Runner, checkpoint: str) -> None:
-    """Load ``checkpoint`` into the runner's model; a mismatch is one clear error."""
+    """Load ``checkpoint`` into the runner's model; a mismatch is one clear error.
+
+    Loaded straight into the model before the test starts (not through
+    ``runner.load_checkpoint``, whose ``after_load_checkpoint`` hooks expect a running
+    Runner: an ``EMAHook`` has no EMA copy yet). A checkpoint saved with an EMAHook holds
+    the EMA weights in ``state_dict``, so those are what is tested.
+    """
+    from mmengine.model import is_model_wrapper
+    from mmengine.runner.checkpoint import load_checkpoint
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     try:
-        runner.load_checkpoint(checkpoint, map_location='cpu', strict=True)
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                        revise_keys=[(r'^module\.', '')])
     except RuntimeError as err:
         lines = [line for line in str(err).splitlines() if line.strip()][:6]
         raise CLIError(f'checkpoint {checkpoint!r} does not match the model of the config:\n  '
                        + '\n  '.join(lines)) from err
 
 
+def check_generation_metrics(cfg, config_path: str) -> None:
+    """A GenerationMetric needs an extractor config and checkpoint: say so before building."""
+    evaluators = cfg.test_evaluator
+    evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
+    for ev in evaluators:
+        if not isinstance(ev, dict) or ev.get('type') != 'GenerationMetric':
+            continue
+        extractor = ev.get('extractor')
+        if extractor is None:
+            raise CLIError(f'{config_path}: test_evaluator.extractor is not set (the path of a '
+                           'configs/evaluation/feature_extractor_*.py config)')
+        if isinstance(extractor, str) and not osp.isfile(extractor):
+            raise CLIError(f'{config_path}: extractor config {extractor!r} does not exist '
+                           '(paths are relative to the working directory)')
+        if ev.get('checkpoint') is None and not ev.get('allow_untrained', False):
+            raise CLIError(
+                f'{config_path} scores generated samples with GenerationMetric, which needs the '
+                f'feature-extractor checkpoint: train {extractor} with tools/train.py and pass '
+                '--cfg-options test_evaluator.checkpoint=PATH')
+        check_checkpoint(ev.get('checkpoint'))
+
+
 def main(argv=None):
     args = parse_args(argv)
+    command = ' '.join(shlex.quote(a) for a in
+                       ['python', 'tools/test.py'] + (sys.argv[1:] if argv is None else argv))
     setup_launcher_env(args.launcher)
     check_checkpoint(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options)
@@ -55,16 +106,23 @@ def main(argv=None):
     for key in ('test_dataloader', 'test_evaluator', 'test_cfg'):
         if cfg.get(key) is None:
             raise CLIError(f'config {args.config!r} has no {key}; it cannot be tested')
+    check_generation_metrics(cfg, args.config)
+    if args.sample_dir:
+        hooks = cfg.setdefault('default_hooks', {})
+        save = hooks.get('save_samples') or dict(type='SaveOccSamplesHook')
+        hooks['save_samples'] = dict(save, out_dir=args.sample_dir)
     try:
         runner = Runner.from_cfg(cfg)
-    except KeyError as err:
+    except (KeyError, FileNotFoundError, ValueError) as err:
         raise CLIError(f'{args.config}: {err.args[0] if err.args else err}') from err
     load_weights_strict(runner, args.checkpoint)
     metrics = runner.test()
     if args.out:
+        out = {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in metrics.items()}
+        out.update(_command=command, _config=args.config, _checkpoint=args.checkpoint,
+                   _date=datetime.datetime.now().isoformat(timespec='seconds'))
         with atomic_path(args.out) as tmp, open(tmp, 'w') as f:
-            json.dump({k: (v if isinstance(v, (int, float, str)) else str(v))
-                       for k, v in metrics.items()}, f, indent=2)
+            json.dump(out, f, indent=2)
         print(f'metrics written to {osp.abspath(args.out)}')
     return metrics
 

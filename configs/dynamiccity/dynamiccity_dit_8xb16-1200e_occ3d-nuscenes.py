@@ -2,11 +2,16 @@
 # 11-class merge), the frozen VAE of dynamiccity_vae_8xb1-100e_occ3d-nuscenes.py (HexPlane
 # (8, 100, 100, 8), C = 16) -> 116 x 116 rollout, DiT-DC/2.
 # Windows of 16 + 12 frames train the previous-HexPlane condition (see the CarlaSC config).
+# Generation scoring on the val split (16-frame windows) with the 12-slot extractor of
+# configs/evaluation/feature_extractor_3d_1xb4-20e_occ3d-nuscenes-12cls.py:
+#   python tools/test.py CONFIG DIT_CKPT --out gen.json \
+#       --cfg-options test_evaluator.checkpoint=EXTRACTOR_CKPT
 _base_ = [
     '../_base_/models/dynamiccity_dit.py',
     '../_base_/datasets/occ3d_nuscenes.py',
     '../_base_/schedules/adamw_constant_diffusion.py',
     '../_base_/default_runtime.py',
+    '../_base_/generation_eval.py',
 ]
 hex_shape = (8, 100, 100, 8)
 model = dict(
@@ -25,6 +30,13 @@ train_dataloader = dict(
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
-test_cfg = None
-test_dataloader = None
-test_evaluator = None
+test_cfg = dict(type='TestLoop')
+test_dataloader = dict(
+    batch_size=4,
+    dataset=dict(class_merge='occ3d_nuscenes_to_dynamiccity', masks=(),
+                 pipeline=[dict(type='MakeLayout', classes=('vehicle', ), pool=4),
+                           dict(type='PackOccInputs')]))
+test_evaluator = dict(
+    extractor='configs/evaluation/feature_extractor_3d_1xb4-20e_occ3d-nuscenes-12cls.py',
+    reference_cache='work_dirs/generation_eval/occ3d-nuscenes12-val-16f_{version}.npz')
+default_hooks = dict(save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))

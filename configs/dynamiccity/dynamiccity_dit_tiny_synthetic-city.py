@@ -7,11 +7,17 @@
 #       --cfg-options model.tokenizer_ckpt=work_dirs/dynamiccity_vae_tiny_synthetic-city/epoch_5.pth
 #   python tools/sample.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py \
 #       work_dirs/dynamiccity_dit_tiny_synthetic-city/epoch_12.pth --task command --command LEFT
+# Generation scoring of the 4 val windows (samples -> <work_dir>/samples/*.npz, FID / KID / P-R /
+# IS / TC with the tiny 3D extractor; the CPU test tests/test_tools/test_generation_eval_cli.py):
+#   python tools/train.py configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py
+#   python tools/test.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py DIT_CKPT \
+#       --out gen.json --cfg-options test_evaluator.checkpoint=EXTRACTOR_CKPT
 _base_ = [
     '../_base_/models/dynamiccity_dit.py',
     '../_base_/datasets/synthetic_city_tiny.py',
     '../_base_/schedules/adamw_constant_diffusion.py',
     '../_base_/default_runtime.py',
+    '../_base_/generation_eval.py',
 ]
 vis_palette = 'dynamiccity_carlasc'
 num_frames = 8
@@ -38,9 +44,15 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=12, val_interval=100)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
-test_cfg = None
-test_dataloader = None
-test_evaluator = None
-default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=12))
+test_cfg = dict(type='TestLoop')
+test_dataloader = dict(
+    dataset=dict(pipeline=[dict(type='MakeLayout', classes=('vehicle', ), pool=4),
+                           dict(type='PackOccInputs')]))
+test_evaluator = dict(
+    extractor='configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py',
+    reference_cache='work_dirs/generation_eval/synthetic-city-tiny-val-8f_{version}.npz',
+    is_splits=2)
+default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=12),
+                     save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))
 # A short run: a faster EMA than the reference's 0.9999 so the EMA weights move.
 custom_hooks = [dict(type='EMAHook', momentum=0.05, update_buffers=True, priority=49)]

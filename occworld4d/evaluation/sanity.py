@@ -2,9 +2,10 @@
 
 Reference windows come from the config's training dataset with seed 1; the "generated"
 windows are the same dataset with seed 2, unchanged (same distribution) or perturbed
-(voxel label noise, one class removed, frames shuffled in time, frame 0 repeated). A
-useful extractor gives a small FID for the unchanged set and larger values for the
-perturbations; TC must drop for shuffled frames and be 1 for a repeated frame.
+(voxel label noise at 1 / 2 / 5 / 10 %, one class removed (vehicles by default), frames
+shuffled in time, frame 0 repeated). A useful extractor gives a small FID for the
+unchanged set, FID growing with the noise rate, a clearly larger FID without vehicles or
+with a frozen world; TC must drop for shuffled frames and be 1 for a repeated frame.
 
 Example:
     python -m occworld4d.evaluation.sanity \
@@ -12,9 +13,10 @@ Example:
         work_dirs/fe2d/epoch_10.pth --num-scenes 32
 """
 import argparse
+from typing import Sequence
 
 import torch
-from mmengine.config import Config
+from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
@@ -27,20 +29,36 @@ def _windows(cfg, seed: int, num_scenes: int):
             torch.stack([it['inputs']['command'] for it in items]))  # (N,)
 
 
-def perturbations(voxels: torch.Tensor, num_classes: int, free_label: int, drop_class: int,
-                  seed: int = 0) -> dict:
-    """Named perturbed copies of windows (N, T, X, Y, Z)."""
+def label_noise(voxels: torch.Tensor, rate: float, num_classes: int,
+                seed: int = 0) -> torch.Tensor:
+    """Copy of ``voxels`` with a fraction ``rate`` of voxels redrawn uniformly from the K
+    classes (so (K-1)/K of them change)."""
     g = torch.Generator().manual_seed(seed)
     noisy = voxels.clone()
-    flip = torch.rand(voxels.shape, generator=g) < 0.05
+    flip = torch.rand(voxels.shape, generator=g) < rate
     noisy[flip] = torch.randint(0, num_classes, (int(flip.sum()),), generator=g,
                                 dtype=noisy.dtype)
-    dropped = torch.where(voxels == drop_class, torch.full_like(voxels, free_label), voxels)
-    shuffled = voxels[:, torch.randperm(voxels.shape[1], generator=g)]
-    repeated = voxels[:, :1].expand_as(voxels).clone()
-    return {'unchanged (other seed)': voxels, '5% voxel label noise': noisy,
-            f'class {drop_class} removed': dropped, 'frames shuffled in time': shuffled,
-            'frame 0 repeated': repeated}
+    return noisy
+
+
+def perturbations(voxels: torch.Tensor, num_classes: int, free_label: int, drop_class: int,
+                  seed: int = 0, noise_rates: Sequence[float] = (0.01, 0.02, 0.05, 0.1)
+                  ) -> dict:
+    """Named perturbed copies of windows (N, T, X, Y, Z).
+
+    Keys: ``'unchanged (other seed)'``, ``'<p>% voxel label noise'`` for every rate,
+    ``'class <c> removed'`` (set to free), ``'frames shuffled in time'``,
+    ``'frame 0 repeated'``.
+    """
+    g = torch.Generator().manual_seed(seed)
+    out = {'unchanged (other seed)': voxels}
+    for rate in noise_rates:
+        out[f'{100 * rate:g}% voxel label noise'] = label_noise(voxels, rate, num_classes, seed)
+    out[f'class {drop_class} removed'] = torch.where(
+        voxels == drop_class, torch.full_like(voxels, free_label), voxels)
+    out['frames shuffled in time'] = voxels[:, torch.randperm(voxels.shape[1], generator=g)]
+    out['frame 0 repeated'] = voxels[:, :1].expand_as(voxels).clone()
+    return out
 
 
 def main(argv=None) -> dict:
@@ -48,9 +66,14 @@ def main(argv=None) -> dict:
     parser.add_argument('config', help='feature extractor config')
     parser.add_argument('checkpoint')
     parser.add_argument('--num-scenes', type=int, default=32)
-    parser.add_argument('--drop-class', type=int, default=10, help='class id to remove')
+    parser.add_argument('--drop-class', type=int, default=10,
+                        help='class id to remove (10 = vehicle in dynamiccity_carlasc)')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+                        help='override config keys, e.g. model.local_parts=[]')
     args = parser.parse_args(argv)
     cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'occworld4d'))

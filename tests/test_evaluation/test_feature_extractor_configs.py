@@ -51,7 +51,7 @@ def test_tiny_config_trains_and_checkpoint_feeds_metric(tmp_path, kind):
     version = runner.model.version
     assert state['_extra_state']['version'] == version
     metric = GenerationMetric(extractor=cfg.model.to_dict(), checkpoint=ckpt,
-                              metrics=('fid', 'tc'))
+                              statistics=('fid', 'tc'))
     assert metric.prefix == f'gen{kind}@{version}'
     for a, b in zip(metric.extractor.state_dict().values(), runner.model.state_dict().values()):
         if isinstance(a, torch.Tensor):

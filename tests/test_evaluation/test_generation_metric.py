@@ -40,13 +40,15 @@ def test_extractor_shapes_and_training_decreases_loss(cls):
     model = cls(dataset_name='toy', **TINY)
     vox, cmd = toy_windows(8)
     out = model.extract(vox)
-    assert out['frame_feats'].shape == (8, 3, 16) and out['probs'].shape == (8, 4)
+    # D = global part (feat_dim 16) + local part (class histogram + reconstruction NLL, K each)
+    assert model.feat_dim == 16 + 2 * K
+    assert out['frame_feats'].shape == (8, 3, 16 + 2 * K) and out['probs'].shape == (8, 4)
     torch.testing.assert_close(out['probs'].sum(-1), torch.ones(8))
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     losses = []
     for _ in range(30):
         loss = model.loss(dict(voxels=vox, command=cmd))
-        total = loss['loss_layout'] + loss['loss_command']
+        total = loss['loss_layout'] + loss['loss_command'] + loss['loss_recon']
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -135,7 +137,7 @@ def test_generation_metric_rejects_mixed_window_lengths():
     gt3, _ = toy_windows(4, T=3, seed=1)
     gt2, _ = toy_windows(4, T=2, seed=2)
     metric = GenerationMetric(extractor=MODELS.build(_cfg()), allow_untrained=True,
-                              metrics=('fid', 'tc'))
+                              statistics=('fid', 'tc'))
     metric.process(None, _samples(gt3, gt3) + _samples(gt2, gt2))
     with pytest.raises(ValueError, match=r'fake windows have different frame counts \[2, 3\]'):
         metric.compute_metrics(metric.results)
@@ -145,7 +147,7 @@ def test_generation_metric_through_evaluator():
     from mmengine.evaluator import Evaluator
     gt, _ = toy_windows(6, seed=2)
     ev = Evaluator(dict(type='GenerationMetric', _scope_='occworld4d', extractor=_cfg(),
-                        allow_untrained=True, metrics=('fid', 'tc'), prefix='gen'))
+                        allow_untrained=True, statistics=('fid', 'tc'), prefix='gen'))
     ev.process(_samples(gt, gt))
     res = ev.evaluate(6)
     assert res['gen/FID'] == pytest.approx(0.0, abs=1e-6)
@@ -163,3 +165,64 @@ def test_sanity_perturbations():
     assert torch.equal(p['frames shuffled in time'].sort(1).values, vox.sort(1).values)
     changed = (p['5% voxel label noise'] != vox).float().mean().item()
     assert 0.02 < changed < 0.06  # 5 % redrawn, (K-1)/K of them change
+
+
+def _meta_samples(pred, gt, scenes):
+    out = _samples(pred, gt)
+    for s, name in zip(out, scenes):
+        s.update(scene=name, frame_ids=[f'{t:06d}' for t in range(pred.shape[1])])
+    return out
+
+
+def test_reference_cache_extracts_each_window_once(tmp_path, monkeypatch):
+    from occworld4d.evaluation.metrics.generation_metric import window_id
+    gt, _ = toy_windows(12, seed=4)
+    fake = torch.flip(gt, dims=[2])
+    model = MODELS.build(_cfg())
+    path = str(tmp_path / 'ref_{version}.npz')
+    kw = dict(extractor=model, allow_untrained=True, statistics=('fid', 'tc'),
+              reference_cache=path)
+    first = GenerationMetric(**kw)
+    first.process(None, _meta_samples(fake[:8], gt[:8], [f's{i}' for i in range(8)]))
+    r_first = first.compute_metrics(first.results)
+    cached = tmp_path / f'ref_{model.version}.npz'
+    with np.load(cached) as f:
+        assert sorted(f['ids']) == sorted(f's{i}:000000-000002/3' for i in range(8))
+    assert window_id(_meta_samples(fake[:1], gt[:1], ['a'])[0]) == 'a:000000-000002/3'
+    # a second metric: cached windows are not extracted again (only 4 new ones are) ...
+    calls = []
+    orig = model.extract
+    monkeypatch.setattr(model, 'extract', lambda v: calls.append(1) or orig(v))
+    second = GenerationMetric(**kw)
+    second.process(None, _meta_samples(fake, gt, [f's{i}' for i in range(12)]))
+    assert len(calls) == 12 + 4  # 12 generated + the 4 windows missing from the cache
+    second.compute_metrics(second.results)
+    with np.load(cached) as f:
+        assert len(f['ids']) == 12
+    # ... and the numbers equal those of a run without any cache
+    third = GenerationMetric(**dict(kw, reference_cache=None))
+    third.process(None, _meta_samples(fake[:8], gt[:8], [f's{i}' for i in range(8)]))
+    assert third.compute_metrics(third.results) == pytest.approx(r_first)
+    # a cache written by another extractor version is refused
+    (tmp_path / 'other.npz').write_bytes(cached.read_bytes())
+    other = dict(kw, extractor=MODELS.build(_cfg(dataset='other')),
+                 reference_cache=str(tmp_path / 'other.npz'))
+    with pytest.raises(VersionMismatchError, match='reference cache'):
+        GenerationMetric(**other)
+
+
+def test_extractor_given_as_config_path_and_clear_errors(tmp_path):
+    cfg = ('configs/evaluation/feature_extractor_2d_1xb2-10e_synthetic-city-tiny.py')
+    import os.path as osp
+    root = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+    metric = GenerationMetric(extractor=osp.join(root, cfg), allow_untrained=True)
+    assert type(metric.extractor).__name__ == 'OccFeatureExtractor2D'
+    assert metric.extractor.dataset_name == 'synthetic_city_tiny'
+    with pytest.raises(FileNotFoundError, match='missing.py'):
+        GenerationMetric(extractor=str(tmp_path / 'missing.py'), allow_untrained=True)
+    with pytest.raises(FileNotFoundError, match='nope.pth'):
+        GenerationMetric(extractor=_cfg(), checkpoint=str(tmp_path / 'nope.pth'))
+    with pytest.raises(ValueError, match='test_evaluator.checkpoint'):
+        GenerationMetric(extractor=_cfg())
+    with pytest.raises(ValueError, match='no samples were processed'):
+        GenerationMetric(extractor=_cfg(), allow_untrained=True).compute_metrics([])

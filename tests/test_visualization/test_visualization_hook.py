@@ -92,3 +92,28 @@ def test_hook_writes_test_gifs(tmp_path):
     assert gif.n_frames == 2  # one frame per time step
     pngs = [f for d, _, fs in os.walk(tmp_path) for f in fs if f.endswith('.png')]
     assert sorted(pngs) == ['test_batch0_sample0_0.png', 'test_batch1_sample0_0.png']
+
+
+def test_save_samples_hook_writes_one_npz_per_sample(tmp_path):
+    import pytest
+
+    from occworld4d.engine.hooks import SaveOccSamplesHook
+
+    class FakeRunner:
+        work_dir = str(tmp_path)
+
+    named = OccDataSample(metainfo=dict(scene='scene/7', frame_ids=['000010', '000011']))
+    named.pred_semantics = torch.full((2, 3, 3, 2), 5, dtype=torch.uint8)
+    named.gt_semantics = torch.zeros(2, 3, 3, 2, dtype=torch.uint8)
+    named.command = torch.tensor(2)
+    bare = dict(pred_semantics=torch.ones(2, 3, 3, 2, dtype=torch.uint8))
+    hook = SaveOccSamplesHook(out_dir='gen', save_gt=True)
+    hook.after_test_iter(FakeRunner(), 3, None, [named, bare])
+    names = sorted(p.name for p in (tmp_path / 'gen').iterdir())
+    assert names == ['rank0_batch00003_1.npz', 'scene_7_000010.npz']
+    with np.load(tmp_path / 'gen' / 'scene_7_000010.npz') as f:
+        assert (f['semantics'] == 5).all() and f['semantics'].dtype == np.uint8
+        assert int(f['command']) == 2 and list(f['frame_ids']) == ['000010', '000011']
+        assert (f['gt_semantics'] == 0).all()
+    with pytest.raises(KeyError, match='pred_semantics'):
+        hook.after_test_iter(FakeRunner(), 4, None, [dict(gt_semantics=torch.zeros(1))])

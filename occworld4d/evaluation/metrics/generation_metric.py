@@ -1,6 +1,7 @@
 """``GenerationMetric``: FID / KID / precision-recall / IS / TC of generated occupancy."""
 import math
-from typing import Dict, List, Optional, Sequence
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -40,6 +41,71 @@ def load_reference_features(path: str, version: str) -> Dict[str, np.ndarray]:
         return dict(frame_feats=data['frame_feats'], probs=data['probs'])
 
 
+def window_id(sample) -> Optional[str]:
+    """A stable name of a sample's window, from its metainfo: ``scene:first-last/T``.
+
+    None when the sample carries no ``scene`` / ``frame_ids`` (then nothing is cached).
+    """
+    scene, frames = _field(sample, 'scene'), _field(sample, 'frame_ids')
+    if scene is None or not frames:
+        return None
+    vox = _field(sample, 'pred_semantics')
+    vox = _field(sample, 'gt_semantics') if vox is None else vox
+    # T of the scored window (a generator may score the last T of T + s loaded frames)
+    T = vox.shape[0] if vox is not None and getattr(vox, 'ndim', 0) == 4 else len(frames)
+    return f'{scene}:{frames[0]}-{frames[-1]}/{T}'
+
+
+def load_reference_cache(path: str, version: str) -> Dict[str, Dict[str, np.ndarray]]:
+    """{window id: dict(frame_feats=(T, D), probs=(C,))} from a cache written by
+    :func:`save_reference_cache`; {} if the file does not exist. A cache of another
+    extractor version raises :class:`VersionMismatchError`."""
+    if not osp.isfile(path):
+        return {}
+    with np.load(path) as data:
+        missing = {'ids', 'frame_feats', 'probs', 'version'} - set(data.files)
+        if missing:
+            raise KeyError(f'reference cache {path!r} lacks keys {sorted(missing)}; it was not '
+                           'written by GenerationMetric(reference_cache=...): delete it')
+        found = str(data['version'])
+        if found != version:
+            raise VersionMismatchError(
+                f'reference cache {path!r} holds features of extractor version {found!r}, the '
+                f'metric uses {version!r}: put "{{version}}" in reference_cache or delete it')
+        ids, feats, probs = data['ids'], data['frame_feats'], data['probs']
+        return {str(i): dict(frame_feats=f, probs=p) for i, f, p in zip(ids, feats, probs)}
+
+
+def save_reference_cache(path: str, cache: Dict[str, Dict[str, np.ndarray]],
+                         version: str) -> None:
+    """Write {window id: features} atomically (windows of one length T)."""
+    ids = sorted(cache)
+    lengths = sorted({cache[i]['frame_feats'].shape[0] for i in ids})
+    if len(lengths) > 1:
+        raise ValueError(f'reference cache {path!r} would mix windows of {lengths} frames; '
+                         'use one reference_cache path per window length / split')
+    save_npz_atomic(path, ids=np.array(ids),
+                    frame_feats=np.stack([cache[i]['frame_feats'] for i in ids]).astype(
+                        np.float32),
+                    probs=np.stack([cache[i]['probs'] for i in ids]).astype(np.float32),
+                    version=np.array(version))
+
+
+def extractor_config(extractor: Union[str, dict]) -> dict:
+    """The extractor's model dict: given as is, or read from an extractor config file."""
+    if isinstance(extractor, str):
+        if not osp.isfile(extractor):
+            raise FileNotFoundError(f'GenerationMetric: extractor config {extractor!r} does not '
+                                    'exist (expected a configs/evaluation/feature_extractor_*.py '
+                                    'file, relative to the working directory, or a model dict)')
+        from mmengine.config import Config
+        model = Config.fromfile(extractor).get('model')
+        if not isinstance(model, dict) or 'type' not in model:
+            raise KeyError(f'GenerationMetric: extractor config {extractor!r} has no model dict')
+        return model.to_dict() if hasattr(model, 'to_dict') else dict(model)
+    return extractor
+
+
 @METRICS.register_module()
 class GenerationMetric(BaseMetric):
     """Compare generated samples with reference samples in a trained extractor's feature space.
@@ -54,15 +120,25 @@ class GenerationMetric(BaseMetric):
     FID, KID and P/R use per-frame features (N * T vectors), IS the command classifier of
     each window, TC the cosine similarity of consecutive frame features.
 
+    Reference features of the evaluated split are computed once: with ``reference_cache``
+    every window's features are stored under its window id (:func:`window_id`, from the
+    sample's scene and frame ids) in an npz; later runs extract only windows missing there
+    (a test run on a subset adds to the cache; the reference of a run is always exactly
+    the ground truth of the windows it evaluated).
+
     Args:
-        extractor: config of an ``OccFeatureExtractor2D`` / ``3D`` (the one it was trained with).
+        extractor: config of an ``OccFeatureExtractor2D`` / ``3D`` (the one it was trained
+            with), or the path of its config file (``configs/evaluation/...``).
         checkpoint: its checkpoint; the version stored there must equal the config's.
             ``None`` only with ``allow_untrained=True`` (tests).
         reference: optional npz of reference features (:func:`save_reference_features`);
             otherwise ``gt_semantics`` of the evaluated samples are the reference.
         save_reference: optional path: write the reference features seen during evaluation.
+        reference_cache: optional npz path of per-window reference features (see above);
+            ``{version}`` in it is replaced by the extractor version.
         expected_version: optional version string that the extractor must have.
-        metrics: subset of ('fid', 'kid', 'pr', 'is', 'tc').
+        statistics: subset of ('fid', 'kid', 'pr', 'is', 'tc') to compute (not named
+            ``metrics``: in a config, mmengine reads a ``metrics`` key as an Evaluator).
         kid_subsets, kid_subset_size, pr_k, is_splits: parameters of the statistics.
         device: where the extractor runs (default: the current CUDA device if any, else CPU).
         allow_untrained: accept ``checkpoint=None`` (random weights; tests only).
@@ -70,18 +146,28 @@ class GenerationMetric(BaseMetric):
 
     default_prefix = None
 
-    def __init__(self, extractor: dict, checkpoint: Optional[str] = None,
+    def __init__(self, extractor: Union[str, dict], checkpoint: Optional[str] = None,
                  reference: Optional[str] = None, save_reference: Optional[str] = None,
-                 expected_version: Optional[str] = None, metrics: Sequence[str] = ALL_METRICS,
+                 reference_cache: Optional[str] = None,
+                 expected_version: Optional[str] = None,
+                 statistics: Sequence[str] = ALL_METRICS,
                  kid_subsets: int = 100, kid_subset_size: int = 1000, pr_k: int = 3,
                  is_splits: int = 10, device: Optional[str] = None, allow_untrained: bool = False,
                  collect_device: str = 'cpu', prefix: Optional[str] = None):
-        unknown = set(metrics) - set(ALL_METRICS)
+        unknown = set(statistics) - set(ALL_METRICS)
         if unknown:
-            raise ValueError(f'GenerationMetric: unknown metrics {sorted(unknown)}; expected '
+            raise ValueError(f'GenerationMetric: unknown statistics {sorted(unknown)}; expected '
                              f'a subset of {ALL_METRICS}')
+        if extractor is None:
+            raise ValueError('GenerationMetric: no extractor given (set test_evaluator.extractor '
+                             'to a configs/evaluation/feature_extractor_*.py path or a model '
+                             'dict)')
+        extractor = extractor_config(extractor)
         model = MODELS.build(extractor) if isinstance(extractor, dict) else extractor
         if checkpoint is not None:
+            if not osp.isfile(checkpoint):
+                raise FileNotFoundError(f'GenerationMetric: extractor checkpoint {checkpoint!r} '
+                                        'does not exist')
             load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
             if model.loaded_version != model.version:
                 raise VersionMismatchError(
@@ -89,8 +175,9 @@ class GenerationMetric(BaseMetric):
                     f'(expected {model.version!r}); it was not written by an occworld4d '
                     'feature extractor')
         elif not allow_untrained:
-            raise ValueError('GenerationMetric needs the extractor checkpoint (train one with '
-                             'configs/evaluation/feature_extractor_*.py)')
+            raise ValueError('GenerationMetric needs the extractor checkpoint: train one with '
+                             'tools/train.py configs/evaluation/feature_extractor_*.py and pass '
+                             'it, e.g. --cfg-options test_evaluator.checkpoint=PATH')
         if expected_version is not None and expected_version != model.version:
             raise VersionMismatchError(f'GenerationMetric: extractor version {model.version!r} '
                                        f'!= expected_version {expected_version!r}')
@@ -104,7 +191,13 @@ class GenerationMetric(BaseMetric):
         self.reference = (load_reference_features(reference, self.version)
                           if reference else None)
         self.save_reference = save_reference
-        self.metrics = tuple(metrics)
+        self.reference_cache = (reference_cache.replace('{version}', self.version)
+                                if reference_cache else None)
+        if self.reference is not None and self.reference_cache:
+            raise ValueError('GenerationMetric: give reference or reference_cache, not both')
+        self._cache = (load_reference_cache(self.reference_cache, self.version)
+                       if self.reference_cache else {})
+        self.metrics = tuple(statistics)
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.pr_k, self.is_splits = pr_k, is_splits
 
@@ -121,7 +214,12 @@ class GenerationMetric(BaseMetric):
             if pred is None:
                 raise KeyError(f'GenerationMetric: data sample {i} has no pred_semantics')
             res = {'fake_' + k: v for k, v in self._extract(pred).items()}
-            if self.reference is None:
+            wid = window_id(sample) if self.reference_cache else None
+            if wid is not None:
+                res['window_id'] = wid
+            if wid is not None and wid in self._cache:
+                res.update({'real_' + k: v for k, v in self._cache[wid].items()})
+            elif self.reference is None:
                 gt = _field(sample, 'gt_semantics')
                 if gt is None:
                     raise KeyError(f'GenerationMetric: data sample {i} has no gt_semantics '
@@ -130,6 +228,10 @@ class GenerationMetric(BaseMetric):
             self.results.append(res)
 
     def compute_metrics(self, results: List[dict]) -> Dict[str, float]:
+        if not results:
+            raise ValueError('GenerationMetric: no samples were processed (the test dataloader '
+                             'yielded nothing, or every batch was empty); check the dataset '
+                             'split and its size')
         for side in ('fake', 'real'):
             lengths = sorted({r[f'{side}_frame_feats'].shape[0] for r in results
                               if f'{side}_frame_feats' in r})
@@ -145,6 +247,14 @@ class GenerationMetric(BaseMetric):
             real_p = np.stack([r['real_probs'] for r in results])
             if self.save_reference:
                 save_reference_features(self.save_reference, real, real_p, self.version)
+            new = {r['window_id']: dict(frame_feats=r['real_frame_feats'], probs=r['real_probs'])
+                   for r in results if 'window_id' in r and r['window_id'] not in self._cache}
+            if self.reference_cache and new:
+                self._cache.update(new)
+                save_reference_cache(self.reference_cache, self._cache, self.version)
+                print_log(f'GenerationMetric: {len(new)} reference windows added to '
+                          f'{self.reference_cache} ({len(self._cache)} cached)',
+                          logger=MMLogger.get_current_instance())
         if real.shape[-1] != fake.shape[-1]:
             raise ValueError(f'GenerationMetric: reference feature dim {real.shape[-1]} != '
                              f'{fake.shape[-1]}')

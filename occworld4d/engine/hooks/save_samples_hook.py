@@ -1,0 +1,98 @@
+"""``SaveOccSamplesHook``: write the test loop's predictions (e.g. generated scenes) as npz."""
+import os.path as osp
+import re
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from mmengine.dist import get_rank
+from mmengine.hooks import Hook
+
+from occworld4d.registry import HOOKS
+from occworld4d.utils import save_npz_atomic
+
+
+def _get(sample, key: str):
+    if isinstance(sample, dict):
+        return sample.get(key)
+    return getattr(sample, key) if key in sample else None
+
+
+def _numpy(value):
+    if torch.is_tensor(value):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)
+
+
+@HOOKS.register_module()
+class SaveOccSamplesHook(Hook):
+    """Write every test prediction to ``<work_dir>/<out_dir>/<name>.npz`` (atomically).
+
+    One file per data sample, named after its window (``<scene>_<first frame id>``, as
+    in the dataset's metainfo) or, without metainfo, ``rank<r>_batch<b>_<i>``. Keys:
+    ``semantics`` = ``pred_semantics`` uint8 (T, X, Y, Z) (what ``tools/visualize.py``
+    reads), plus the sample's conditions when present (``command`` (), ``trajectory``
+    (T, 3), ``layout``) and ``frame_ids``. With ``save_gt=True`` also ``gt_semantics``.
+
+    The DynamicCity / OccSora / UniScene generation configs set it as
+    ``default_hooks.save_samples`` (see ``configs/_base_/generation_eval.py``), so
+    ``tools/test.py`` writes the scenes it scores; ``tools/test.py --sample-dir`` moves them.
+
+    Args:
+        out_dir: folder, relative to the runner's work dir (or absolute).
+        save_gt: also store the ground truth of the window.
+        enabled: switch the hook off without removing it from the config.
+    """
+
+    priority = 'LOW'
+    COND_KEYS = ('command', 'trajectory', 'layout')
+
+    def __init__(self, out_dir: str = 'samples', save_gt: bool = False, enabled: bool = True):
+        if not out_dir:
+            raise ValueError('SaveOccSamplesHook: out_dir must be a non-empty folder name')
+        self.out_dir, self.save_gt, self.enabled = out_dir, save_gt, enabled
+        self.written = 0
+
+    def folder(self, runner) -> str:
+        return osp.join(runner.work_dir, self.out_dir)  # an absolute out_dir wins in join
+
+    @staticmethod
+    def sample_name(sample, batch_idx: int, i: int) -> str:
+        scene, frames = _get(sample, 'scene'), _get(sample, 'frame_ids')
+        if scene is not None and frames:
+            name = f'{scene}_{frames[0]}'
+        else:
+            name = f'rank{get_rank()}_batch{batch_idx:05d}_{i}'
+        return re.sub(r'[^A-Za-z0-9._-]+', '_', str(name))
+
+    def before_test(self, runner) -> None:
+        self.written = 0
+
+    def after_test_iter(self, runner, batch_idx: int, data_batch=None,
+                        outputs: Optional[Sequence] = None) -> None:
+        if not self.enabled or not outputs:
+            return
+        folder = self.folder(runner)
+        for i, sample in enumerate(outputs):
+            pred = _get(sample, 'pred_semantics')
+            if pred is None:
+                raise KeyError(f'SaveOccSamplesHook: test output {i} of batch {batch_idx} has no '
+                               'pred_semantics (the model must return data samples with it)')
+            arrays = dict(semantics=_numpy(pred).astype(np.uint8))
+            for key in self.COND_KEYS:
+                value = _get(sample, key)
+                if value is not None:
+                    arrays[key] = _numpy(value)
+            frames = _get(sample, 'frame_ids')
+            if frames:
+                arrays['frame_ids'] = np.array([str(f) for f in frames])
+            if self.save_gt and _get(sample, 'gt_semantics') is not None:
+                arrays['gt_semantics'] = _numpy(_get(sample, 'gt_semantics')).astype(np.uint8)
+            save_npz_atomic(osp.join(folder, self.sample_name(sample, batch_idx, i) + '.npz'),
+                            **arrays)
+            self.written += 1
+
+    def after_test(self, runner) -> None:
+        if self.enabled and self.written:
+            runner.logger.info(f'SaveOccSamplesHook: {self.written} samples written to '
+                               f'{self.folder(runner)}')
