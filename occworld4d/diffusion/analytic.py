@@ -137,7 +137,7 @@ def sampler_law(engine, model: GaussianDataDenoiser, sampler: str, num_steps=Non
     With this denoiser every sampler is affine in its inputs, so its output law is Gaussian
     and known without Monte-Carlo noise:
 
-    - deterministic samplers (``ddim`` with eta = 0, ``dpmpp_2m``, ``unipc``) map x_T
+    - deterministic samplers (``ddim`` with eta = 0, ``dpmpp_2m``, ``dpmpp_3m``, ``unipc``) map x_T
       affinely: out = M x_T + b, probed with D + 1 inputs (0 and the unit vectors);
       law N(b, M M^T) for x_T ~ N(0, I);
     - stochastic single-noise steps (``ddpm``, ``ddim`` with eta > 0) are propagated step
@@ -156,7 +156,7 @@ def sampler_law(engine, model: GaussianDataDenoiser, sampler: str, num_steps=Non
     """
     dim = model.mean.numel()
     probes = torch.cat([torch.zeros(1, dim), torch.eye(dim)]).double()  # (D+1, D)
-    if sampler in ('dpmpp_2m', 'unipc') or (sampler == 'ddim' and eta == 0):
+    if sampler in ('dpmpp_2m', 'dpmpp_3m', 'unipc') or (sampler == 'ddim' and eta == 0):
         out = engine.sample(model, probes.shape, sampler=sampler, num_steps=num_steps, x_T=probes,
                             eta=eta, dtype=torch.float64, **kwargs).cpu()
         linear = (out[1:] - out[0]).T  # column j = image of e_j: (D, D)

@@ -28,16 +28,19 @@ LOSS_TYPES = ('mse', 'hybrid')
 FIXED_VARIANCES = ('large', 'small')
 # what a bare step count K means per sampler by default: the most accurate spacing measured
 # with the exact Gaussian denoiser (tools/analysis_tools/benchmark_diffusion.py)
-# (UniPC: log-SNR on every schedule; DPM-Solver++(2M) depends on the schedule's shape).
+# (UniPC and DPM-Solver++(3M): log-SNR on every schedule; DPM-Solver++(2M) depends on the
+# schedule's shape).
 DEFAULT_TIMESTEP_SPACING = dict(ddpm='linspace', ddim='linspace', dpmpp_2m='cubic',
-                                unipc='logsnr')
-DPMPP_2M_SPACING = dict(linear='cubic', scaled_linear='quad', cosine='trailing')
+                                dpmpp_3m='logsnr', unipc='logsnr')
+# per beta schedule, for the samplers whose best spacing depends on it (law W2 at 20 steps)
+SCHEDULE_TIMESTEP_SPACING = dict(
+    dpmpp_2m=dict(linear='cubic', scaled_linear='quad', cosine='trailing'))
 
 
 @DIFFUSION.register_module()
 class GaussianDiffusion:
-    """Gaussian diffusion (DDPM / improved DDPM) with DDPM, DDIM, DPM-Solver++ and UniPC
-    sampling.
+    """Gaussian diffusion (DDPM / improved DDPM) with DDPM, DDIM, DPM-Solver++ (2M, 3M) and
+    UniPC sampling.
 
     Args:
         num_timesteps: N, length of the training chain.
@@ -59,7 +62,8 @@ class GaussianDiffusion:
             ``'linspace'`` (both ends), ``'leading'``, ``'trailing'``, ``'quad'``,
             ``'cubic'``, ``'logsnr'`` (see :func:`space_timesteps`) for every sampler, or a
             dict {sampler: kind} overriding the per-sampler defaults: the most accurate
-            measured (``DEFAULT_TIMESTEP_SPACING``; ``DPMPP_2M_SPACING`` per schedule).
+            measured (``DEFAULT_TIMESTEP_SPACING``; ``SCHEDULE_TIMESTEP_SPACING`` per
+            schedule for DPM-Solver++(2M)).
         start_at_zero_snr: read the top of every sampling chain as the pure-noise level
             abar = 0 (where x_T ~ N(0, I) is exact) and take the first step from there; the
             network is still called at its top timestep. Removes the terminal-SNR mismatch
@@ -104,8 +108,9 @@ class GaussianDiffusion:
         self.fixed_variance = fixed_variance
         self.timestep_respacing = timestep_respacing
         self.vb_bin_width = vb_bin_width
-        spacing = dict(DEFAULT_TIMESTEP_SPACING, dpmpp_2m=DPMPP_2M_SPACING.get(beta_schedule,
-                                                                             'cubic'))
+        spacing = dict(DEFAULT_TIMESTEP_SPACING)
+        for name, per_schedule in SCHEDULE_TIMESTEP_SPACING.items():
+            spacing[name] = per_schedule.get(beta_schedule, spacing[name])
         if isinstance(timestep_spacing, str):
             spacing = {name: timestep_spacing for name in SAMPLERS}
         elif isinstance(timestep_spacing, dict):
@@ -434,7 +439,9 @@ class GaussianDiffusion:
             shape: (B, C, ...) of the samples.
             cond: condition tensors (B, ...), passed through (may hold ``drop``).
             sampler: ``'ddpm'`` (ancestral), ``'ddim'`` (``eta`` = 0 deterministic, 1 = DDPM
-                variance), ``'dpmpp_2m'`` (DPM-Solver++ 2M, data prediction, multistep) or
+                variance; first order: its error falls as 1 / K), ``'dpmpp_2m'``
+                (DPM-Solver++ 2M, data prediction, multistep, second order), ``'dpmpp_3m'``
+                (DPM-Solver++ 3M, third order, lower-order warm-up and final steps) or
                 ``'unipc'`` (UniPC predictor-corrector, order ``solver_order``, default 3:
                 the most accurate per network call).
             num_steps: chain for sampling, see :meth:`timesteps_for`; None = the engine's

@@ -21,7 +21,7 @@ def _load_tool():
 
 
 @pytest.mark.parametrize('sampler,steps,eta', [('ddpm', 5, 0.0), ('ddim', 6, 0.5),
-                                               ('unipc', 4, 0.0)])
+                                               ('dpmpp_3m', 5, 0.0), ('unipc', 4, 0.0)])
 def test_exact_sampler_law_matches_monte_carlo_moments(sampler, steps, eta):
     """The exact output law (propagated or probed) equals the moments of many samples, on
     deliberately coarse chains whose law is visibly off N(mean, cov)."""
@@ -41,18 +41,29 @@ def test_exact_sampler_law_matches_monte_carlo_moments(sampler, steps, eta):
 def test_benchmark_rows_and_json(tmp_path, capsys):
     tool = _load_tool()
     out = tmp_path / 'bench.json'
-    tool.main(['--num-samples', '300', '--seeds', '2', '--runs', 'ddpm-250', 'ddim-50',
-               'dpmpp_2m-20', 'dpmpp_2m-20-no-zero-snr', 'unipc-20', '--json', str(out)])
+    tool.main(['--num-samples', '300', '--seeds', '2', '--runs', 'ddpm-1000', 'ddpm-250',
+               'ddim-50', 'dpmpp_2m-20', 'dpmpp_2m-20-no-zero-snr', 'dpmpp_3m-20', 'dpmpp_3m-30',
+               'unipc-20', '--json', str(out)])
     printed = capsys.readouterr().out
     assert 'unipc-20' in printed and 'law_w2' in printed and '+-' in printed
+    assert 'law/ddpm' in printed and 'note' in printed
     result = json.loads(out.read_text())
     assert result['problem']['seeds'] == [0, 1]
     rows = {r['name']: r for r in result['rows']}
-    assert set(rows) == {'exact', 'ddpm-250', 'ddim-50', 'dpmpp_2m-20',
-                         'dpmpp_2m-20-no-zero-snr', 'unipc-20'}
-    assert [rows[k]['calls'] for k in ('ddpm-250', 'ddim-50', 'dpmpp_2m-20', 'unipc-20')] == \
-        [250, 50, 20, 20]
+    assert set(rows) == {'exact', 'ddpm-1000', 'ddpm-250', 'ddim-50', 'dpmpp_2m-20',
+                         'dpmpp_2m-20-no-zero-snr', 'dpmpp_3m-20', 'dpmpp_3m-30', 'unipc-20'}
+    assert [rows[k]['calls'] for k in ('ddpm-250', 'ddim-50', 'dpmpp_2m-20', 'dpmpp_3m-20',
+                                       'unipc-20')] == [250, 50, 20, 20, 20]
     assert rows['unipc-20']['speedup'] == 50.0
+    assert [rows[k]['note'] for k in ('ddpm-1000', 'ddim-50', 'dpmpp_2m-20', 'dpmpp_3m-20',
+                                      'unipc-20')] == ['ancestral', '1st order', '2nd order',
+                                                       '3rd order', 'UniP-3 + UniC']
+    # law/ddpm: <= 1 matches DDPM-1000 (UniPC-20, 3M-30); DDIM-50 is ~50x off (1st order)
+    ratio = {k: r['law_vs_ddpm'] for k, r in rows.items()}
+    assert ratio['ddpm-1000'] == 1.0
+    assert ratio['unipc-20'] < 1 and ratio['dpmpp_3m-30'] < 1 < ratio['dpmpp_3m-20']
+    assert ratio['dpmpp_3m-20'] < ratio['dpmpp_2m-20'] < ratio['ddim-50']
+    assert ratio['ddim-50'] > 20
     assert rows['exact']['w2'] > 0 and rows['exact']['w2_std'] > 0  # the noise floor
     # exact-law errors (no sampling noise): UniPC-20 < DDPM-250 < DPM-Solver++-20 < DDIM-50,
     # and the zero-SNR start is what brings DPM-Solver++-20 below 0.01

@@ -15,6 +15,12 @@ no sampling noise at all, the pure discretisation error). A sampler matches DDPM
 law_w2 is no larger than DDPM-1000's, or far below the floor's w2 (then its samples are
 indistinguishable at this sample size).
 
+``law/ddpm`` = law_w2 / law_w2 of DDPM-1000 (<= 1: matches DDPM-1000; printed when the
+ddpm-1000 row is run); ``note`` = the solver's order. DDIM is a first-order solver of the
+probability-flow ODE: its error falls as 1 / K, so DDIM-50 cannot match DDPM-1000 (it is
+printed because the issue's comparison names it); DPM-Solver++(2M) is second order,
+DPM-Solver++(3M) third order, UniPC a third-order predictor with a corrector.
+
 Rows named ``-no-zero-snr`` turn the engine's zero-SNR start off (x_T ~ N(0, I) read as the
 marginal at abar_T > 0, the old behaviour); ``-<spacing>`` rows force a timestep spacing;
 ``unipc2`` is UniPC with solver_order=2. Wall times on a shared CPU are noisy; compare rows of
@@ -35,27 +41,46 @@ from occworld4d.diffusion.analytic import (GaussianDataDenoiser, gaussian_distan
                                            sampler_law_w2)
 from occworld4d.utils import atomic_path
 
-# name, sampler, num_steps, eta, extra sample() arguments
+# name, sampler, num_steps, eta, extra sample() arguments (the issue's three rows first)
 DEFAULT_RUNS = (
     ('ddpm-1000', 'ddpm', 1000, 0.0, {}),
+    ('ddim-50', 'ddim', 50, 0.0, {}),
+    ('dpmpp_2m-20', 'dpmpp_2m', 20, 0.0, {}),
+    ('dpmpp_3m-20', 'dpmpp_3m', 20, 0.0, {}),
+    ('dpmpp_3m-30', 'dpmpp_3m', 30, 0.0, {}),
+    ('dpmpp_3m-50', 'dpmpp_3m', 50, 0.0, {}),
+    ('unipc-20', 'unipc', 20, 0.0, {}),
     ('ddpm-250', 'ddpm', 250, 0.0, {}),
     ('ddim-1000', 'ddim', 1000, 0.0, {}),
     ('ddim-100', 'ddim', 100, 0.0, {}),
-    ('ddim-50', 'ddim', 50, 0.0, {}),
     ('ddim-50-quad', 'ddim', 'quad50', 0.0, {}),
     ('ddim-50-trailing', 'ddim', 'trailing50', 0.0, {}),
     ('dpmpp_2m-50', 'dpmpp_2m', 50, 0.0, {}),
-    ('dpmpp_2m-20', 'dpmpp_2m', 20, 0.0, {}),
     ('dpmpp_2m-20-no-zero-snr', 'dpmpp_2m', 20, 0.0, dict(start_at_zero_snr=False)),
     ('dpmpp_2m-20-linspace', 'dpmpp_2m', 'linspace20', 0.0, {}),
     ('dpmpp_2m-20-logsnr', 'dpmpp_2m', 'logsnr20', 0.0, {}),
     ('dpmpp_2m-10', 'dpmpp_2m', 10, 0.0, {}),
+    ('dpmpp_3m-20-no-zero-snr', 'dpmpp_3m', 20, 0.0, dict(start_at_zero_snr=False)),
+    ('dpmpp_3m-20-cubic', 'dpmpp_3m', 'cubic20', 0.0, {}),
+    ('dpmpp_3m-10', 'dpmpp_3m', 10, 0.0, {}),
     ('unipc-50', 'unipc', 50, 0.0, {}),
-    ('unipc-20', 'unipc', 20, 0.0, {}),
     ('unipc-20-no-zero-snr', 'unipc', 20, 0.0, dict(start_at_zero_snr=False)),
     ('unipc2-20', 'unipc', 20, 0.0, dict(solver_order=2)),
     ('unipc-10', 'unipc', 10, 0.0, {}),
 )
+
+# the note column: what kind of solver a row is
+ORDER_NOTES = dict(ddpm='ancestral', ddim='1st order', dpmpp_2m='2nd order',
+                   dpmpp_3m='3rd order', unipc='UniP-3 + UniC')
+
+
+def order_note(sampler: str, eta: float = 0.0, extra=None) -> str:
+    """The ``note`` of a row: the solver's order (DDIM with eta > 0 is stochastic)."""
+    if sampler == 'unipc':
+        return f'UniP-{(extra or {}).get("solver_order", 3)} + UniC'
+    if sampler == 'ddim' and eta > 0:
+        return f'1st order, eta={eta:g}'
+    return ORDER_NOTES[sampler]
 
 
 def gaussian_problem(dim: int = 4):
@@ -85,7 +110,9 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
 
     Returns:
         dict(problem=..., rows=[dict(name, sampler, num_steps, calls, speedup, seconds,
-        mean_err, cov_rel, w2, w2_std, law_w2), ...]) with the ``exact`` row first.
+        mean_err, cov_rel, w2, w2_std, law_w2, law_vs_ddpm, note), ...]) with the ``exact``
+        row first; ``law_vs_ddpm`` = law_w2 / law_w2 of the ``ddpm-1000`` row (None
+        without that row).
     """
     mean, cov = gaussian_problem(dim)
     engine = GaussianDiffusion(beta_schedule=beta_schedule, prediction_type=prediction_type)
@@ -97,7 +124,7 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
         draws = mean + torch.randn(num_samples, dim, generator=gen, dtype=torch.float64) @ root.T
         exact.append(gaussian_distances(draws, mean, cov))
     rows = [dict(name='exact', sampler='-', num_steps='-', calls=0, speedup=None, law_w2=0.0,
-                 **_summary(exact, [0.0]))]
+                 note='N(mu, Sigma) draws', **_summary(exact, [0.0]))]
     for name, sampler, steps, eta, extra in runs:
         dists, seconds = [], []
         for seed in seeds:
@@ -115,7 +142,10 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
         law = sampler_law_w2(engine, model, sampler, steps, eta, **extra)
         rows.append(dict(name=name, sampler=sampler, num_steps=str(steps), calls=calls,
                          speedup=round(engine.num_timesteps / calls, 1), law_w2=law,
-                         **_summary(dists, seconds)))
+                         note=order_note(sampler, eta, extra), **_summary(dists, seconds)))
+    ddpm = [r['law_w2'] for r in rows if r['name'] == 'ddpm-1000']
+    for r in rows:
+        r['law_vs_ddpm'] = r['law_w2'] / ddpm[0] if ddpm and ddpm[0] > 0 else None
     return dict(problem=dict(dim=dim, num_samples=num_samples, seeds=list(seeds),
                              mean=mean.tolist(),
                              cov_eigenvalues=torch.linalg.eigvalsh(cov).tolist(),
@@ -127,13 +157,15 @@ def run_benchmark(num_samples=50000, dim=4, runs=DEFAULT_RUNS, device='cpu', see
 
 def format_table(result) -> str:
     head = (f'{"sampler":<25}{"NFE":>5}{"speedup":>8}{"seconds":>9}{"mean_err":>10}'
-            f'{"cov_rel":>9}{"w2 (+- std)":>18}{"law_w2":>9}')
-    lines = [head, '-' * len(head)]
+            f'{"cov_rel":>9}{"w2 (+- std)":>18}{"law_w2":>9}{"law/ddpm":>9}  note')
+    lines = [head, '-' * (len(head) + 14)]
     for r in result['rows']:
         speed = '-' if r['speedup'] is None else f'{r["speedup"]:.0f}x'
         w2 = f'{r["w2"]:.4f} +- {r["w2_std"]:.4f}'
+        ratio = '-' if r.get('law_vs_ddpm') is None else f'{r["law_vs_ddpm"]:.2f}'
         lines.append(f'{r["name"]:<25}{r["calls"]:>5}{speed:>8}{r["seconds"]:>9.2f}'
-                     f'{r["mean_err"]:>10.4f}{r["cov_rel"]:>9.4f}{w2:>18}{r["law_w2"]:>9.4f}')
+                     f'{r["mean_err"]:>10.4f}{r["cov_rel"]:>9.4f}{w2:>18}{r["law_w2"]:>9.4f}'
+                     f'{ratio:>9}  {r["note"]}')
     return '\n'.join(lines)
 
 
