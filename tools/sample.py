@@ -10,7 +10,7 @@ Examples:
     python tools/sample.py CONFIG CKPT --task inpaint --input scene.npz --region 32 96 32 96 0 8
     python tools/sample.py CONFIG CKPT --task outpaint --input scene.npz --shift 64 0
     python tools/sample.py CONFIG CKPT --task single-frame --input scene.npz
-    ... [--sampler ddpm|ddim|dpmpp_2m] [--steps N] [--cfg 4.0] [--num-samples N]
+    ... [--sampler ddpm|ddim|dpmpp_2m|dpmpp_3m|unipc] [--steps N] [--cfg 4.0] [--num-samples N]
     # UniScene: a layout-conditioned scene, then its LiDAR sweep and six camera views
     python tools/sample.py CONFIG CKPT --task layout --input scene.npz --lidar \
         --cameras ../shared/data/real/nuscenes/keyframe_scene-0061/<info>.pkl
@@ -52,7 +52,7 @@ def parse_args(argv=None):
     p.add_argument('--shift', type=int, nargs=2, metavar=('DX', 'DY'),
                    help='outpainting: voxels to extend the scene by along x / y (sign = side)')
     p.add_argument('--input', help='npz with "semantics" (T, X, Y, Z) and/or "layout" (T, h, w)')
-    p.add_argument('--sampler', choices=['ddpm', 'ddim', 'dpmpp_2m'])
+    p.add_argument('--sampler', choices=['ddpm', 'ddim', 'dpmpp_2m', 'dpmpp_3m', 'unipc'])
     p.add_argument('--steps', type=int, help='sampling steps (default: the config / all)')
     p.add_argument('--cfg', type=float, help='classifier-free guidance scale (default: config)')
     p.add_argument('--resample-jumps', type=int, default=1,

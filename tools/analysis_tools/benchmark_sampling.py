@@ -25,7 +25,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument('config')
     p.add_argument('--checkpoint', help='generator checkpoint (default: random weights)')
-    p.add_argument('--sampler', default='dpmpp_2m', choices=['ddpm', 'ddim', 'dpmpp_2m'])
+    p.add_argument('--sampler', default='dpmpp_2m',
+                   choices=['ddpm', 'ddim', 'dpmpp_2m', 'dpmpp_3m', 'unipc'])
     p.add_argument('--steps', type=int, default=25)
     p.add_argument('--cfg', type=float, default=4.0, help='guidance scale (1 = no CFG)')
     p.add_argument('--batch-size', type=int, default=1)
