@@ -169,7 +169,7 @@ def test_cuda_sampling_matches_cpu():
     engine = GaussianDiffusion()
     model = GaussianDataDenoiser(engine.schedule, MEAN_2D, COV_2D)
     x_T = torch.randn(256, 2, dtype=torch.float64)
-    for sampler in ('ddim', 'dpmpp_2m'):
+    for sampler in ('ddim', 'dpmpp_2m', 'dpmpp_3m', 'unipc'):
         cpu = engine.sample(model, x_T.shape, sampler=sampler, num_steps=20, x_T=x_T,
                             dtype=torch.float64)
         gpu = engine.sample(model, x_T.shape, sampler=sampler, num_steps=20,
