@@ -7,6 +7,9 @@ default_hooks = dict(
     param_scheduler=dict(type='ParamSchedulerHook'),
     checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
+    # datasets with skip_corrupt=True: the count and distinct errors of the skipped windows
+    # after every epoch / validation / test (occworld4d/engine/hooks/data_skip_hook.py)
+    data_skip=dict(type='DataSkipReportHook'),
 )
 
 env_cfg = dict(
