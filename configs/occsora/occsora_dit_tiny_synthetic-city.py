@@ -9,11 +9,18 @@
 #       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_tiny_synthetic-city/epoch_8.pth
 #   python tools/sample.py configs/occsora/occsora_dit_tiny_synthetic-city.py \
 #       work_dirs/occsora_dit_tiny_synthetic-city/epoch_8.pth --task trajectory --trajectory left
+# Generation scoring of the 4 val windows (configs/_base_/generation_eval.py): one scene sampled
+# per window with its trajectory, written to <work_dir>/samples/*.npz, FID / KID / P-R / IS / TC
+# with the tiny 3D extractor (the CPU test tests/test_tools/test_stage2_generation_eval_cli.py):
+#   python tools/train.py configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py
+#   python tools/test.py configs/occsora/occsora_dit_tiny_synthetic-city.py DIT_CKPT \
+#       --out gen.json --cfg-options test_evaluator.checkpoint=EXTRACTOR_CKPT
 _base_ = [
     '../_base_/models/occsora_dit.py',
     '../_base_/datasets/synthetic_city_tiny.py',
     '../_base_/schedules/adamw_constant_diffusion.py',
     '../_base_/default_runtime.py',
+    '../_base_/generation_eval.py',
 ]
 vis_palette = 'dynamiccity_carlasc'
 num_frames = 8
@@ -34,9 +41,14 @@ train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=8, val_interval=100)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
-test_cfg = None
-test_dataloader = None
-test_evaluator = None
-default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=8))
+# The trajectory condition comes with every window (the dataset derives it from the poses).
+test_cfg = dict(type='TestLoop')
+test_dataloader = dict(dataset=dict(pipeline=[dict(type='PackOccInputs')]))
+test_evaluator = dict(
+    extractor='configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py',
+    reference_cache='work_dirs/generation_eval/synthetic-city-tiny-val-8f_{version}.npz',
+    is_splits=2)
+default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=8),
+                     save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))
 # A short run: a faster EMA than the reference's 0.9999 so the EMA weights move.
 custom_hooks = [dict(type='EMAHook', momentum=0.05, update_buffers=True, priority=49)]

@@ -6,6 +6,15 @@
 # max-pooled to the 50 x 50 latent. Frozen VAE of uniscene_vae_8xb1-200e_occ3d-nuscenes.py.
 #   bash tools/dist_train.sh configs/uniscene/uniscene_dit_8xb4-1200e_occ3d-nuscenes.py 8 \
 #       --cfg-options model.tokenizer_ckpt=work_dirs/uniscene_vae_8xb1-200e_occ3d-nuscenes/best.pth
+# Scoring (the pattern of configs/_base_/generation_eval.py, with a list of two metrics): one
+# scene sampled per 5-frame val window (stride 5) from its layouts, written to
+# <work_dir>/samples/*.npz, scored by [0] GenerationMetric (FID / KID / P-R / IS / TC with the
+# 18-class Occ3D-nuScenes 3D extractor; train it first:
+# configs/evaluation/feature_extractor_3d_1xb4-20e_occ3d-nuscenes.py) and [1] OccupancyMetric
+# (mIoU / IoU of the sample against the window's ground truth, the reference's table). The
+# extractor checkpoint goes to test_evaluator.0:
+#   python tools/test.py configs/uniscene/uniscene_dit_8xb4-1200e_occ3d-nuscenes.py DIT_CKPT \
+#       --out gen.json --cfg-options test_evaluator.0.checkpoint=EXTRACTOR_CKPT
 _base_ = [
     '../_base_/models/uniscene_dit.py',
     '../_base_/datasets/occ3d_nuscenes.py',
@@ -24,14 +33,21 @@ train_dataloader = dict(
     dataset=dict(num_frames=num_frames,
                  pipeline=[train_layout, dict(type='PackOccInputs')]))
 # Sampling (DDIM 50) during training would dominate its time: no val loop. tools/test.py scores
-# layout-conditioned samples of the val windows against their ground truth (the reference's
-# mIoU / IoU of generated occupancy).
+# layout-conditioned samples of the val windows (see the header).
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
+test_cfg = dict(type='TestLoop')
 test_dataloader = dict(
     batch_size=1,
     dataset=dict(num_frames=num_frames, window_stride=num_frames, masks=(),
                  pipeline=[val_layout, dict(type='PackOccInputs')]))
-test_evaluator = dict(type='OccupancyMetric', convention='occworld', vocabulary='occ3d_nuscenes')
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+test_evaluator = [
+    dict(type='GenerationMetric',
+         extractor='configs/evaluation/feature_extractor_3d_1xb4-20e_occ3d-nuscenes.py',
+         checkpoint=None,
+         reference_cache='work_dirs/generation_eval/occ3d-nuscenes-val-5f_{version}.npz'),
+    dict(type='OccupancyMetric', convention='occworld', vocabulary='occ3d_nuscenes'),
+]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
+                     save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))

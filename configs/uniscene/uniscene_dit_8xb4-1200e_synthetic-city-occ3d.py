@@ -5,6 +5,11 @@
 # full-size pipeline and for benchmarks:
 #   python tools/analysis_tools/benchmark.py \
 #       configs/uniscene/uniscene_dit_8xb4-1200e_synthetic-city-occ3d.py --task train
+# Scoring as in the Occ3D-nuScenes config (5-frame windows of the 200 val scenes), with the
+# extractor trained on this synthetic city (train it first:
+# configs/evaluation/feature_extractor_3d_1xb4-20e_synthetic-city-occ3d.py):
+#   python tools/test.py configs/uniscene/uniscene_dit_8xb4-1200e_synthetic-city-occ3d.py \
+#       DIT_CKPT --out gen.json --cfg-options test_evaluator.0.checkpoint=EXTRACTOR_CKPT
 _base_ = [
     '../_base_/models/uniscene_dit.py',
     '../_base_/datasets/synthetic_city.py',
@@ -24,6 +29,14 @@ train_dataloader = dict(batch_size=4, dataset=city)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
+test_cfg = dict(type='TestLoop')
 test_dataloader = dict(batch_size=1, dataset=city)
-test_evaluator = dict(type='OccupancyMetric', convention='occworld', vocabulary=vocabulary)
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3))
+test_evaluator = [
+    dict(type='GenerationMetric',
+         extractor='configs/evaluation/feature_extractor_3d_1xb4-20e_synthetic-city-occ3d.py',
+         checkpoint=None,
+         reference_cache='work_dirs/generation_eval/synthetic-city-occ3d-val-5f_{version}.npz'),
+    dict(type='OccupancyMetric', convention='occworld', vocabulary=vocabulary),
+]
+default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=10, max_keep_ckpts=3),
+                     save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))

@@ -10,6 +10,15 @@
 #   python tools/sample.py configs/uniscene/uniscene_dit_tiny_synthetic-city.py \
 #       work_dirs/uniscene_dit_tiny_synthetic-city/epoch_8.pth --task layout --input scene.npz \
 #       --lidar --cameras ../shared/data/real/nuscenes/keyframe_scene-0061/<info>.pkl
+# Scoring of the 4 val windows (the pattern of configs/_base_/generation_eval.py, with a list of
+# two metrics): one scene sampled per window from its layout, written to
+# <work_dir>/samples/*.npz, scored by [0] GenerationMetric (FID / KID / P-R / IS / TC with the
+# tiny 3D extractor; its defaults are generation_eval.py's) and [1] OccupancyMetric (mIoU / IoU
+# of the sample against the window's ground truth, UniScene's table). The extractor checkpoint
+# goes to test_evaluator.0 (CPU test: tests/test_tools/test_stage2_generation_eval_cli.py):
+#   python tools/train.py configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py
+#   python tools/test.py configs/uniscene/uniscene_dit_tiny_synthetic-city.py DIT_CKPT \
+#       --out gen.json --cfg-options test_evaluator.0.checkpoint=EXTRACTOR_CKPT
 _base_ = [
     '../_base_/models/uniscene_dit.py',
     '../_base_/datasets/synthetic_city_tiny.py',
@@ -36,16 +45,22 @@ model = dict(
 )
 layout = dict(type='UniSceneLayout', source='occupancy', out_size=16)
 train_dataloader = dict(dataset=dict(pipeline=[layout, dict(type='PackOccInputs')]))
-val_dataloader = dict(dataset=dict(pipeline=[layout, dict(type='PackOccInputs')]))
-test_dataloader = val_dataloader
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=8, val_interval=100)
 val_cfg = None
 val_dataloader = None
 val_evaluator = None
-test_cfg = None
-test_dataloader = None
-test_evaluator = None
-default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=8))
+test_cfg = dict(type='TestLoop')
+test_dataloader = dict(dataset=dict(pipeline=[layout, dict(type='PackOccInputs')]))
+test_evaluator = [
+    dict(type='GenerationMetric',
+         extractor='configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py',
+         checkpoint=None,
+         reference_cache='work_dirs/generation_eval/synthetic-city-tiny-val-8f_{version}.npz',
+         is_splits=2),
+    dict(type='OccupancyMetric', convention='dynamiccity', vocabulary='dynamiccity_carlasc'),
+]
+default_hooks = dict(logger=dict(interval=4), checkpoint=dict(interval=8),
+                     save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))
 # A short run: a faster EMA than the reference's 0.9999 so the EMA weights move.
 custom_hooks = [dict(type='EMAHook', momentum=0.05, update_buffers=True, priority=49)]
