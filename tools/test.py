@@ -73,13 +73,15 @@ def load_weights_strict(runner: Runner, checkpoint: str) -> None:
 def check_generation_metrics(cfg, config_path: str) -> None:
     """A GenerationMetric needs an extractor config and checkpoint: say so before building."""
     evaluators = cfg.test_evaluator
-    evaluators = evaluators if isinstance(evaluators, (list, tuple)) else [evaluators]
-    for ev in evaluators:
+    is_list = isinstance(evaluators, (list, tuple))
+    evaluators = evaluators if is_list else [evaluators]
+    for i, ev in enumerate(evaluators):
         if not isinstance(ev, dict) or ev.get('type') != 'GenerationMetric':
             continue
+        key = f'test_evaluator.{i}' if is_list else 'test_evaluator'
         extractor = ev.get('extractor')
         if extractor is None:
-            raise CLIError(f'{config_path}: test_evaluator.extractor is not set (the path of a '
+            raise CLIError(f'{config_path}: {key}.extractor is not set (the path of a '
                            'configs/evaluation/feature_extractor_*.py config)')
         if isinstance(extractor, str) and not osp.isfile(extractor):
             raise CLIError(f'{config_path}: extractor config {extractor!r} does not exist '
@@ -88,7 +90,7 @@ def check_generation_metrics(cfg, config_path: str) -> None:
             raise CLIError(
                 f'{config_path} scores generated samples with GenerationMetric, which needs the '
                 f'feature-extractor checkpoint: train {extractor} with tools/train.py and pass '
-                '--cfg-options test_evaluator.checkpoint=PATH')
+                f'--cfg-options {key}.checkpoint=PATH')
         check_checkpoint(ev.get('checkpoint'))
 
 

@@ -28,7 +28,13 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     except Exception as err:  # syntax errors, a missing _base_ file, ...
         raise CLIError(f'could not parse config {path!r}: {err}') from err
     if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+        try:
+            cfg.merge_from_dict(cfg_options)
+        except (TypeError, KeyError, IndexError, ValueError) as err:
+            raise CLIError(f'--cfg-options {" ".join(f"{k}={v}" for k, v in cfg_options.items())}'
+                           f' do not fit config {path!r} ({type(err).__name__}: {err}); a list '
+                           'entry is addressed by its index, e.g. test_evaluator.0.checkpoint='
+                           ) from err
     cfg.setdefault('default_scope', 'occworld4d')
     return cfg
 

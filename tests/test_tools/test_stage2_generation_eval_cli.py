@@ -168,3 +168,19 @@ def test_configs_sharing_a_reference_cache_share_windows_and_extractor():
     for cache, users in shared.items():
         assert len({(e, json.dumps(k, sort_keys=True, default=str)) for e, k, _ in users}) == 1, \
             (cache, users)
+
+
+def test_missing_extractor_checkpoint_names_the_list_index(tmp_path):
+    """UniScene's test_evaluator is a list: the message names ``test_evaluator.0.checkpoint``
+    and the wrong key (``test_evaluator.checkpoint`` on a list) is one clear error too."""
+    ckpt = tmp_path / 'dummy.pth'
+    ckpt.write_bytes(b'')
+    tool = osp.join(ROOT, 'tools', 'test.py')
+    proc = subprocess.run([sys.executable, tool, UNISCENE_CFG, str(ckpt)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and 'test_evaluator.0.checkpoint=PATH' in proc.stderr
+    proc = subprocess.run([sys.executable, tool, UNISCENE_CFG, str(ckpt), '--cfg-options',
+                           'test_evaluator.checkpoint=x.pth'], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and 'Traceback' not in proc.stderr
+    assert 'addressed by its index' in proc.stderr
