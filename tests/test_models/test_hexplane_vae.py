@@ -233,11 +233,18 @@ def test_loss_values_weights_kl_and_valid_mask():
             logits, keep, weight=model.loss_ce.class_weight, ignore_index=255)
     torch.testing.assert_close(masked['loss_ce'], ce_masked)
     assert not torch.allclose(masked['loss_ce'], losses['loss_ce'])
-    # The lean Lovasz (default) equals the autograd one, masked voxels ignored in both.
+    # The lean Lovasz (lean_lovasz=True) equals the autograd one (the default), masked voxels
+    # ignored in both.
     from occworld4d.models.losses import lovasz_softmax
-    assert model.loss_lovasz.lean
+    assert not model.loss_lovasz.lean
     torch.testing.assert_close(masked['loss_lovasz'], lovasz_softmax(logits, keep, 255))
     torch.testing.assert_close(losses['loss_lovasz'], lovasz_softmax(logits, voxels))
+    lean = HexPlaneVAE(class_frequencies=freq, lean_lovasz=True, **TINY).eval()
+    lean.load_state_dict(model.state_dict())
+    assert lean.loss_lovasz.lean
+    with torch.no_grad():
+        torch.testing.assert_close(lean.loss(dict(voxels=voxels, valid_mask=mask))['loss_lovasz'],
+                                   masked['loss_lovasz'])
 
 
 def test_encode_sample_and_bad_inputs():

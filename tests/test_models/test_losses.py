@@ -30,7 +30,7 @@ def test_lean_lovasz_matches_autograd_with_ignore_index(ignore):
         target[:, :, :2] = ignore  # 40% of the voxels
     ref = lovasz_softmax(logits, target, ignore_index=ignore)
     g_ref, = torch.autograd.grad(ref, logits)
-    lean = LovaszSoftmaxLoss(ignore_index=ignore)(logits, target)
+    lean = LovaszSoftmaxLoss(ignore_index=ignore, lean=True)(logits, target)
     g_lean, = torch.autograd.grad(lean, logits)
     assert lean.item() == pytest.approx(ref.item(), rel=1e-6)
     assert torch.allclose(g_lean, g_ref, atol=1e-7)
@@ -41,7 +41,7 @@ def test_lean_lovasz_matches_autograd_with_ignore_index(ignore):
     out = lovasz_softmax_lean(logits, torch.full_like(target, 255), ignore_index=255)
     g, = torch.autograd.grad(out, logits)
     assert out.item() == 0.0 and torch.count_nonzero(g) == 0
-    assert LovaszSoftmaxLoss(classes='all').lean is False  # 'all' only in the autograd form
+    assert LovaszSoftmaxLoss(classes='all', lean=True).lean is False  # 'all': autograd only
 
 
 def test_lovasz_gradient_flows():

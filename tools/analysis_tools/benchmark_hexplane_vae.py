@@ -11,8 +11,8 @@ subprocess so that peak RSS (CPU) / max allocated (CUDA) is its own.
     python tools/analysis_tools/benchmark_hexplane_vae.py --full
     # attention-weight dropout off (CPU attention then uses the fused kernel)
     python tools/analysis_tools/benchmark_hexplane_vae.py --attn-drop 0
-    # the autograd Lovasz-softmax instead of the lean one (the model default)
-    python tools/analysis_tools/benchmark_hexplane_vae.py --lovasz autograd
+    # the memory-lean Lovasz-softmax (model.lean_lovasz=True) instead of the autograd one
+    python tools/analysis_tools/benchmark_hexplane_vae.py --lovasz lean
     # on a GPU (CUDA max allocated instead of RSS)
     python tools/analysis_tools/benchmark_hexplane_vae.py --device cuda --full
 
@@ -47,8 +47,8 @@ def parse_args(argv=None):
                    help='projection attention-weight dropout (default: = dropout, 0.1)')
     p.add_argument('--frame-chunk', type=int, default=None,
                    help='checkpointed decoding in chunks of this many frames')
-    p.add_argument('--lovasz', choices=['lean', 'autograd'], default='lean',
-                   help='Lovasz-softmax implementation (default lean, the model default)')
+    p.add_argument('--lovasz', choices=['lean', 'autograd'], default='autograd',
+                   help='Lovasz-softmax implementation (default autograd, the model default)')
     p.add_argument('--combos', nargs='+', default=None,
                    help='subset, e.g. transformer:expansion_squeeze avgpool:query')
     p.add_argument('--worker', default=None, help=argparse.SUPPRESS)
