@@ -11,13 +11,7 @@
 # configs/evaluation/feature_extractor_3d_1xb4-20e_carlasc.py):
 #   python tools/test.py configs/occsora/occsora_dit_8xb2-1200k_carlasc.py DIT_CKPT \
 #       --out gen.json --cfg-options test_evaluator.checkpoint=EXTRACTOR_CKPT
-_base_ = [
-    '../_base_/models/occsora_dit.py',
-    '../_base_/datasets/carlasc.py',
-    '../_base_/schedules/adamw_constant_diffusion.py',
-    '../_base_/default_runtime.py',
-    '../_base_/generation_eval.py',
-]
+_base_ = ['../_base_/datasets/carlasc.py', '../_base_/recipes/occsora_dit_8xb2-1200k.py']
 num_frames = 32
 vis_palette = 'dynamiccity_carlasc'
 latent_shape = (128, 4, 16, 16)
@@ -27,10 +21,7 @@ model = dict(
     latent_shape=latent_shape,
     denoiser=dict(latent_shape=latent_shape, num_frames=num_frames))
 train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(num_frames=num_frames))
-val_cfg = None
 val_dataloader = None
-val_evaluator = None
-test_cfg = dict(type='TestLoop')
 test_dataloader = dict(
     batch_size=2,
     dataset=dict(num_frames=num_frames, window_stride=num_frames, masks=(),
@@ -38,10 +29,3 @@ test_dataloader = dict(
 test_evaluator = dict(
     extractor='configs/evaluation/feature_extractor_3d_1xb4-20e_carlasc.py',
     reference_cache='work_dirs/generation_eval/carlasc-test-32f_{version}.npz')
-optim_wrapper = dict(optimizer=dict(lr=1e-5))
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1_200_000,
-                 val_interval=1_200_000)
-log_processor = dict(by_epoch=False)
-default_hooks = dict(logger=dict(interval=100),
-                     checkpoint=dict(by_epoch=False, interval=10_000, max_keep_ckpts=3),
-                     save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))

@@ -16,20 +16,11 @@
 # configs/evaluation/feature_extractor_3d_1xb4-20e_occ3d-nuscenes.py):
 #   python tools/test.py configs/occsora/occsora_dit_8xb2-1200k_occ3d-nuscenes.py DIT_CKPT \
 #       --out gen.json --cfg-options test_evaluator.checkpoint=EXTRACTOR_CKPT
-_base_ = [
-    '../_base_/models/occsora_dit.py',
-    '../_base_/datasets/occ3d_nuscenes.py',
-    '../_base_/schedules/adamw_constant_diffusion.py',
-    '../_base_/default_runtime.py',
-    '../_base_/generation_eval.py',
-]
+_base_ = ['../_base_/datasets/occ3d_nuscenes.py', '../_base_/recipes/occsora_dit_8xb2-1200k.py']
 num_frames = 32
 vis_palette = 'occ3d_nuscenes'
 train_dataloader = dict(batch_size=2, num_workers=4, dataset=dict(num_frames=num_frames))
-val_cfg = None
 val_dataloader = None
-val_evaluator = None
-test_cfg = dict(type='TestLoop')
 test_dataloader = dict(
     batch_size=2,
     dataset=dict(num_frames=num_frames, window_stride=num_frames, masks=(),
@@ -37,10 +28,3 @@ test_dataloader = dict(
 test_evaluator = dict(
     extractor='configs/evaluation/feature_extractor_3d_1xb4-20e_occ3d-nuscenes.py',
     reference_cache='work_dirs/generation_eval/occ3d-nuscenes-val-32f_{version}.npz')
-optim_wrapper = dict(optimizer=dict(lr=1e-5))
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=1_200_000,
-                 val_interval=1_200_000)
-log_processor = dict(by_epoch=False)
-default_hooks = dict(logger=dict(interval=100),
-                     checkpoint=dict(by_epoch=False, interval=10_000, max_keep_ckpts=3),
-                     save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))

@@ -4,12 +4,7 @@
 # (1024 tokens, 512x compression). Recipe as on nuScenes (AdamW 1e-3, cosine, 150 epochs);
 # scored with the DynamicCity convention on voxels with points (valid_mask).
 #   bash tools/dist_train.sh configs/occsora/occsora_vqvae_8xb1-150e_carlasc.py 8
-_base_ = [
-    '../_base_/models/occsora_vqvae.py',
-    '../_base_/datasets/carlasc.py',
-    '../_base_/schedules/adamw_cosine_200e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../_base_/datasets/carlasc.py', '../_base_/recipes/occsora_vqvae_8xb1-150e.py']
 num_frames = 32
 vis_palette = 'dynamiccity_carlasc'
 model = dict(
@@ -18,14 +13,7 @@ model = dict(
 train_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames))
 val_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames, window_stride=num_frames))
 test_dataloader = val_dataloader
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=150, eta_min=1e-6,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=150, val_interval=10)
 val_evaluator = dict(type='OccupancyMetric', convention='dynamiccity',
                      vocabulary='dynamiccity_carlasc', mask_key='valid_mask')
 test_evaluator = val_evaluator
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                                     save_best='dynamiccity@valid_mask/mIoU', rule='greater'))
+default_hooks = dict(checkpoint=dict(save_best='dynamiccity@valid_mask/mIoU'))

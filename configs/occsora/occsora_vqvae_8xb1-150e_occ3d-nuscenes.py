@@ -2,24 +2,12 @@
 # (paper: 8 x A100, 150 epochs, 50.6 h, 42 GB a GPU), AdamW lr 1e-3, wd 0.01, 200 warm-up
 # iterations then cosine, gradient clipping at 35. Scored with the OccWorld convention.
 #   bash tools/dist_train.sh configs/occsora/occsora_vqvae_8xb1-150e_occ3d-nuscenes.py 8
-_base_ = [
-    '../_base_/models/occsora_vqvae.py',
-    '../_base_/datasets/occ3d_nuscenes.py',
-    '../_base_/schedules/adamw_cosine_200e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../_base_/datasets/occ3d_nuscenes.py', '../_base_/recipes/occsora_vqvae_8xb1-150e.py']
 num_frames = 32
 train_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames))
 val_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames, window_stride=num_frames,
                                                  masks=()))
 test_dataloader = val_dataloader
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=150, eta_min=1e-6,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=150, val_interval=10)
 val_evaluator = dict(type='OccupancyMetric', convention='occworld', vocabulary='occ3d_nuscenes')
 test_evaluator = val_evaluator
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                                     save_best='occworld/mIoU', rule='greater'))
+default_hooks = dict(checkpoint=dict(save_best='occworld/mIoU'))

@@ -3,12 +3,7 @@
 # embedding stays 8 wide (Z x E = 128); tokens 128 x 4 x 25 x 25. Recipe as on nuScenes;
 # scored with the DynamicCity convention inside the camera mask.
 #   bash tools/dist_train.sh configs/occsora/occsora_vqvae_8xb1-150e_occ3d-waymo.py 8
-_base_ = [
-    '../_base_/models/occsora_vqvae.py',
-    '../_base_/datasets/occ3d_waymo.py',
-    '../_base_/schedules/adamw_cosine_200e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../_base_/datasets/occ3d_waymo.py', '../_base_/recipes/occsora_vqvae_8xb1-150e.py']
 num_frames = 32
 vis_palette = 'dynamiccity_waymo'
 model = dict(
@@ -17,14 +12,7 @@ model = dict(
 train_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames))
 val_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames, window_stride=num_frames))
 test_dataloader = val_dataloader
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=200),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=150, eta_min=1e-6,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=150, val_interval=10)
 val_evaluator = dict(type='OccupancyMetric', convention='dynamiccity',
                      vocabulary='dynamiccity_waymo', mask_key='mask_camera')
 test_evaluator = val_evaluator
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                                     save_best='dynamiccity@mask_camera/mIoU', rule='greater'))
+default_hooks = dict(checkpoint=dict(save_best='dynamiccity@mask_camera/mIoU'))

@@ -5,12 +5,7 @@
 # the U-Net levels are 32 / 16 / 8. Forecasts scored in the OccWorld convention (no mask).
 #   bash tools/dist_train.sh configs/occworld/occworld_wm_8xb1-200e_carlasc.py 8 \
 #       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_carlasc/best.pth
-_base_ = [
-    '../_base_/models/occworld_world_model.py',
-    '../_base_/datasets/carlasc.py',
-    '../_base_/schedules/adamw_cosine_200e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../_base_/datasets/carlasc.py', '../_base_/recipes/occworld_wm_8xb1-200e.py']
 model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
     tokenizer=dict(num_classes=12, height=8, attn_resolutions=(32, ), resolution=128),
@@ -26,10 +21,3 @@ val_evaluator = [
     dict(type='PlanningMetric', frames_per_second=2.0, horizons=(1, 2, 3)),
 ]
 test_evaluator = val_evaluator
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=200, eta_min=1e-6,
-         convert_to_iter_based=True),
-]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                                     save_best='occworld/mIoU_avg', rule='greater'))

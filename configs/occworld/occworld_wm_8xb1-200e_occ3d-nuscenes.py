@@ -8,12 +8,7 @@
 #   bash tools/dist_train.sh configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py 8 \
 #     --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_occ3d-nuscenes/best.pth
 #   python tools/test.py configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py CKPT --out m.json
-_base_ = [
-    '../_base_/models/occworld_world_model.py',
-    '../_base_/datasets/occ3d_nuscenes.py',
-    '../_base_/schedules/adamw_cosine_200e.py',
-    '../_base_/default_runtime.py',
-]
+_base_ = ['../_base_/datasets/occ3d_nuscenes.py', '../_base_/recipes/occworld_wm_8xb1-200e.py']
 history_frames = 5
 future_frames = 6
 model = dict(history_frames=history_frames, future_frames=future_frames)
@@ -28,10 +23,3 @@ val_evaluator = [
     dict(type='PlanningMetric', frames_per_second=2.0, horizons=(1, 2, 3)),
 ]
 test_evaluator = val_evaluator
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-3, by_epoch=False, begin=0, end=50),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=200, eta_min=1e-6,
-         convert_to_iter_based=True),
-]
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                                     save_best='occworld/mIoU_avg', rule='greater'))
