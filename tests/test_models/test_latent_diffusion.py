@@ -225,3 +225,25 @@ def test_cond_drop_prob_is_explicit():
         build(dict(speed=0.1, default=0.1))
     with pytest.raises(ValueError, match='probability in'):
         build(dict(command=1.5, default=0.1))
+
+
+def test_sample_cfg_engine_keys_and_x_T_reach_the_engine(monkeypatch):
+    """solver_order / start_at_zero_snr / clip_x0 from sample_cfg and an explicit x_T are
+    handed to the engine; unknown sample_cfg keys are refused at build time."""
+    model = MODELS.build(tiny_model_cfg(sample_cfg=dict(
+        sampler='unipc', num_steps=3, solver_order=2, start_at_zero_snr=False))).eval()
+    seen = {}
+    real = type(model.diffusion).sample
+
+    def spy(engine, *args, **kwargs):
+        seen.update(kwargs)
+        return real(engine, *args, **kwargs)
+
+    monkeypatch.setattr(type(model.diffusion), 'sample', spy)
+    x_T = torch.randn(model.latent_shape(1))
+    a = model.sample(1, x_T=x_T)
+    assert seen['solver_order'] == 2 and seen['start_at_zero_snr'] is False
+    assert seen['sampler'] == 'unipc' and seen['x_T'] is x_T and 'clip_x0' not in seen
+    assert torch.equal(a, model.sample(1, x_T=x_T.clone()))  # deterministic given x_T (ODE)
+    with pytest.raises(ValueError, match="unknown sample_cfg keys \\['steps'\\]"):
+        MODELS.build(tiny_model_cfg(sample_cfg=dict(steps=10)))

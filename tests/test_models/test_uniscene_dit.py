@@ -7,8 +7,8 @@ from mmengine.registry import DefaultScope
 
 import occworld4d  # noqa: F401
 from occworld4d.datasets.transforms import UniSceneLayout
-from occworld4d.models.denoisers.uniscene_dit import (UniSceneLatentDiffusion, UniSceneOccDiT,
-                                                      occupancy_meta)
+from occworld4d.models.denoisers.uniscene_dit import UniSceneOccDiT
+from occworld4d.models.generators.uniscene import UniSceneLatentDiffusion, occupancy_meta
 from occworld4d.registry import MODELS, TRANSFORMS
 from occworld4d.rendering.bev_layout import LAYOUT_CHANNELS
 

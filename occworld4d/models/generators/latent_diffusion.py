@@ -16,16 +16,16 @@ denoiser and no adapter (then ``latent_shape`` gives the sample shape).
 from typing import Dict, List, Optional, Sequence, Union
 
 import torch
-from mmengine.model import BaseModel
-from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
-from occworld4d.models.tokenizers.base import attach_predictions
+from occworld4d.models.tokenizers.base import FrozenTokenizerModel, attach_predictions
 from occworld4d.models.tokenizers.rollout import PLANE_KEYS
 from occworld4d.registry import DIFFUSION, MODELS
 from occworld4d.structures import OccDataSample
 
 DEFAULT_SAMPLE_CFG = dict(sampler='ddpm', num_steps=None, guidance_scale=4.0, eta=0.0)
+# further sample_cfg keys handed to the engine's sample() as they are
+ENGINE_SAMPLE_KEYS = ('solver_order', 'start_at_zero_snr', 'clip_x0')
 
 
 def build_engine(cfg: dict):
@@ -62,7 +62,7 @@ def rebase_trajectory(traj: Tensor, frame: int) -> Tensor:
 
 
 @MODELS.register_module()
-class LatentDiffusion(BaseModel):
+class LatentDiffusion(FrozenTokenizerModel):
     """A denoiser trained by the Gaussian-diffusion engine on a frozen tokenizer's latents.
 
     Args:
@@ -83,7 +83,8 @@ class LatentDiffusion(BaseModel):
             ``default=p`` for the ones it does not name (e.g.
             ``dict(hexplane=0.0, default=0.1)``); a condition left unnamed without a default
             is an error (it used to fall back to 0.1 silently).
-        sample_cfg: defaults of :meth:`sample`: sampler, num_steps, guidance_scale, eta.
+        sample_cfg: defaults of :meth:`sample`: sampler, num_steps, guidance_scale, eta (and
+            the engine's solver_order, start_at_zero_snr, clip_x0 when given).
         encode_kwargs: extra keyword arguments of ``tokenizer.encode``.
         context_stride: train the ``hexplane`` (previous window) condition from longer
             windows: inputs with T + s frames (T = the adapter's window) are split into the
@@ -101,19 +102,10 @@ class LatentDiffusion(BaseModel):
                  sample_cfg: Optional[dict] = None, encode_kwargs: Optional[dict] = None,
                  context_stride: Optional[int] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='OccDataPreprocessor')
-        if isinstance(data_preprocessor, dict):  # build in occworld4d's scope
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.tokenizer = MODELS.build(tokenizer)
-        for p in self.tokenizer.parameters():
-            p.requires_grad_(False)
-        self.tokenizer.eval()
+        super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg)
         self.denoiser = MODELS.build(denoiser)
         self.diffusion = build_engine(diffusion)
         self.adapter = MODELS.build(latent_adapter) if latent_adapter is not None else None
-        self.tokenizer_ckpt = tokenizer_ckpt
         self.latent_scale = float(latent_scale)
         if self.adapter is None and latent_shape is None:
             raise ValueError('LatentDiffusion: without a latent_adapter, give latent_shape '
@@ -123,6 +115,10 @@ class LatentDiffusion(BaseModel):
             condition_keys = getattr(self.denoiser, 'conditions', ())
         self.condition_keys = tuple(condition_keys)
         self.cond_drop_prob = self._drop_probs(cond_drop_prob)
+        unknown = sorted(set(sample_cfg or {}) - set(DEFAULT_SAMPLE_CFG) - set(ENGINE_SAMPLE_KEYS))
+        if unknown:
+            raise ValueError(f'LatentDiffusion: unknown sample_cfg keys {unknown}; expected '
+                             f'{sorted(DEFAULT_SAMPLE_CFG) + list(ENGINE_SAMPLE_KEYS)}')
         self.sample_cfg = dict(DEFAULT_SAMPLE_CFG, **(sample_cfg or {}))
         self.encode_kwargs = dict(encode_kwargs or {})
         self.context_stride = int(context_stride) if context_stride else None
@@ -149,17 +145,6 @@ class LatentDiffusion(BaseModel):
                 raise ValueError(f'LatentDiffusion: cond_drop_prob of {k!r} is {p}; expected a '
                                  'probability in [0, 1]')
         return {k: float(p) for k, p in probs.items()}
-
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.tokenizer_ckpt:
-            load_checkpoint(self.tokenizer, self.tokenizer_ckpt, map_location='cpu', strict=True,
-                            revise_keys=[(r'^module\.', '')])
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.tokenizer.eval()  # frozen: no dropout, no norm statistics updates
-        return self
 
     @property
     def device(self) -> torch.device:
@@ -307,9 +292,17 @@ class LatentDiffusion(BaseModel):
                     if key in ds and getattr(ds, key).shape[0] == T + s:
                         ds.set_field(getattr(ds, key)[s:s + T], key)
         cond = self.conditions_from_inputs(split)
-        x0 = self.sample(B, cond=cond)
+        x0 = self.sample(B, cond=cond, x_T=self.initial_noise(split, B))
         pred = self.decode_latent(x0).argmax(1).to(torch.uint8)  # (B, T, X, Y, Z)
         return attach_predictions(pred, split.get('voxels'), data_samples)
+
+    def initial_noise(self, inputs: Dict[str, Tensor], batch_size: int) -> Optional[Tensor]:
+        """x_T of :meth:`predict`'s chain: None = standard normal noise drawn by the engine.
+
+        Generation never sees ground truth here; a subclass may override it to reproduce a
+        reference's evaluation prior (e.g. UniScene's, off by default).
+        """
+        return None
 
     @torch.no_grad()
     def sample(self, batch_size: int, cond: Optional[Dict[str, Tensor]] = None,
@@ -317,7 +310,8 @@ class LatentDiffusion(BaseModel):
                sampler: Optional[str] = None, num_steps=None, eta: Optional[float] = None,
                known: Optional[Tensor] = None, known_mask: Optional[Tensor] = None,
                resample_jumps: int = 1, resample_steps: int = 1,
-               generator: Optional[torch.Generator] = None, progress: bool = False) -> Tensor:
+               generator: Optional[torch.Generator] = None, progress: bool = False,
+               x_T: Optional[Tensor] = None) -> Tensor:
         """Draw latents x0 (B, C, ...) (scaled; decode with :meth:`decode_latent`).
 
         Args:
@@ -329,6 +323,10 @@ class LatentDiffusion(BaseModel):
             known, known_mask: latent inpainting (True = keep ``known``), see the engine.
             resample_jumps, resample_steps: RePaint resampling for inpainting.
             generator: RNG of the sampler.
+            x_T: (B, C, ...) start of the chain (default: noise drawn by the engine).
+
+        ``sample_cfg`` may also set the engine's ``solver_order`` (UniPC),
+        ``start_at_zero_snr`` and ``clip_x0``; they are passed through when given.
         """
         cfg = self.sample_cfg
         cond = {k: v.to(self.device) if torch.is_tensor(v) else v
@@ -351,4 +349,5 @@ class LatentDiffusion(BaseModel):
             guidance_keys=keys or None, known=known, known_mask=known_mask,
             resample_jumps=resample_jumps, resample_steps=resample_steps,
             valid_mask=self.valid_mask(), generator=generator, progress=progress,
-            device=self.device)
+            x_T=x_T, device=self.device,
+            **{k: cfg[k] for k in ENGINE_SAMPLE_KEYS if cfg.get(k) is not None})

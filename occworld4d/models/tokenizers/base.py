@@ -10,8 +10,10 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.model import BaseModel
+from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
+from occworld4d.registry import MODELS
 from occworld4d.structures import OccDataSample
 
 
@@ -63,6 +65,46 @@ class BaseTokenizer(BaseModel):
                 pred = self.reconstruct(voxels).argmax(1).to(torch.uint8)  # (B, T, X, Y, Z)
             return attach_predictions(pred, voxels, data_samples)
         raise ValueError(f'unknown mode {mode!r}; expected "loss", "predict" or "tensor"')
+
+
+class FrozenTokenizerModel(BaseModel):
+    """Base of every stage-2 model over a frozen stage-1 tokenizer (``LatentDiffusion``,
+    ``OccWorld``): builds the tokenizer with its parameters frozen, keeps it in eval mode (no
+    dropout, no norm-statistics updates) and loads ``tokenizer_ckpt`` into it in
+    :meth:`init_weights` (the Runner calls it before training; sampling / testing load the full
+    checkpoint instead).
+
+    Args:
+        tokenizer: config of the tokenizer.
+        tokenizer_ckpt: stage-1 checkpoint (keys of the tokenizer, an optional ``module.``
+            prefix of distributed training removed), loaded strictly.
+        data_preprocessor: config of the data preprocessor (default ``OccDataPreprocessor``).
+        init_cfg: mmengine init config.
+    """
+
+    def __init__(self, tokenizer: dict, tokenizer_ckpt: Optional[str] = None,
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+        if data_preprocessor is None:
+            data_preprocessor = dict(type='OccDataPreprocessor')
+        if isinstance(data_preprocessor, dict):  # build in occworld4d's scope
+            data_preprocessor = MODELS.build(data_preprocessor)
+        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
+        self.tokenizer = MODELS.build(tokenizer)
+        for p in self.tokenizer.parameters():
+            p.requires_grad_(False)
+        self.tokenizer.eval()
+        self.tokenizer_ckpt = tokenizer_ckpt
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        if self.tokenizer_ckpt:
+            load_checkpoint(self.tokenizer, self.tokenizer_ckpt, map_location='cpu', strict=True,
+                            revise_keys=[(r'^module\.', '')])
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        self.tokenizer.eval()  # frozen
+        return self
 
 
 def attach_predictions(pred: Tensor, voxels: Optional[Tensor],

@@ -31,11 +31,9 @@ from typing import Dict, List, Optional
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import BaseModel
-from mmengine.runner.checkpoint import load_checkpoint
 from torch import Tensor
 
-from occworld4d.models.tokenizers.base import attach_predictions
+from occworld4d.models.tokenizers.base import FrozenTokenizerModel, attach_predictions
 from occworld4d.registry import MODELS
 from occworld4d.structures import OccDataSample
 
@@ -77,7 +75,7 @@ def select_mode(modes_xy: Tensor, mode: Tensor) -> Tensor:
 
 
 @MODELS.register_module()
-class OccWorld(BaseModel):
+class OccWorld(FrozenTokenizerModel):
     """Autoregressive world model on a frozen per-frame VQ tokenizer.
 
     Args:
@@ -98,19 +96,10 @@ class OccWorld(BaseModel):
                  history_frames: int = 5, future_frames: int = 6,
                  pose_loss_weight: float = 0.1, use_cache: bool = True,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
-        if data_preprocessor is None:
-            data_preprocessor = dict(type='OccDataPreprocessor')
-        if isinstance(data_preprocessor, dict):  # build in occworld4d's scope
-            data_preprocessor = MODELS.build(data_preprocessor)
-        super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
-        self.tokenizer = MODELS.build(tokenizer)
-        for p in self.tokenizer.parameters():
-            p.requires_grad_(False)
-        self.tokenizer.eval()
+        super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg)
         self.transformer = MODELS.build(transformer)
         self.pose_encoder = MODELS.build(pose_encoder)
         self.pose_decoder = MODELS.build(pose_decoder)
-        self.tokenizer_ckpt = tokenizer_ckpt
         self.history_frames, self.future_frames = int(history_frames), int(future_frames)
         if self.history_frames < 1 or self.future_frames < 1:
             raise ValueError(f'OccWorld: history_frames and future_frames must be >= 1, got '
@@ -134,17 +123,6 @@ class OccWorld(BaseModel):
                              f'codes, the transformer predicts {self.transformer.num_codes}')
 
     # -------------------------------------------------------------- set-up
-    def init_weights(self) -> None:
-        super().init_weights()
-        if self.tokenizer_ckpt:
-            load_checkpoint(self.tokenizer, self.tokenizer_ckpt, map_location='cpu', strict=True,
-                            revise_keys=[(r'^module\.', '')])
-
-    def train(self, mode: bool = True):
-        super().train(mode)
-        self.tokenizer.eval()  # frozen
-        return self
-
     def world_model_parameters(self) -> int:
         """Parameters of the transformer and the pose branch (tokenizer excluded)."""
         return sum(p.numel() for m in (self.transformer, self.pose_encoder, self.pose_decoder)
