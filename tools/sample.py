@@ -16,7 +16,7 @@ Examples:
         --cameras ../shared/data/real/nuscenes/keyframe_scene-0061/<info>.pkl
 
 Input npz: ``semantics`` (T, X, Y, Z) class ids (or ``voxels``); ``layout`` (T, h, w) for the
-layout task; without a ``layout`` the layout task builds one from ``semantics`` with the
+layout task (and, for a layout-conditioned model, inpaint and single-frame); without a ``layout`` the layout task builds one from ``semantics`` with the
 layout transform of the config's training pipeline (``UniSceneLayout`` / ``MakeLayout``).
 Outputs (written atomically) in --out: ``sample_{i}.npz`` (``semantics`` uint8 (T, X, Y, Z)),
 ``sample_{i}_bev.png`` and ``sample_{i}.gif``; with ``--lidar`` / ``--cameras`` the sampled
@@ -192,8 +192,14 @@ def main(argv=None):
         raise CLIError('--task inpaint needs --region x0 x1 y0 y1 z0 z1 [t0 t1]')
     if args.task == 'outpaint' and args.shift is None:
         raise CLIError('--task outpaint needs --shift DX DY')
+    # A layout-conditioned model also takes the input's layout where the output covers the
+    # input's extent in space and time (inpaint, single-frame); continuation / long sequences /
+    # outpainting generate frames or areas that the input's layout does not describe.
+    use_layout = args.task == 'layout' or (
+        args.task in ('inpaint', 'single-frame')
+        and 'layout' in getattr(model, 'condition_keys', ()))
     kwargs = dict(num_samples=args.num_samples, seed=args.seed, command=args.command,
-                  trajectory=args.trajectory, layout=layout if args.task == 'layout' else None,
+                  trajectory=args.trajectory, layout=layout if use_layout else None,
                   voxels=voxels, region=args.region, shift=args.shift or (0, 0),
                   num_frames=args.num_frames, overlap=args.overlap)
     if args.resample_jumps > 1:

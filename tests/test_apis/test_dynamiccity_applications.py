@@ -108,3 +108,5 @@ def test_cli_conditions_reach_every_application(setup, monkeypatch):
             # Continuation windows also see the previous window's HexPlane; single-frame
             # sees the static window's.
             assert ('hexplane' in cond) == (key in ('continue_', 'single')), key
+            # the input's layout conditions the tasks that keep the input's space-time extent
+            assert ('layout' in cond) == (key in ('inpaint', 'single')), key
