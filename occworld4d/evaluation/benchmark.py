@@ -2,14 +2,19 @@
 
 The command-line front ends are ``tools/analysis_tools/benchmark.py`` and
 ``tools/analysis_tools/count_params.py``; the functions here do the work so tests can
-call them in-process.
+call them in-process. The helpers under "inputs" and "subprocess measurements" are shared by
+the tools that measure each setting in a fresh process (benchmark_tokenizer.py,
+benchmark_forecast.py).
 """
 import inspect
+import json
 import os
+import os.path as osp
 import platform
 import statistics
+import subprocess
 import time
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -102,6 +107,61 @@ class MemoryProbe:
         hwm = _proc_status_kb('VmHWM')
         return dict(kind='cpu_peak_rss', peak_mb=None if hwm is None else hwm / 1024,
                     scope=self.scope)
+
+
+# ---------------------------------------------------------------------------- inputs
+# One real Occ3D-nuScenes frame of the shared sample data (relative to ``real_data_root()``).
+REAL_OCC3D_FRAME = ('occ3d_nuscenes', 'gts', 'scene-1077', '29796060110c4163b07f06eff4af0753',
+                    'labels.npz')
+
+
+def real_or_random_clip(batch: int, frames: int, size: Sequence[int],
+                        num_classes: int) -> Tuple[torch.Tensor, str]:
+    """A (B, T, X, Y, Z) int64 clip of class ids to time a model on, and where it came from.
+
+    The real Occ3D-nuScenes frame (``REAL_OCC3D_FRAME``) repeated over B and T when the shared
+    sample data is present and the model has its vocabulary and grid (18 classes,
+    200 x 200 x 16); otherwise class ids drawn from torch's global generator (seed it first).
+    """
+    import numpy as np
+
+    from occworld4d.utils import real_data_root
+    X, Y, Z = size
+    frame = osp.join(real_data_root(), *REAL_OCC3D_FRAME)
+    if num_classes == 18 and (X, Y, Z) == (200, 200, 16) and osp.isfile(frame):
+        sem = torch.from_numpy(np.load(frame)['semantics'].astype(np.int64))  # (X, Y, Z)
+        return sem.expand(batch, frames, X, Y, Z).contiguous(), 'real Occ3D frame, repeated'
+    return torch.randint(0, num_classes, (batch, frames, X, Y, Z)), 'random class ids'
+
+
+# ---------------------------------------------------------------------------- subprocess measurements
+def process_cpu_seconds() -> float:
+    """User + system CPU seconds of this process so far (all threads)."""
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def process_peak_rss_mb() -> float:
+    """Peak resident set size of this process since it started, MiB (Linux ru_maxrss)."""
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_json_child(cmd: List[str], threads: int, what: str) -> dict:
+    """Run ``cmd`` (a measuring child process) with ``threads`` OpenMP / MKL threads.
+
+    Returns:
+        The JSON object the child printed as its last stdout line.
+
+    Raises:
+        SystemExit: naming ``what`` with the child's exit code and stderr tail if it failed.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        raise SystemExit(f'{what} failed (exit {out.returncode}):\n{out.stderr[-3000:]}')
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # ---------------------------------------------------------------------------- timing

@@ -28,9 +28,7 @@ Examples:
 """
 import argparse
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -66,7 +64,6 @@ def _config_path(path: str) -> str:
 
 def _child(args) -> dict:
     """Build the model, time ``args.child`` forecasts, return one result dict."""
-    import resource
     import time
 
     import numpy as np
@@ -75,9 +72,10 @@ def _child(args) -> dict:
     from mmengine.registry import DefaultScope
 
     import occworld4d  # noqa: F401
+    from occworld4d.evaluation.benchmark import (process_cpu_seconds, process_peak_rss_mb,
+                                                 real_or_random_clip)
     from occworld4d.models.world_models import command_modes, step_displacements
     from occworld4d.registry import MODELS
-    from occworld4d.utils import real_data_root
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -101,15 +99,7 @@ def _child(args) -> dict:
     h, w = model.transformer.token_shape[1:]
     X, Y, Z = cfg.get('grid_size') or (h * tok.downsample, w * tok.downsample,
                                        tok.semantic.height)
-    frame = osp.join(real_data_root(), 'occ3d_nuscenes/gts/scene-1077/'
-                     '29796060110c4163b07f06eff4af0753/labels.npz')
-    if K == 18 and (X, Y, Z) == (200, 200, 16) and osp.isfile(frame):
-        sem = torch.from_numpy(np.load(frame)['semantics'].astype(np.int64))
-        voxels = sem.expand(args.batch, H, X, Y, Z).contiguous()
-        source = 'real Occ3D frame, repeated'
-    else:
-        voxels = torch.randint(0, K, (args.batch, H, X, Y, Z))
-        source = 'random class ids'
+    voxels, source = real_or_random_clip(args.batch, H, (X, Y, Z), K)  # (B, H, X, Y, Z)
     voxels = voxels.to(device)
     traj = torch.zeros(args.batch, H, 3, device=device)
     traj[..., 0] = torch.arange(H, device=device) * 2.0
@@ -121,13 +111,9 @@ def _child(args) -> dict:
         if device.type == 'cuda':
             torch.cuda.synchronize(device)
 
-    def cpu_seconds():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
-
     def forecast():
         sync()
-        c0, t0 = cpu_seconds(), time.perf_counter()
+        c0, t0 = process_cpu_seconds(), time.perf_counter()
         ids = model.tokenize(voxels)  # (B, H, h, w)
         sync()
         t1 = time.perf_counter()
@@ -137,7 +123,7 @@ def _child(args) -> dict:
         pred = tok.decode_indices(fut, size=(X, Y)).argmax(1)  # (B, F, X, Y, Z)
         sync()
         t3 = time.perf_counter()
-        return fut, pred, (t1 - t0, t2 - t1, t3 - t2, cpu_seconds() - c0)
+        return fut, pred, (t1 - t0, t2 - t1, t3 - t2, process_cpu_seconds() - c0)
 
     warmup = args.warmup if args.warmup is not None else (2 if device.type == 'cuda' else 0)
     with torch.no_grad():
@@ -160,7 +146,7 @@ def _child(args) -> dict:
         out['peak_mem_mb'] = torch.cuda.max_memory_allocated(device) / 2 ** 20
         out['peak_mem_kind'] = 'CUDA max_memory_allocated'
     else:
-        out['peak_mem_mb'] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out['peak_mem_mb'] = process_peak_rss_mb()
         out['peak_mem_kind'] = 'peak RSS'
     return out
 
@@ -173,12 +159,8 @@ def _run(args, mode: str) -> dict:
                         ('--warmup', args.warmup)):
         if value is not None:
             cmd += [flag, str(value)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(f'benchmark_forecast.py: the {mode} subprocess failed (exit '
-                         f'{out.returncode}):\n{out.stderr[-3000:]}')
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    from occworld4d.evaluation.benchmark import run_json_child
+    return run_json_child(cmd, args.threads, f'benchmark_forecast.py: the {mode} subprocess')
 
 
 def main(argv=None):

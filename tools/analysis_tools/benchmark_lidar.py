@@ -17,11 +17,9 @@ import time
 import numpy as np
 import torch
 
+from occworld4d.evaluation.benchmark import REAL_OCC3D_FRAME
 from occworld4d.rendering.lidar import LIDAR_PRESETS, LidarSimulator
 from occworld4d.utils import real_data_root
-
-REAL_FRAME = ('occ3d_nuscenes', 'gts', 'scene-1077', '29796060110c4163b07f06eff4af0753',
-              'labels.npz')
 
 
 def parse_args(argv=None):
@@ -55,7 +53,7 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    path = args.labels or osp.join(real_data_root(), *REAL_FRAME)
+    path = args.labels or osp.join(real_data_root(), *REAL_OCC3D_FRAME)
     if not osp.isfile(path):
         print(f'error: {path} not found (pass --labels or set OCCWORLD4D_REAL_DATA)',
               file=sys.stderr)

@@ -21,9 +21,7 @@ approximates the wall time on an otherwise idle machine.
 import argparse
 import ast
 import json
-import os
 import os.path as osp
-import subprocess
 import sys
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -67,7 +65,6 @@ def _config_path(name: str) -> str:
 
 def _child(args) -> dict:
     """Build, run one (or more) forward + loss + backward, print one JSON line."""
-    import resource
     import time
 
     import numpy as np
@@ -76,8 +73,9 @@ def _child(args) -> dict:
     from mmengine.registry import DefaultScope
 
     import occworld4d  # noqa: F401
+    from occworld4d.evaluation.benchmark import (process_cpu_seconds, process_peak_rss_mb,
+                                                 real_or_random_clip)
     from occworld4d.registry import MODELS
-    from occworld4d.utils import real_data_root
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -96,28 +94,16 @@ def _child(args) -> dict:
         model = MODELS.build(model_cfg).train()
     K = model.num_classes
     X, Y, Z = args.size or (200, 200, model.semantic.height)
-    frame = osp.join(real_data_root(), 'occ3d_nuscenes/gts/scene-1077/'
-                     '29796060110c4163b07f06eff4af0753/labels.npz')
-    if K == 18 and (X, Y, Z) == (200, 200, 16) and osp.isfile(frame):
-        sem = torch.from_numpy(np.load(frame)['semantics'].astype(np.int64))
-        voxels = sem.expand(args.batch, args.frames, X, Y, Z).contiguous()
-        source = 'real Occ3D frame, repeated'
-    else:
-        voxels = torch.randint(0, K, (args.batch, args.frames, X, Y, Z))
-        source = 'random class ids'
-    rss_model = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    def cpu_seconds():
-        r = resource.getrusage(resource.RUSAGE_SELF)
-        return r.ru_utime + r.ru_stime
-
+    voxels, source = real_or_random_clip(args.batch, args.frames, (X, Y, Z), K)  # (B, T, X, Y, Z)
+    rss_model = process_peak_rss_mb()
     times, cpu_times = [], []
     for i in range(args.iters + (1 if args.iters > 1 else 0)):
-        t0, c0 = time.perf_counter(), cpu_seconds()
+        t0, c0 = time.perf_counter(), process_cpu_seconds()
         losses = model.loss(dict(voxels=voxels))
         total = sum(v for k, v in losses.items() if k.startswith('loss_'))
         total.backward()
         times.append(time.perf_counter() - t0)
-        cpu_times.append(cpu_seconds() - c0)
+        cpu_times.append(process_cpu_seconds() - c0)
         model.zero_grad(set_to_none=True)
         del losses, total
     timed = times[1:] if len(times) > 1 else times
@@ -128,7 +114,7 @@ def _child(args) -> dict:
                 threads=args.threads, lean_lovasz=bool(args.lean),
                 sec_per_iter=float(np.median(timed)), all_secs=times,
                 cpu_sec_per_iter=float(np.median(cpu_timed)),
-                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                peak_rss_mb=process_peak_rss_mb(),
                 rss_after_build_mb=rss_model)
 
 
@@ -140,12 +126,8 @@ def _run(args, lean: bool) -> dict:
         cmd += ['--size'] + [str(s) for s in args.size]
     if args.model_opt:
         cmd += ['--model-opt'] + list(args.model_opt)
-    env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode != 0:
-        raise SystemExit(f'benchmark_tokenizer: the measuring subprocess failed '
-                         f'(exit {out.returncode}):\n{out.stderr[-3000:]}')
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    from occworld4d.evaluation.benchmark import run_json_child
+    return run_json_child(cmd, args.threads, 'benchmark_tokenizer: the measuring subprocess')
 
 
 def main(argv=None):
