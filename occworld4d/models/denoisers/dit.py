@@ -9,7 +9,7 @@ adaLN-Zero: each block regresses shift / scale / gate for its attention and MLP 
 ``c``; the regression layers are zero-initialised so every block starts as the identity and
 the final layer outputs zeros (the network starts by predicting eps = 0).
 """
-from typing import Dict, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
@@ -129,6 +129,30 @@ def basic_init(module: nn.Module) -> None:
         nn.init.xavier_uniform_(module.weight)
         if module.bias is not None:
             nn.init.zeros_(module.bias)
+
+
+def check_condition_kwargs(owner: str, cond: Dict[str, Optional[Tensor]], known: Sequence[str],
+                           enabled: Sequence[str], built_with: str) -> None:
+    """Reject condition keyword arguments that a denoiser's ``forward`` would silently ignore.
+
+    Args:
+        owner: the denoiser's name, for the message.
+        cond: the ``**cond`` of ``forward``.
+        known: every condition name the denoiser class understands.
+        enabled: the conditions this instance embeds (a given None counts as absent).
+        built_with: how the instance was configured, e.g. ``"conditions=('trajectory',)"``.
+
+    Raises:
+        TypeError: a name not in ``known``.
+        ValueError: a known condition given that this instance does not embed.
+    """
+    extra = [k for k in cond if k not in known]
+    if extra:
+        raise TypeError(f'{owner} got unknown condition(s) {extra}; known: {tuple(known)}')
+    disabled = [k for k in cond if k not in enabled and cond[k] is not None]
+    if disabled:
+        raise ValueError(f'{owner} got condition(s) {disabled} that this model does not embed '
+                         f'({built_with}); they would be ignored')
 
 
 def unpatchify(tokens: Tensor, patch_size: int, grid: Tuple[int, int]) -> Tensor:

@@ -41,7 +41,8 @@ from torch import Tensor, nn
 from occworld4d.models.layers import sincos_1d
 from occworld4d.registry import MODELS
 
-from .dit import DIT_PRESETS, DiTBlock, FinalLayer, TimestepEmbedder, basic_init
+from .dit import (DIT_PRESETS, DiTBlock, FinalLayer, TimestepEmbedder, basic_init,
+                  check_condition_kwargs)
 
 CONDITIONS = ('trajectory', 'command')
 
@@ -199,13 +200,8 @@ class OccSoraDiT(nn.Module):
             shape = ', '.join(map(str, self.latent_shape))
             raise ValueError(f'OccSoraDiT expects x of shape (B, {shape}), got '
                              f'{tuple(x.shape)}')
-        extra = [k for k in cond if k not in CONDITIONS]
-        if extra:
-            raise TypeError(f'OccSoraDiT got unknown condition(s) {extra}; known: {CONDITIONS}')
-        disabled = [k for k in cond if k not in self.conditions and cond[k] is not None]
-        if disabled:
-            raise ValueError(f'OccSoraDiT got condition(s) {disabled} that this model does not '
-                             f'embed (condition={self.condition!r}); they would be ignored')
+        check_condition_kwargs('OccSoraDiT', cond, CONDITIONS, self.conditions,
+                               f'condition={self.condition!r}')
         B = x.shape[0]
         h = self.x_embedder(x.to(self.pos_embed.dtype))  # (B, W, T', H', W')
         tokens = h.flatten(2).transpose(1, 2) + self.pos_embed  # (B, N, W), (t, h, w) order

@@ -35,7 +35,8 @@ from occworld4d.models.layers import PatchEmbed2d, sincos_2d
 from occworld4d.models.tokenizers.rollout import PaddedRollout
 from occworld4d.registry import MODELS
 
-from .dit import DIT_PRESETS, DiTBlock, FinalLayer, TimestepEmbedder, basic_init, unpatchify
+from .dit import (DIT_PRESETS, DiTBlock, FinalLayer, TimestepEmbedder, basic_init,
+                  check_condition_kwargs, unpatchify)
 
 CONDITIONS = ('trajectory', 'command', 'layout', 'hexplane')
 
@@ -217,13 +218,8 @@ class RolloutDiT(nn.Module):
         if x.ndim != 4 or tuple(x.shape[1:]) != (self.in_channels, S, S):
             raise ValueError(f'RolloutDiT expects x of shape (B, {self.in_channels}, {S}, {S}), '
                              f'got {tuple(x.shape)}')
-        extra = [k for k in cond if k not in CONDITIONS]
-        if extra:
-            raise TypeError(f'RolloutDiT got unknown condition(s) {extra}; known: {CONDITIONS}')
-        disabled = [k for k in cond if k not in self.conditions and cond[k] is not None]
-        if disabled:
-            raise ValueError(f'RolloutDiT got condition(s) {disabled} that this model does not '
-                             f'embed (conditions={self.conditions}); they would be ignored')
+        check_condition_kwargs('RolloutDiT', cond, CONDITIONS, self.conditions,
+                               f'conditions={self.conditions}')
         B = x.shape[0]
         tokens = self.x_embedder(x) + self.pos_embed  # (B, N, C)
         c = self.t_embedder(t).to(tokens.dtype)  # (B, C)
