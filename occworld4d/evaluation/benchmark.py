@@ -2,7 +2,7 @@
 
 The command-line front ends are ``tools/analysis_tools/benchmark.py`` and
 ``tools/analysis_tools/count_params.py``; the functions here do the work so tests can
-call them in-process. The helpers under "inputs" and "subprocess measurements" are shared by
+call them in-process. The helpers under "inputs" and "subprocesses" are shared by
 the tools that measure each setting in a fresh process (benchmark_tokenizer.py,
 benchmark_forecast.py).
 """
@@ -134,7 +134,7 @@ def real_or_random_clip(batch: int, frames: int, size: Sequence[int],
     return torch.randint(0, num_classes, (batch, frames, X, Y, Z)), 'random class ids'
 
 
-# ---------------------------------------------------------------------------- subprocess measurements
+# ---------------------------------------------------------------------------- subprocesses
 def process_cpu_seconds() -> float:
     """User + system CPU seconds of this process so far (all threads)."""
     import resource

@@ -16,8 +16,9 @@ Both modes forecast the same input from the same (random-init, seeded) weights; 
 whether they give identical codes and their agreement per future frame. The two paths compute
 the same logits up to float32 rounding (~1e-6 at the reference size); an untrained model's
 top-2 logits can be closer than that for a few of the 2,500 tokens, and a flipped code is fed
-back, so later frames may drift apart without any difference in the computation. The input is the real Occ3D-nuScenes frame repeated over time
-when the sample data is present and the grid matches (else seeded random class ids).
+back, so later frames may drift apart without any difference in the computation. The input is
+the real Occ3D-nuScenes frame repeated over time when the sample data is present and the grid
+matches (else seeded random class ids).
 
 Examples:
     python tools/analysis_tools/benchmark_forecast.py                       # reference, CPU
