@@ -32,6 +32,7 @@ model = dict(
         downsample=(2, 4, 4), z_channels=16,
         quantizer=dict(num_codes=64, code_dim=16, restart_dead=True, dead_window=20)),
     latent_shape=latent_shape,
+    latent_adapter=dict(stride=(2, 4, 4)),  # 8 x 32 x 32 voxels over 4 x 8 x 8 tokens
     denoiser=dict(latent_shape=latent_shape, arch='DiT-tiny', num_frames=num_frames),
     diffusion=dict(num_timesteps=100),
     sample_cfg=dict(sampler='ddim', num_steps=10),

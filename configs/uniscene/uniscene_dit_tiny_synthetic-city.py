@@ -39,6 +39,7 @@ model = dict(
     # its VAE).
     latent_scale=0.5,
     latent_shape=(4, num_frames, 16, 16),
+    latent_adapter=dict(stride=(1, 2, 2)),  # 8 x 32 x 32 voxels over 8 x 16 x 16 cells
     denoiser=dict(input_size=16, num_frames=num_frames, arch='UniScene-tiny'),
     diffusion=dict(num_timesteps=100),
     sample_cfg=dict(sampler='ddim', num_steps=10),

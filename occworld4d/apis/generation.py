@@ -17,6 +17,25 @@ rows that describe only the first ``o`` frames, taken from the encoding of windo
 ``o`` frames, and (3) gets those ``o`` frames pasted back exactly. Its first frames therefore
 ARE the previous window's last frames and the frames after them are denoised jointly with
 them, so there is no jump at the join; the overlap is output once.
+
+Latent adapters. The functions only use the adapter's generic interface: ``voxel_shape``,
+``region_mask(region)`` (latent cells a voxel box influences; True = regenerate) and, for
+single frame, ``plane_mask`` or ``frame_mask``; the ``hexplane`` condition is used when the
+model has it. Two adapters exist:
+
+* ``PaddedRollout`` (DynamicCity, the HexPlane canvas): as described above.
+* ``GridLatentAdapter`` (OccSora's 4D token grid, UniScene's KL-VAE latent; (C, t, h, w) over
+  a (T, X, Y, Z) window with strides st, sx, sy): a cell is regenerated when its stride block
+  (grown by the adapter's ``halo`` cells) meets the box, so inpainting / outpainting keep the
+  cells away from the box. Continuation / long sequences: no ``hexplane`` condition; the kept
+  cells are the latent time slices over the overlap frames only (with the time halo: the
+  overlap should be at least (1 + halo_t) * st frames, e.g. 16 for OccSora's st = 8; a
+  shorter overlap keeps no cell and the window is sampled afresh, its first frames pasted).
+  Single frame: the time slice(s) over frame 0 of the static window (frame 0 held still) are
+  known; with a temporal stride of 1 (UniScene) that is exactly frame 0's cells, with st > 1
+  (OccSora) the first st frames start from the scene at rest and the rest is generated in
+  that context (RePaint resampling with ``resample_jumps`` > 1 harmonizes the join). In every
+  task the given voxels are pasted back, so they are kept exactly.
 """
 import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple, Union
@@ -129,8 +148,14 @@ def _region_known_mask(model, region: Sequence[int]) -> Tensor:
     adapter = model.adapter
     if adapter is None or not hasattr(adapter, 'region_mask'):
         raise NotImplementedError('region-based inpainting needs a latent adapter with '
-                                  'region_mask() (e.g. PaddedRollout with voxel_shape)')
-    return ~adapter.region_mask(region, model.device)[None, None]  # (1, 1, S, S) True = keep
+                                  'region_mask() (e.g. PaddedRollout with voxel_shape, '
+                                  'GridLatentAdapter)')
+    return ~adapter.region_mask(region, model.device)[None, None]  # (1, 1, ...) True = keep
+
+
+def _batch(latent: Tensor, num_samples: int) -> Tensor:
+    """(1, C, ...) -> (num_samples, C, ...) (a view)."""
+    return latent.expand(num_samples, *latent.shape[1:])
 
 
 def _box_mask(shape: Sequence[int], region: Sequence[int]) -> Tensor:
@@ -177,7 +202,7 @@ def inpaint(model, voxels, region: Sequence[int], num_samples: int = 1, cond: Op
     v = _voxels(voxels)
     known_mask = _region_known_mask(model, region)  # validates the region first
     box = _box_mask(v.shape, region)
-    known = model.encode_latent(v[None].to(model.device)).expand(num_samples, -1, -1, -1)
+    known = _batch(model.encode_latent(v[None].to(model.device)), num_samples)
     x0 = model.sample(num_samples, cond=cond, known=known, known_mask=known_mask, **sample_kwargs)
     out = _decode(model, x0)
     return torch.where(box, out, v.to(torch.uint8))
@@ -212,7 +237,7 @@ def outpaint(model, voxels, shift: Tuple[int, int], free_label: int = 0, num_sam
     expected = getattr(model.adapter, 'voxel_shape', None)
     if expected is None:
         raise NotImplementedError('outpainting needs a latent adapter with voxel_shape '
-                                  '(T, X, Y, Z), e.g. PaddedRollout')
+                                  '(T, X, Y, Z), e.g. PaddedRollout or GridLatentAdapter')
     if tuple(v.shape) != tuple(expected):
         raise ValueError(f'outpaint: the scene has shape {tuple(v.shape)}; this model '
                          f'generates windows of (T, X, Y, Z) = {tuple(expected)}')
@@ -256,7 +281,7 @@ def _outpaint_window(model, canvas: Tensor, filled: Tensor, origin: Tuple[int, i
     if int(free.sum()) != (box[1] - box[0]) * (box[3] - box[2]):  # outpaint's order avoids it
         raise RuntimeError(f'outpaint window at {origin}: the part to generate is not a box')
     known_mask = _region_known_mask(model, (*box, 0, Z))  # (1, 1, S, S) True = keep
-    known = model.encode_latent(win.long().to(model.device))  # (N, C, S, S)
+    known = model.encode_latent(win.long().to(model.device))  # (N, C, ...)
     x0 = model.sample(N, cond=cond, known=known, known_mask=known_mask, **sample_kwargs)
     new = _decode(model, x0)  # (N, T, X, Y, Z)
     win.copy_(torch.where(keep[None, None, :, :, None], win, new))
@@ -331,8 +356,10 @@ def single_frame(model, frame, num_samples: int = 1, keep_static: bool = True,
 
     The frame is held still for T frames and encoded. That static window is (a) the
     ``hexplane`` condition when the model has one (the "previous window" of a scene at rest)
-    and (b) with ``keep_static`` the source of known spatial planes (xy, xz, yz: the scene's
-    layout), so the sampler generates the time planes (the motion). Frame 0 is pasted back.
+    and (b) with ``keep_static`` the source of known latent cells: the spatial planes (xy,
+    xz, yz: the scene's layout) of a HexPlane, so the sampler generates the time planes (the
+    motion); the time slice(s) over frame 0 of a grid latent (``frame_mask([0])``, see the
+    module doc). Frame 0 is pasted back.
 
     Args:
         frame: (X, Y, Z) class ids.
@@ -350,11 +377,18 @@ def single_frame(model, frame, num_samples: int = 1, keep_static: bool = True,
     latent = model.encode_latent(static)
     cond = dict(cond or {})
     if 'hexplane' in model.condition_keys:
-        cond['hexplane'] = latent.expand(num_samples, -1, -1, -1)
+        cond['hexplane'] = _batch(latent, num_samples)
     known = known_mask = None
     if keep_static:
-        known = latent.expand(num_samples, -1, -1, -1)
-        known_mask = model.adapter.plane_mask(SPATIAL_PLANES, model.device)[None, None]
+        known = _batch(latent, num_samples)
+        if hasattr(model.adapter, 'plane_mask'):  # HexPlane: the spatial planes = the layout
+            known_mask = model.adapter.plane_mask(SPATIAL_PLANES, model.device)
+        elif hasattr(model.adapter, 'frame_mask'):  # grid: the time slice(s) over frame 0
+            known_mask = model.adapter.frame_mask([0], model.device, halo=0)
+        else:
+            raise NotImplementedError('single_frame(keep_static=True) needs a latent adapter '
+                                      'with plane_mask() or frame_mask()')
+        known_mask = known_mask[None, None]
     out = _decode(model, model.sample(num_samples, cond=cond, known=known, known_mask=known_mask,
                                       **sample_kwargs))
     out[:, 0] = f.to(torch.uint8)

@@ -20,6 +20,12 @@ model = dict(
     tokenizer_ckpt=None,
     latent_shape=(128, 4, 25, 25),
     latent_scale=0.1,
+    # Parameter-free voxel <-> token-cell map for inpainting / outpainting / continuation /
+    # single frame (tools/sample.py): each token covers 8 frames x 8 x 8 voxels (all of Z);
+    # latent_shape comes from the model and Z from the tokenizer's height, so the 32-frame
+    # windows of every dataset (200 x 200 x 16, CarlaSC 128 x 128 x 8) share this entry. One
+    # halo cell: the 3D convolutions mix neighbouring tokens.
+    latent_adapter=dict(type='GridLatentAdapter', stride=(8, 8, 8), halo=1),
     denoiser=dict(
         type='OccSoraDiT', latent_shape=(128, 4, 25, 25), arch='DiT-OccSora', mlp_ratio=4.0,
         learn_sigma=True, condition='trajectory', num_frames=32, cond_hidden=128,

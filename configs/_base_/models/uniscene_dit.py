@@ -24,6 +24,11 @@ model = dict(
     tokenizer_ckpt=None,
     latent_scale=70.0,
     latent_shape=(4, 5, 50, 50),
+    # Parameter-free voxel <-> latent-cell map for inpainting / outpainting / continuation /
+    # single frame (tools/sample.py): a cell covers 1 frame x 4 x 4 voxels (all of Z); shapes
+    # from latent_shape and the tokenizer's height. Halo: none in time (the encoder is 2D per
+    # frame), one cell in space.
+    latent_adapter=dict(type='GridLatentAdapter', stride=(1, 4, 4), halo=(0, 1, 1)),
     denoiser=dict(
         type='UniSceneOccDiT', input_size=50, in_channels=4, num_frames=5, arch='UniScene',
         patch_size=2, mlp_ratio=4.0, learn_sigma=True, conditions=('layout', ),

@@ -11,7 +11,9 @@ Data flow (B batch, T frames, X, Y, Z voxels, K classes)::
 
 The generator knows nothing about HexPlanes: DynamicCity plugs in ``PaddedRollout`` as the
 adapter and ``RolloutDiT`` as the denoiser; OccSora / UniScene use another tokenizer and
-denoiser and no adapter (then ``latent_shape`` gives the sample shape).
+denoiser and the parameter-free ``GridLatentAdapter`` (identity on their (C, t, h, w) latent
+grid; it only maps voxel boxes / frames to latent cells for inpainting) or no adapter at all
+(then ``latent_shape`` gives the sample shape).
 """
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -70,11 +72,15 @@ class LatentDiffusion(FrozenTokenizerModel):
         denoiser: config of the network ``denoiser(x_t, t, drop=..., **cond)``.
         diffusion: config of the engine in the DIFFUSION registry.
         latent_adapter: optional config of a latent adapter with ``to_latent`` /
-            ``from_latent`` (and optionally ``valid_mask()``), e.g. ``PaddedRollout``.
+            ``from_latent`` (and optionally ``valid_mask()``, ``latent_shape``,
+            ``bind(latent_shape, tokenizer)``), e.g. ``PaddedRollout`` (HexPlane canvas) or
+            ``GridLatentAdapter`` (token-grid latents; gives the applications of
+            :mod:`occworld4d.apis.generation` their voxel <-> latent-cell masks).
         tokenizer_ckpt: stage-1 checkpoint loaded into the tokenizer by :meth:`init_weights`
             (the Runner calls it before training; sampling loads the full checkpoint instead).
         latent_scale: x0 = latent * latent_scale (and / latent_scale before decoding).
-        latent_shape: (C, ...) of one latent sample when there is no adapter.
+        latent_shape: (C, ...) of one latent sample when there is no adapter (with an
+            adapter that has a ``latent_shape`` the two must agree).
         condition_keys: condition names read from the inputs and passed to the denoiser;
             default: the denoiser's ``conditions`` attribute (or none).
         cond_drop_prob: probability to drop each condition per sample in training;
@@ -111,6 +117,15 @@ class LatentDiffusion(FrozenTokenizerModel):
             raise ValueError('LatentDiffusion: without a latent_adapter, give latent_shape '
                              '(C, ...) of one latent sample')
         self._latent_shape = tuple(latent_shape) if latent_shape is not None else None
+        if self.adapter is not None and hasattr(self.adapter, 'bind'):
+            # e.g. GridLatentAdapter: takes the latent shape (they must agree when both are
+            # given) and the voxel height from the generator / tokenizer
+            self.adapter.bind(latent_shape=self._latent_shape, tokenizer=self.tokenizer)
+        adapter_shape = getattr(self.adapter, 'latent_shape', None)
+        if (adapter_shape is not None and self._latent_shape is not None
+                and tuple(adapter_shape) != self._latent_shape):
+            raise ValueError(f'LatentDiffusion: latent_shape {self._latent_shape} disagrees '
+                             f'with the latent adapter\'s latent_shape {tuple(adapter_shape)}')
         if condition_keys is None:
             condition_keys = getattr(self.denoiser, 'conditions', ())
         self.condition_keys = tuple(condition_keys)
@@ -153,7 +168,10 @@ class LatentDiffusion(FrozenTokenizerModel):
     def latent_shape(self, batch_size: int) -> tuple:
         """(B, C, ...) of a batch of latents x0."""
         if self.adapter is not None:
-            S = self.adapter.canvas_size
+            shape = getattr(self.adapter, 'latent_shape', None)
+            if shape is not None:  # a grid adapter knows its latent
+                return (batch_size, *shape)
+            S = self.adapter.canvas_size  # PaddedRollout: the HexPlane canvas
             return (batch_size, self.denoiser.in_channels, S, S)
         return (batch_size, *self._latent_shape)
 
