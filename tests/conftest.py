@@ -1,10 +1,16 @@
-"""Shared fixtures: the real-sample folder, fixed threads and seeds."""
+"""Shared fixtures: the real-sample folder, fixed threads and seeds. Helpers for running the
+command-line tools live in tests/helpers.py (``from helpers import run_cli, load_tool``)."""
 import os
+import sys
 
 import pytest
 import torch
 
 from occworld4d.utils import real_data_root
+
+# tests/ on sys.path for ``import helpers`` whatever pytest's --import-mode
+if os.path.dirname(os.path.abspath(__file__)) not in sys.path:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 torch.set_num_threads(int(os.environ.get('OCCWORLD4D_TEST_THREADS', '1')))
 

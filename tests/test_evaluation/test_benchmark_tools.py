@@ -1,5 +1,4 @@
 """benchmark.py / count_params.py on a tiny config with a toy model defined here."""
-import importlib.util
 import json
 import os.path as osp
 import statistics
@@ -9,17 +8,9 @@ import torch
 from mmengine.model import BaseModel
 
 import occworld4d.models  # noqa: F401  (OccDataPreprocessor)
+from helpers import ROOT, load_tool
 from occworld4d.evaluation.benchmark import count_parameters
 from occworld4d.registry import DATASETS, MODELS
-
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _load_tool(rel):
-    spec = importlib.util.spec_from_file_location(osp.basename(rel)[:-3], osp.join(ROOT, rel))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @MODELS.register_module(name='H4ToyBenchModel', force=True)
@@ -80,7 +71,7 @@ def test_count_parameters_exact():
 
 @pytest.mark.parametrize('task', ['train', 'infer', 'sample', 'data'])
 def test_benchmark_emits_valid_json(config, tmp_path, task):
-    bench = _load_tool('tools/analysis_tools/benchmark.py')
+    bench = load_tool('tools/analysis_tools/benchmark.py')
     out = tmp_path / f'{task}.json'
     bench.main([config, '--task', task, '--iters', '3', '--warmup', '1', '--json', str(out),
                 '--device', 'cpu'])
@@ -96,7 +87,7 @@ def test_benchmark_emits_valid_json(config, tmp_path, task):
 
 
 def test_benchmark_cfg_options_and_errors(config, tmp_path, capsys):
-    bench = _load_tool('tools/analysis_tools/benchmark.py')
+    bench = load_tool('tools/analysis_tools/benchmark.py')
     res = bench.main([config, '--task', 'infer', '--iters', '1', '--warmup', '0',
                       '--cfg-options', 'model.channels=2', '--batch-size', '3'])
     assert res['params']['encoder']['total'] == 27 * 2 + 2 and res['batch_size'] == 3
@@ -106,7 +97,7 @@ def test_benchmark_cfg_options_and_errors(config, tmp_path, capsys):
 
 
 def test_count_params_tool(config, tmp_path, capsys):
-    tool = _load_tool('tools/analysis_tools/count_params.py')
+    tool = load_tool('tools/analysis_tools/count_params.py')
     rows = tool.main([config, '--json', str(tmp_path / 'p.json')])
     text = capsys.readouterr().out
     assert 'encoder' in text and '127' in text and 'frozen' in text
@@ -173,7 +164,7 @@ def test_benchmark_sample_task_decodes_with_the_batch_conditions(config):
 
 def test_benchmark_sample_task_on_the_tiny_dit_config(tmp_path):
     """LatentDiffusion: sampled latents are decoded into scenes (the tool's real use)."""
-    bench = _load_tool('tools/analysis_tools/benchmark.py')
+    bench = load_tool('tools/analysis_tools/benchmark.py')
     res = bench.main([osp.join(ROOT, 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'),
                       '--task', 'sample', '--iters', '1', '--warmup', '0', '--device', 'cpu',
                       '--batch-size', '1', '--cfg-options', 'model.sample_cfg.num_steps=2',

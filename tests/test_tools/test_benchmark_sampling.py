@@ -1,21 +1,13 @@
-import importlib.util
 import json
 import os.path as osp
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'benchmark_sampling', osp.join(ROOT, 'tools/analysis_tools/benchmark_sampling.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+from helpers import ROOT, load_tool
 
 
 def test_prints_sampling_and_decoding_seconds(capsys):
-    _tool().main([osp.join(ROOT, 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'),
-                  '--steps', '3', '--repeats', '1', '--threads', '1', '--device', 'cpu'])
+    tool = load_tool('tools/analysis_tools/benchmark_sampling.py')
+    tool.main([osp.join(ROOT, 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'),
+               '--steps', '3', '--repeats', '1', '--threads', '1', '--device', 'cpu'])
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out['sampler'] == 'dpmpp_2m' and out['steps'] == 3 and out['cfg'] == 4.0
     assert out['conditions'] == ['command', 'trajectory']

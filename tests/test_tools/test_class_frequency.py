@@ -3,19 +3,17 @@ masks (hand-counted on a CarlaSC fixture), JSON / config-fragment outputs that t
 accepts, and clear errors."""
 import json
 import os.path as osp
-import sys
 
 import numpy as np
 import pytest
 import torch
 from mmengine.config import Config
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-sys.path.insert(0, osp.join(ROOT, 'tools', 'analysis_tools'))
-import class_frequency  # noqa: E402
+from helpers import ROOT, load_tool
+from occworld4d.datasets.writers import write_carlasc_sequence
+from occworld4d.registry import MODELS
 
-from occworld4d.datasets.writers import write_carlasc_sequence  # noqa: E402
-from occworld4d.registry import MODELS  # noqa: E402
+class_frequency = load_tool('tools/analysis_tools/class_frequency.py')
 
 GRID = (128, 128, 8)
 TINY_VAE = osp.join(ROOT, 'configs', 'dynamiccity', 'dynamiccity_vae_tiny_synthetic-city.py')

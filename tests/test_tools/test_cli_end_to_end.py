@@ -1,29 +1,18 @@
 """train -> checkpoint -> resume -> test -> sample through the command-line tools, on the
 tiny synthetic-city DynamicCity configs (what `make demo` runs, at a smaller size)."""
 import json
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import ROOT, run_cli
+
 VAE_CFG = 'configs/dynamiccity/dynamiccity_vae_tiny_synthetic-city.py'
 DIT_CFG = 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'
 SMALL = ['train_dataloader.dataset.num_scenes=4', 'val_dataloader.dataset.num_scenes=2',
          'test_dataloader.dataset.num_scenes=2']
-
-
-def cli(*args, expect_ok=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
-    if expect_ok:
-        assert proc.returncode == 0, f'{args}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
-    return proc
 
 
 def load(path):
@@ -36,50 +25,51 @@ def test_train_resume_test_sample(tmp_path):
     common = ['--work-dir', str(vae_dir), '--cfg-options', *SMALL,
               'default_hooks.checkpoint.interval=1', 'default_hooks.checkpoint.save_best=None',
               'train_cfg.val_interval=100']
-    cli('tools/train.py', VAE_CFG, *common[:3], 'train_cfg.max_epochs=1', *common[3:])
+    run_cli('tools/train.py', VAE_CFG, *common[:3], 'train_cfg.max_epochs=1', *common[3:])
     first = load(vae_dir / 'epoch_1.pth')
     assert first['meta']['epoch'] == 1 and first['meta']['iter'] == 2
     assert not list(vae_dir.glob('*.tmp')), 'a temporary checkpoint file was left behind'
 
     # Resume from the latest checkpoint: continues at iteration 2 with the saved optimizer.
-    cli('tools/train.py', VAE_CFG, *common[:3], 'train_cfg.max_epochs=2', *common[3:],
-        '--resume')
+    run_cli('tools/train.py', VAE_CFG, *common[:3], 'train_cfg.max_epochs=2', *common[3:],
+            '--resume')
     second = load(vae_dir / 'epoch_2.pth')
     assert second['meta']['iter'] == 4 and second['meta']['epoch'] == 2
     state = second['optimizer']['state']
     assert all(int(s['step']) == 4 for s in state.values()), 'optimizer state was not resumed'
 
     out = tmp_path / 'metrics.json'
-    cli('tools/test.py', VAE_CFG, str(vae_dir / 'epoch_2.pth'), '--out', str(out),
-        '--work-dir', str(vae_dir), '--cfg-options', *SMALL)
+    run_cli('tools/test.py', VAE_CFG, str(vae_dir / 'epoch_2.pth'), '--out', str(out),
+            '--work-dir', str(vae_dir), '--cfg-options', *SMALL)
     metrics = json.loads(out.read_text())
     miou = [v for k, v in metrics.items() if k.endswith('mIoU')]
     assert miou and all(0.0 <= v <= 100.0 for v in miou), metrics
 
     # A checkpoint of another model is refused with a message naming it.
-    bad = cli('tools/test.py', DIT_CFG, str(vae_dir / 'epoch_2.pth'), '--cfg-options',
-              'test_dataloader.dataset.num_scenes=2', 'test_evaluator.allow_untrained=True',
-              expect_ok=False)
+    bad = run_cli('tools/test.py', DIT_CFG, str(vae_dir / 'epoch_2.pth'), '--cfg-options',
+                  'test_dataloader.dataset.num_scenes=2', 'test_evaluator.allow_untrained=True',
+                  expect_ok=False)
     assert bad.returncode == 2 and 'does not match the model of the config' in bad.stderr
 
-    cli('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
-        f'model.tokenizer_ckpt={vae_dir / "epoch_2.pth"}', 'train_cfg.max_epochs=1',
-        'train_dataloader.dataset.num_scenes=4', 'default_hooks.checkpoint.interval=1')
+    run_cli('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
+            f'model.tokenizer_ckpt={vae_dir / "epoch_2.pth"}', 'train_cfg.max_epochs=1',
+            'train_dataloader.dataset.num_scenes=4', 'default_hooks.checkpoint.interval=1')
     sample_dir = tmp_path / 'sample'
-    cli('tools/sample.py', DIT_CFG, str(dit_dir / 'epoch_1.pth'), '--task', 'command',
-        '--command', 'LEFT', '--steps', '4', '--out', str(sample_dir))
+    run_cli('tools/sample.py', DIT_CFG, str(dit_dir / 'epoch_1.pth'), '--task', 'command',
+            '--command', 'LEFT', '--steps', '4', '--out', str(sample_dir))
     with np.load(sample_dir / 'sample_0.npz') as f:
         sem = f['semantics']
     assert sem.shape == (8, 32, 32, 8) and sem.dtype == np.uint8 and sem.max() < 12
 
 
 def test_bad_inputs_give_one_clear_message(tmp_path):
-    proc = cli('tools/train.py', 'configs/does_not_exist.py', expect_ok=False)
+    proc = run_cli('tools/train.py', 'configs/does_not_exist.py', expect_ok=False)
     assert proc.returncode == 2 and 'does_not_exist.py' in proc.stderr
     assert 'Traceback' not in proc.stderr
-    proc = cli('tools/test.py', VAE_CFG, str(tmp_path / 'missing.pth'), expect_ok=False)
+    proc = run_cli('tools/test.py', VAE_CFG, str(tmp_path / 'missing.pth'), expect_ok=False)
     assert proc.returncode == 2 and 'missing.pth' in proc.stderr
     bad_cfg = tmp_path / 'bad_type.py'
     bad_cfg.write_text(f"_base_ = ['{osp.join(ROOT, VAE_CFG)}']\nmodel = dict(type='NoSuchModel')\n")
-    proc = cli('tools/train.py', str(bad_cfg), '--work-dir', str(tmp_path / 'w'), expect_ok=False)
+    proc = run_cli('tools/train.py', str(bad_cfg), '--work-dir', str(tmp_path / 'w'),
+                   expect_ok=False)
     assert proc.returncode != 0 and 'NoSuchModel' in proc.stderr

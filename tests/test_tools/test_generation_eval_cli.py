@@ -4,41 +4,30 @@ writes the samples as npz and the FID / KID / P-R / IS / TC metrics as JSON, and
 reference features of the split (their reuse is tested in test_generation_metric.py)."""
 import json
 import math
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import ROOT, run_cli
+
 FE_CFG = 'configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py'
 DIT_CFG = 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'
-
-
-def cli(*args, expect_ok=True):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
-    if expect_ok:
-        assert proc.returncode == 0, f'{args}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
-    return proc
 
 
 @pytest.mark.slow
 def test_dit_config_scores_generation_through_test_py(tmp_path):
     fe_dir, dit_dir, work = tmp_path / 'fe', tmp_path / 'dit', tmp_path / 'test'
-    cli('tools/train.py', FE_CFG, '--work-dir', str(fe_dir), '--cfg-options',
-        'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=4',
-        'train_dataloader.dataset.num_frames=2', 'default_hooks.checkpoint.interval=1')
-    cli('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
-        'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=2',
-        'default_hooks.checkpoint.interval=1')
+    run_cli('tools/train.py', FE_CFG, '--work-dir', str(fe_dir), '--cfg-options',
+            'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=4',
+            'train_dataloader.dataset.num_frames=2', 'default_hooks.checkpoint.interval=1')
+    run_cli('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
+            'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=2',
+            'default_hooks.checkpoint.interval=1')
     ckpt, fe_ckpt = str(dit_dir / 'epoch_1.pth'), str(fe_dir / 'epoch_1.pth')
 
     # without the extractor checkpoint: one clear message naming the key to set
-    proc = cli('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work), expect_ok=False)
+    proc = run_cli('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work), expect_ok=False)
     assert proc.returncode == 2 and 'test_evaluator.checkpoint' in proc.stderr
     assert 'Traceback' not in proc.stderr
 
@@ -46,8 +35,8 @@ def test_dit_config_scores_generation_through_test_py(tmp_path):
     opts = ['--cfg-options', f'test_evaluator.checkpoint={fe_ckpt}',
             f'test_evaluator.reference_cache={cache}', 'model.sample_cfg.num_steps=2']
     out1 = tmp_path / 'gen1.json'
-    cli('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work), '--out', str(out1),
-        '--sample-dir', 'generated', *opts)
+    run_cli('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work), '--out', str(out1),
+            '--sample-dir', 'generated', *opts)
     res = json.loads(out1.read_text())
     names = ('FID', 'KID', 'KID_std', 'precision', 'recall', 'IS', 'IS_std', 'TC', 'TC_real')
     gen = {k.split('/', 1)[1]: v for k, v in res.items() if k.startswith('gen3d@')}

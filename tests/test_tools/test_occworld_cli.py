@@ -5,48 +5,29 @@ and FPS in the metrics JSON.
 The tools' ``main(argv)`` run in this process (argument parsing included): three fresh Python
 processes would spend most of this test importing torch and mmengine.
 """
-import importlib.util
 import json
-import os
 import os.path as osp
 
 import pytest
 import torch
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import ROOT, tool_main
+
 VAE_CFG = osp.join(ROOT, 'configs/occworld/occworld_vqvae_tiny_synthetic-city.py')
 WM_CFG = osp.join(ROOT, 'configs/occworld/occworld_wm_tiny_synthetic-city.py')
 NO_VAL = ['val_cfg=None', 'val_dataloader=None', 'val_evaluator=None']
 
 
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'occworld_cli_{name}',
-                                                  osp.join(ROOT, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def cli(tool, *args):
-    """``python tools/<tool> ARGS`` in this process."""
-    cwd = os.getcwd()
-    try:
-        os.chdir(ROOT)
-        return _tool(osp.splitext(osp.basename(tool))[0]).main(list(args))
-    finally:
-        os.chdir(cwd)
-
-
 @pytest.mark.slow
 def test_tokenizer_world_model_forecast(tmp_path):
     vae_dir, wm_dir = tmp_path / 'vae', tmp_path / 'wm'
-    cli('tools/train.py', VAE_CFG, '--work-dir', str(vae_dir), '--cfg-options',
-        'train_dataloader.dataset.num_scenes=2', 'train_cfg.max_epochs=1',
-        'default_hooks.checkpoint.interval=1', *NO_VAL)
+    tool_main('tools/train.py', VAE_CFG, '--work-dir', str(vae_dir), '--cfg-options',
+              'train_dataloader.dataset.num_scenes=2', 'train_cfg.max_epochs=1',
+              'default_hooks.checkpoint.interval=1', *NO_VAL)
     vae_ckpt = vae_dir / 'epoch_1.pth'
-    cli('tools/train.py', WM_CFG, '--work-dir', str(wm_dir), '--cfg-options',
-        f'model.tokenizer_ckpt={vae_ckpt}', 'train_dataloader.dataset.num_scenes=2',
-        'train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1', *NO_VAL)
+    tool_main('tools/train.py', WM_CFG, '--work-dir', str(wm_dir), '--cfg-options',
+              f'model.tokenizer_ckpt={vae_ckpt}', 'train_dataloader.dataset.num_scenes=2',
+              'train_cfg.max_epochs=1', 'default_hooks.checkpoint.interval=1', *NO_VAL)
     wm_ckpt = wm_dir / 'epoch_1.pth'
     # The world model trained on the stage-1 tokenizer, frozen: its weights are unchanged.
     vae = torch.load(vae_ckpt, map_location='cpu', weights_only=False)['state_dict']
@@ -55,8 +36,8 @@ def test_tokenizer_world_model_forecast(tmp_path):
         assert torch.equal(wm[f'tokenizer.{key}'], value), key
 
     out = tmp_path / 'forecast.json'
-    cli('tools/test.py', WM_CFG, str(wm_ckpt), '--work-dir', str(wm_dir), '--out', str(out),
-        '--cfg-options', 'test_dataloader.dataset.num_scenes=2')
+    tool_main('tools/test.py', WM_CFG, str(wm_ckpt), '--work-dir', str(wm_dir), '--out', str(out),
+              '--cfg-options', 'test_dataloader.dataset.num_scenes=2')
     metrics = json.loads(out.read_text())
     for step in (1, 2, 3):
         for key in (f'occworld/mIoU_t{step}', f'occworld/IoU_t{step}', f'occworld/mIoU_{step}',

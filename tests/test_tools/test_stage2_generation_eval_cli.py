@@ -10,17 +10,15 @@ and a reference cache that only windows of one split, length and extractor share
 import glob
 import json
 import math
-import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import ROOT, run_cli
+
 FE_CFG = 'configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py'
 OCCSORA_CFG = 'configs/occsora/occsora_dit_tiny_synthetic-city.py'
 UNISCENE_CFG = 'configs/uniscene/uniscene_dit_tiny_synthetic-city.py'
@@ -42,11 +40,8 @@ def train(config, work_dir, **overrides):
 
 
 def run_test_py(config, ckpt, work_dir, out, *options):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    args = [sys.executable, 'tools/test.py', config, ckpt, '--work-dir', str(work_dir),
-            '--out', str(out), '--cfg-options', 'model.sample_cfg.num_steps=2', *options]
-    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f'{args}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
+    proc = run_cli('tools/test.py', config, ckpt, '--work-dir', work_dir, '--out', out,
+                   '--cfg-options', 'model.sample_cfg.num_steps=2', *options)
     return json.loads(out.read_text()), proc.stdout + proc.stderr
 
 
@@ -81,8 +76,8 @@ def test_occsora_and_uniscene_dit_configs_score_generation(tmp_path):
 
     # OccSora: one GenerationMetric (test_evaluator.checkpoint), trajectory-conditioned samples
     res, log = run_test_py(OCCSORA_CFG, occsora_ckpt, tmp_path / 'test_occsora',
-                       tmp_path / 'occsora.json', f'test_evaluator.checkpoint={fe_ckpt}',
-                       f'test_evaluator.reference_cache={cache}')
+                           tmp_path / 'occsora.json', f'test_evaluator.checkpoint={fe_ckpt}',
+                           f'test_evaluator.reference_cache={cache}')
     occsora = generation_metrics(res)
     assert '4 reference windows added' in log
     for path in samples(tmp_path / 'test_occsora' / 'samples'):
@@ -96,8 +91,8 @@ def test_occsora_and_uniscene_dit_configs_score_generation(tmp_path):
     # UniScene: [GenerationMetric, OccupancyMetric] (test_evaluator.0.checkpoint), layout-
     # conditioned samples; the same windows and extractor reuse the cached reference features
     res, log = run_test_py(UNISCENE_CFG, uniscene_ckpt, tmp_path / 'test_uniscene',
-                       tmp_path / 'uniscene.json', f'test_evaluator.0.checkpoint={fe_ckpt}',
-                       f'test_evaluator.0.reference_cache={cache}')
+                           tmp_path / 'uniscene.json', f'test_evaluator.0.checkpoint={fe_ckpt}',
+                           f'test_evaluator.0.reference_cache={cache}')
     uniscene = generation_metrics(res)
     assert 'reference windows added' not in log
     assert uniscene['TC_real'] == occsora['TC_real']  # the same reference, from the cache
@@ -175,12 +170,9 @@ def test_missing_extractor_checkpoint_names_the_list_index(tmp_path):
     and the wrong key (``test_evaluator.checkpoint`` on a list) is one clear error too."""
     ckpt = tmp_path / 'dummy.pth'
     ckpt.write_bytes(b'')
-    tool = osp.join(ROOT, 'tools', 'test.py')
-    proc = subprocess.run([sys.executable, tool, UNISCENE_CFG, str(ckpt)], cwd=ROOT,
-                          capture_output=True, text=True)
+    proc = run_cli('tools/test.py', UNISCENE_CFG, ckpt, expect_ok=False)
     assert proc.returncode == 2 and 'test_evaluator.0.checkpoint=PATH' in proc.stderr
-    proc = subprocess.run([sys.executable, tool, UNISCENE_CFG, str(ckpt), '--cfg-options',
-                           'test_evaluator.checkpoint=x.pth'], cwd=ROOT, capture_output=True,
-                          text=True)
+    proc = run_cli('tools/test.py', UNISCENE_CFG, ckpt, '--cfg-options',
+                   'test_evaluator.checkpoint=x.pth', expect_ok=False)
     assert proc.returncode == 2 and 'Traceback' not in proc.stderr
     assert 'addressed by its index' in proc.stderr

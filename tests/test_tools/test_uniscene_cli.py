@@ -2,43 +2,18 @@
 layout-conditioned scene -> its LiDAR sweeps and camera views, all from the CLI entry points."""
 import os
 import os.path as osp
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from helpers import run_cli, tool_main
+
 VAE_CFG = 'configs/uniscene/uniscene_vae_tiny_synthetic-city.py'
 DIT_CFG = 'configs/uniscene/uniscene_dit_tiny_synthetic-city.py'
 SMALL = ['train_dataloader.dataset.num_scenes=4', 'train_cfg.max_epochs=1',
          'default_hooks.checkpoint.interval=1']
-
-
-def cli(*args):
-    """A tool as a subprocess (what a user runs)."""
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=900)
-    assert proc.returncode == 0, f'{args}\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}'
-    return proc
-
-
-def tool(name, *args):
-    """A tool's main() in this process (the same code path, without a Python start-up)."""
-    sys.path.insert(0, osp.join(ROOT, 'tools'))
-    try:
-        module = __import__(name)
-    finally:
-        sys.path.pop(0)
-    cwd = os.getcwd()
-    os.chdir(ROOT)
-    try:
-        return module.main(list(args))
-    finally:
-        os.chdir(cwd)
 
 
 def _calib(real_root):
@@ -51,10 +26,10 @@ def _calib(real_root):
 
 def test_vae_then_dit_then_layout_sample_to_lidar_and_cameras(tmp_path, real_root, capsys):
     vae_dir, dit_dir, out = tmp_path / 'vae', tmp_path / 'dit', tmp_path / 'out'
-    cli('tools/train.py', VAE_CFG, '--work-dir', str(vae_dir), '--cfg-options', *SMALL,
-        'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None')
+    run_cli('tools/train.py', VAE_CFG, '--work-dir', str(vae_dir), '--cfg-options', *SMALL,
+            'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None')
     vae_ckpt = vae_dir / 'epoch_1.pth'
-    tool('train', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options', *SMALL,
+    tool_main('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options', *SMALL,
          f'model.tokenizer_ckpt={vae_ckpt}')
     dit_ckpt = dit_dir / 'epoch_1.pth'
     state = torch.load(dit_ckpt, map_location='cpu', weights_only=False)['state_dict']
@@ -73,9 +48,9 @@ def test_vae_then_dit_then_layout_sample_to_lidar_and_cameras(tmp_path, real_roo
     np.savez(npz, semantics=scene)
     calib = _calib(real_root)
     capsys.readouterr()
-    tool('sample', DIT_CFG, str(dit_ckpt), '--task', 'layout', '--input', str(npz), '--steps',
-         '2', '--seed', '0', '--out', str(out), '--no-render', '--lidar', '--cameras', calib,
-         '--camera-scale', '0.05')
+    tool_main('tools/sample.py', DIT_CFG, str(dit_ckpt), '--task', 'layout', '--input',
+              str(npz), '--steps', '2', '--seed', '0', '--out', str(out), '--no-render',
+              '--lidar', '--cameras', calib, '--camera-scale', '0.05')
     assert 'LiDAR points' in capsys.readouterr().out
     sem = np.load(out / 'sample_0.npz')['semantics']
     assert sem.shape == (8, 32, 32, 8) and sem.max() < 12
@@ -98,6 +73,6 @@ def test_vae_then_dit_then_layout_sample_to_lidar_and_cameras(tmp_path, real_roo
 
     # errors name what is wrong
     with pytest.raises(SystemExit) as err:
-        tool('sample', DIT_CFG, str(dit_ckpt), '--task', 'layout', '--input', str(npz),
-             '--steps', '1', '--out', str(out), '--no-render', '--lidar', 'nope')
+        tool_main('tools/sample.py', DIT_CFG, str(dit_ckpt), '--task', 'layout', '--input',
+                  str(npz), '--steps', '1', '--out', str(out), '--no-render', '--lidar', 'nope')
     assert err.value.code == 2 and 'nope' in capsys.readouterr().err
