@@ -19,7 +19,6 @@ metrics; ``tools/analysis_tools/results_table.py`` turns such files into tables)
 """
 import argparse
 import datetime
-import json
 import os.path as osp
 import shlex
 import sys
@@ -30,7 +29,7 @@ from mmengine.runner import Runner
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import (CLIError, check_checkpoint, default_work_dir, load_config,
                                  setup_launcher_env)
-from occworld4d.utils import atomic_path
+from occworld4d.utils import save_json_atomic
 
 
 def parse_args(argv=None):
@@ -123,8 +122,7 @@ def main(argv=None):
         out = {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in metrics.items()}
         out.update(_command=command, _config=args.config, _checkpoint=args.checkpoint,
                    _date=datetime.datetime.now().isoformat(timespec='seconds'))
-        with atomic_path(args.out) as tmp, open(tmp, 'w') as f:
-            json.dump(out, f, indent=2)
+        save_json_atomic(args.out, out)
         print(f'metrics written to {osp.abspath(args.out)}')
     return metrics
 

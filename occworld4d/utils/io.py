@@ -1,5 +1,6 @@
 """Small I/O helpers: atomic writes so an interrupted run never leaves half a file."""
 import contextlib
+import json
 import os
 import os.path as osp
 from typing import Iterator
@@ -30,6 +31,12 @@ def save_npz_atomic(path: str, compressed: bool = True, **arrays: np.ndarray) ->
     """``np.savez[_compressed]`` to ``path`` through a temporary file."""
     with atomic_path(path) as tmp:
         (np.savez_compressed if compressed else np.savez)(tmp, **arrays)
+
+
+def save_json_atomic(path: str, obj, indent: int = 2) -> None:
+    """``json.dump(obj)`` to ``path`` through a temporary file."""
+    with atomic_path(path) as tmp, open(tmp, 'w') as f:
+        json.dump(obj, f, indent=indent)
 
 
 def real_data_root() -> str:

@@ -15,7 +15,6 @@ untimed ones; memory is the CUDA max allocated (GPU) or the peak RSS (CPU) of th
 iterations. Timings on a shared CPU are noisy: compare configs side by side.
 """
 import argparse
-import json
 import os.path as osp
 import sys
 
@@ -25,7 +24,7 @@ from mmengine.config import DictAction
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import CLIError, load_config
 from occworld4d.evaluation.benchmark import TASKS, format_param_table, run_benchmark
-from occworld4d.utils import atomic_path
+from occworld4d.utils import save_json_atomic
 
 
 def parse_args(argv=None):
@@ -69,9 +68,7 @@ def main(argv=None) -> dict:
     if 'params' in result:
         print(format_param_table(result['params']))
     if args.json:
-        with atomic_path(args.json) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(result, f, indent=2)
+        save_json_atomic(args.json, result)
         print(f'wrote {args.json}')
     return result
 

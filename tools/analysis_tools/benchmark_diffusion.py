@@ -31,7 +31,6 @@ Example:
     python tools/analysis_tools/benchmark_diffusion.py --beta-schedule cosine --prediction-type v
 """
 import argparse
-import json
 import time
 
 import torch
@@ -39,7 +38,7 @@ import torch
 from occworld4d.diffusion import GaussianDiffusion
 from occworld4d.diffusion.analytic import (GaussianDataDenoiser, gaussian_distances,
                                            sampler_law_w2)
-from occworld4d.utils import atomic_path
+from occworld4d.utils import save_json_atomic
 
 # name, sampler, num_steps, eta, extra sample() arguments (the issue's three rows first)
 DEFAULT_RUNS = (
@@ -203,9 +202,7 @@ def main(argv=None):
           f'device {args.device}')
     print(format_table(result))
     if args.json:
-        with atomic_path(args.json) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(result, f, indent=2)
+        save_json_atomic(args.json, result)
     return result
 
 

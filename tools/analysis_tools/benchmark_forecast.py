@@ -198,10 +198,8 @@ def main(argv=None):
     for r in results:
         r.pop('codes')
     if args.json:
-        from occworld4d.utils import atomic_path
-        with atomic_path(args.json) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(results, f, indent=2)
+        from occworld4d.utils import save_json_atomic
+        save_json_atomic(args.json, results)
     return results
 
 

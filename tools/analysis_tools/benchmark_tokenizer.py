@@ -153,10 +153,8 @@ def main(argv=None):
               f'on {r["threads"]} busy threads), '
               f'peak RSS {r["peak_rss_mb"]:.0f} MiB (after build {r["rss_after_build_mb"]:.0f})')
     if args.json:
-        from occworld4d.utils import atomic_path
-        with atomic_path(args.json) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(results, f, indent=2)
+        from occworld4d.utils import save_json_atomic
+        save_json_atomic(args.json, results)
     return results
 
 

@@ -4,7 +4,6 @@ Example:
     python tools/analysis_tools/count_params.py CONFIG [--cfg-options ...] [--json OUT]
 """
 import argparse
-import json
 import sys
 
 from mmengine.config import DictAction
@@ -15,7 +14,7 @@ import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import load_config
 from occworld4d.evaluation.benchmark import count_parameters, format_param_table
 from occworld4d.registry import MODELS
-from occworld4d.utils import atomic_path
+from occworld4d.utils import save_json_atomic
 
 
 def main(argv=None) -> dict:
@@ -33,9 +32,7 @@ def main(argv=None) -> dict:
     print(f'{type(model).__name__} ({args.config})')
     print(format_param_table(rows))
     if args.json:
-        with atomic_path(args.json) as tmp:
-            with open(tmp, 'w') as f:
-                json.dump(rows, f, indent=2)
+        save_json_atomic(args.json, rows)
     return rows
 
 
