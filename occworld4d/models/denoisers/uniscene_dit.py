@@ -53,7 +53,8 @@ from torch import Tensor, nn
 from occworld4d.models.layers import PatchEmbed2d, sincos_1d, sincos_2d
 from occworld4d.registry import MODELS
 
-from .dit import DiTBlock, FinalLayer, TimestepEmbedder, basic_init, unpatchify
+from .dit import (DiTBlock, FinalLayer, TimestepEmbedder, basic_init, check_condition_kwargs,
+                  unpatchify)
 
 CONDITIONS = ('layout', 'meta')
 
@@ -235,14 +236,8 @@ class UniSceneOccDiT(nn.Module):
         if x.ndim != 5 or tuple(x.shape[1:]) != (self.in_channels, T, H, W):
             raise ValueError(f'UniSceneOccDiT expects x of shape (B, {self.in_channels}, {T}, '
                              f'{H}, {W}), got {tuple(x.shape)}')
-        extra = [k for k in cond if k not in CONDITIONS]
-        if extra:
-            raise TypeError(f'UniSceneOccDiT got unknown condition(s) {extra}; known: '
-                            f'{CONDITIONS}')
-        disabled = [k for k in cond if k not in self.conditions and cond[k] is not None]
-        if disabled:
-            raise ValueError(f'UniSceneOccDiT got condition(s) {disabled} that this model does '
-                             f'not embed (conditions={self.conditions}); they would be ignored')
+        check_condition_kwargs('UniSceneOccDiT', cond, CONDITIONS, self.conditions,
+                               f'conditions={self.conditions}')
         drop = drop or {}
         B = x.shape[0]
         S = self.grid[0] * self.grid[1]
