@@ -46,7 +46,10 @@ def parse_args(argv=None):
     p.add_argument('--trajectory', help='a .npy / .txt (T, 3) file or a preset: straight, '
                    'left, right, stop, accelerate')
     p.add_argument('--num-frames', type=int, help='frames of long / continue outputs (e.g. 128)')
-    p.add_argument('--overlap', type=int, default=4, help='frames shared by chained windows')
+    p.add_argument('--overlap', type=int,
+                   help='frames shared by chained windows (default: 4 for HexPlane latents; for '
+                   'token-grid latents the smallest overlap that keeps a latent time slice, '
+                   'e.g. 16 for OccSora)')
     p.add_argument('--region', type=int, nargs='+', metavar='N',
                    help='inpainting box x0 x1 y0 y1 z0 z1 [t0 t1] (half-open voxel indices)')
     p.add_argument('--shift', type=int, nargs=2, metavar=('DX', 'DY'),

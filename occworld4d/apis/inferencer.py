@@ -100,10 +100,16 @@ class OccGenerationInferencer:
 
     def __call__(self, task: str, num_samples: int = 1, seed: Optional[int] = None,
                  command=None, trajectory=None, layout=None, voxels=None,
-                 region=None, shift=(0, 0), num_frames: Optional[int] = None, overlap: int = 4,
+                 region=None, shift=(0, 0), num_frames: Optional[int] = None,
+                 overlap: Optional[int] = None,
                  **sample_kwargs) -> Dict[str, object]:
         """Run one task; returns dict(task, semantics uint8 (N, T, X, Y, Z) numpy, known
-        bool (T, X, Y, Z) or None = the given voxels kept exactly)."""
+        bool (T, X, Y, Z) or None = the given voxels kept exactly).
+
+        ``overlap`` (frames shared by chained windows of continue / long) defaults to the
+        latent adapter's ``default_overlap`` (grid latents: the smallest overlap that keeps a
+        latent time slice known), else 4 (DynamicCity's HexPlane).
+        """
         if task not in TASKS:
             raise ValueError(f'unknown task {task!r}; expected one of {TASKS}')
         m = self.model
@@ -111,6 +117,8 @@ class OccGenerationInferencer:
             torch.manual_seed(seed)
             sample_kwargs['generator'] = torch.Generator(m.device).manual_seed(seed)
         T = self._num_frames()
+        if overlap is None:
+            overlap = getattr(getattr(m, 'adapter', None), 'default_overlap', 4)
         if trajectory is not None and not isinstance(trajectory, np.ndarray):
             trajectory = G.load_trajectory(trajectory, T)
         need_input = {'continue', 'inpaint', 'outpaint', 'single-frame'}

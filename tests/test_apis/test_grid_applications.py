@@ -97,9 +97,10 @@ def test_occsora_inpaint_outpaint(setup, spy):
 
 def test_occsora_continue_long_single_frame(setup, spy):
     scene, npz, tmp, ckpt = setup['scene'], setup['npz'], setup['tmp'], setup['ckpt']
-    # continuation, overlap 4 frames = 2 token slices; with the time halo slice 0 stays known
+    # continuation, default overlap = (1 + halo_t) * st = 4 frames = 2 token slices; with the
+    # time halo slice 0 stays known
     sem = _run(tmp, OCCSORA, ckpt, 'continue', '--task', 'continue', '--input', npz,
-               '--num-frames', '12', '--overlap', '4')
+               '--num-frames', '12')
     assert sem.shape == (12, X, Y, Z) and np.array_equal(sem[:T], scene)
     (call, ) = spy
     mask = call['known_mask'][0, 0].cpu()

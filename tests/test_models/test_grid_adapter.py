@@ -31,6 +31,9 @@ def cells(ts, hs, ws):
 def test_region_mask_by_hand():
     a = GridLatentAdapter(LATENT, VOXELS, halo=0)
     assert a.stride == (2, 4, 4)
+    # chained windows keep a slice known from (1 + halo_t) * st overlap frames
+    assert a.default_overlap == 2
+    assert GridLatentAdapter(LATENT, VOXELS, halo=(1, 0, 0)).default_overlap == 4
     # x [4, 8) -> h cell 1; y [0, 3) -> w cell 0; frame 2 -> t cell 1
     assert torch.equal(a.region_mask((4, 8, 0, 3, 0, 4, 2, 3)), cells([1], [1], [0]))
     # straddling boundaries: x [3, 5) -> h 0, 1; y [7, 9) -> w 1, 2; frames [1, 5) -> t 0..2

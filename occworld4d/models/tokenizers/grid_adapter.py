@@ -128,6 +128,14 @@ class GridLatentAdapter:
                              f'{self.latent_shape}, voxel_shape={self.voxel_shape}); build it '
                              'with them or bind() it to a generator')
 
+    @property
+    def default_overlap(self) -> int:
+        """Smallest overlap of chained windows that keeps a latent time slice known:
+        (1 + halo_t) * st frames (OccSora 16 of 32, UniScene 1), below the window length."""
+        self._ready('default_overlap')
+        T, st = self.voxel_shape[0], self.stride[0]
+        return max(0, min((1 + self.halo[0]) * st, T - 1))
+
     # ------------------------------------------------------------ transforms
     def to_latent(self, latent: Tensor) -> Tensor:
         """Tokenizer latent (B, C, t, h, w) -> the same tensor (shape checked)."""
