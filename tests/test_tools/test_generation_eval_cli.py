@@ -4,7 +4,6 @@ writes the samples as npz and the FID / KID / P-R / IS / TC metrics as JSON, and
 reference features of the split (their reuse is tested in test_generation_metric.py)."""
 import json
 import math
-import os.path as osp
 
 import numpy as np
 import pytest
