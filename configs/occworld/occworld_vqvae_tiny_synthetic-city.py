@@ -4,22 +4,10 @@
 #   python tools/train.py configs/occworld/occworld_vqvae_tiny_synthetic-city.py
 _base_ = [
     '../_base_/models/occworld_vqvae.py',
-    '../_base_/datasets/synthetic_city_tiny.py',
-    '../_base_/schedules/adamw_cosine_200e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/recipes/tokenizer_tiny_synthetic-city.py',
 ]
 model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
     num_classes=12, height=8, ch=16, ch_mult=(1, 2), num_res_blocks=1, attn_resolutions=(16, ),
     resolution=32, z_channels=16,
     quantizer=dict(num_codes=64, code_dim=16, restart_dead=True, dead_window=20))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=10),
-    dict(type='CosineAnnealingLR', by_epoch=True, begin=0, T_max=4, eta_min=1e-5,
-         convert_to_iter_based=True),
-]
-train_cfg = dict(type='EpochBasedTrainLoop', max_epochs=4, val_interval=2)
-val_evaluator = dict(type='OccupancyMetric', convention='dynamiccity',
-                     vocabulary='dynamiccity_carlasc')
-test_evaluator = val_evaluator
-default_hooks = dict(logger=dict(interval=2), checkpoint=dict(interval=2))

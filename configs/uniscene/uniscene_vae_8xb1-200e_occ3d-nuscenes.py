@@ -5,16 +5,9 @@
 #   bash tools/dist_train.sh configs/uniscene/uniscene_vae_8xb1-200e_occ3d-nuscenes.py 8
 _base_ = [
     '../_base_/models/uniscene_vae.py',
-    '../_base_/datasets/occ3d_nuscenes.py',
-    '../_base_/schedules/adamw_cosine_200e.py',
-    '../_base_/default_runtime.py',
+    '../_base_/recipes/tokenizer_8xb1-200e_occ3d-nuscenes.py',
 ]
 num_frames = 5
-train_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames))
-val_dataloader = dict(batch_size=1, dataset=dict(num_frames=num_frames, window_stride=num_frames,
-                                                 masks=()))
+train_dataloader = dict(dataset=dict(num_frames=num_frames))
+val_dataloader = dict(dataset=dict(num_frames=num_frames, window_stride=num_frames))
 test_dataloader = val_dataloader
-val_evaluator = dict(type='OccupancyMetric', convention='occworld', vocabulary='occ3d_nuscenes')
-test_evaluator = val_evaluator
-default_hooks = dict(checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3,
-                                     save_best='occworld/mIoU', rule='greater'))
