@@ -1,0 +1,53 @@
+"""Smoke test of tools/analysis_tools/learning_benchmark.py (the long runs are the tool's job).
+
+One tiny tokenizer recipe trains one epoch through the real CLI steps; the table, the JSON rows
+and the markdown are checked, and so is the mean-training-scene baseline on a hand-made split.
+"""
+import json
+import os.path as osp
+
+import numpy as np
+import pytest
+from helpers import ROOT, load_tool, tool_main
+
+TOOL = 'tools/analysis_tools/learning_benchmark.py'
+TINY_VAE = 'configs/dynamiccity/dynamiccity_vae_tiny_synthetic-city.py'
+
+
+def test_tokenizer_recipe_end_to_end(tmp_path):
+    out = tmp_path / 'rows.json'
+    md = tmp_path / 'learning.md'
+    rows = tool_main(TOOL, '--recipes', 'dynamiccity-vae', '--config',
+                     f'dynamiccity-vae={TINY_VAE}', '--threads', '1', '--work-dir',
+                     tmp_path / 'wd', '--json', out, '--markdown', md, '--cfg-options',
+                     'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+                     'default_hooks.checkpoint.interval=1')
+    assert len(rows) == 1
+    row = rows[0]
+    assert row['metric'] == 'dynamiccity@valid_mask/mIoU'
+    assert 0.0 <= row['value'] < 0.85 and row['passed'] is False  # one epoch: far from target
+    assert 0.0 < row['baseline'] < 0.5  # the mean training scene
+    assert row['minutes'] > 0
+    saved = json.loads(out.read_text())
+    assert saved['rows'][0]['value'] == row['value']
+    assert any('tools/train.py' in c for c in saved['steps'])
+    assert '| DynamicCity | HexPlane VAE |' in md.read_text()
+
+
+def test_unknown_recipe_and_bad_config_exit_2(tmp_path):
+    with pytest.raises(SystemExit) as err:
+        tool_main(TOOL, '--recipes', 'nope', '--work-dir', tmp_path)
+    assert err.value.code == 2
+    with pytest.raises(SystemExit) as err:
+        tool_main(TOOL, '--config', 'dynamiccity-vae', '--work-dir', tmp_path)
+    assert err.value.code == 2
+
+
+def test_passes_and_table_format():
+    lb = load_tool(TOOL)
+    assert lb.passes(0.9, '>=', 0.85) and not lb.passes(0.8, '>=', 0.85)
+    assert lb.passes(None, '>=', 0.85) is None
+    text = lb.table([dict(method='M', stage='S', metric='m', value=0.5, baseline=0.25,
+                          baseline_name='chance', target='>= 0.7', minutes=1.0,
+                          budget_min=15, passed=False)])
+    assert '| M | S | m | 0.500 | 0.250 (chance) | >= 0.7 | 1.0 / 15 | NO |' in text

@@ -1,0 +1,418 @@
+"""The learning benchmark: train each method's CPU recipe under its budget, evaluate it on the
+synthetic-city val split and print the evidence table (issue 13).
+
+Every stage runs through the same command-line tools a user runs (``tools/train.py``,
+``tools/test.py``, ``tools/dataset_converters/cache_latents.py``,
+``tools/analysis_tools/score_samples.py``), in subprocesses, one after the other. A stage-2
+recipe trains on the checkpoint its stage-1 recipe wrote in the same run (or ``--reuse``
+picks up the checkpoints of an earlier run in the same ``--work-dir``).
+
+    python tools/analysis_tools/learning_benchmark.py --recipes all --json work_dirs/learning.json
+    python tools/analysis_tools/learning_benchmark.py --recipes dynamiccity-vae occworld-vqvae
+    python tools/analysis_tools/learning_benchmark.py --recipes occworld-wm --reuse \
+        --markdown docs/learning.md
+
+Output: one row per (recipe, metric):
+``method | stage | metric | value | baseline | target | minutes | pass``, printed as a markdown
+table, optionally written to ``--json`` (rows + the commands of every step) and ``--markdown``
+(the table and its commands, the format of docs/learning.md).
+
+Baselines, one per kind of recipe:
+* tokenizers: the **mean training scene** -- every voxel takes the class it has most often at
+  that (t, x, y, z) over the training windows (computed here, no learning), scored with the
+  recipe's own val metric;
+* forecasters: the registered copy-last and ego-warp (static world) forecasters through
+  ``tools/test.py`` on the same split, and their constant-velocity planning;
+* generators: the train-vs-val floor and a random training scene, from
+  ``tools/analysis_tools/score_samples.py`` (class-frequency total variation, change rate,
+  FID with the project's trained extractor, memorisation, command recovery).
+
+A recipe's budget is its config's loop length, sized from measured runs; the table reports
+the minutes each stage took, and a row over budget fails.
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import shlex
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+
+class BenchmarkError(SystemExit):
+    """One clear message, exit code 2."""
+
+    def __init__(self, message: str):
+        print(f'error: {message}', file=sys.stderr)
+        super().__init__(2)
+
+
+@dataclass
+class Recipe:
+    """One stage of one method on the synthetic city."""
+    name: str  # e.g. 'dynamiccity-vae'
+    method: str  # 'DynamicCity'
+    stage: str  # 'HexPlane VAE'
+    kind: str  # 'tokenizer' | 'forecaster' | 'generator'
+    config: str  # the recipe config (relative to the repository root)
+    budget_min: float  # training budget on 2 idle cores
+    parent: Optional[str] = None  # stage-1 recipe whose checkpoint this one loads
+    targets: Dict[str, Tuple[str, float]] = field(default_factory=dict)  # metric -> (op, value)
+    latent_cache: bool = False  # stage 2 trains from cache_latents.py of the parent
+    baselines: Dict[str, str] = field(default_factory=dict)  # name -> config (forecasters)
+    sample_options: List[str] = field(default_factory=list)  # extra tools/test.py options
+    frames_per_second: float = 2.0  # forecasters: frame rate of the test windows
+
+
+TOKENIZER_METRIC = 'dynamiccity@valid_mask/mIoU'
+RECIPES: List[Recipe] = [
+    Recipe('dynamiccity-vae', 'DynamicCity', 'HexPlane VAE', 'tokenizer',
+           'configs/dynamiccity/dynamiccity_vae_cpu-15min_synthetic-city.py', 15,
+           targets={TOKENIZER_METRIC: ('>=', 0.85)}),
+    Recipe('dynamiccity-dit', 'DynamicCity', 'rollout DiT', 'generator',
+           'configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py', 30,
+           parent='dynamiccity-vae', latent_cache=True),
+    Recipe('occsora-vqvae', 'OccSora', '4D VQ tokenizer', 'tokenizer',
+           'configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py', 15,
+           targets={TOKENIZER_METRIC: ('>=', 0.60)}),
+    Recipe('occsora-dit', 'OccSora', 'trajectory DiT', 'generator',
+           'configs/occsora/occsora_dit_cpu-30min_synthetic-city.py', 30,
+           parent='occsora-vqvae'),
+    Recipe('occworld-vqvae', 'OccWorld', 'VQ-VAE', 'tokenizer',
+           'configs/occworld/occworld_vqvae_cpu-15min_synthetic-city.py', 15,
+           targets={TOKENIZER_METRIC: ('>=', 0.85)}),
+    Recipe('occworld-wm', 'OccWorld', 'world model', 'forecaster',
+           'configs/occworld/occworld_wm_cpu-30min_synthetic-city.py', 30,
+           parent='occworld-vqvae',
+           baselines={'copy-last': 'configs/occworld/occworld_baseline-copylast_cpu_synthetic-city.py',
+                      'ego-warp': 'configs/occworld/occworld_baseline-egowarp_cpu_synthetic-city.py'}),
+    Recipe('uniscene-vae', 'UniScene', 'occupancy KL-VAE', 'tokenizer',
+           'configs/uniscene/uniscene_vae_cpu-15min_synthetic-city.py', 15,
+           targets={TOKENIZER_METRIC: ('>=', 0.85)}),
+    Recipe('uniscene-dit', 'UniScene', 'layout OccDiT', 'generator',
+           'configs/uniscene/uniscene_dit_cpu-30min_synthetic-city.py', 30,
+           parent='uniscene-vae'),
+]
+BY_NAME = {r.name: r for r in RECIPES}
+
+# Forecasting rows: (metric key in tools/test.py's JSON, what the table calls it, higher=better)
+FORECAST_KEYS = [('occworld/mIoU_{h}', 'mIoU@{s}', True), ('occworld/IoU_{h}', 'IoU@{s}', True)]
+FORECAST_CLASSES = ('road', 'building')
+PLAN_KEYS = ('plan/L2_1s', 'plan/L2_2s', 'plan/L2_3s')
+
+
+# ----------------------------------------------------------------------------- steps
+class Runner:
+    """Runs the CLI steps of the benchmark and keeps their commands and times."""
+
+    def __init__(self, work_dir: str, threads: int, dry_run: bool = False):
+        self.work_dir, self.threads, self.dry_run = work_dir, threads, dry_run
+        self.commands: List[str] = []
+
+    def run(self, script: str, *args: str) -> float:
+        """``python script args`` from the repository root; minutes it took."""
+        cmd = [sys.executable, script, *map(str, args)]
+        shown = ' '.join(shlex.quote(c) for c in ['python', script, *map(str, args)])
+        self.commands.append(shown)
+        print(f'\n=== {shown}', flush=True)
+        if self.dry_run:
+            return 0.0
+        env = dict(os.environ, OMP_NUM_THREADS=str(self.threads))
+        start = time.time()
+        proc = subprocess.run(cmd, cwd=ROOT, env=env)
+        if proc.returncode != 0:
+            raise BenchmarkError(f'step failed (exit {proc.returncode}): {shown}')
+        return (time.time() - start) / 60.0
+
+
+def last_checkpoint(work_dir: str) -> str:
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        raise BenchmarkError(f'no checkpoint in {work_dir} (expected {marker}); train the '
+                             'recipe first (drop --reuse)')
+    with open(marker) as f:
+        path = f.read().strip()
+    if not osp.isfile(path):
+        raise BenchmarkError(f'{marker} names {path!r}, which does not exist')
+    return path
+
+
+def load_json(path: str) -> dict:
+    if not osp.isfile(path):
+        raise BenchmarkError(f'expected the metrics file {path!r}; the step did not write it')
+    with open(path) as f:
+        return json.load(f)
+
+
+def passes(value: Optional[float], op: str, target: float) -> Optional[bool]:
+    if value is None:
+        return None
+    return {'>=': value >= target, '<=': value <= target, '>': value > target,
+            '<': value < target}[op]
+
+
+# ----------------------------------------------------------------------------- baselines
+def mean_scene_baseline(config: str, cfg_options: Optional[dict] = None,
+                        max_train: int = 512) -> Optional[float]:
+    """Val mIoU (dynamiccity convention, valid mask if the val set has one) of the per-voxel
+    majority class over (at most ``max_train``) training windows of ``config``.
+
+    The trivial answer of a tokenizer: the best constant scene it could output.
+    """
+    import numpy as np
+    import torch
+    from mmengine.registry import init_default_scope
+
+    from occworld4d.apis.cli import load_config
+    from occworld4d.evaluation.functional.iou import confusion_matrix, iou_from_confusion
+    from occworld4d.registry import DATASETS
+
+    cfg = load_config(config, cfg_options)
+    init_default_scope(cfg.get('default_scope', 'occworld4d'))
+    train = DATASETS.build(cfg.train_dataloader.dataset)
+    val = DATASETS.build(cfg.val_dataloader.dataset)
+
+    def voxels(item):
+        return item['inputs']['voxels'].numpy()
+
+    first = voxels(train[0])
+    K = int(cfg.model.get('num_classes') or cfg.model.get('tokenizer', {}).get('num_classes')
+            or first.max() + 1)
+    counts = np.zeros((K, ) + first.shape, np.int32)  # (K, T, X, Y, Z)
+    for i in range(min(len(train), max_train)):
+        v = voxels(train[i])
+        np.put_along_axis(counts, v[None].astype(np.int64),
+                          np.take_along_axis(counts, v[None].astype(np.int64), 0) + 1, 0)
+    mean_scene = torch.from_numpy(counts.argmax(0))
+    cm = 0
+    free = int(val.metainfo.get('free_label', 0))
+    for i in range(len(val)):
+        item = val[i]
+        gt = item['inputs']['voxels']
+        sample = item['data_samples']
+        mask = sample.valid_mask if 'valid_mask' in sample else None
+        cm = cm + confusion_matrix(mean_scene, gt, K, mask=mask)
+    return float(iou_from_confusion(cm, 'dynamiccity', free).miou)
+
+
+# ----------------------------------------------------------------------------- recipes
+def run_recipe(recipe: Recipe, runner: Runner, ckpts: Dict[str, str], reuse: bool,
+               cfg_overrides: Sequence[str], configs: Dict[str, str]) -> List[dict]:
+    """Train (unless reused) and evaluate one recipe; rows of the table."""
+    config = configs.get(recipe.name, recipe.config)
+    if not osp.isfile(osp.join(ROOT, config)):
+        raise BenchmarkError(f'recipe {recipe.name}: config {config!r} does not exist')
+    wdir = osp.join(runner.work_dir, recipe.name)
+    options = list(cfg_overrides)
+    if recipe.parent:
+        parent_ckpt = ckpts.get(recipe.parent)
+        if parent_ckpt is None:
+            parent_ckpt = last_checkpoint(osp.join(runner.work_dir, recipe.parent))
+        options.append(f'model.tokenizer_ckpt={parent_ckpt}')
+        if recipe.latent_cache:
+            parent_cfg = configs.get(recipe.parent, BY_NAME[recipe.parent].config)
+            cache = osp.join(wdir, 'latents')
+            if not (reuse and osp.isdir(cache)):
+                runner.run('tools/dataset_converters/cache_latents.py', parent_cfg, parent_ckpt,
+                           '--out', cache, '--device', 'cpu')
+            options.append(f'train_dataloader.dataset.cache_dir={cache}')
+    minutes = None
+    if reuse and osp.isfile(osp.join(wdir, 'last_checkpoint')):
+        print(f'--- {recipe.name}: reusing {last_checkpoint(wdir)}')
+    else:
+        args = [config, '--work-dir', wdir]
+        if options:
+            args += ['--cfg-options', *options]
+        minutes = runner.run('tools/train.py', *args)
+    ckpt = last_checkpoint(wdir) if not runner.dry_run else osp.join(wdir, 'CKPT')
+    ckpts[recipe.name] = ckpt
+    test_opts = [o for o in options if not o.startswith('train_dataloader.')]
+    rows = []
+    base = dict(method=recipe.method, stage=recipe.stage, recipe=recipe.name,
+                minutes=minutes, budget_min=recipe.budget_min)
+
+    def test(cfg_path: str, checkpoint: str, tag: str, extra: Sequence[str] = ()) -> dict:
+        out = osp.join(wdir, f'test_{tag}.json')
+        args = [cfg_path, checkpoint, '--work-dir', osp.join(wdir, f'test_{tag}'), '--out', out]
+        opts = [o for o in test_opts if tag == 'model' or not o.startswith('model.')]
+        if opts or extra:
+            args += ['--cfg-options', *opts, *extra]
+        runner.run('tools/test.py', *args)
+        return {} if runner.dry_run else load_json(out)
+
+    if recipe.kind == 'tokenizer':
+        metrics = test(config, ckpt, 'model')
+        baseline = None if runner.dry_run else mean_scene_baseline(config, None)
+        for key, (op, target) in recipe.targets.items():
+            value = metrics.get(key)
+            rows.append(dict(base, metric=key, value=value, baseline=baseline,
+                             baseline_name='mean training scene', target=f'{op} {target:g}',
+                             passed=passes(value, op, target)))
+    elif recipe.kind == 'forecaster':
+        metrics = test(config, ckpt, 'model')
+        refs = {name: test(cfg_path, 'none', name) for name, cfg_path in recipe.baselines.items()}
+        horizons = sorted({int(k.rsplit('_', 1)[1]) for k in metrics
+                           if k.startswith('occworld/mIoU_') and k.rsplit('_', 1)[1].isdigit()})
+        for h in horizons:
+            seconds = f'{h / recipe.frames_per_second:g}s'
+            for pattern, label, _ in FORECAST_KEYS:
+                key = pattern.format(h=h)
+                value = metrics.get(key)
+                best = max((r.get(key) for r in refs.values() if r.get(key) is not None),
+                           default=None)
+                margin = 0.05 if h == horizons[0] and 'mIoU' in key else 0.0
+                op_target = None if best is None else best + margin
+                rows.append(dict(base, metric=label.format(s=seconds), value=value,
+                                 baseline=best, baseline_name='best of ' + ', '.join(refs),
+                                 target=None if best is None else
+                                 (f'>= baseline + {margin:g}' if margin else '> baseline'),
+                                 passed=None if best is None or value is None else
+                                 (value >= op_target if margin else value > best)))
+        for cls in FORECAST_CLASSES:
+            key = f'occworld/IoU_{cls}'
+            best = max((r.get(key) for r in refs.values() if r.get(key) is not None),
+                       default=None)
+            value = metrics.get(key)
+            rows.append(dict(base, metric=f'IoU {cls} (mean over steps)', value=value,
+                             baseline=best, baseline_name='best of ' + ', '.join(refs),
+                             target='> baseline', passed=passes(value, '>', best)
+                             if best is not None else None))
+        for key in PLAN_KEYS:
+            value = metrics.get(key)
+            best = min((r.get(key) for r in refs.values() if r.get(key) is not None),
+                       default=None)
+            rows.append(dict(base, metric=key, value=value, baseline=best,
+                             baseline_name='constant velocity', target='< baseline',
+                             passed=passes(value, '<', best) if best is not None else None))
+    elif recipe.kind == 'generator':
+        rows += score_generator(recipe, config, ckpt, runner, wdir, test, base)
+    if minutes is not None and minutes > recipe.budget_min:
+        for row in rows:
+            row['passed'] = False
+            row['note'] = f'over budget ({minutes:.1f} > {recipe.budget_min:g} min)'
+    return rows
+
+
+def score_generator(recipe: Recipe, config: str, ckpt: str, runner: Runner, wdir: str,
+                    test, base: dict) -> List[dict]:
+    """Sample one scene per val window (tools/test.py), score them (score_samples.py)."""
+    sample_dir = osp.join(wdir, 'samples')
+    runner.run('tools/test.py', config, ckpt, '--work-dir', osp.join(wdir, 'test_model'),
+               '--sample-dir', sample_dir, *recipe.sample_options)
+    score_json = osp.join(wdir, 'scores.json')
+    runner.run('tools/analysis_tools/score_samples.py', sample_dir, '--config', config,
+               '--json', score_json)
+    if runner.dry_run:
+        return []
+    scores = load_json(score_json)
+    rows = []
+    for key, (op, target) in GENERATOR_TARGETS.items():
+        value = scores.get(key)
+        baseline = scores.get(f'baseline/{key}')
+        if op == 'ratio_within':
+            ok = None if value is None else (1 / target <= value <= target)
+            shown = f'within {target:g}x of val'
+        else:
+            ok = passes(value, op, target)
+            shown = f'{op} {target:g}'
+        rows.append(dict(base, metric=key, value=value, baseline=baseline,
+                         baseline_name='random training scene', target=shown, passed=ok))
+    return rows
+
+
+# score_samples.py JSON key -> (op, target)
+GENERATOR_TARGETS = {
+    'class_freq_tv': ('<=', 0.05),
+    'change_rate_ratio': ('ratio_within', 1.5),
+}
+
+
+# ----------------------------------------------------------------------------- output
+def fmt(v, digits: int = 3) -> str:
+    if v is None:
+        return '-'
+    if isinstance(v, bool):
+        return 'yes' if v else 'NO'
+    if isinstance(v, float):
+        return f'{v:.{digits}f}'
+    return str(v)
+
+
+def table(rows: Sequence[dict]) -> str:
+    head = '| method | stage | metric | value | baseline | target | minutes | pass |'
+    lines = [head, '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        base = fmt(r.get('baseline'))
+        if r.get('baseline') is not None and r.get('baseline_name'):
+            base += f" ({r['baseline_name']})"
+        minutes = '-' if r.get('minutes') is None else f"{r['minutes']:.1f} / {r['budget_min']:g}"
+        lines.append(f"| {r['method']} | {r['stage']} | {r['metric']} | {fmt(r.get('value'))} "
+                     f"| {base} | {r.get('target') or '-'} | {minutes} | "
+                     f"{fmt(r.get('passed'))} |")
+    return '\n'.join(lines)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('--recipes', nargs='+', default=['all'],
+                   help=f"recipe names or 'all': {', '.join(BY_NAME)}")
+    p.add_argument('--work-dir', default='work_dirs/learning_benchmark')
+    p.add_argument('--threads', type=int, default=2, help='OMP threads of every step')
+    p.add_argument('--reuse', action='store_true',
+                   help='skip training where the work dir already holds a checkpoint')
+    p.add_argument('--config', nargs='+', default=[], metavar='RECIPE=CONFIG',
+                   help='replace a recipe config (e.g. a tiny one for a smoke test)')
+    p.add_argument('--cfg-options', nargs='+', default=[],
+                   help='key=value overrides passed to every training and test step')
+    p.add_argument('--json', help='write the rows and commands to this JSON file')
+    p.add_argument('--markdown', help='write the table and its commands (docs/learning.md)')
+    p.add_argument('--dry-run', action='store_true', help='print the commands only')
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    names = list(BY_NAME) if args.recipes == ['all'] else args.recipes
+    unknown = [n for n in names if n not in BY_NAME]
+    if unknown:
+        raise BenchmarkError(f'unknown recipes {unknown}; expected {list(BY_NAME)} or all')
+    configs = {}
+    for item in args.config:
+        name, sep, path = item.partition('=')
+        if not sep or name not in BY_NAME:
+            raise BenchmarkError(f'--config {item!r}: expected RECIPE=CONFIG with RECIPE in '
+                                 f'{list(BY_NAME)}')
+        configs[name] = path
+    work_dir = osp.abspath(args.work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    runner = Runner(work_dir, args.threads, args.dry_run)
+    ckpts: Dict[str, str] = {}
+    rows: List[dict] = []
+    t0 = time.time()
+    for name in names:
+        rows += run_recipe(BY_NAME[name], runner, ckpts, args.reuse, args.cfg_options, configs)
+    text = table(rows)
+    print('\n' + text)
+    print(f'\nlearning benchmark: {len(rows)} rows in {(time.time() - t0) / 60:.1f} min')
+    command = ' '.join(shlex.quote(a) for a in ['python', 'tools/analysis_tools/learning_benchmark.py']
+                       + (sys.argv[1:] if argv is None else list(argv)))
+    if args.json:
+        from occworld4d.utils import save_json_atomic
+        save_json_atomic(args.json, dict(rows=rows, command=command, steps=runner.commands))
+    if args.markdown:
+        from occworld4d.utils import atomic_path
+        with atomic_path(args.markdown) as tmp, open(tmp, 'w') as f:
+            f.write(f'{text}\n\nCommand: `{command}`\n\nSteps:\n\n')
+            f.write(''.join(f'    {c}\n' for c in runner.commands))
+    return rows
+
+
+if __name__ == '__main__':
+    main()
