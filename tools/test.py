@@ -4,6 +4,7 @@ Examples:
     python tools/test.py CONFIG CHECKPOINT
     python tools/test.py CONFIG CHECKPOINT --out results.json
     python tools/test.py CONFIG CHECKPOINT --cfg-options test_evaluator.convention=occworld
+    python tools/test.py configs/occworld/occworld_baseline-copylast_tiny_synthetic-city.py none
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 
 Generation configs (a ``GenerationMetric`` test evaluator, see
@@ -12,6 +13,9 @@ as npz (``default_hooks.save_samples``: ``<work_dir>/samples/`` unless ``--sampl
 score them; they need the feature-extractor checkpoint:
     python tools/test.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py DIT_CKPT \
         --out gen.json --cfg-options test_evaluator.checkpoint=EXTRACTOR_CKPT
+
+A model without parameters (the forecasting baselines ``CopyLastForecaster`` /
+``EgoWarpForecaster``) is tested with the checkpoint ``none``; any other model refuses it.
 
 ``--out`` writes the metrics as a flat JSON object {key: value}, plus ``_command``,
 ``_config``, ``_checkpoint`` and ``_date`` (keys starting with ``_`` are provenance, not
@@ -35,7 +39,8 @@ from occworld4d.utils import save_json_atomic
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (evaluate) an occworld4d checkpoint')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file')
+    parser.add_argument('checkpoint', help='checkpoint file, or "none" for a model without '
+                        'parameters (a forecasting baseline)')
     parser.add_argument('--work-dir', help='folder for logs')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--sample-dir', help='write the test predictions (generated scenes) as '
@@ -69,6 +74,24 @@ def load_weights_strict(runner: Runner, checkpoint: str) -> None:
                        + '\n  '.join(lines)) from err
 
 
+def is_no_checkpoint(checkpoint: str) -> bool:
+    """``none`` (any case) stands for "no checkpoint" (a parameter-free model)."""
+    return checkpoint.lower() == 'none'
+
+
+def check_parameter_free(runner: Runner, config_path: str) -> None:
+    """Testing without a checkpoint is only for a model that has nothing to load."""
+    from mmengine.model import is_model_wrapper
+    model = runner.model.module if is_model_wrapper(runner.model) else runner.model
+    state = model.state_dict()
+    if state:
+        num = sum(p.numel() for p in model.parameters())
+        raise CLIError(f'checkpoint "none" is only for models without parameters (the '
+                       f'forecasting baselines); the model of {config_path} '
+                       f'({type(model).__name__}) has {num:,} parameters and {len(state)} '
+                       'state entries: pass its checkpoint file')
+
+
 def check_generation_metrics(cfg, config_path: str) -> None:
     """A GenerationMetric needs an extractor config and checkpoint: say so before building."""
     evaluators = cfg.test_evaluator
@@ -98,7 +121,9 @@ def main(argv=None):
     command = ' '.join(shlex.quote(a) for a in
                        ['python', 'tools/test.py'] + (sys.argv[1:] if argv is None else argv))
     setup_launcher_env(args.launcher)
-    check_checkpoint(args.checkpoint)
+    no_checkpoint = is_no_checkpoint(args.checkpoint)
+    if not no_checkpoint:
+        check_checkpoint(args.checkpoint)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
@@ -116,7 +141,10 @@ def main(argv=None):
         runner = Runner.from_cfg(cfg)
     except (KeyError, FileNotFoundError, ValueError) as err:
         raise CLIError(f'{args.config}: {err.args[0] if err.args else err}') from err
-    load_weights_strict(runner, args.checkpoint)
+    if no_checkpoint:
+        check_parameter_free(runner, args.config)
+    else:
+        load_weights_strict(runner, args.checkpoint)
     metrics = runner.test()
     if args.out:
         out = {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in metrics.items()}
