@@ -92,8 +92,9 @@ class ForecastBaseline(BaseModel):
                 mode: str = 'tensor'):
         voxels = inputs.get('voxels')
         if voxels is None or voxels.ndim != 5:
+            found = None if voxels is None else tuple(voxels.shape)
             raise ValueError(f'{type(self).__name__} expects inputs["voxels"] of shape '
-                             f'(B, T, X, Y, Z), got {None if voxels is None else tuple(voxels.shape)}')
+                             f'(B, T, X, Y, Z), got {found}')
         if mode == 'loss':
             return self.loss(inputs, data_samples)
         if mode == 'predict':
