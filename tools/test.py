@@ -124,6 +124,9 @@ def main(argv=None):
     no_checkpoint = is_no_checkpoint(args.checkpoint)
     if not no_checkpoint:
         check_checkpoint(args.checkpoint)
+    elif args.launcher != 'none':  # DDP refuses a model without parameters
+        raise CLIError('checkpoint "none" (a parameter-free baseline) runs in one process: '
+                       'drop --launcher / use tools/test.py, not dist_test.sh')
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)

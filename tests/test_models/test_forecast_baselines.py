@@ -229,3 +229,6 @@ def test_tools_test_runs_the_baselines_without_a_checkpoint(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert 'checkpoint "none" is only for models without parameters' in proc.stderr
     assert 'OccWorld' in proc.stderr and 'Traceback' not in proc.stderr
+    # DDP cannot wrap a model without parameters: said before anything is built
+    proc = run_cli('tools/test.py', COPY_CFG, 'none', '--launcher', 'pytorch', expect_ok=False)
+    assert proc.returncode == 2 and 'runs in one process' in proc.stderr

@@ -240,11 +240,12 @@ class EgoWarpForecaster(ForecastBaseline):
     reader (``occworld4d/datasets/geometry.py``): the nuScenes infos' ``ego2global``
     rotation + translation (``nuscenes_infos.info_pose``), Waymo's ``Frame.pose`` /
     ``vehicle_pose`` (world-from-vehicle) or the npz ``ego2global``, CarlaSC's
-    ``poses.txt``, and the synthetic city's ``pose_from_xyyaw`` (rotation by the heading,
-    translation = the ego's world position). The grid is in the ego frame: its lower
-    corner is ``pc_range[:3]`` and the voxel size ``voxel_size`` of the sample meta (voxel
-    (i, j, k) has its centre at ``pc_range[:3] + (i + 0.5, j + 0.5, k + 0.5) * voxel_size``,
-    as the synthetic city renders it). Only windows of H + F frames carry the future poses.
+    ``poses.txt`` (row-major 3 x 4 rows, read as world-from-ego), and the synthetic city's
+    ``pose_from_xyyaw`` (rotation by the heading, translation = the ego's world position).
+    The grid is in the ego frame: its lower corner is ``pc_range[:3]`` and the voxel size
+    ``voxel_size`` of the sample meta (voxel (i, j, k) has its centre at
+    ``pc_range[:3] + (i + 0.5, j + 0.5, k + 0.5) * voxel_size``, as the synthetic city
+    renders it). Only windows of H + F frames carry the future poses.
 
     Args:
         history_frames, future_frames: as :class:`ForecastBaseline`.
