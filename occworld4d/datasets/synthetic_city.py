@@ -712,6 +712,9 @@ class SyntheticCityDataset(BaseDataset):
             ``'dynamiccity_nuscenes'`` | ``'occ3d_waymo'`` | ``'dynamiccity_waymo'`` |
             ``'synthetic_city'``; default the preset's.
         preset: sensor grid / frame rate (:data:`PRESETS`).
+        frame_rate: frames per second (Hz); default the preset's (CarlaSC 10 Hz). E.g. 2.0
+            gives OccWorld's 2 Hz keyframe spacing on the CarlaSC grid (0.5 s a frame: the
+            same city, ego and agents move 5x farther between frames).
         scenarios: ego behaviours to cycle through.
         masks: visibility masks to attach: ``'valid_mask'`` (CarlaSC: point count > 0),
             ``'mask_lidar'``, ``'mask_camera'``, ``'mask_infov'``.
@@ -726,7 +729,8 @@ class SyntheticCityDataset(BaseDataset):
                  vocabulary: Optional[str] = None, preset: str = 'carlasc',
                  scenarios: Sequence[str] = SCENARIOS, masks: Sequence[str] = (),
                  density: float = 1.0, pipeline: Sequence = (), test_mode: bool = False,
-                 lazy_init: bool = False, indices=None, **kwargs):
+                 lazy_init: bool = False, indices=None, frame_rate: Optional[float] = None,
+                 **kwargs):
         if preset not in PRESETS:
             raise KeyError(f'SyntheticCityDataset: unknown preset {preset!r}; expected '
                            f'{list(PRESETS)}')
@@ -742,6 +746,9 @@ class SyntheticCityDataset(BaseDataset):
         self.grid_size = tuple(int(g) for g in (grid_size or PRESETS[preset].grid_size))
         self.seed, self.scenarios, self.masks = int(seed), tuple(scenarios), tuple(masks)
         self.density = density
+        if frame_rate is not None and not float(frame_rate) > 0:
+            raise ValueError(f'SyntheticCityDataset: frame_rate must be > 0 Hz, got {frame_rate}')
+        self.frame_rate = float(frame_rate or PRESETS[preset].frame_rate)
         self.vocabulary = vocabulary or PRESETS[preset].vocabulary
         self.lut = city_label_lut(self.vocabulary)
         vocab = get_vocabulary(self.vocabulary)
@@ -766,7 +773,8 @@ class SyntheticCityDataset(BaseDataset):
         """Generate one window as the readers' dict of numpy arrays."""
         seq = generate_sequence(self.num_frames, self.grid_size, self.preset, info['scenario'],
                                 seed=self.seed * 1_000_003 + info['index'],
-                                density=self.density, with_visibility=bool(self.masks))
+                                frame_rate=self.frame_rate, density=self.density,
+                                with_visibility=bool(self.masks))
         out = dict(semantics=self.lut[seq['semantics']], ego_poses=seq['ego_poses'],
                    trajectory=seq['trajectory'], command=int(seq['command']))
         if 'valid_mask' in self.masks:

@@ -481,3 +481,21 @@ def test_dataset_configs_build(name, grid, frames):
         assert batch['inputs']['voxels'].dtype == torch.uint8
         assert len(batch['data_samples']) == 2
         assert int(batch['inputs']['voxels'].max()) < cfg.num_classes
+
+
+def test_dataset_frame_rate():
+    """frame_rate=2 spaces frames 0.5 s apart (OccWorld's keyframes) on the CarlaSC grid: the
+    same ego path as the 10 Hz default sampled at every 5th frame; the default is the preset's."""
+    import torch
+    kw = dict(num_scenes=1, grid_size=(32, 32, 8), seed=3)  # scene 0: 'straight'
+    fast = SC.SyntheticCityDataset(num_frames=11, **kw)
+    assert fast.frame_rate == 10.0
+    explicit = SC.SyntheticCityDataset(num_frames=11, frame_rate=10.0, **kw)
+    assert torch.equal(fast[0]['inputs']['voxels'], explicit[0]['inputs']['voxels'])
+    slow = SC.SyntheticCityDataset(num_frames=3, frame_rate=2.0, **kw)
+    tf, ts = fast[0]['inputs']['trajectory'], slow[0]['inputs']['trajectory']
+    assert ts.shape == (3, 3)
+    assert float(ts[1, 0]) > 2.5  # 6..10 m/s for 0.5 s
+    torch.testing.assert_close(ts[:2], tf[::5][:2])  # frames 0, 1 at 2 Hz = frames 0, 5 at 10 Hz
+    with pytest.raises(ValueError, match='frame_rate'):
+        SC.SyntheticCityDataset(num_frames=3, frame_rate=0.0, **kw)

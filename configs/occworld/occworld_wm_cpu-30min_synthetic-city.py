@@ -1,0 +1,74 @@
+# OccWorld world model, CPU learning recipe (issue 13): the autoregressive world model of
+# occworld_world_model.py (U-Net over token maps with causal temporal attention and the pose
+# branch) on the frozen VQ-VAE of occworld_vqvae_cpu-15min_synthetic-city.py (16 x 16 tokens of
+# width 32, 256 codes), at OccWorld's 2 Hz on the synthetic city (32 x 32 x 8 voxels, 1.6 m):
+# U-Net widths (64, 128, 256) at 16 / 8 / 4, 2 temporal and 1 pose layer a level, 4 heads,
+# a context of 10 frames. Train: windows of 11 frames (teacher forcing) of generated scenes
+# (seed 0), AdamW lr 1e-3, warm-up then cosine. Test: 5 history frames (2 s) -> 6 future
+# frames (3 s) autoregressively, OccWorld convention at 1 / 2 / 3 s (steps 2 / 4 / 6),
+# planning L2 at 1 / 2 / 3 s, on 32 windows of seed 1.
+# Baselines (same data and metrics): occworld_baseline-copylast_cpu_synthetic-city.py,
+# occworld_baseline-egowarp_cpu_synthetic-city.py.
+# Budget: 30 min on 2 idle cores. Measured (busy shared 2-core box, 1 thread): see README.
+#   python tools/train.py configs/occworld/occworld_wm_cpu-30min_synthetic-city.py \
+#       --work-dir work_dirs/occworld_wm_cpu-30min_synthetic-city --cfg-options \
+#       model.tokenizer_ckpt=work_dirs/occworld_vqvae_cpu-15min_synthetic-city/iter_2000.pth
+#   python tools/test.py configs/occworld/occworld_wm_cpu-30min_synthetic-city.py \
+#       work_dirs/occworld_wm_cpu-30min_synthetic-city/iter_3000.pth --out wm.json
+_base_ = [
+    '../_base_/models/occworld_world_model.py',
+    '../_base_/datasets/synthetic_city_tiny.py',
+    '../_base_/default_runtime.py',
+]
+history_frames = 5
+future_frames = 6
+max_iters = 3000
+model = dict(
+    data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
+    tokenizer=dict(
+        num_classes=12, height=8, ch=32, ch_mult=(1, 2), num_res_blocks=1,
+        attn_resolutions=(16, ), resolution=32, z_channels=32,
+        quantizer=dict(num_codes=256, code_dim=32, restart_dead=True, dead_window=20)),
+    tokenizer_ckpt='work_dirs/occworld_vqvae_cpu-15min_synthetic-city/iter_2000.pth',
+    transformer=dict(
+        token_shape=(32, 16, 16), channels=(64, 128, 256), num_frames=10, num_codes=256,
+        temporal_layers=2, pose_layers=1, pose_dim=32, pose_out_dim=32, num_heads=4),
+    pose_encoder=dict(out_channels=32),
+    pose_decoder=dict(in_channels=32),
+    history_frames=history_frames,
+    future_frames=future_frames)
+train_dataloader = dict(
+    batch_size=2,
+    num_workers=1,
+    persistent_workers=True,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    dataset=dict(num_scenes=8192, num_frames=history_frames + future_frames, frame_rate=2.0,
+                 seed=0, masks=()))
+val_dataloader = dict(
+    batch_size=4,
+    dataset=dict(num_scenes=32, num_frames=history_frames + future_frames, frame_rate=2.0,
+                 seed=1, masks=()))
+test_dataloader = val_dataloader
+val_evaluator = [
+    dict(type='OccupancyMetric', convention='occworld', vocabulary='dynamiccity_carlasc',
+         per_frame=True, horizons=(2, 4, 6)),
+    dict(type='PlanningMetric', frames_per_second=2.0, horizons=(1, 2, 3)),
+]
+test_evaluator = val_evaluator
+optim_wrapper = dict(
+    type='OptimWrapper',
+    optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
+    clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=0, end=max_iters, T_max=max_iters,
+         eta_min=1e-5),
+]
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+default_hooks = dict(
+    logger=dict(interval=100),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters,
+                    max_keep_ckpts=1))
+log_processor = dict(by_epoch=False)
