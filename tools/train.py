@@ -66,6 +66,10 @@ def main(argv=None):
             runner = RUNNERS.build(cfg)
     except KeyError as err:  # unknown registry name
         raise CLIError(f'{args.config}: {err.args[0] if err.args else err}') from err
+    if not any(p.requires_grad for p in runner.model.parameters()):
+        raise CLIError(f'{args.config}: the model ({type(runner.model).__name__}) has no '
+                       'trainable parameters (a forecasting baseline?); nothing to train. '
+                       'Evaluate it with: python tools/test.py CONFIG none')
     runner.train()
     print(f'work dir: {osp.abspath(cfg.work_dir)}')
 

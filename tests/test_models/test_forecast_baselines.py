@@ -232,3 +232,7 @@ def test_tools_test_runs_the_baselines_without_a_checkpoint(tmp_path):
     # DDP cannot wrap a model without parameters: said before anything is built
     proc = run_cli('tools/test.py', COPY_CFG, 'none', '--launcher', 'pytorch', expect_ok=False)
     assert proc.returncode == 2 and 'runs in one process' in proc.stderr
+    # nothing to train: tools/train.py says so instead of an empty-optimizer traceback
+    proc = run_cli('tools/train.py', COPY_CFG, '--work-dir', tmp_path / 'train', expect_ok=False)
+    assert proc.returncode == 2 and 'no trainable parameters' in proc.stderr
+    assert 'Traceback' not in proc.stderr
