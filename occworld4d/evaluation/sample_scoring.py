@@ -1,0 +1,391 @@
+"""Score generated scenes against a dataset split: the core of ``score_samples.py`` and
+``generation_baselines.py`` (``tools/analysis_tools/``).
+
+:func:`load_samples` reads sample npz files (``semantics`` (T, X, Y, Z), as
+``tools/sample.py`` and ``SaveOccSamplesHook`` write them), :func:`split_windows` reads the
+windows of a config's split, :func:`score_scenes` computes the statistics of
+:mod:`occworld4d.evaluation.functional.scene_stats` (and FID with a trained extractor) of a
+set of scenes next to the split's, and :func:`format_table` prints them. The result keys
+are documented in ``docs/evaluation.md`` ("Scene statistics") and kept stable: the learning
+benchmark and ``make demo`` read them.
+"""
+import glob
+import math
+import os.path as osp
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from occworld4d.structures.vocabularies import COMMANDS, get_vocabulary
+from .functional import fid as fid_fn
+from .functional.scene_stats import (SCENARIO_COMMANDS, change_rate, class_frequencies,
+                                     frame_change_rates, memorisation, recover_commands,
+                                     total_variation)
+
+COMMAND_ALIASES = dict(STOP='STATIC', STRAIGHT='FORWARD')
+CHANCE_COMMAND_ACCURACY = 1.0 / len(COMMANDS)
+
+
+class SampleFileError(ValueError):
+    """A sample file that cannot be scored (the message names the file)."""
+
+
+def parse_command(value) -> int:
+    """'LEFT' / 'left' / 'STRAIGHT' / 'stop' / 2 -> command id (0 STATIC, 1 FORWARD, 2 LEFT,
+    3 RIGHT)."""
+    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit()):
+        cid = int(value)
+        if not 0 <= cid < len(COMMANDS):
+            raise ValueError(f'command id {cid} out of range [0, {len(COMMANDS)})')
+        return cid
+    key = str(value).strip().upper()
+    key = COMMAND_ALIASES.get(key, key)
+    if key not in COMMANDS:
+        raise ValueError(f'unknown command {value!r}; expected one of {list(COMMANDS)}, '
+                         f'{list(COMMAND_ALIASES)} or 0-{len(COMMANDS) - 1}')
+    return COMMANDS.index(key)
+
+
+def sample_files(patterns: Sequence[str]) -> List[str]:
+    """npz files named by folders (every ``*.npz`` inside), globs or paths, sorted per
+    argument, each file once."""
+    files: List[str] = []
+    for pat in patterns:
+        if osp.isdir(pat):
+            found = sorted(glob.glob(osp.join(pat, '*.npz')))
+            if not found:
+                raise SampleFileError(f'samples: folder {pat!r} holds no .npz file')
+        elif any(ch in pat for ch in '*?['):
+            found = sorted(glob.glob(pat))
+            if not found:
+                raise SampleFileError(f'samples: pattern {pat!r} matches no file')
+        else:
+            if not osp.isfile(pat):
+                raise SampleFileError(f'samples: {pat!r} does not exist')
+            found = [pat]
+        files.extend(f for f in found if f not in files)
+    return files
+
+
+def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
+                 ) -> Tuple[List[str], np.ndarray, List[Optional[int]]]:
+    """Read sample npz files.
+
+    Args:
+        patterns: folders, globs or npz paths (:func:`sample_files`).
+        num_classes: if given, class ids must lie in [0, K).
+
+    Returns:
+        (files, semantics uint8 (M, T, X, Y, Z), commands): ``commands[i]`` is the npz's
+        ``command`` (the requested command, written by ``SaveOccSamplesHook``) or None.
+
+    Raises:
+        SampleFileError: naming the file: unreadable, no ``semantics``, not 4-D integer
+            ids, ids out of range, or shapes that differ between files.
+    """
+    files = sample_files(patterns)
+    sems, cmds = [], []
+    for path in files:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                keys = set(data.files)
+                if 'semantics' not in keys:
+                    raise SampleFileError(f'{path}: no "semantics" array (found keys '
+                                          f'{sorted(keys)}); expected semantics (T, X, Y, Z) '
+                                          'class ids as tools/sample.py writes them')
+                sem = np.asarray(data['semantics'])
+                cmd = data['command'] if 'command' in keys else None
+        except SampleFileError:
+            raise
+        except Exception as err:  # not a zip, truncated, pickled objects, ...
+            raise SampleFileError(f'{path}: cannot be read as an npz file ({type(err).__name__}'
+                                  f': {err})') from err
+        if sem.ndim != 4 or not np.issubdtype(sem.dtype, np.integer):
+            raise SampleFileError(f'{path}: "semantics" must be integer class ids (T, X, Y, Z),'
+                                  f' found {sem.dtype} {sem.shape}')
+        if num_classes is not None and sem.size and (int(sem.min()) < 0
+                                                     or int(sem.max()) >= num_classes):
+            raise SampleFileError(f'{path}: class ids span [{int(sem.min())}, {int(sem.max())}]'
+                                  f', expected [0, {num_classes}) for the split\'s vocabulary')
+        if sems and sem.shape != sems[0].shape:
+            raise SampleFileError(f'{path}: semantics {sem.shape} != {sems[0].shape} of '
+                                  f'{files[0]}; score samples of one shape together')
+        if cmd is not None:
+            cmd = np.asarray(cmd).reshape(-1)
+            if cmd.size != 1:
+                raise SampleFileError(f'{path}: "command" must be one id, found shape '
+                                      f'{np.asarray(cmd).shape}')
+            cmd = parse_command(int(cmd[0]))
+        sems.append(sem.astype(np.uint8))
+        cmds.append(cmd)
+    return files, np.stack(sems), cmds
+
+
+# ----------------------------------------------------------------------------- splits
+def _dataset(cfg, split: str):
+    from occworld4d.registry import DATASETS
+    loader = cfg.get(f'{split}_dataloader')
+    if not loader or not loader.get('dataset'):
+        raise ValueError(f'the config has no {split}_dataloader.dataset')
+    return DATASETS.build(loader['dataset'])
+
+
+def split_windows(cfg, split: str, max_windows: Optional[int] = None,
+                  num_frames: Optional[int] = None, seed: int = 0,
+                  shuffle: bool = False) -> Dict:
+    """The ground-truth windows of ``{split}_dataloader.dataset`` of a config.
+
+    Args:
+        cfg: mmengine Config (a dataset, tokenizer or generator config).
+        split: 'train' | 'val' | 'test'.
+        max_windows: at most this many windows: evenly spaced over the split, or a random
+            subset (``shuffle``, numpy ``seed``).
+        num_frames: keep the last T frames of longer windows (a generator scores the last T
+            of the T + s frames it loads); shorter windows are an error.
+
+    Returns:
+        dict: ``semantics`` uint8 (N, T, X, Y, Z), ``commands`` int64 (N,) (the windows' own
+        commands), ``indices`` (N,), ``vocabulary`` name, ``free_label``, ``pc_range``
+        (6,), ``frame_rate`` (Hz or None), ``num_windows`` (the split's size).
+    """
+    ds = _dataset(cfg, split)
+    n = len(ds)
+    if n == 0:
+        raise ValueError(f'{split} split of the config is empty')
+    if max_windows is None or max_windows >= n:
+        idx = np.arange(n)
+    elif shuffle:
+        idx = np.sort(np.random.default_rng(seed).choice(n, max_windows, replace=False))
+    else:
+        idx = np.unique(np.linspace(0, n - 1, max_windows).round().astype(np.int64))
+    sems, cmds, meta = [], [], {}
+    for i in idx:
+        item = ds[int(i)]
+        inputs = item.get('inputs', {}) if isinstance(item, dict) else {}
+        vox = inputs.get('voxels') if isinstance(inputs, dict) else None
+        if vox is None:
+            raise ValueError(f'{split} split ({type(ds).__name__}) yields no inputs["voxels"] '
+                             '(a latent cache?); give a config whose split loads semantic '
+                             'voxels (e.g. the tokenizer config)')
+        vox = np.asarray(vox.numpy() if isinstance(vox, torch.Tensor) else vox)
+        if num_frames is not None:
+            if vox.shape[0] < num_frames:
+                raise ValueError(f'{split} window {int(i)} has {vox.shape[0]} frames, the '
+                                 f'samples {num_frames}')
+            vox = vox[-num_frames:]
+        sems.append(vox.astype(np.uint8))
+        cmd = inputs.get('command')
+        cmds.append(-1 if cmd is None else int(cmd))
+        if not meta:
+            sample = item.get('data_samples')
+            meta = dict(getattr(sample, 'metainfo', {}) or {})
+    vocab_name = meta.get('vocabulary') or ds.metainfo.get('vocabulary')
+    if vocab_name is None:
+        raise ValueError(f'{split} split: its samples carry no "vocabulary" meta key')
+    pc_range = meta.get('pc_range') or ds.metainfo.get('pc_range')
+    frame_rate = getattr(ds, 'frame_rate', None)
+    if frame_rate is None and hasattr(ds, 'preset'):
+        from occworld4d.datasets.synthetic_city import PRESETS
+        frame_rate = PRESETS[ds.preset].frame_rate
+    vocab = get_vocabulary(vocab_name)
+    return dict(semantics=np.stack(sems), commands=np.array(cmds, np.int64), indices=idx,
+                vocabulary=vocab_name,
+                free_label=int(meta.get('free_label', vocab.free_label)),
+                pc_range=None if pc_range is None else [float(v) for v in pc_range],
+                frame_rate=None if frame_rate is None else float(frame_rate),
+                num_windows=n)
+
+
+# ----------------------------------------------------------------------------- extractor
+class FIDScorer:
+    """Per-frame features of a trained extractor and the FID between two sets of scenes.
+
+    Loading (config + checkpoint, version checks) is ``GenerationMetric``'s.
+    """
+
+    def __init__(self, extractor: str, checkpoint: str, batch_size: int = 8):
+        from .metrics.generation_metric import GenerationMetric
+        metric = GenerationMetric(extractor=extractor, checkpoint=checkpoint,
+                                  statistics=('fid', ), device='cpu')
+        self.extractor, self.version = metric.extractor, metric.version
+        self.prefix = metric.prefix
+        self.batch_size = batch_size
+        self._cached = (None, None)  # (array, features) of the last reference set
+
+    def features(self, scenes: np.ndarray) -> np.ndarray:
+        """(N, T, X, Y, Z) -> float64 (N * T, D) per-frame features."""
+        if self._cached[0] is scenes:
+            return self._cached[1]
+        out = []
+        for i in range(0, len(scenes), self.batch_size):
+            vox = torch.from_numpy(np.ascontiguousarray(scenes[i:i + self.batch_size]))
+            out.append(self.extractor.extract(vox.long())['frame_feats'].double().numpy())
+        feats = np.concatenate(out)  # (N, T, D)
+        return feats.reshape(-1, feats.shape[-1])  # (N * T, D)
+
+    def fid(self, a: np.ndarray, b: np.ndarray) -> float:
+        """FID of scenes ``a`` against reference scenes ``b`` (features of ``b`` kept for
+        the next call with the same array)."""
+        ref = self.features(b)
+        self._cached = (b, ref)
+        return float(fid_fn(ref, self.features(a)))
+
+
+# ----------------------------------------------------------------------------- scoring
+def _f(x) -> Optional[float]:
+    x = float(x)
+    return None if math.isnan(x) else x
+
+
+def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = None,
+                 commands: Optional[Sequence[Optional[int]]] = None,
+                 fid_scorer: Optional[FIDScorer] = None,
+                 fid_floor_scenes: Optional[np.ndarray] = None,
+                 val_commands: bool = True, frame_rate: Optional[float] = None,
+                 register_kwargs: Optional[dict] = None) -> Dict:
+    """Statistics of ``samples`` (M, T, X, Y, Z) next to the val split's.
+
+    Args:
+        samples: generated (or baseline) scenes.
+        val: :func:`split_windows` of the reference split.
+        train: training windows (N, T, X, Y, Z) for memorisation (skipped if None).
+        commands: requested command per sample (None entries: unknown).
+        fid_scorer: FID of samples vs val when given; with ``fid_floor_scenes`` (training
+            windows, as many as the samples) also the train-vs-val floor at the same N.
+        val_commands: also recover the val windows' commands (the recovery's accuracy on
+            ground truth beside the samples').
+        frame_rate: Hz of the frames (search range of the registration); default the
+            split's, else 10.
+
+    Returns:
+        dict of the keys in ``docs/evaluation.md`` (floats; None where not computed).
+    """
+    vocab = get_vocabulary(val['vocabulary'])
+    K, free = vocab.num_classes, val['free_label']
+    vs = val['semantics']
+    if samples.shape[1:] != vs.shape[1:]:
+        raise ValueError(f'samples of shape {samples.shape[1:]} != val windows '
+                         f'{vs.shape[1:]} (T, X, Y, Z)')
+    res: Dict = dict(num_samples=int(len(samples)), num_val=int(len(vs)),
+                     num_train=None if train is None else int(len(train)),
+                     sample_shape=list(samples.shape[1:]), vocabulary=val['vocabulary'],
+                     classes=list(vocab.classes), free_label=int(free))
+    f_s, f_v = class_frequencies(samples, K), class_frequencies(vs, K)
+    fo_s = class_frequencies(samples, K, free, exclude_free=True)
+    fo_v = class_frequencies(vs, K, free, exclude_free=True)
+    res.update(freq_samples=f_s.tolist(), freq_val=f_v.tolist(),
+               freq_occupied_samples=fo_s.tolist(), freq_occupied_val=fo_v.tolist(),
+               tv_all=total_variation(f_s, f_v),
+               tv_occupied=(total_variation(fo_s, fo_v) if fo_s.sum() > 0 else 1.0))
+    cr_s, cr_v = change_rate(samples), change_rate(vs)
+    res.update(change_rate_samples=cr_s, change_rate_val=cr_v,
+               change_rate_ratio=cr_s / cr_v if cr_v > 0 else None)
+    res.update(fid=None, fid_floor=None, fid_ratio=None, fid_key=None,
+               extractor_version=None)
+    if fid_scorer is not None:
+        res['fid'] = fid_scorer.fid(samples, vs)
+        res['extractor_version'] = fid_scorer.version
+        res['fid_key'] = f'{fid_scorer.prefix}/FID'
+        if fid_floor_scenes is not None:
+            res['fid_floor'] = fid_scorer.fid(fid_floor_scenes, vs)
+            res['fid_ratio'] = res['fid'] / res['fid_floor'] if res['fid_floor'] > 0 else None
+    per_sample: List[Dict] = [dict(change_rate=float(c))
+                              for c in frame_change_rates(samples).mean(1)]
+    for key in ('memorisation_miou_mean', 'memorisation_miou_max', 'memorisation_iou_mean',
+                'memorisation_iou_max', 'val_memorisation_miou_mean',
+                'val_memorisation_miou_max', 'val_memorisation_iou_mean',
+                'val_memorisation_iou_max'):
+        res[key] = None
+    if train is not None:
+        mem = memorisation(samples, train, K, free)
+        vmem = memorisation(vs, train, K, free)
+        for prefix, m in (('memorisation', mem), ('val_memorisation', vmem)):
+            res[f'{prefix}_miou_mean'] = _f(np.nanmean(m['miou']))
+            res[f'{prefix}_miou_max'] = _f(np.nanmax(m['miou']))
+            res[f'{prefix}_iou_mean'] = _f(np.nanmean(m['iou']))
+            res[f'{prefix}_iou_max'] = _f(np.nanmax(m['iou']))
+        for i, p in enumerate(per_sample):
+            p.update(memorisation_miou=_f(mem['miou'][i]), memorisation_iou=_f(mem['iou'][i]),
+                     nearest_train=int(mem['miou_index'][i]))
+    # command recovery
+    if val['pc_range'] is None:
+        raise ValueError('the val split carries no pc_range meta key: command recovery needs '
+                         'the grid\'s metric range')
+    rate = frame_rate or val.get('frame_rate') or 10.0
+    kw = dict(frame_rate=rate, **(register_kwargs or {}))
+    rec = recover_commands(samples, vocab.classes, free, val['pc_range'], **kw)
+    commands = list(commands) if commands is not None else [None] * len(samples)
+    if len(commands) != len(samples):
+        raise ValueError(f'{len(commands)} requested commands for {len(samples)} samples')
+    hits = []
+    for i, p in enumerate(per_sample):
+        p.update(recovered_command=COMMANDS[int(rec['command'][i])],
+                 recovered_yaw=float(rec['yaw'][i]), recovered_distance=float(rec['distance'][i]),
+                 requested_command=None if commands[i] is None else COMMANDS[commands[i]])
+        if commands[i] is not None:
+            hits.append(int(rec['command'][i]) == commands[i])
+    res['command_accuracy'] = float(np.mean(hits)) if hits else None
+    res['num_commands'] = len(hits)
+    res['command_chance'] = CHANCE_COMMAND_ACCURACY
+    res['val_command_accuracy'] = None
+    if val_commands and (val['commands'] >= 0).all():
+        vrec = recover_commands(vs, vocab.classes, free, val['pc_range'], **kw)
+        res['val_command_accuracy'] = float((vrec['command'] == val['commands']).mean())
+    res['per_sample'] = per_sample
+    return res
+
+
+# ----------------------------------------------------------------------------- table
+def _fmt(v, digits=4) -> str:
+    if v is None:
+        return '-'
+    if isinstance(v, float):
+        return f'{v:.{digits}g}' if abs(v) >= 1e-3 or v == 0 else f'{v:.2e}'
+    return str(v)
+
+
+def format_table(res: Dict, title: str = 'samples') -> str:
+    """A markdown table (statistic | samples | val | comparison) of :func:`score_scenes`."""
+    rows = [('windows', res['num_samples'], res['num_val'], f'shape {res["sample_shape"]}')]
+    for c, name in enumerate(res['classes']):
+        occ = c != res['free_label']
+        rows.append((f'freq {name}',
+                     f'{100 * res["freq_samples"][c]:.2f}%', f'{100 * res["freq_val"][c]:.2f}%',
+                     (f'{100 * res["freq_occupied_samples"][c]:.2f}% vs '
+                      f'{100 * res["freq_occupied_val"][c]:.2f}% of occupied') if occ else
+                     'free space'))
+    rows += [
+        ('TV (occupied classes)', '', '', _fmt(res['tv_occupied'])),
+        ('TV (all classes)', '', '', _fmt(res['tv_all'])),
+        ('change rate', f'{100 * res["change_rate_samples"]:.2f}%',
+         f'{100 * res["change_rate_val"]:.2f}%', f'ratio {_fmt(res["change_rate_ratio"])}'),
+    ]
+    if res.get('fid') is not None:
+        rows.append(('FID', _fmt(res['fid']), '',
+                     f'floor {_fmt(res["fid_floor"])} (train vs val, same N), ratio '
+                     f'{_fmt(res["fid_ratio"])}'))
+    if res.get('memorisation_miou_mean') is not None:
+        rows.append(('memorisation mIoU mean / max',
+                     f'{_fmt(res["memorisation_miou_mean"])} / '
+                     f'{_fmt(res["memorisation_miou_max"])}',
+                     f'{_fmt(res["val_memorisation_miou_mean"])} / '
+                     f'{_fmt(res["val_memorisation_miou_max"])}',
+                     f'best vs {res["num_train"]} training windows (copy = 1)'))
+        rows.append(('memorisation IoU mean / max',
+                     f'{_fmt(res["memorisation_iou_mean"])} / '
+                     f'{_fmt(res["memorisation_iou_max"])}',
+                     f'{_fmt(res["val_memorisation_iou_mean"])} / '
+                     f'{_fmt(res["val_memorisation_iou_max"])}', 'binary occupancy'))
+    rows.append(('command accuracy', _fmt(res['command_accuracy']),
+                 _fmt(res['val_command_accuracy']),
+                 f'{res["num_commands"]} requested; chance {res["command_chance"]:.2f}; '
+                 'recovered by registering frames'))
+    lines = [f'| statistic | {title} | val | comparison |', '|---|---|---|---|']
+    lines += [f'| {a} | {b} | {c} | {d} |' for a, b, c, d in rows]
+    return '\n'.join(lines)
+
+
+def scenario_command(name: str) -> int:
+    """Command id of a synthetic-city scenario name."""
+    return SCENARIO_COMMANDS[name]

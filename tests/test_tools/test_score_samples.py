@@ -1,0 +1,130 @@
+"""score_samples.py / generation_baselines.py on a few tiny synthetic-city scenes: the table,
+the JSON keys other tools read, memorisation of copies, commands, FID and bad input."""
+import json
+import re
+
+import numpy as np
+import pytest
+import torch
+from helpers import run_cli, tool_main
+
+from occworld4d.datasets.synthetic_city import SyntheticCityDataset
+
+SCORE = 'tools/analysis_tools/score_samples.py'
+BASELINES = 'tools/analysis_tools/generation_baselines.py'
+CONFIG = 'configs/_base_/datasets/synthetic_city_tiny.py'
+SPLITS = ['--cfg-options', 'train_dataloader.dataset.num_scenes=8',
+          'val_dataloader.dataset.num_scenes=4']
+KEYS = {'num_samples', 'num_val', 'num_train', 'sample_shape', 'vocabulary', 'classes',
+        'free_label', 'freq_samples', 'freq_val', 'freq_occupied_samples',
+        'freq_occupied_val', 'tv_all', 'tv_occupied', 'change_rate_samples',
+        'change_rate_val', 'change_rate_ratio', 'fid', 'fid_floor', 'fid_ratio', 'fid_key',
+        'extractor_version', 'memorisation_miou_mean', 'memorisation_miou_max',
+        'memorisation_iou_mean', 'memorisation_iou_max', 'val_memorisation_miou_mean',
+        'val_memorisation_miou_max', 'val_memorisation_iou_mean', 'val_memorisation_iou_max',
+        'command_accuracy', 'num_commands', 'command_chance', 'val_command_accuracy',
+        'per_sample', '_command', '_config', '_date'}
+
+
+def _windows(seed, num):
+    ds = SyntheticCityDataset(num_scenes=num, num_frames=8, grid_size=(32, 32, 8), seed=seed,
+                              vocabulary='dynamiccity_carlasc')
+    return [ds.load_window(ds.get_data_info(i)) for i in range(num)]
+
+
+@pytest.fixture(scope='module')
+def samples(tmp_path_factory):
+    """4 npz: two copies of training windows (seed 0), two windows of another seed (2)."""
+    folder = tmp_path_factory.mktemp('samples')
+    wins = _windows(0, 2) + _windows(2, 2)
+    for i, w in enumerate(wins):
+        np.savez(folder / f'sample_{i}.npz', semantics=w['semantics'],
+                 command=np.array(w['command']))
+    return folder, [w['command'] for w in wins]
+
+
+def test_score_samples_table_and_json(samples, tmp_path, capsys):
+    folder, cmds = samples
+    out = tmp_path / 's.json'
+    res = tool_main(SCORE, folder, '--config', CONFIG, '--json', out, *SPLITS)
+    text = capsys.readouterr().out
+    assert '| freq building |' in text and '| change rate |' in text
+    assert 'stats: TV' in text
+    saved = json.loads(out.read_text())
+    assert KEYS <= set(saved)
+    assert saved['num_samples'] == 4 and saved['num_val'] == 4 and saved['num_train'] == 8
+    assert saved['sample_shape'] == [8, 32, 32, 8]
+    assert abs(sum(saved['freq_samples']) - 1) < 1e-9 and saved['freq_occupied_val'][0] == 0
+    per = saved['per_sample']
+    assert [p['memorisation_miou'] == 1.0 for p in per] == [True, True, False, False]
+    assert per[0]['nearest_train'] == 0 and per[1]['nearest_train'] == 1
+    assert saved['memorisation_miou_max'] == 1.0 and saved['val_memorisation_miou_max'] < 0.6
+    assert 0.05 < saved['change_rate_val'] < 0.2
+    assert 0 <= saved['tv_occupied'] < 0.5
+    # the npz commands are the windows' own: recovered from the voxels
+    assert [p['requested_command'] for p in per] == [
+        ('STATIC', 'FORWARD', 'LEFT', 'RIGHT')[c] for c in cmds]
+    assert saved['command_accuracy'] == 1.0 and saved['num_commands'] == 4
+    assert saved['val_command_accuracy'] == 1.0 and saved['command_chance'] == 0.25
+    assert saved['fid'] is None and res['tv_all'] == saved['tv_all']
+
+
+def test_score_samples_commands_option_and_fid(samples, tmp_path, capsys):
+    folder, cmds = samples
+    from mmengine.config import Config
+    from occworld4d.registry import MODELS
+    fe_cfg = 'configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py'
+    torch.manual_seed(0)
+    model = MODELS.build(Config.fromfile(fe_cfg).model)  # untrained weights, real version
+    ckpt = tmp_path / 'fe.pth'
+    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    res = tool_main(SCORE, folder / 'sample_*.npz', '--config', CONFIG, '--commands', 'stop',
+                    '--extractor', fe_cfg, '--extractor-ckpt', ckpt, '--no-val-commands',
+                    *SPLITS)
+    assert res['command_accuracy'] == pytest.approx(np.mean([c == 0 for c in cmds]))
+    assert res['val_command_accuracy'] is None
+    assert res['fid'] > 0 and res['fid_floor'] > 0 and res['fid_key'].endswith('/FID')
+    assert res['fid_ratio'] == pytest.approx(res['fid'] / res['fid_floor'])
+    assert '| FID |' in capsys.readouterr().out
+
+
+def test_score_samples_bad_input(samples, tmp_path, capsys):
+    folder, _ = samples
+    (tmp_path / 'nosem.npz').write_bytes(b'')
+    np.savez(tmp_path / 'voxels.npz', voxels=np.zeros((8, 32, 32, 8), np.uint8))
+    np.savez(tmp_path / 'shape.npz', semantics=np.zeros((32, 32, 8), np.uint8))
+    np.savez(tmp_path / 'ids.npz', semantics=np.full((8, 32, 32, 8), 40, np.uint8))
+    for name, msg in (('nosem.npz', 'cannot be read as an npz'),
+                      ('voxels.npz', 'no "semantics" array'),
+                      ('shape.npz', r'\(T, X, Y, Z\), found uint8 \(32, 32, 8\)'),
+                      ('ids.npz', 'class ids up to 40')):
+        with pytest.raises(SystemExit) as err:
+            tool_main(SCORE, tmp_path / name, '--config', CONFIG, *SPLITS)
+        assert err.value.code == 2
+        line = capsys.readouterr().err
+        assert name in line and re.search(msg, line), line
+    with pytest.raises(SystemExit):
+        tool_main(SCORE, folder, '--config', CONFIG, '--commands', 'LEFT,RIGHT', *SPLITS)
+    assert '2 commands for 4 samples' in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        tool_main(SCORE, tmp_path / 'missing_*.npz', '--config', CONFIG)
+    assert 'matches no file' in capsys.readouterr().err
+
+
+def test_generation_baselines_cli(tmp_path):
+    out = tmp_path / 'b.json'
+    proc = run_cli(BASELINES, '--config', CONFIG, '--num-samples', '4', '--json', out,
+                   *SPLITS)
+    assert '| floor |' in proc.stdout and '| chance |' in proc.stdout
+    res = json.loads(out.read_text())
+    assert set(res) >= {'floor', 'random_training_scene', 'iid_voxels', 'frozen',
+                        'command_chance', '_command'}
+    floor = res['floor']
+    assert KEYS - {'per_sample'} <= set(floor) | {'_command', '_config', '_date'}
+    assert res['random_training_scene']['memorisation_miou_mean'] == 1.0
+    assert res['random_training_scene']['memorisation_iou_mean'] == 1.0
+    assert floor['command_accuracy'] == 1.0 and res['command_chance'] == 0.25
+    assert res['frozen']['change_rate_samples'] == 0.0
+    assert res['iid_voxels']['tv_all'] < 0.05  # drawn from the val frequencies ...
+    assert res['iid_voxels']['change_rate_ratio'] > 3  # ... but speckle in time
+    assert res['iid_voxels']['memorisation_miou_max'] < floor['val_memorisation_miou_mean']

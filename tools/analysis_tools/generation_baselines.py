@@ -1,0 +1,178 @@
+"""The generation floor and trivial baselines on the statistics of ``score_samples.py``.
+
+Every set below has ``--num-samples`` windows and is scored against the val split of CONFIG
+exactly as generated samples are (``occworld4d.evaluation.sample_scoring.score_scenes``):
+
+* ``floor`` (train vs val): a random subset of training windows scored as if they were
+  samples. Its TV, change rate and FID are what a perfect generator of the training
+  distribution gets at this number of windows: the floor every target is relative to (the
+  issue's FID target is at most 2x this FID). Its command accuracy is the command recovery
+  on ground truth (each window's own command).
+* ``random_training_scene``: the same windows as a generator that returns a random training
+  scene. Its memorisation (best IoU against the training windows, which include them) is
+  1.0 by construction and measured here as such; a sample set near 1 is a copy, not a
+  sample. The memorisation of the val windows (``val_memorisation_*``) is the value of a
+  perfect generator that does not copy.
+* ``iid_voxels``: every voxel drawn independently from the val split's class frequencies:
+  TV near 0 but a change rate and FID far off (TV alone does not judge a sample).
+* ``frozen``: frame 0 of each training window repeated: change rate 0, command STATIC.
+* ``command_chance``: 0.25 (four commands; the synthetic city's scenarios are balanced).
+
+Example (the floor table of docs/evaluation.md):
+    OMP_NUM_THREADS=1 python tools/analysis_tools/generation_baselines.py \
+        --config configs/_base_/datasets/synthetic_city_tiny.py \
+        --cfg-options val_dataloader.dataset.num_scenes=64 \
+            train_dataloader.dataset.num_scenes=2048 \
+        --extractor configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py \
+        --extractor-ckpt work_dirs/fe3d/epoch_10.pth --num-samples 32 --json baselines.json
+"""
+import argparse
+import datetime
+import os
+import shlex
+import sys
+
+import numpy as np
+import torch
+
+import occworld4d  # noqa: F401  (registries, compat fixes)
+from occworld4d.apis.cli import CLIError, DictAction, load_config
+from occworld4d.evaluation.sample_scoring import (CHANCE_COMMAND_ACCURACY, FIDScorer,
+                                                  score_scenes, split_windows)
+from occworld4d.structures.vocabularies import get_vocabulary
+from occworld4d.utils import save_json_atomic
+
+BASELINES = ('floor', 'random_training_scene', 'iid_voxels', 'frozen')
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description='Generation floor and trivial baselines')
+    p.add_argument('--config', required=True,
+                   help='config whose val / train dataloader datasets are the splits')
+    p.add_argument('--train-config', help='config of the training split (default --config)')
+    p.add_argument('--val-split', default='auto', choices=['auto', 'val', 'test'])
+    p.add_argument('--num-samples', type=int, default=32,
+                   help='windows per baseline set (use the number of samples you score)')
+    p.add_argument('--num-frames', type=int,
+                   help='frames per window (default the val windows\'); longer training '
+                   'windows keep their last frames')
+    p.add_argument('--max-val', type=int, help='at most this many val windows (default all)')
+    p.add_argument('--max-train', type=int, default=512,
+                   help='training windows for memorisation (random subset; 0 = all)')
+    p.add_argument('--extractor', help='feature extractor config (for FID)')
+    p.add_argument('--extractor-ckpt', help='its trained checkpoint')
+    p.add_argument('--frame-rate', type=float, help='Hz for command recovery')
+    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--json', help='write the results here (atomically)')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   help='override keys of --config (and --train-config)')
+    return p.parse_args(argv)
+
+
+def baseline_sets(train: np.ndarray, train_cmds: np.ndarray, val_freq: np.ndarray, num: int,
+                  seed: int):
+    """{name: (scenes (num, T, X, Y, Z), requested commands)} of the baselines above."""
+    g = np.random.default_rng(seed)
+    pick = np.sort(g.choice(len(train), min(num, len(train)), replace=False))
+    real, cmds = train[pick], [int(c) if c >= 0 else None for c in train_cmds[pick]]
+    iid = g.choice(len(val_freq), size=real.shape, p=val_freq / val_freq.sum()).astype(
+        np.uint8)
+    frozen = np.repeat(real[:, :1], real.shape[1], 1)
+    return dict(floor=(real, cmds), iid_voxels=(iid, cmds), frozen=(frozen, cmds))
+
+
+def main(argv=None) -> dict:
+    args = parse_args(argv)
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1') or 1))
+    if bool(args.extractor) != bool(args.extractor_ckpt):
+        raise CLIError('FID needs both --extractor CONFIG and --extractor-ckpt CHECKPOINT')
+    cfg = load_config(args.config, args.cfg_options)
+    train_cfg = (load_config(args.train_config, args.cfg_options) if args.train_config
+                 else cfg)
+    from mmengine.registry import init_default_scope
+    init_default_scope(cfg.get('default_scope', 'occworld4d'))
+    split = args.val_split
+    if split == 'auto':
+        split = 'val' if (cfg.get('val_dataloader') or {}).get('dataset') else 'test'
+    try:
+        val = split_windows(cfg, split, args.max_val, num_frames=args.num_frames, shuffle=True)
+        T = val['semantics'].shape[1]
+        tw = split_windows(train_cfg, 'train', args.max_train or None, num_frames=T,
+                           shuffle=True, seed=args.seed)
+    except ValueError as err:
+        raise CLIError(f'{args.config}: {err}') from err
+    if tw['semantics'].shape[1:] != val['semantics'].shape[1:]:
+        raise CLIError(f'training windows {tw["semantics"].shape[1:]} != val windows '
+                       f'{val["semantics"].shape[1:]} (T, X, Y, Z)')
+    scorer = None
+    if args.extractor:
+        try:
+            scorer = FIDScorer(args.extractor, args.extractor_ckpt)
+        except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
+            raise CLIError(f'extractor: {err}') from err
+    K = get_vocabulary(val['vocabulary']).num_classes
+    val_freq = np.bincount(val['semantics'].reshape(-1), minlength=K).astype(np.float64)
+    sets = baseline_sets(tw['semantics'], tw['commands'], val_freq, args.num_samples,
+                         args.seed)
+    out = {}
+    for name, (scenes, cmds) in sets.items():
+        floor = None if name == 'floor' else sets['floor'][0]
+        res = score_scenes(scenes, val, tw['semantics'], cmds, fid_scorer=scorer,
+                           fid_floor_scenes=floor, val_commands=name == 'floor',
+                           frame_rate=args.frame_rate)
+        if name == 'floor' and res['fid'] is not None:
+            res['fid_floor'], res['fid_ratio'] = res['fid'], 1.0
+        res.pop('per_sample')
+        out[name] = res
+    # a generator returning a random training scene: the floor's windows, which are among
+    # the training windows, so their memorisation is 1 (measured, not assumed)
+    rts = dict(out['floor'])
+    rts['note'] = ('a random training scene: the floor windows themselves; memorisation 1.0 '
+                   'by construction (they are among the training windows)')
+    out['random_training_scene'] = rts
+    out['floor']['note'] = ('training windows scored as samples against the val split: the '
+                            'floor of TV, change rate and FID at this number of windows')
+    out['iid_voxels']['note'] = 'voxels drawn independently from the val class frequencies'
+    out['frozen']['note'] = 'frame 0 of each floor window repeated'
+    out['command_chance'] = CHANCE_COMMAND_ACCURACY
+    out.update(_command=' '.join(shlex.quote(a) for a in [sys.argv[0]] + (
+        sys.argv[1:] if argv is None else list(argv))), _config=args.config,
+        _val_split=split, _extractor=args.extractor, _extractor_ckpt=args.extractor_ckpt,
+        _date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'))
+    print(f'generation_baselines: {args.num_samples} windows per set '
+          f'{tuple(val["semantics"].shape[1:])} vs {len(val["semantics"])} {split} windows of '
+          f'{args.config} ({len(tw["semantics"])} training windows for memorisation)')
+    print(format_baselines(out))
+    if args.json:
+        save_json_atomic(args.json, out)
+        print(f'written {os.path.abspath(args.json)}')
+    return out
+
+
+def format_baselines(out: dict) -> str:
+    def f(v, d=3):
+        return '-' if v is None else f'{v:.{d}f}'
+
+    lines = ['| set | TV occupied | TV all | change rate (val) | FID (floor) | '
+             'memorisation mIoU mean / max | IoU mean / max | command accuracy |',
+             '|---|---|---|---|---|---|---|---|']
+    for name in BASELINES:
+        r = out[name]
+        fid = '-' if r['fid'] is None else f'{r["fid"]:.3g} ({r["fid_floor"]:.3g})'
+        lines.append(
+            f'| {name} | {f(r["tv_occupied"])} | {f(r["tv_all"])} | '
+            f'{100 * r["change_rate_samples"]:.2f}% ({100 * r["change_rate_val"]:.2f}%) | '
+            f'{fid} | {f(r["memorisation_miou_mean"])} / {f(r["memorisation_miou_max"])} | '
+            f'{f(r["memorisation_iou_mean"])} / {f(r["memorisation_iou_max"])} | '
+            f'{f(r["command_accuracy"], 2)} |')
+    fl = out['floor']
+    lines.append(f'| val windows (no copy) | | | | | {f(fl["val_memorisation_miou_mean"])} / '
+                 f'{f(fl["val_memorisation_miou_max"])} | {f(fl["val_memorisation_iou_mean"])}'
+                 f' / {f(fl["val_memorisation_iou_max"])} | '
+                 f'{f(fl["val_command_accuracy"], 2)} |')
+    lines.append(f'| chance | | | | | | | {out["command_chance"]:.2f} |')
+    return '\n'.join(lines)
+
+
+if __name__ == '__main__':
+    main()
