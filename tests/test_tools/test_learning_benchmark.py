@@ -27,11 +27,16 @@ def test_tokenizer_recipe_end_to_end(tmp_path):
     assert row['metric'] == 'dynamiccity@valid_mask/mIoU'
     assert 0.0 <= row['value'] < 0.85 and row['passed'] is False  # one epoch: far from target
     assert 0.0 < row['baseline'] < 0.5  # the mean training scene
-    assert row['minutes'] > 0
+    assert row['minutes'] > 0 and row['cpu_minutes'] > 0
     saved = json.loads(out.read_text())
     assert saved['rows'][0]['value'] == row['value']
     assert any('tools/train.py' in c for c in saved['steps'])
     assert '| DynamicCity | HexPlane VAE |' in md.read_text()
+    # --collect merges earlier runs into one table without training
+    merged = tmp_path / 'merged.md'
+    rows2 = tool_main(TOOL, '--collect', out, out, '--markdown', merged)
+    assert len(rows2) == 2 and rows2[0]['value'] == row['value']
+    assert merged.read_text().count('| DynamicCity | HexPlane VAE |') == 2
 
 
 def test_unknown_recipe_and_bad_config_exit_2(tmp_path):
@@ -49,5 +54,6 @@ def test_passes_and_table_format():
     assert lb.passes(None, '>=', 0.85) is None
     text = lb.table([dict(method='M', stage='S', metric='m', value=0.5, baseline=0.25,
                           baseline_name='chance', target='>= 0.7', minutes=1.0,
-                          budget_min=15, passed=False)])
-    assert '| M | S | m | 0.500 | 0.250 (chance) | >= 0.7 | 1.0 / 15 | NO |' in text
+                          cpu_minutes=1.5, threads=1, budget_min=15, passed=False)])
+    assert ('| M | S | m | 0.500 | 0.250 (chance) | >= 0.7 | 1.0 / 1.5 on 1 thr / 15 | NO |'
+            in text)
