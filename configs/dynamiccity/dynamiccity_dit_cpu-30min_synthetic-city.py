@@ -1,0 +1,63 @@
+# DynamicCity rollout DiT, CPU learning recipe (issue 13): budget 30 minutes on 2 idle cores.
+# Stage 2 on the frozen HexPlane VAE of dynamiccity_vae_cpu-15min_synthetic-city.py (same
+# tokenizer settings), trained from its latent cache: 8 x 32 x 32 x 8 voxels -> HexPlane
+# (T', X', Y', Z') = (4, 16, 16, 4), C = 16 -> 24 x 24 rollout canvas -> DiT (depth 6, width
+# 192, patch 2; 132 of 144 tokens kept), command-conditioned (LEFT / RIGHT / FORWARD / STATIC)
+# with classifier-free guidance.
+# Measured: see configs/dynamiccity/README.md ("Learning on CPU").
+#   python tools/dataset_converters/cache_latents.py \
+#       configs/dynamiccity/dynamiccity_vae_cpu-15min_synthetic-city.py VAE_CKPT --out W/latents
+#   OMP_NUM_THREADS=2 python tools/train.py configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
+#       --work-dir W --cfg-options model.tokenizer_ckpt=VAE_CKPT \
+#       train_dataloader.dataset.cache_dir=W/latents
+#   python tools/test.py configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
+#       W/iter_3000.pth --sample-dir W/samples --cfg-options model.tokenizer_ckpt=VAE_CKPT
+#   python tools/analysis_tools/score_samples.py W/samples \
+#       --config configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
+#       --train-config configs/dynamiccity/dynamiccity_vae_cpu-15min_synthetic-city.py
+# test.py samples one scene per val window with that window's command; its test metric is the
+# reconstruction-style mIoU of the sample against the window (not a generation score: the
+# generation statistics are score_samples.py's).
+_base_ = [
+    '../_base_/models/dynamiccity_dit.py',
+    '../_base_/datasets/synthetic_city_tiny.py',
+    '../_base_/schedules/adamw_constant_diffusion.py',
+    '../_base_/default_runtime.py',
+]
+vis_palette = 'dynamiccity_carlasc'
+model = dict(
+    tokenizer=dict(
+        type='HexPlaneVAE', num_classes=12, num_frames=8, spatial_size=(32, 32, 8),
+        latent_channels=16, query_channels=64, hidden_channels=128, high_res_channels=32,
+        transformer_mlp_dim=32, dropout=0.0, projection_attn_drop=0.0),
+    latent_adapter=dict(hex_shape=(4, 16, 16, 4), voxel_shape=(8, 32, 32, 8)),
+    latent_scale=1.0,
+    denoiser=dict(hex_shape=(4, 16, 16, 4), in_channels=16, arch='DiT-S', depth=6,
+                  hidden_size=192, num_heads=6, num_frames=8, conditions=('command', )),
+    diffusion=dict(num_timesteps=1000),
+    sample_cfg=dict(sampler='ddim', num_steps=50, guidance_scale=2.0, eta=0.0),
+    cond_drop_prob=0.1,
+    context_stride=None,
+)
+train_dataloader = dict(
+    batch_size=32,
+    dataset=dict(_delete_=True, type='LatentCacheDataset', cache_dir='work_dirs/latents'))
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+test_dataloader = dict(batch_size=8, dataset=dict(num_scenes=32))
+test_cfg = dict(type='TestLoop')
+test_evaluator = dict(type='OccupancyMetric', convention='dynamiccity',
+                      vocabulary='dynamiccity_carlasc', mask_key='valid_mask')
+optim_wrapper = dict(optimizer=dict(lr=3e-4))
+max_iters = 3000
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=100)]
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters + 1)
+log_processor = dict(by_epoch=False)
+default_hooks = dict(
+    logger=dict(interval=100),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=max_iters, max_keep_ckpts=1),
+    save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))
+custom_hooks = [dict(type='EMAHook', momentum=0.002, update_buffers=True, priority=49)]
