@@ -213,15 +213,20 @@ class FIDScorer:
         self.batch_size = batch_size
         self._cached = (None, None)  # (array, features) of the last reference set
 
-    def features(self, scenes: np.ndarray) -> np.ndarray:
-        """(N, T, X, Y, Z) -> float64 (N * T, D) per-frame features."""
-        if self._cached[0] is scenes:
-            return self._cached[1]
+    def window_features(self, scenes: np.ndarray) -> np.ndarray:
+        """(N, T, X, Y, Z) -> float64 (N, T, D) per-frame features."""
         out = []
         for i in range(0, len(scenes), self.batch_size):
             vox = torch.from_numpy(np.ascontiguousarray(scenes[i:i + self.batch_size]))
             out.append(self.extractor.extract(vox.long())['frame_feats'].double().numpy())
-        feats = np.concatenate(out)  # (N, T, D)
+        return np.concatenate(out)  # (N, T, D)
+
+    def features(self, scenes: np.ndarray) -> np.ndarray:
+        """(N, T, X, Y, Z) -> float64 (N * T, D) per-frame features (those of the last
+        reference set are kept)."""
+        if self._cached[0] is scenes:
+            return self._cached[1]
+        feats = self.window_features(scenes)
         return feats.reshape(-1, feats.shape[-1])  # (N * T, D)
 
     def fid(self, a: np.ndarray, b: np.ndarray) -> float:
@@ -230,6 +235,28 @@ class FIDScorer:
         ref = self.features(b)
         self._cached = (b, ref)
         return float(fid_fn(ref, self.features(a)))
+
+    def fid_floor(self, pool: np.ndarray, ref: np.ndarray, num: int, draws: int = 5,
+                  seed: int = 0) -> Dict:
+        """Train-vs-val floor: FID of ``draws`` random subsets of ``num`` windows of
+        ``pool`` (training windows) against ``ref``; one FID at small N varies with the
+        draw (2.0-5.2 over three draws of 32 tiny windows), hence the mean.
+
+        Returns:
+            dict(mean, std, values) of the FIDs.
+        """
+        g = np.random.default_rng(seed)
+        subsets = [np.sort(g.choice(len(pool), min(num, len(pool)), replace=False))
+                   for _ in range(draws)]
+        union = np.unique(np.concatenate(subsets))
+        feats = dict(zip(union.tolist(), self.window_features(pool[union])))  # {i: (T, D)}
+        refs = self.features(ref)
+        self._cached = (ref, refs)
+        values = []
+        for sub in subsets:
+            f = np.concatenate([feats[int(i)] for i in sub])  # (num * T, D)
+            values.append(float(fid_fn(refs, f)))
+        return dict(mean=float(np.mean(values)), std=float(np.std(values)), values=values)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -241,7 +268,8 @@ def _f(x) -> Optional[float]:
 def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = None,
                  commands: Optional[Sequence[Optional[int]]] = None,
                  fid_scorer: Optional[FIDScorer] = None,
-                 fid_floor_scenes: Optional[np.ndarray] = None,
+                 fid_floor_pool: Optional[np.ndarray] = None, floor_draws: int = 5,
+                 floor_seed: int = 0,
                  val_commands: bool = True, frame_rate: Optional[float] = None,
                  register_kwargs: Optional[dict] = None) -> Dict:
     """Statistics of ``samples`` (M, T, X, Y, Z) next to the val split's.
@@ -251,8 +279,9 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
         val: :func:`split_windows` of the reference split.
         train: training windows (N, T, X, Y, Z) for memorisation (skipped if None).
         commands: requested command per sample (None entries: unknown).
-        fid_scorer: FID of samples vs val when given; with ``fid_floor_scenes`` (training
-            windows, as many as the samples) also the train-vs-val floor at the same N.
+        fid_scorer: FID of samples vs val when given; with ``fid_floor_pool`` (training
+            windows) also the train-vs-val floor at the same N: the mean FID of
+            ``floor_draws`` random subsets of M windows (:meth:`FIDScorer.fid_floor`).
         val_commands: also recover the val windows' commands (the recovery's accuracy on
             ground truth beside the samples').
         frame_rate: Hz of the frames (search range of the registration); default the
@@ -281,15 +310,17 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
     cr_s, cr_v = change_rate(samples), change_rate(vs)
     res.update(change_rate_samples=cr_s, change_rate_val=cr_v,
                change_rate_ratio=cr_s / cr_v if cr_v > 0 else None)
-    res.update(fid=None, fid_floor=None, fid_ratio=None, fid_key=None,
-               extractor_version=None)
+    res.update(fid=None, fid_floor=None, fid_floor_std=None, fid_floor_values=None,
+               fid_ratio=None, fid_key=None, extractor_version=None)
     if fid_scorer is not None:
         res['fid'] = fid_scorer.fid(samples, vs)
         res['extractor_version'] = fid_scorer.version
         res['fid_key'] = f'{fid_scorer.prefix}/FID'
-        if fid_floor_scenes is not None:
-            res['fid_floor'] = fid_scorer.fid(fid_floor_scenes, vs)
-            res['fid_ratio'] = res['fid'] / res['fid_floor'] if res['fid_floor'] > 0 else None
+        if fid_floor_pool is not None:
+            fl = fid_scorer.fid_floor(fid_floor_pool, vs, len(samples), floor_draws, floor_seed)
+            res.update(fid_floor=fl['mean'], fid_floor_std=fl['std'],
+                       fid_floor_values=fl['values'])
+            res['fid_ratio'] = res['fid'] / fl['mean'] if fl['mean'] > 0 else None
     per_sample: List[Dict] = [dict(change_rate=float(c))
                               for c in frame_change_rates(samples).mean(1)]
     for key in ('memorisation_miou_mean', 'memorisation_miou_max', 'memorisation_iou_mean',
@@ -363,7 +394,8 @@ def format_table(res: Dict, title: str = 'samples') -> str:
     ]
     if res.get('fid') is not None:
         rows.append(('FID', _fmt(res['fid']), '',
-                     f'floor {_fmt(res["fid_floor"])} (train vs val, same N), ratio '
+                     f'floor {_fmt(res["fid_floor"])} +- {_fmt(res["fid_floor_std"])} (train '
+                     f'vs val, same N, {len(res["fid_floor_values"] or [])} draws), ratio '
                      f'{_fmt(res["fid_ratio"])}'))
     if res.get('memorisation_miou_mean') is not None:
         rows.append(('memorisation mIoU mean / max',

@@ -18,7 +18,8 @@ SPLITS = ['--cfg-options', 'train_dataloader.dataset.num_scenes=8',
 KEYS = {'num_samples', 'num_val', 'num_train', 'sample_shape', 'vocabulary', 'classes',
         'free_label', 'freq_samples', 'freq_val', 'freq_occupied_samples',
         'freq_occupied_val', 'tv_all', 'tv_occupied', 'change_rate_samples',
-        'change_rate_val', 'change_rate_ratio', 'fid', 'fid_floor', 'fid_ratio', 'fid_key',
+        'change_rate_val', 'change_rate_ratio', 'fid', 'fid_floor', 'fid_floor_std',
+        'fid_floor_values', 'fid_ratio', 'fid_key',
         'extractor_version', 'memorisation_miou_mean', 'memorisation_miou_max',
         'memorisation_iou_mean', 'memorisation_iou_max', 'val_memorisation_miou_mean',
         'val_memorisation_miou_max', 'val_memorisation_iou_mean', 'val_memorisation_iou_max',
@@ -85,6 +86,8 @@ def test_score_samples_commands_option_and_fid(samples, tmp_path, capsys):
     assert res['val_command_accuracy'] is None
     assert res['fid'] > 0 and res['fid_floor'] > 0 and res['fid_key'].endswith('/FID')
     assert res['fid_ratio'] == pytest.approx(res['fid'] / res['fid_floor'])
+    assert len(res['fid_floor_values']) == 5  # --floor-draws: the floor is a mean
+    assert res['fid_floor'] == pytest.approx(np.mean(res['fid_floor_values']))
     assert '| FID |' in capsys.readouterr().out
 
 

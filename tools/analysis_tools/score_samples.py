@@ -35,7 +35,6 @@ import os.path as osp
 import shlex
 import sys
 
-import numpy as np
 import torch
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
@@ -62,6 +61,9 @@ def parse_args(argv=None):
                    help='training windows for memorisation (random subset, seed 0; 0 = all)')
     p.add_argument('--extractor', help='feature extractor config (for FID)')
     p.add_argument('--extractor-ckpt', help='its trained checkpoint')
+    p.add_argument('--floor-draws', type=int, default=5,
+                   help='FID floor = mean FID of this many random subsets of training windows '
+                   '(as many as the samples) against the val split')
     p.add_argument('--commands', help='requested command(s): one for all samples or one per '
                    'sample in file order, comma separated (LEFT, RIGHT, FORWARD / STRAIGHT, '
                    'STATIC / STOP or 0-3); default the npz "command"')
@@ -124,17 +126,15 @@ def main(argv=None) -> dict:
     except ValueError as err:
         raise CLIError(f'{args.config}: {err}') from err
     cmds = requested_commands(args.commands, npz_cmds, len(samples))
-    scorer = floor = None
+    scorer = None
     if args.extractor:
         try:
             scorer = FIDScorer(args.extractor, args.extractor_ckpt)
         except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
             raise CLIError(f'extractor: {err}') from err
-        g = np.random.default_rng(0)
-        floor = train[np.sort(g.choice(len(train), min(len(samples), len(train)),
-                                       replace=False))]
-    res = score_scenes(samples, val, train, cmds, fid_scorer=scorer, fid_floor_scenes=floor,
-                       val_commands=not args.no_val_commands, frame_rate=args.frame_rate)
+    res = score_scenes(samples, val, train, cmds, fid_scorer=scorer, fid_floor_pool=train,
+                       floor_draws=args.floor_draws, val_commands=not args.no_val_commands,
+                       frame_rate=args.frame_rate)
     for f, p in zip(files, res['per_sample']):
         p['file'] = f
     res.update(_command=' '.join(shlex.quote(a) for a in [sys.argv[0]] + (
@@ -159,7 +159,8 @@ def summary_line(res: dict) -> str:
              f'change rate {100 * res["change_rate_samples"]:.1f}% vs val '
              f'{100 * res["change_rate_val"]:.1f}%']
     if res.get('fid') is not None:
-        parts.append(f'FID {res["fid"]:.3g} vs floor {res["fid_floor"]:.3g}')
+        parts.append(f'FID {res["fid"]:.3g} vs floor {res["fid_floor"]:.3g} '
+                     f'(ratio {res["fid_ratio"]:.2f})')
     if res.get('memorisation_miou_max') is not None:
         parts.append(f'memorisation mIoU max {res["memorisation_miou_max"]:.3f} (val '
                      f'{res["val_memorisation_miou_max"]:.3f})')
