@@ -32,7 +32,9 @@ import numpy as np
 from mmengine.registry import DefaultScope
 
 import occworld4d  # noqa: E402,F401  (registries, compat fixes)
-from occworld4d.apis.cli import CLIError, DictAction, check_checkpoint, load_config  # noqa: E402
+from occworld4d.apis.cli import (CLIError, DictAction, add_trust_checkpoint_argument,  # noqa: E402
+                                 apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
+                                 load_config)
 from occworld4d.apis.inferencer import (TASKS, CheckpointMismatchError,  # noqa: E402
                                         OccGenerationInferencer, load_generator)
 
@@ -66,6 +68,7 @@ def parse_args(argv=None):
     p.add_argument('--device', default='cpu')
     p.add_argument('--out', default='outputs/sample', help='output folder')
     p.add_argument('--no-render', action='store_true', help='write npz only')
+    add_trust_checkpoint_argument(p)
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
                    help='override config keys, e.g. model.sample_cfg.num_steps=50')
     sensors = p.add_argument_group('sensors from the sampled occupancy')
@@ -171,9 +174,10 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
     check_checkpoint(args.checkpoint)
+    apply_trust_checkpoint(args, cfg)
     try:
         model = load_generator(cfg, args.checkpoint, args.device)
-    except CheckpointMismatchError as err:
+    except (CheckpointMismatchError,) + checkpoint_errors() as err:
         raise CLIError(str(err)) from err
     inf = OccGenerationInferencer(model, palette=cfg.get('vis_palette'),
                                   free_label=cfg.get('free_label', 0))

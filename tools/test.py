@@ -5,7 +5,11 @@ Examples:
     python tools/test.py CONFIG CHECKPOINT --out results.json
     python tools/test.py CONFIG CHECKPOINT --cfg-options test_evaluator.convention=occworld
     python tools/test.py configs/occworld/occworld_baseline-copylast_tiny_synthetic-city.py none
+    python tools/test.py CONFIG OLD.pth --trust-checkpoint   # full pickle: trusted files only
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
+
+CHECKPOINT may be a .pth (loaded with torch.load(weights_only=True) and the mmengine checkpoint
+types allow-listed, docs/reliability.md) or a .safetensors state dict.
 
 Generation configs (a ``GenerationMetric`` test evaluator, see
 ``configs/_base_/generation_eval.py``) sample one scene per test window, write the samples
@@ -31,8 +35,9 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, check_checkpoint, default_work_dir, load_config,
-                                 setup_launcher_env)
+from occworld4d.apis.cli import (CLIError, add_trust_checkpoint_argument,
+                                 apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
+                                 default_work_dir, load_config, setup_launcher_env)
 from occworld4d.utils import save_json_atomic
 
 
@@ -48,6 +53,7 @@ def parse_args(argv=None):
                         "config's default_hooks.save_samples.out_dir, if any")
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. test_dataloader.batch_size=2')
+    add_trust_checkpoint_argument(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (pytorch = torchrun)')
     parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
@@ -64,10 +70,14 @@ def load_weights_strict(runner: Runner, checkpoint: str) -> None:
     """
     from mmengine.model import is_model_wrapper
     from mmengine.runner.checkpoint import load_checkpoint
+
+    from occworld4d.utils.compat import CheckpointLoadError
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     try:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
                         revise_keys=[(r'^module\.', '')])
+    except CheckpointLoadError as err:  # unreadable, truncated or refused by the safe loader
+        raise CLIError(str(err)) from err
     except RuntimeError as err:
         lines = [line for line in str(err).splitlines() if line.strip()][:6]
         raise CLIError(f'checkpoint {checkpoint!r} does not match the model of the config:\n  '
@@ -130,6 +140,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    apply_trust_checkpoint(args, cfg)
     cfg.load_from = None  # loaded strictly below
     cfg.resume = False
     for key in ('test_dataloader', 'test_evaluator', 'test_cfg'):
@@ -142,13 +153,18 @@ def main(argv=None):
         hooks['save_samples'] = dict(save, out_dir=args.sample_dir)
     try:
         runner = Runner.from_cfg(cfg)
+    except checkpoint_errors() as err:  # e.g. the GenerationMetric extractor checkpoint
+        raise CLIError(f'{args.config}: {err}') from err
     except (KeyError, FileNotFoundError, ValueError) as err:
         raise CLIError(f'{args.config}: {err.args[0] if err.args else err}') from err
     if no_checkpoint:
         check_parameter_free(runner, args.config)
     else:
         load_weights_strict(runner, args.checkpoint)
-    metrics = runner.test()
+    try:
+        metrics = runner.test()
+    except checkpoint_errors() as err:  # e.g. model.tokenizer_ckpt refused / unreadable
+        raise CLIError(str(err)) from err
     if args.out:
         out = {k: (v if isinstance(v, (int, float, str)) else str(v)) for k, v in metrics.items()}
         out.update(_command=command, _config=args.config, _checkpoint=args.checkpoint,

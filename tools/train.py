@@ -5,6 +5,11 @@ Examples:
     python tools/train.py CONFIG --resume                # resume from the latest checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth
     python tools/train.py CONFIG --amp --cfg-options train_cfg.max_epochs=5
+    python tools/train.py CONFIG --cfg-options load_from=X.pth load_from_strict=False
+    python tools/train.py CONFIG --trust-checkpoint --cfg-options load_from=OLD.pth
+
+Checkpoints load safely (weights_only=True) unless --trust-checkpoint; --resume falls back to
+the newest intact checkpoint; a NaN / Inf loss stops with exit code 2 (docs/reliability.md).
     bash tools/dist_train.sh CONFIG 8                    # 8 GPUs through torchrun
 """
 import argparse
@@ -14,8 +19,9 @@ from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, check_checkpoint, default_work_dir, load_config,
-                                 setup_launcher_env)
+from occworld4d.apis.cli import (CLIError, add_trust_checkpoint_argument,
+                                 apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
+                                 default_work_dir, load_config, setup_launcher_env)
 
 
 def parse_args(argv=None):
@@ -26,6 +32,7 @@ def parse_args(argv=None):
                         help='resume from CHECKPOINT, or from the latest checkpoint in the '
                         'work dir when no path is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    add_trust_checkpoint_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='override config keys, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
@@ -40,6 +47,7 @@ def main(argv=None):
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
+    apply_trust_checkpoint(args, cfg)
 
     if args.amp:
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
@@ -70,7 +78,10 @@ def main(argv=None):
         raise CLIError(f'{args.config}: the model ({type(runner.model).__name__}) has no '
                        'trainable parameters (a forecasting baseline?); nothing to train. '
                        'Evaluate it with: python tools/test.py CONFIG none')
-    runner.train()
+    try:
+        runner.train()
+    except checkpoint_errors() as err:  # NaN loss, unreadable / mismatched / refused checkpoint
+        raise CLIError(str(err)) from err
     print(f'work dir: {osp.abspath(cfg.work_dir)}')
 
 

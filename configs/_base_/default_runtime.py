@@ -5,11 +5,16 @@ default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=50),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=3),
+    # crash-proof saves, intact-checkpoint resume, strict load_from, no NaN checkpoint
+    # (occworld4d/engine/hooks/checkpoint_hook.py; also what type='CheckpointHook' builds)
+    checkpoint=dict(type='SafeCheckpointHook', interval=1, max_keep_ckpts=3),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     # datasets with skip_corrupt=True: the count and distinct errors of the skipped windows
     # after every epoch / validation / test (occworld4d/engine/hooks/data_skip_hook.py)
     data_skip=dict(type='DataSkipReportHook'),
+    # stop on a NaN / Inf loss, naming the iteration and terms; max_skip_batches=N skips N
+    # bad batches first (occworld4d/engine/hooks/nan_guard_hook.py)
+    nan_guard=dict(type='NonFiniteGuardHook', max_skip_batches=0),
 )
 
 env_cfg = dict(

@@ -52,3 +52,30 @@ def setup_launcher_env(launcher: str) -> None:
     """torchrun sets LOCAL_RANK in the environment; older launchers passed --local-rank."""
     if launcher != 'none' and 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = '0'
+
+
+def add_trust_checkpoint_argument(parser) -> None:
+    """``--trust-checkpoint``: allow full-pickle checkpoints (docs/reliability.md)."""
+    parser.add_argument('--trust-checkpoint', action='store_true',
+                        help='load checkpoints as full pickles (torch.load weights_only=False), '
+                        'which can run code: only for files you trust. Default: safe loading '
+                        '(weights_only=True with the mmengine checkpoint types allow-listed)')
+
+
+def apply_trust_checkpoint(args, cfg=None) -> None:
+    """``--trust-checkpoint`` or the config key ``trust_checkpoint=True`` allow full pickles."""
+    from occworld4d.utils.compat import set_trust_checkpoint
+    trust = bool(getattr(args, 'trust_checkpoint', False))
+    if cfg is not None and cfg.get('trust_checkpoint', False):
+        trust = True
+    if trust:
+        set_trust_checkpoint(True)
+
+
+def checkpoint_errors() -> tuple:
+    """Exceptions of checkpoint loading / saving / training that the tools report in one line."""
+    from occworld4d.engine.hooks import (LoadFromMismatchError, NonFiniteCheckpointError,
+                                         NonFiniteLossError)
+    from occworld4d.utils.compat import CheckpointLoadError
+    return (CheckpointLoadError, LoadFromMismatchError, NonFiniteCheckpointError,
+            NonFiniteLossError)

@@ -1,63 +1,282 @@
-"""Compatibility fixes for mmengine 0.10.7 under current torch, applied once on import.
+"""Checkpoint loading and saving for mmengine 0.10.7 under current torch, applied once on import.
 
-1. torch >= 2.6 defaults ``torch.load(weights_only=True)``; mmengine 0.10.7's local
-   checkpoint loader does not pass ``weights_only`` and so cannot ``load_from`` or
-   ``resume`` its own checkpoints (they hold optimizer state, message hub, numpy
-   scalars). Checkpoints a user points the Runner at are trusted, so the local loader
-   is re-registered to pass ``weights_only=False``.
-2. mmengine writes checkpoints in place; an interrupted save leaves a truncated file
-   that a later ``resume`` picks up. Local saves go to ``<name>.tmp`` and are renamed.
+1. **Safe loading by default.** mmengine 0.10.7's local loader calls ``torch.load`` without
+   ``weights_only``. Every local checkpoint path (``load_from``, ``resume``, ``tools/test.py``,
+   ``tools/sample.py``, ``model.tokenizer_ckpt``, the ``GenerationMetric`` extractor,
+   ``cache_latents.py``: all go through mmengine's ``CheckpointLoader`` or
+   :func:`load_checkpoint_file`) is re-registered to :func:`load_checkpoint_file`, which
+   unpickles with ``torch.load(weights_only=True)`` and allow-lists exactly the types an
+   mmengine 0.10.7 checkpoint holds besides tensors (:data:`CHECKPOINT_SAFE_GLOBALS`: numpy
+   arrays / scalars / numeric dtypes in the message hub, mmengine's ``HistoryBuffer`` and its four
+   statistics methods). Anything else in the pickle
+   (a crafted payload) is refused with :class:`UntrustedCheckpointError`, naming the file and
+   the way to allow it: ``--trust-checkpoint`` on the tools, ``trust_checkpoint=True`` in a
+   config, or :func:`set_trust_checkpoint` / :func:`trusted_checkpoints` in Python. A trusted
+   load is a full pickle and warns with the file name. ``.safetensors`` files (a plain state
+   dict of tensors) are accepted wherever a checkpoint is.
+2. **Atomic saves.** mmengine writes checkpoints in place; local saves go to
+   ``<name>.tmp``, are fsynced and renamed, so a checkpoint file is either complete or absent.
+   (Rotation, ``last_checkpoint`` and resume fallback: ``occworld4d.engine.hooks.checkpoint_hook``.)
 """
+import contextlib
 import os
 import os.path as osp
+import pickle
+import warnings
+import zipfile
+from typing import Optional
 
 import torch
+from mmengine.logging import print_log
 from mmengine.runner import checkpoint as _ckpt
 
 _APPLIED = False
+_TRUST = False
+
+TRUST_HINT = ('pass --trust-checkpoint to the tool (or set trust_checkpoint=True in the config) '
+              'only if you trust where the file comes from')
 
 
-def load_trusted_local_checkpoint(filename: str, map_location=None):
-    """Load a local checkpoint written by mmengine / occworld4d (trusted input).
+class CheckpointLoadError(RuntimeError):
+    """A checkpoint file could not be read (corrupt, truncated or refused)."""
+
+
+class UntrustedCheckpointError(CheckpointLoadError):
+    """The pickle of a checkpoint holds objects outside the safe allow-list."""
+
+
+def set_trust_checkpoint(enabled: bool = True) -> None:
+    """Allow (``True``) or forbid (``False``, the default) full-pickle checkpoint loading."""
+    global _TRUST
+    _TRUST = bool(enabled)
+
+
+def trust_checkpoint_enabled() -> bool:
+    return _TRUST
+
+
+@contextlib.contextmanager
+def trusted_checkpoints(enabled: bool = True):
+    """Context manager: full-pickle loading allowed inside (restores the setting on exit)."""
+    global _TRUST
+    old, _TRUST = _TRUST, bool(enabled)
+    try:
+        yield
+    finally:
+        _TRUST = old
+
+
+_HB_STATISTICS = ('min', 'max', 'current', 'mean')
+NUMERIC_DTYPE_CLASSES = ('BoolDType', 'Int8DType', 'Int16DType', 'Int32DType', 'Int64DType',
+                         'UInt8DType', 'UInt16DType', 'UInt32DType', 'UInt64DType',
+                         'Float16DType', 'Float32DType', 'Float64DType')
+
+
+def _history_buffer_getattr(obj, name):
+    """The only ``getattr`` a checkpoint may call: a statistics method of ``HistoryBuffer``.
+
+    mmengine pickles ``HistoryBuffer._statistics_methods`` (the functions ``HistoryBuffer.min``
+    ...), which protocol 2 writes as ``getattr(HistoryBuffer, 'min')``.
+    """
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if obj is HistoryBuffer and name in _HB_STATISTICS:
+        return getattr(HistoryBuffer, name)
+    raise pickle.UnpicklingError(f'refused getattr({obj!r}, {name!r}) in a checkpoint: only '
+                                 f'HistoryBuffer.{"/".join(_HB_STATISTICS)} are allowed')
+
+
+def checkpoint_safe_globals() -> list:
+    """Types (besides torch's defaults) that a safe load of an mmengine checkpoint allows.
+
+    Found by ``torch.serialization.get_unsafe_globals_in_checkpoint`` on checkpoints of every
+    model family of the project trained with mmengine 0.10.7 (epoch, best and EMA checkpoints;
+    tests/test_engine/test_safe_checkpoint_loading.py checks them).
+    """
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+        mod = 'numpy._core.multiarray'
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+        mod = 'numpy.core.multiarray'
+    allowed = [HistoryBuffer, np.ndarray, np.dtype,
+               (_reconstruct, f'{mod}._reconstruct'), (scalar, f'{mod}.scalar'),
+               (_history_buffer_getattr, 'builtins.getattr')]
+    # dtypes are rebuilt as numpy.dtypes.<Name>DType instances (numpy >= 1.25): mmengine's
+    # HistoryBuffer holds float64 / int64 arrays; the other fixed-width numeric dtypes are the
+    # same kind of plain data (a float32 value logged by a model). Never Object / Void dtypes.
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        for name in NUMERIC_DTYPE_CLASSES:
+            if isinstance(getattr(dtypes, name, None), type):
+                allowed.append(getattr(dtypes, name))
+    if mod == 'numpy._core.multiarray':  # the same two functions in files written by numpy 1.x
+        allowed += [(_reconstruct, 'numpy.core.multiarray._reconstruct'),
+                    (scalar, 'numpy.core.multiarray.scalar')]
+    return allowed
+
+
+def is_safetensors(filename: str) -> bool:
+    return str(filename).endswith('.safetensors')
+
+
+def _load_safetensors(filename: str, map_location=None) -> dict:
+    try:
+        from safetensors.torch import load_file
+    except ImportError as err:  # pragma: no cover - safetensors is in requirements/runtime.txt
+        raise CheckpointLoadError(f'checkpoint {filename!r} is a .safetensors file; install '
+                                  'the safetensors package (requirements/runtime.txt)') from err
+    device = map_location if isinstance(map_location, str) else 'cpu'
+    try:
+        return dict(load_file(filename, device=device))
+    except Exception as err:
+        raise CheckpointLoadError(f'checkpoint {filename!r} could not be read (expected a '
+                                  f'.safetensors file of tensors): {err}') from err
+
+
+def load_checkpoint_file(filename: str, map_location=None, trust: Optional[bool] = None):
+    """Load a local checkpoint; safe (``weights_only=True`` + allow-list) unless trusted.
+
+    Args:
+        filename: a ``.pth`` written by ``torch.save`` (mmengine / occworld4d checkpoints, plain
+            state dicts) or a ``.safetensors`` file (returned as a plain state dict).
+        map_location: as for ``torch.load``.
+        trust: full-pickle loading; ``None`` = the process setting (:func:`set_trust_checkpoint`,
+            set by ``--trust-checkpoint`` / ``trust_checkpoint=True``).
 
     Raises:
         FileNotFoundError: naming the path when it does not exist.
-        RuntimeError: naming the path when the file is not a readable checkpoint.
+        UntrustedCheckpointError: the pickle holds a type outside the allow-list (names the
+            file, the type and ``--trust-checkpoint``).
+        CheckpointLoadError: naming the path when the file is not a readable checkpoint.
     """
-    filename = osp.expanduser(filename)
+    filename = osp.expanduser(str(filename))
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
+    if is_safetensors(filename):
+        return _load_safetensors(filename, map_location)
+    trust = _TRUST if trust is None else trust
+    if trust:
+        msg = (f'loading checkpoint {filename!r} as a full pickle (--trust-checkpoint / '
+               'trust_checkpoint=True): it can run arbitrary code')
+        warnings.warn(msg, stacklevel=2)
+        print_log(msg, logger='current', level=30)
+        try:
+            return torch.load(filename, map_location=map_location, weights_only=False)
+        except Exception as err:
+            raise CheckpointLoadError(f'checkpoint {filename!r} could not be read (expected a '
+                                      f'file written by torch.save): {err}') from err
+    if not hasattr(torch.serialization, 'safe_globals'):  # torch < 2.5
+        raise CheckpointLoadError(
+            f'checkpoint {filename!r}: safe loading of mmengine checkpoints needs torch >= 2.5 '
+            f'(torch.serialization.safe_globals; this is torch {torch.__version__}); '
+            f'{TRUST_HINT}')
     try:
-        return torch.load(filename, map_location=map_location, weights_only=False)
-    except Exception as err:  # torch raises several types for a corrupt file
-        raise RuntimeError(f'checkpoint {filename!r} could not be read (expected a file '
-                           f'written by torch.save): {err}') from err
+        with torch.serialization.safe_globals(checkpoint_safe_globals()):
+            return torch.load(filename, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        text = str(err)
+        if 'Weights only load failed' in text or 'GLOBAL' in text or 'refused' in text:
+            detail = next((line.strip() for line in text.splitlines()
+                           if 'GLOBAL' in line or 'refused' in line or 'reduce' in line),
+                          text.splitlines()[0] if text else '')
+            raise UntrustedCheckpointError(
+                f'checkpoint {filename!r} was refused by the safe loader (weights_only=True): it '
+                f'holds a type outside the allow-list of mmengine checkpoint types ({detail}). '
+                f'It may run code when unpickled; {TRUST_HINT}.') from err
+        raise CheckpointLoadError(f'checkpoint {filename!r} could not be read (expected a file '
+                                  f'written by torch.save): {err}') from err
+    except Exception as err:  # torch raises several types for a corrupt / truncated file
+        raise CheckpointLoadError(f'checkpoint {filename!r} could not be read (expected a file '
+                                  f'written by torch.save): {err}') from err
+
+
+def load_trusted_local_checkpoint(filename: str, map_location=None):
+    """Backwards-compatible name: the default (safe unless trusted) local loader."""
+    return load_checkpoint_file(filename, map_location)
+
+
+def checkpoint_is_intact(filename: str) -> bool:
+    """Cheap integrity check without unpickling: a complete torch zip file whose CRCs match
+    (or a readable .safetensors header)."""
+    if not osp.isfile(filename) or osp.getsize(filename) == 0:
+        return False
+    if is_safetensors(filename):
+        try:
+            _load_safetensors(filename)
+            return True
+        except CheckpointLoadError:
+            return False
+    try:
+        with zipfile.ZipFile(filename) as zf:
+            names = zf.namelist()
+            if not any(n.endswith('data.pkl') for n in names):
+                return False
+            return zf.testzip() is None
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError):
+        return False
 
 
 def atomic_save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
-    """``mmengine.runner.checkpoint.save_checkpoint`` with a write-then-rename for local paths."""
+    """``mmengine.runner.checkpoint.save_checkpoint`` with a write-fsync-rename for local paths.
+
+    A failure during the write removes the temporary and leaves any older file untouched.
+    """
     if '://' in str(filename):  # remote backends keep mmengine's behaviour
         return _ORIGINAL_SAVE(checkpoint, filename, file_client_args, backend_args)
     filename = str(filename)
-    os.makedirs(osp.dirname(osp.abspath(filename)), exist_ok=True)
+    directory = osp.dirname(osp.abspath(filename))
+    os.makedirs(directory, exist_ok=True)
     tmp = filename + '.tmp'
-    with open(tmp, 'wb') as f:
-        torch.save(checkpoint, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, filename)
+    try:
+        with open(tmp, 'wb') as f:
+            torch.save(checkpoint, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filename)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    fsync_dir(directory)
+
+
+def fsync_dir(directory: str) -> None:
+    """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write a small text file (``last_checkpoint``) by write-fsync-rename."""
+    tmp = f'{path}.tmp'
+    try:
+        with open(tmp, 'w') as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    fsync_dir(osp.dirname(osp.abspath(path)))
 
 
 _ORIGINAL_SAVE = _ckpt.save_checkpoint
 
 
 def apply_mmengine_compat() -> None:
-    """Install both fixes (idempotent)."""
+    """Install the safe local loader and the atomic save (idempotent)."""
     global _APPLIED
     if _APPLIED:
         return
-    _ckpt.CheckpointLoader.register_scheme(prefixes='', loader=load_trusted_local_checkpoint,
-                                           force=True)
+    _ckpt.CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
     import mmengine.runner.runner as _runner_mod
     _ckpt.save_checkpoint = atomic_save_checkpoint
     _runner_mod.save_checkpoint = atomic_save_checkpoint

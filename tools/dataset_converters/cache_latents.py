@@ -24,9 +24,12 @@ from mmengine.runner import load_checkpoint
 from tqdm import tqdm
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
+from occworld4d.apis.cli import (CLIError, add_trust_checkpoint_argument,
+                                 apply_trust_checkpoint)
 from occworld4d.datasets.latent_cache import (latent_to_arrays, write_latent_index,
                                               write_latent_window)
 from occworld4d.registry import DATASETS, MODELS
+from occworld4d.utils.compat import CheckpointLoadError, load_checkpoint_file
 
 
 def parse_args(argv=None):
@@ -38,6 +41,7 @@ def parse_args(argv=None):
     parser.add_argument('--batch-size', type=int, default=1)
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
 
 
@@ -53,7 +57,7 @@ def build_tokenizer(cfg: Config, checkpoint: str, device: str):
                          'tokenizer config or a generator config with model.tokenizer')
     revise = [(r'^module\.', '')]
     if prefix:
-        ckpt = torch.load(checkpoint, map_location='cpu', weights_only=False)
+        ckpt = load_checkpoint_file(checkpoint, map_location='cpu')  # safe unless trusted
         state = ckpt.get('state_dict', ckpt)
         if any(k.startswith(prefix) for k in state):
             revise.append((r'^' + prefix.replace('.', r'\.'), ''))
@@ -68,7 +72,11 @@ def main(argv=None):
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'occworld4d'))
-    model = build_tokenizer(cfg, args.checkpoint, args.device)
+    apply_trust_checkpoint(args, cfg)
+    try:
+        model = build_tokenizer(cfg, args.checkpoint, args.device)
+    except (CheckpointLoadError, FileNotFoundError) as err:
+        raise CLIError(str(err)) from err
     dataset = DATASETS.build(cfg[f'{args.split}_dataloader']['dataset'])
     os.makedirs(args.out, exist_ok=True)
     windows, latent_keys = [], None
