@@ -271,7 +271,8 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
                  fid_floor_pool: Optional[np.ndarray] = None, floor_draws: int = 5,
                  floor_seed: int = 0,
                  val_commands: bool = True, frame_rate: Optional[float] = None,
-                 register_kwargs: Optional[dict] = None) -> Dict:
+                 register_kwargs: Optional[dict] = None,
+                 cache: Optional[dict] = None) -> Dict:
     """Statistics of ``samples`` (M, T, X, Y, Z) next to the val split's.
 
     Args:
@@ -286,10 +287,14 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
             ground truth beside the samples').
         frame_rate: Hz of the frames (search range of the registration); default the
             split's, else 10.
+        register_kwargs: other :func:`register_frames` parameters.
+        cache: a dict kept between calls with the same ``val`` / ``train`` arrays: the val
+            windows' memorisation and command recovery are computed once.
 
     Returns:
         dict of the keys in ``docs/evaluation.md`` (floats; None where not computed).
     """
+    cache = {} if cache is None else cache
     vocab = get_vocabulary(val['vocabulary'])
     K, free = vocab.num_classes, val['free_label']
     vs = val['semantics']
@@ -330,7 +335,10 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
         res[key] = None
     if train is not None:
         mem = memorisation(samples, train, K, free)
-        vmem = memorisation(vs, train, K, free)
+        key = ('val_memorisation', id(vs), id(train))
+        if key not in cache:
+            cache[key] = memorisation(vs, train, K, free)
+        vmem = cache[key]
         for prefix, m in (('memorisation', mem), ('val_memorisation', vmem)):
             res[f'{prefix}_miou_mean'] = _f(np.nanmean(m['miou']))
             res[f'{prefix}_miou_max'] = _f(np.nanmax(m['miou']))
@@ -349,20 +357,29 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
     commands = list(commands) if commands is not None else [None] * len(samples)
     if len(commands) != len(samples):
         raise ValueError(f'{len(commands)} requested commands for {len(samples)} samples')
-    hits = []
+    hits, confusion = [], np.zeros((len(COMMANDS), len(COMMANDS)), np.int64)
     for i, p in enumerate(per_sample):
         p.update(recovered_command=COMMANDS[int(rec['command'][i])],
                  recovered_yaw=float(rec['yaw'][i]), recovered_distance=float(rec['distance'][i]),
                  requested_command=None if commands[i] is None else COMMANDS[commands[i]])
         if commands[i] is not None:
             hits.append(int(rec['command'][i]) == commands[i])
+            confusion[commands[i], int(rec['command'][i])] += 1
     res['command_accuracy'] = float(np.mean(hits)) if hits else None
     res['num_commands'] = len(hits)
+    res['command_confusion'] = confusion.tolist() if hits else None
     res['command_chance'] = CHANCE_COMMAND_ACCURACY
     res['val_command_accuracy'] = None
+    res['val_command_confusion'] = None
     if val_commands and (val['commands'] >= 0).all():
-        vrec = recover_commands(vs, vocab.classes, free, val['pc_range'], **kw)
-        res['val_command_accuracy'] = float((vrec['command'] == val['commands']).mean())
+        key = ('val_commands', id(vs), repr(sorted(kw.items())))
+        if key not in cache:
+            cache[key] = recover_commands(vs, vocab.classes, free, val['pc_range'], **kw)
+        got = cache[key]['command']
+        res['val_command_accuracy'] = float((got == val['commands']).mean())
+        conf = np.zeros((len(COMMANDS), len(COMMANDS)), np.int64)
+        np.add.at(conf, (val['commands'], got), 1)
+        res['val_command_confusion'] = conf.tolist()
     res['per_sample'] = per_sample
     return res
 

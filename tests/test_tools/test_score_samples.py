@@ -24,6 +24,7 @@ KEYS = {'num_samples', 'num_val', 'num_train', 'sample_shape', 'vocabulary', 'cl
         'memorisation_iou_mean', 'memorisation_iou_max', 'val_memorisation_miou_mean',
         'val_memorisation_miou_max', 'val_memorisation_iou_mean', 'val_memorisation_iou_max',
         'command_accuracy', 'num_commands', 'command_chance', 'val_command_accuracy',
+        'command_confusion', 'val_command_confusion',
         'per_sample', '_command', '_config', '_date'}
 
 
@@ -67,6 +68,8 @@ def test_score_samples_table_and_json(samples, tmp_path, capsys):
         ('STATIC', 'FORWARD', 'LEFT', 'RIGHT')[c] for c in cmds]
     assert saved['command_accuracy'] == 1.0 and saved['num_commands'] == 4
     assert saved['val_command_accuracy'] == 1.0 and saved['command_chance'] == 0.25
+    conf = np.array(saved['command_confusion'])  # rows requested, columns recovered
+    assert conf.sum() == 4 and np.trace(conf) == 4 and conf[cmds[0], cmds[0]] >= 1
     assert saved['fid'] is None and res['tv_all'] == saved['tv_all']
 
 
@@ -119,6 +122,7 @@ def test_generation_baselines_cli(tmp_path):
     proc = run_cli(BASELINES, '--config', CONFIG, '--num-samples', '4', '--json', out,
                    *SPLITS)
     assert '| floor |' in proc.stdout and '| chance |' in proc.stdout
+    assert 'command recovery on the 4 val windows' in proc.stdout
     res = json.loads(out.read_text())
     assert set(res) >= {'floor', 'random_training_scene', 'iid_voxels', 'frozen',
                         'command_chance', '_command'}

@@ -41,7 +41,7 @@ import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import CLIError, DictAction, load_config
 from occworld4d.evaluation.sample_scoring import (CHANCE_COMMAND_ACCURACY, FIDScorer,
                                                   score_scenes, split_windows)
-from occworld4d.structures.vocabularies import get_vocabulary
+from occworld4d.structures.vocabularies import COMMANDS, get_vocabulary
 from occworld4d.utils import save_json_atomic
 
 BASELINES = ('floor', 'random_training_scene', 'iid_voxels', 'frozen')
@@ -118,12 +118,12 @@ def main(argv=None) -> dict:
     val_freq = np.bincount(val['semantics'].reshape(-1), minlength=K).astype(np.float64)
     sets = baseline_sets(tw['semantics'], tw['commands'], val_freq, args.num_samples,
                          args.seed)
-    out = {}
+    out, cache = {}, {}
     for name, (scenes, cmds) in sets.items():
         res = score_scenes(scenes, val, tw['semantics'], cmds, fid_scorer=scorer,
                            fid_floor_pool=tw['semantics'], floor_draws=args.floor_draws,
                            floor_seed=args.seed, val_commands=name == 'floor',
-                           frame_rate=args.frame_rate)
+                           frame_rate=args.frame_rate, cache=cache)
         res.pop('per_sample')
         out[name] = res
     # a generator returning a random training scene: the floor's windows, which are among
@@ -168,6 +168,13 @@ def format_baselines(out: dict) -> str:
             f'{f(r["memorisation_iou_mean"])} / {f(r["memorisation_iou_max"])} | '
             f'{f(r["command_accuracy"], 2)} |')
     fl = out['floor']
+    if fl.get('val_command_confusion') is not None:
+        conf = np.array(fl['val_command_confusion'])
+        per = ', '.join(f'{c} {conf[i, i]}/{conf[i].sum()}' for i, c in enumerate(COMMANDS)
+                        if conf[i].sum())
+        extra = f'command recovery on the {conf.sum()} val windows: {per}'
+    else:
+        extra = None
     lines.append(f'| val windows (no copy) | | | | | {f(fl["val_memorisation_miou_mean"])} / '
                  f'{f(fl["val_memorisation_miou_max"])} | {f(fl["val_memorisation_iou_mean"])}'
                  f' / {f(fl["val_memorisation_iou_max"])} | '
@@ -178,6 +185,8 @@ def format_baselines(out: dict) -> str:
                      f'{fl["num_samples"]} training windows): {fl["fid_floor"]:.3g} +- '
                      f'{fl["fid_floor_std"]:.2g} (draws: '
                      + ', '.join(f'{v:.3g}' for v in fl['fid_floor_values']) + ')')
+    if extra:
+        lines.append(extra)
     return '\n'.join(lines)
 
 
