@@ -165,3 +165,35 @@ def test_safetensors_weights_are_accepted(tmp_path):
     bad.write_bytes(b'\x10\x00')
     with pytest.raises(CheckpointLoadError, match='bad.safetensors'):
         load_checkpoint_file(str(bad))
+
+
+def test_trust_config_key_and_flag():
+    import argparse
+
+    from mmengine.config import Config
+
+    from occworld4d.apis.cli import add_trust_checkpoint_argument, apply_trust_checkpoint
+    parser = argparse.ArgumentParser()
+    add_trust_checkpoint_argument(parser)
+    apply_trust_checkpoint(parser.parse_args([]), Config(dict()))
+    assert not trust_checkpoint_enabled()
+    apply_trust_checkpoint(parser.parse_args([]), Config(dict(trust_checkpoint=True)))
+    assert trust_checkpoint_enabled()
+    set_trust_checkpoint(False)
+    apply_trust_checkpoint(parser.parse_args(['--trust-checkpoint']), Config(dict()))
+    assert trust_checkpoint_enabled()
+
+
+def test_test_tool_unreadable_checkpoint_is_not_a_mismatch(tmp_path, capsys):
+    from helpers import load_tool
+    test_tool = load_tool('tools/test.py')
+    ckpt = tmp_path / 'epoch_1.pth'
+    torch.save({'state_dict': {'w': torch.zeros(1000)}}, str(ckpt))
+    with open(ckpt, 'r+b') as f:
+        f.truncate(200)
+    with pytest.raises(SystemExit) as info:
+        test_tool.main(['configs/occworld/occworld_vqvae_tiny_synthetic-city.py', str(ckpt),
+                        '--work-dir', str(tmp_path / 'w')])
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert 'epoch_1.pth' in err and 'could not be read' in err and 'does not match' not in err
