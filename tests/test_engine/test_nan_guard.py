@@ -55,7 +55,8 @@ def test_skip_bad_batches(tmp_path):
 
 def test_default_stops_at_first_bad_batch(tmp_path):
     runner = make_runner(tmp_path / 'w', max_epochs=1, model=ToyModel(nan_at=[5]))
-    with pytest.raises(NonFiniteLossError, match=r"\['loss_mse'\] \(loss=nan, loss_mse=nan\) at iteration \d"):
+    expected = r"\['loss_mse'\] \(loss=nan, loss_mse=nan\) at iteration \d"
+    with pytest.raises(NonFiniteLossError, match=expected):
         runner.train()
     assert checkpoints(tmp_path / 'w') == []
     assert all(torch.isfinite(p).all() for p in runner.model.parameters())

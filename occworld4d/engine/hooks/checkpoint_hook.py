@@ -125,8 +125,8 @@ def check_load_from_keys(model, checkpoint_path: str) -> None:
     expected = _unwrap(model).state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
-    shapes = sorted(k for k in set(expected) & set(state)
-                    if hasattr(state[k], 'shape') and tuple(state[k].shape) != tuple(expected[k].shape))
+    shapes = sorted(k for k in set(expected) & set(state) if hasattr(state[k], 'shape')
+                    and tuple(state[k].shape) != tuple(expected[k].shape))
     if not (missing or unexpected or shapes):
         return
 
