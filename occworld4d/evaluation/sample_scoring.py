@@ -25,6 +25,9 @@ from .functional.scene_stats import (SCENARIO_COMMANDS, change_rate, class_frequ
 
 COMMAND_ALIASES = dict(STOP='STATIC', STRAIGHT='FORWARD')
 CHANCE_COMMAND_ACCURACY = 1.0 / len(COMMANDS)
+# Frame rate assumed for command recovery when neither the split nor the user gives one
+# (CarlaSC, Occ3D-Waymo; Occ3D-nuScenes keyframes are 2 Hz: pass frame_rate=2).
+DEFAULT_FRAME_RATE = 10.0
 
 
 class SampleFileError(ValueError):
@@ -184,10 +187,7 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
     if vocab_name is None:
         raise ValueError(f'{split} split: its samples carry no "vocabulary" meta key')
     pc_range = meta.get('pc_range') or ds.metainfo.get('pc_range')
-    frame_rate = getattr(ds, 'frame_rate', None)
-    if frame_rate is None and hasattr(ds, 'preset'):
-        from occworld4d.datasets.synthetic_city import PRESETS
-        frame_rate = PRESETS[ds.preset].frame_rate
+    frame_rate = getattr(ds, 'frame_rate', None)  # the synthetic city's; else the user's
     vocab = get_vocabulary(vocab_name)
     return dict(semantics=np.stack(sems), commands=np.array(cmds, np.int64), indices=idx,
                 vocabulary=vocab_name,
@@ -351,7 +351,8 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
     if val['pc_range'] is None:
         raise ValueError('the val split carries no pc_range meta key: command recovery needs '
                          'the grid\'s metric range')
-    rate = frame_rate or val.get('frame_rate') or 10.0
+    rate = frame_rate or val.get('frame_rate') or DEFAULT_FRAME_RATE
+    res['frame_rate'] = float(rate)
     kw = dict(frame_rate=rate, **(register_kwargs or {}))
     rec = recover_commands(samples, vocab.classes, free, val['pc_range'], **kw)
     commands = list(commands) if commands is not None else [None] * len(samples)
@@ -429,7 +430,7 @@ def format_table(res: Dict, title: str = 'samples') -> str:
     rows.append(('command accuracy', _fmt(res['command_accuracy']),
                  _fmt(res['val_command_accuracy']),
                  f'{res["num_commands"]} requested; chance {res["command_chance"]:.2f}; '
-                 'recovered by registering frames'))
+                 f'recovered by registering frames at {res["frame_rate"]:g} Hz'))
     lines = [f'| statistic | {title} | val | comparison |', '|---|---|---|---|']
     lines += [f'| {a} | {b} | {c} | {d} |' for a, b, c, d in rows]
     return '\n'.join(lines)

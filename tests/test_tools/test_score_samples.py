@@ -24,7 +24,7 @@ KEYS = {'num_samples', 'num_val', 'num_train', 'sample_shape', 'vocabulary', 'cl
         'memorisation_iou_mean', 'memorisation_iou_max', 'val_memorisation_miou_mean',
         'val_memorisation_miou_max', 'val_memorisation_iou_mean', 'val_memorisation_iou_max',
         'command_accuracy', 'num_commands', 'command_chance', 'val_command_accuracy',
-        'command_confusion', 'val_command_confusion',
+        'command_confusion', 'val_command_confusion', 'frame_rate',
         'per_sample', '_command', '_config', '_date'}
 
 
@@ -71,6 +71,7 @@ def test_score_samples_table_and_json(samples, tmp_path, capsys):
     conf = np.array(saved['command_confusion'])  # rows requested, columns recovered
     assert conf.sum() == 4 and np.trace(conf) == 4 and conf[cmds[0], cmds[0]] >= 1
     assert saved['fid'] is None and res['tv_all'] == saved['tv_all']
+    assert saved['frame_rate'] == 10.0  # the synthetic city's
 
 
 def test_score_samples_commands_option_and_fid(samples, tmp_path, capsys):

@@ -68,7 +68,8 @@ def parse_args(argv=None):
                    'sample in file order, comma separated (LEFT, RIGHT, FORWARD / STRAIGHT, '
                    'STATIC / STOP or 0-3); default the npz "command"')
     p.add_argument('--frame-rate', type=float,
-                   help='Hz of the frames for command recovery (default the split\'s, else 10)')
+                   help='Hz of the frames for command recovery (default the split\'s, else '
+                   '10; Occ3D-nuScenes keyframes: 2)')
     p.add_argument('--no-val-commands', action='store_true',
                    help='skip the command recovery on the val windows')
     p.add_argument('--json', help='write the statistics here (atomically)')
