@@ -19,9 +19,8 @@ import torch
 
 from occworld4d.structures.vocabularies import COMMANDS, get_vocabulary
 from .functional import fid as fid_fn
-from .functional.scene_stats import (SCENARIO_COMMANDS, change_rate, class_frequencies,
-                                     frame_change_rates, memorisation, recover_commands,
-                                     total_variation)
+from .functional.scene_stats import (change_rate, class_frequencies, frame_change_rates,
+                                     memorisation, recover_commands, total_variation)
 
 COMMAND_ALIASES = dict(STOP='STATIC', STRAIGHT='FORWARD')
 CHANCE_COMMAND_ACCURACY = 1.0 / len(COMMANDS)
@@ -77,7 +76,7 @@ def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
 
     Args:
         patterns: folders, globs or npz paths (:func:`sample_files`).
-        num_classes: if given, class ids must lie in [0, K).
+        num_classes: if given, class ids must lie in [0, K) (else in [0, 256)).
 
     Returns:
         (files, semantics uint8 (M, T, X, Y, Z), commands): ``commands[i]`` is the npz's
@@ -107,10 +106,10 @@ def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
         if sem.ndim != 4 or not np.issubdtype(sem.dtype, np.integer):
             raise SampleFileError(f'{path}: "semantics" must be integer class ids (T, X, Y, Z),'
                                   f' found {sem.dtype} {sem.shape}')
-        if num_classes is not None and sem.size and (int(sem.min()) < 0
-                                                     or int(sem.max()) >= num_classes):
+        limit = 256 if num_classes is None else num_classes  # stored as uint8
+        if sem.size and (int(sem.min()) < 0 or int(sem.max()) >= limit):
             raise SampleFileError(f'{path}: class ids span [{int(sem.min())}, {int(sem.max())}]'
-                                  f', expected [0, {num_classes}) for the split\'s vocabulary')
+                                  f', expected [0, {limit}) (class ids of the vocabulary)')
         if sems and sem.shape != sems[0].shape:
             raise SampleFileError(f'{path}: semantics {sem.shape} != {sems[0].shape} of '
                                   f'{files[0]}; score samples of one shape together')
@@ -435,7 +434,3 @@ def format_table(res: Dict, title: str = 'samples') -> str:
     lines += [f'| {a} | {b} | {c} | {d} |' for a, b, c, d in rows]
     return '\n'.join(lines)
 
-
-def scenario_command(name: str) -> int:
-    """Command id of a synthetic-city scenario name."""
-    return SCENARIO_COMMANDS[name]
