@@ -76,6 +76,7 @@ def checkpoint_errors() -> tuple:
     """Exceptions of checkpoint loading / saving / training that the tools report in one line."""
     from occworld4d.engine.hooks import (LoadFromMismatchError, NonFiniteCheckpointError,
                                          NonFiniteLossError)
+    from occworld4d.models.tokenizers.base import MissingTokenizerCheckpointError
     from occworld4d.utils.compat import CheckpointLoadError
     return (CheckpointLoadError, LoadFromMismatchError, NonFiniteCheckpointError,
-            NonFiniteLossError)
+            NonFiniteLossError, MissingTokenizerCheckpointError)

@@ -25,6 +25,7 @@ def test_tiny_config_trains_and_samples(tmp_path):
     cfg.default_hooks.checkpoint.interval = 6
     cfg.default_hooks.logger.interval = 1
     cfg.log_level = 'WARNING'
+    cfg.model.allow_random_tokenizer = True  # no stage-1 run in this test
     runner = Runner.from_cfg(cfg)
     losses = []
 

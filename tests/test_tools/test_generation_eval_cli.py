@@ -22,7 +22,7 @@ def test_dit_config_scores_generation_through_test_py(tmp_path):
             'train_dataloader.dataset.num_frames=2', 'default_hooks.checkpoint.interval=1')
     run_cli('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
             'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=2',
-            'default_hooks.checkpoint.interval=1')
+            'default_hooks.checkpoint.interval=1', 'model.allow_random_tokenizer=True')
     ckpt, fe_ckpt = str(dit_dir / 'epoch_1.pth'), str(fe_dir / 'epoch_1.pth')
 
     # without the extractor checkpoint: one clear message naming the key to set

@@ -69,7 +69,8 @@ def test_occsora_and_uniscene_dit_configs_score_generation(tmp_path):
                     default_hooks=dict(checkpoint=dict(interval=1)))
     small = dict(train_cfg=dict(max_epochs=1),  # 2 iterations of batch 2
                  train_dataloader=dict(dataset=dict(num_scenes=4)),
-                 default_hooks=dict(checkpoint=dict(interval=1)))
+                 default_hooks=dict(checkpoint=dict(interval=1)),
+                 model=dict(allow_random_tokenizer=True))  # no stage-1 run here
     occsora_ckpt = train(OCCSORA_CFG, tmp_path / 'occsora', **small)
     uniscene_ckpt = train(UNISCENE_CFG, tmp_path / 'uniscene', **small)
     cache = tmp_path / 'cache' / 'ref_{version}.npz'

@@ -193,6 +193,12 @@ class SafeCheckpointHook(CheckpointHook):
                 'scheduler or iteration); use load_from without resume to start from it')
         elif load_from is not None and cfg.get('load_from_strict', True):
             check_load_from_keys(runner.model, load_from)
+        if getattr(runner, '_load_from', None) is not None:
+            # the whole model (its frozen tokenizer included) comes from that checkpoint, so a
+            # stage-2 model needs no model.tokenizer_ckpt (FrozenTokenizerModel.init_weights)
+            model = _unwrap(runner.model)
+            if hasattr(model, '_tokenizer_from_full_checkpoint'):
+                model._tokenizer_from_full_checkpoint = True
 
     def _select_resume_checkpoint(self, runner) -> None:
         path, skipped = find_intact_checkpoint(runner.work_dir)

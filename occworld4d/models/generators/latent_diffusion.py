@@ -78,6 +78,8 @@ class LatentDiffusion(FrozenTokenizerModel):
             :mod:`occworld4d.apis.generation` their voxel <-> latent-cell masks).
         tokenizer_ckpt: stage-1 checkpoint loaded into the tokenizer by :meth:`init_weights`
             (the Runner calls it before training; sampling loads the full checkpoint instead).
+        allow_random_tokenizer: train without ``tokenizer_ckpt`` on a random tokenizer
+            (otherwise an error; see ``FrozenTokenizerModel``).
         latent_scale: x0 = latent * latent_scale (and / latent_scale before decoding).
         latent_shape: (C, ...) of one latent sample when there is no adapter (with an
             adapter that has a ``latent_shape`` the two must agree).
@@ -107,8 +109,10 @@ class LatentDiffusion(FrozenTokenizerModel):
                  cond_drop_prob: Union[float, Dict[str, float]] = 0.1,
                  sample_cfg: Optional[dict] = None, encode_kwargs: Optional[dict] = None,
                  context_stride: Optional[int] = None,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
-        super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg)
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
+                 allow_random_tokenizer: bool = False):
+        super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg,
+                         allow_random_tokenizer=allow_random_tokenizer)
         self.denoiser = MODELS.build(denoiser)
         self.diffusion = build_engine(diffusion)
         self.adapter = MODELS.build(latent_adapter) if latent_adapter is not None else None

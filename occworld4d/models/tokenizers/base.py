@@ -5,6 +5,7 @@ Runner as is, and a plain module inside a stage-2 generator (loaded frozen).
 
 Shapes: B batch, T frames, X, Y, Z voxels, K classes.
 """
+import warnings
 from abc import abstractmethod
 from typing import Dict, List, Optional
 
@@ -67,6 +68,11 @@ class BaseTokenizer(BaseModel):
         raise ValueError(f'unknown mode {mode!r}; expected "loss", "predict" or "tensor"')
 
 
+class MissingTokenizerCheckpointError(ValueError):
+    """A stage-2 model is trained without ``model.tokenizer_ckpt`` and without opting in to a
+    random tokenizer (``model.allow_random_tokenizer=True``)."""
+
+
 class FrozenTokenizerModel(BaseModel):
     """Base of every stage-2 model over a frozen stage-1 tokenizer (``LatentDiffusion``,
     ``OccWorld``): builds the tokenizer with its parameters frozen, keeps it in eval mode (no
@@ -77,13 +83,21 @@ class FrozenTokenizerModel(BaseModel):
     Args:
         tokenizer: config of the tokenizer.
         tokenizer_ckpt: stage-1 checkpoint (keys of the tokenizer, an optional ``module.``
-            prefix of distributed training removed), loaded strictly.
+            prefix of distributed training removed), loaded strictly. Training without it is
+            an error (:class:`MissingTokenizerCheckpointError`, raised by
+            :meth:`init_weights`, i.e. where ``Runner.train`` starts) unless
+            ``allow_random_tokenizer=True`` or the Runner loads the whole model from
+            ``load_from`` / ``resume`` (whose checkpoint holds the tokenizer weights).
+            Testing / sampling from a full checkpoint needs neither.
+        allow_random_tokenizer: train on a randomly initialised tokenizer (tests, ablations);
+            a warning says so. Default False.
         data_preprocessor: config of the data preprocessor (default ``OccDataPreprocessor``).
         init_cfg: mmengine init config.
     """
 
     def __init__(self, tokenizer: dict, tokenizer_ckpt: Optional[str] = None,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
+                 allow_random_tokenizer: bool = False):
         if data_preprocessor is None:
             data_preprocessor = dict(type='OccDataPreprocessor')
         if isinstance(data_preprocessor, dict):  # build in occworld4d's scope
@@ -94,12 +108,29 @@ class FrozenTokenizerModel(BaseModel):
             p.requires_grad_(False)
         self.tokenizer.eval()
         self.tokenizer_ckpt = tokenizer_ckpt
+        self.allow_random_tokenizer = bool(allow_random_tokenizer)
+        # set by SafeCheckpointHook.before_run when the Runner will load the whole model
+        # (load_from / resume) after init_weights: the tokenizer weights come from there
+        self._tokenizer_from_full_checkpoint = False
 
     def init_weights(self) -> None:
         super().init_weights()
         if self.tokenizer_ckpt:
             load_checkpoint(self.tokenizer, self.tokenizer_ckpt, map_location='cpu', strict=True,
                             revise_keys=[(r'^module\.', '')])
+        elif self._tokenizer_from_full_checkpoint:
+            pass
+        elif self.allow_random_tokenizer:
+            warnings.warn(f'{type(self).__name__}: training on a randomly initialised tokenizer '
+                          '(model.allow_random_tokenizer=True, no model.tokenizer_ckpt)',
+                          stacklevel=2)
+        else:
+            raise MissingTokenizerCheckpointError(
+                f'{type(self).__name__}: model.tokenizer_ckpt is not set, so the stage-2 model '
+                'would train on a randomly initialised (meaningless) tokenizer. Point it at the '
+                'stage-1 checkpoint (--cfg-options model.tokenizer_ckpt=work_dirs/<tokenizer '
+                'run>/epoch_N.pth), or set model.allow_random_tokenizer=True to train on a '
+                'random tokenizer on purpose')
 
     def train(self, mode: bool = True):
         super().train(mode)

@@ -84,6 +84,8 @@ class OccWorld(FrozenTokenizerModel):
         transformer: config of :class:`OccWorldTransformer`.
         pose_encoder, pose_decoder: configs of :class:`PoseEncoder` / :class:`PoseDecoder`.
         tokenizer_ckpt: stage-1 checkpoint loaded into the tokenizer by :meth:`init_weights`.
+        allow_random_tokenizer: train without ``tokenizer_ckpt`` on a random tokenizer
+            (otherwise an error; see ``FrozenTokenizerModel``).
         history_frames: H, frames given to a forecast (5: 2 s at 2 Hz).
         future_frames: F, frames forecast (6: 3 s at 2 Hz).
         pose_loss_weight: weight of the planning L2 (0.1).
@@ -95,8 +97,10 @@ class OccWorld(FrozenTokenizerModel):
                  pose_decoder: dict, tokenizer_ckpt: Optional[str] = None,
                  history_frames: int = 5, future_frames: int = 6,
                  pose_loss_weight: float = 0.1, use_cache: bool = True,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
-        super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg)
+                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
+                 allow_random_tokenizer: bool = False):
+        super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg,
+                         allow_random_tokenizer=allow_random_tokenizer)
         self.transformer = MODELS.build(transformer)
         self.pose_encoder = MODELS.build(pose_encoder)
         self.pose_decoder = MODELS.build(pose_decoder)
