@@ -71,7 +71,8 @@ def sample_files(patterns: Sequence[str]) -> List[str]:
 
 
 def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
-                 ) -> Tuple[List[str], np.ndarray, List[Optional[int]]]:
+                 ) -> Tuple[List[str], np.ndarray, List[Optional[int]],
+                            List[Optional[np.ndarray]]]:
     """Read sample npz files.
 
     Args:
@@ -79,15 +80,17 @@ def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
         num_classes: if given, class ids must lie in [0, K) (else in [0, 256)).
 
     Returns:
-        (files, semantics uint8 (M, T, X, Y, Z), commands): ``commands[i]`` is the npz's
-        ``command`` (the requested command, written by ``SaveOccSamplesHook``) or None.
+        (files, semantics uint8 (M, T, X, Y, Z), commands, trajectories): ``commands[i]`` is
+        the npz's ``command`` (the requested command, written by ``SaveOccSamplesHook``) or
+        None; ``trajectories[i]`` its ``trajectory`` (T, 3) (dx, dy, yaw relative to frame
+        0, the condition) or None.
 
     Raises:
         SampleFileError: naming the file: unreadable, no ``semantics``, not 4-D integer
             ids, ids out of range, or shapes that differ between files.
     """
     files = sample_files(patterns)
-    sems, cmds = [], []
+    sems, cmds, trajs = [], [], []
     for path in files:
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -98,6 +101,7 @@ def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
                                           'class ids as tools/sample.py writes them')
                 sem = np.asarray(data['semantics'])
                 cmd = data['command'] if 'command' in keys else None
+                traj = data['trajectory'] if 'trajectory' in keys else None
         except SampleFileError:
             raise
         except Exception as err:  # not a zip, truncated, pickled objects, ...
@@ -119,9 +123,34 @@ def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
                 raise SampleFileError(f'{path}: "command" must be one id, found shape '
                                       f'{np.asarray(cmd).shape}')
             cmd = parse_command(int(cmd[0]))
+        if traj is not None:
+            traj = np.asarray(traj, np.float64)
+            if traj.shape != (sem.shape[0], 3):
+                raise SampleFileError(f'{path}: "trajectory" must be ({sem.shape[0]}, 3) (dx, '
+                                      f'dy, yaw per frame), found {traj.shape}')
         sems.append(sem.astype(np.uint8))
         cmds.append(cmd)
-    return files, np.stack(sems), cmds
+        trajs.append(traj)
+    return files, np.stack(sems), cmds, trajs
+
+
+def rebase_trajectory(traj: np.ndarray, start: int) -> np.ndarray:
+    """Rows (dx, dy, yaw) relative to frame 0 -> relative to frame ``start``, for the frames
+    from ``start`` on: (T, 3) -> (T - start, 3)."""
+    traj = np.asarray(traj, np.float64)
+    d = traj[start:, :2] - traj[start, :2]  # (T', 2) in frame 0's axes
+    c, s = np.cos(traj[start, 2]), np.sin(traj[start, 2])
+    x, y = c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]  # rotated by -yaw_start
+    return np.stack([x, y, traj[start:, 2] - traj[start, 2]], 1)
+
+
+def trajectory_errors(recovered: np.ndarray, requested: np.ndarray) -> Dict[str, float]:
+    """How far a recovered trajectory is from the requested one, both (T, 3) rows (dx, dy,
+    yaw) relative to frame 0: ``ade`` mean xy distance over frames (m), ``fde`` at the last
+    frame (m), ``yaw_error`` |heading difference| at the last frame (rad, wrapped)."""
+    d = np.hypot(*(np.asarray(recovered)[:, :2] - np.asarray(requested)[:, :2]).T)  # (T,)
+    dyaw = (recovered[-1, 2] - requested[-1, 2] + np.pi) % (2 * np.pi) - np.pi
+    return dict(ade=float(d.mean()), fde=float(d[-1]), yaw_error=float(abs(dyaw)))
 
 
 # ----------------------------------------------------------------------------- splits
@@ -148,7 +177,8 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
 
     Returns:
         dict: ``semantics`` uint8 (N, T, X, Y, Z), ``commands`` int64 (N,) (the windows' own
-        commands), ``indices`` (N,), ``vocabulary`` name, ``free_label``, ``pc_range``
+        commands), ``trajectories`` float64 (N, T, 3) (their ego trajectories, relative to
+        the first kept frame), ``indices`` (N,), ``vocabulary`` name, ``free_label``, ``pc_range``
         (6,), ``frame_rate`` (Hz or None), ``num_windows`` (the split's size).
     """
     ds = _dataset(cfg, split)
@@ -161,7 +191,7 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
         idx = np.sort(np.random.default_rng(seed).choice(n, max_windows, replace=False))
     else:
         idx = np.unique(np.linspace(0, n - 1, max_windows).round().astype(np.int64))
-    sems, cmds, meta = [], [], {}
+    sems, cmds, trajs, meta = [], [], [], {}
     for i in idx:
         item = ds[int(i)]
         inputs = item.get('inputs', {}) if isinstance(item, dict) else {}
@@ -171,12 +201,17 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
                              '(a latent cache?); give a config whose split loads semantic '
                              'voxels (e.g. the tokenizer config)')
         vox = np.asarray(vox.numpy() if isinstance(vox, torch.Tensor) else vox)
+        traj = inputs.get('trajectory')
+        traj = (np.zeros((vox.shape[0], 3)) if traj is None else np.asarray(
+            traj.numpy() if isinstance(traj, torch.Tensor) else traj, np.float64))
         if num_frames is not None:
             if vox.shape[0] < num_frames:
                 raise ValueError(f'{split} window {int(i)} has {vox.shape[0]} frames, the '
                                  f'samples {num_frames}')
+            traj = rebase_trajectory(traj, vox.shape[0] - num_frames)
             vox = vox[-num_frames:]
         sems.append(vox.astype(np.uint8))
+        trajs.append(traj)
         cmd = inputs.get('command')
         cmds.append(-1 if cmd is None else int(cmd))
         if not meta:
@@ -188,7 +223,8 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
     pc_range = meta.get('pc_range') or ds.metainfo.get('pc_range')
     frame_rate = getattr(ds, 'frame_rate', None)  # the synthetic city's; else the user's
     vocab = get_vocabulary(vocab_name)
-    return dict(semantics=np.stack(sems), commands=np.array(cmds, np.int64), indices=idx,
+    return dict(semantics=np.stack(sems), commands=np.array(cmds, np.int64),
+                trajectories=np.stack(trajs), indices=idx,
                 vocabulary=vocab_name,
                 free_label=int(meta.get('free_label', vocab.free_label)),
                 pc_range=None if pc_range is None else [float(v) for v in pc_range],
@@ -266,6 +302,7 @@ def _f(x) -> Optional[float]:
 
 def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = None,
                  commands: Optional[Sequence[Optional[int]]] = None,
+                 trajectories: Optional[Sequence[Optional[np.ndarray]]] = None,
                  fid_scorer: Optional[FIDScorer] = None,
                  fid_floor_pool: Optional[np.ndarray] = None, floor_draws: int = 5,
                  floor_seed: int = 0,
@@ -279,6 +316,8 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
         val: :func:`split_windows` of the reference split.
         train: training windows (N, T, X, Y, Z) for memorisation (skipped if None).
         commands: requested command per sample (None entries: unknown).
+        trajectories: requested trajectory (T, 3) per sample (None entries: unknown),
+            compared with the one recovered from the sample (:func:`trajectory_errors`).
         fid_scorer: FID of samples vs val when given; with ``fid_floor_pool`` (training
             windows) also the train-vs-val floor at the same N: the mean FID of
             ``floor_draws`` random subsets of M windows (:meth:`FIDScorer.fid_floor`).
@@ -369,17 +408,36 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
     res['num_commands'] = len(hits)
     res['command_confusion'] = confusion.tolist() if hits else None
     res['command_chance'] = CHANCE_COMMAND_ACCURACY
+    trajectories = (list(trajectories) if trajectories is not None
+                    else [None] * len(samples))
+    errs = []
+    for i, p in enumerate(per_sample):
+        if trajectories[i] is not None:
+            e = trajectory_errors(rec['trajectory'][i], trajectories[i])
+            p.update(trajectory_ade=e['ade'], trajectory_fde=e['fde'],
+                     trajectory_yaw_error=e['yaw_error'])
+            errs.append(e)
+    for k in ('ade', 'fde', 'yaw_error'):
+        res[f'trajectory_{k}'] = float(np.mean([e[k] for e in errs])) if errs else None
+        res[f'val_trajectory_{k}'] = None
+    res['num_trajectories'] = len(errs)
     res['val_command_accuracy'] = None
     res['val_command_confusion'] = None
     if val_commands and (val['commands'] >= 0).all():
         key = ('val_commands', id(vs), repr(sorted(kw.items())))
         if key not in cache:
             cache[key] = recover_commands(vs, vocab.classes, free, val['pc_range'], **kw)
-        got = cache[key]['command']
+        vrec = cache[key]
+        got = vrec['command']
         res['val_command_accuracy'] = float((got == val['commands']).mean())
         conf = np.zeros((len(COMMANDS), len(COMMANDS)), np.int64)
         np.add.at(conf, (val['commands'], got), 1)
         res['val_command_confusion'] = conf.tolist()
+        if 'trajectories' in val:
+            verr = [trajectory_errors(r, t) for r, t in zip(vrec['trajectory'],
+                                                              val['trajectories'])]
+            for k in ('ade', 'fde', 'yaw_error'):
+                res[f'val_trajectory_{k}'] = float(np.mean([e[k] for e in verr]))
     res['per_sample'] = per_sample
     return res
 
@@ -430,6 +488,14 @@ def format_table(res: Dict, title: str = 'samples') -> str:
                  _fmt(res['val_command_accuracy']),
                  f'{res["num_commands"]} requested; chance {res["command_chance"]:.2f}; '
                  f'recovered by registering frames at {res["frame_rate"]:g} Hz'))
+    if res.get('trajectory_ade') is not None:
+        rows.append(('trajectory ADE / FDE (m), final yaw error (rad)',
+                     f'{res["trajectory_ade"]:.2f} / {res["trajectory_fde"]:.2f}, '
+                     f'{res["trajectory_yaw_error"]:.3f}',
+                     '-' if res['val_trajectory_ade'] is None else
+                     f'{res["val_trajectory_ade"]:.2f} / {res["val_trajectory_fde"]:.2f}, '
+                     f'{res["val_trajectory_yaw_error"]:.3f}',
+                     f'{res["num_trajectories"]} requested; recovered vs requested'))
     lines = [f'| statistic | {title} | val | comparison |', '|---|---|---|---|']
     lines += [f'| {a} | {b} | {c} | {d} |' for a, b, c, d in rows]
     return '\n'.join(lines)

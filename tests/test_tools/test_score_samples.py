@@ -24,7 +24,9 @@ KEYS = {'num_samples', 'num_val', 'num_train', 'sample_shape', 'vocabulary', 'cl
         'memorisation_iou_mean', 'memorisation_iou_max', 'val_memorisation_miou_mean',
         'val_memorisation_miou_max', 'val_memorisation_iou_mean', 'val_memorisation_iou_max',
         'command_accuracy', 'num_commands', 'command_chance', 'val_command_accuracy',
-        'command_confusion', 'val_command_confusion', 'frame_rate',
+        'command_confusion', 'val_command_confusion', 'frame_rate', 'trajectory_ade',
+        'trajectory_fde', 'trajectory_yaw_error', 'num_trajectories', 'val_trajectory_ade',
+        'val_trajectory_fde', 'val_trajectory_yaw_error',
         'per_sample', '_command', '_config', '_date'}
 
 
@@ -41,7 +43,7 @@ def samples(tmp_path_factory):
     wins = _windows(0, 2) + _windows(2, 2)
     for i, w in enumerate(wins):
         np.savez(folder / f'sample_{i}.npz', semantics=w['semantics'],
-                 command=np.array(w['command']))
+                 command=np.array(w['command']), trajectory=w['trajectory'])
     return folder, [w['command'] for w in wins]
 
 
@@ -72,6 +74,9 @@ def test_score_samples_table_and_json(samples, tmp_path, capsys):
     assert conf.sum() == 4 and np.trace(conf) == 4 and conf[cmds[0], cmds[0]] >= 1
     assert saved['fid'] is None and res['tv_all'] == saved['tv_all']
     assert saved['frame_rate'] == 10.0  # the synthetic city's
+    # the windows' own trajectories, recovered from the voxels to within a voxel (1.6 m)
+    assert saved['num_trajectories'] == 4 and saved['trajectory_ade'] < 1.0
+    assert saved['trajectory_yaw_error'] < 0.1 and saved['val_trajectory_fde'] < 1.6
 
 
 def test_score_samples_commands_option_and_fid(samples, tmp_path, capsys):
@@ -133,6 +138,18 @@ def test_generation_baselines_cli(tmp_path):
     assert res['random_training_scene']['memorisation_iou_mean'] == 1.0
     assert floor['command_accuracy'] == 1.0 and res['command_chance'] == 0.25
     assert res['frozen']['change_rate_samples'] == 0.0
+    assert res['frozen']['trajectory_fde'] > 2 * floor['trajectory_fde']  # did not move
     assert res['iid_voxels']['tv_all'] < 0.05  # drawn from the val frequencies ...
     assert res['iid_voxels']['change_rate_ratio'] > 3  # ... but speckle in time
     assert res['iid_voxels']['memorisation_miou_max'] < floor['val_memorisation_miou_mean']
+
+
+def test_rebase_trajectory_and_errors_hand():
+    from occworld4d.evaluation.sample_scoring import rebase_trajectory, trajectory_errors
+    traj = np.array([[0, 0, 0], [1, 0, np.pi / 2], [1, 1, np.pi / 2]])
+    # seen from frame 1 (at (1, 0), heading +y), frame 2 is 1 m straight ahead
+    np.testing.assert_allclose(rebase_trajectory(traj, 1), [[0, 0, 0], [1, 0, 0]], atol=1e-12)
+    err = trajectory_errors(traj, np.array([[0, 0, 0], [1, 0, 0], [2, 0, 0]]))
+    assert err['ade'] == pytest.approx(np.sqrt(2) / 3) and err['fde'] == pytest.approx(
+        np.sqrt(2))
+    assert err['yaw_error'] == pytest.approx(np.pi / 2)

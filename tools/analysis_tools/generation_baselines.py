@@ -73,16 +73,19 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def baseline_sets(train: np.ndarray, train_cmds: np.ndarray, val_freq: np.ndarray, num: int,
-                  seed: int):
-    """{name: (scenes (num, T, X, Y, Z), requested commands)} of the baselines above."""
+def baseline_sets(train: np.ndarray, train_cmds: np.ndarray, train_trajs: np.ndarray,
+                  val_freq: np.ndarray, num: int, seed: int):
+    """{name: (scenes (num, T, X, Y, Z), requested commands, requested trajectories)} of the
+    baselines above (the requests are those of the training windows they come from)."""
     g = np.random.default_rng(seed)
     pick = np.sort(g.choice(len(train), min(num, len(train)), replace=False))
     real, cmds = train[pick], [int(c) if c >= 0 else None for c in train_cmds[pick]]
+    trajs = list(train_trajs[pick])
     iid = g.choice(len(val_freq), size=real.shape, p=val_freq / val_freq.sum()).astype(
         np.uint8)
     frozen = np.repeat(real[:, :1], real.shape[1], 1)
-    return dict(floor=(real, cmds), iid_voxels=(iid, cmds), frozen=(frozen, cmds))
+    return dict(floor=(real, cmds, trajs), iid_voxels=(iid, cmds, trajs),
+                frozen=(frozen, cmds, trajs))
 
 
 def main(argv=None) -> dict:
@@ -116,11 +119,11 @@ def main(argv=None) -> dict:
             raise CLIError(f'extractor: {err}') from err
     K = get_vocabulary(val['vocabulary']).num_classes
     val_freq = np.bincount(val['semantics'].reshape(-1), minlength=K).astype(np.float64)
-    sets = baseline_sets(tw['semantics'], tw['commands'], val_freq, args.num_samples,
-                         args.seed)
+    sets = baseline_sets(tw['semantics'], tw['commands'], tw['trajectories'], val_freq,
+                         args.num_samples, args.seed)
     out, cache = {}, {}
-    for name, (scenes, cmds) in sets.items():
-        res = score_scenes(scenes, val, tw['semantics'], cmds, fid_scorer=scorer,
+    for name, (scenes, cmds, trajs) in sets.items():
+        res = score_scenes(scenes, val, tw['semantics'], cmds, trajs, fid_scorer=scorer,
                            fid_floor_pool=tw['semantics'], floor_draws=args.floor_draws,
                            floor_seed=args.seed, val_commands=name == 'floor',
                            frame_rate=args.frame_rate, cache=cache)
@@ -156,8 +159,9 @@ def format_baselines(out: dict) -> str:
         return '-' if v is None else f'{v:.{d}f}'
 
     lines = ['| set | TV occupied | TV all | change rate (val) | FID (/ floor) | '
-             'memorisation mIoU mean / max | IoU mean / max | command accuracy |',
-             '|---|---|---|---|---|---|---|---|']
+             'memorisation mIoU mean / max | IoU mean / max | command accuracy | '
+             'trajectory ADE (m) |',
+             '|---|---|---|---|---|---|---|---|---|']
     for name in BASELINES:
         r = out[name]
         fid = '-' if r['fid'] is None else f'{r["fid"]:.3g} ({r["fid_ratio"]:.2f}x)'
@@ -166,7 +170,7 @@ def format_baselines(out: dict) -> str:
             f'{100 * r["change_rate_samples"]:.2f}% ({100 * r["change_rate_val"]:.2f}%) | '
             f'{fid} | {f(r["memorisation_miou_mean"])} / {f(r["memorisation_miou_max"])} | '
             f'{f(r["memorisation_iou_mean"])} / {f(r["memorisation_iou_max"])} | '
-            f'{f(r["command_accuracy"], 2)} |')
+            f'{f(r["command_accuracy"], 2)} | {f(r["trajectory_ade"], 2)} |')
     fl = out['floor']
     if fl.get('val_command_confusion') is not None:
         conf = np.array(fl['val_command_confusion'])
@@ -178,8 +182,8 @@ def format_baselines(out: dict) -> str:
     lines.append(f'| val windows (no copy) | | | | | {f(fl["val_memorisation_miou_mean"])} / '
                  f'{f(fl["val_memorisation_miou_max"])} | {f(fl["val_memorisation_iou_mean"])}'
                  f' / {f(fl["val_memorisation_iou_max"])} | '
-                 f'{f(fl["val_command_accuracy"], 2)} |')
-    lines.append(f'| chance | | | | | | | {out["command_chance"]:.2f} |')
+                 f'{f(fl["val_command_accuracy"], 2)} | {f(fl["val_trajectory_ade"], 2)} |')
+    lines.append(f'| chance | | | | | | | {out["command_chance"]:.2f} | |')
     if fl['fid_floor'] is not None:
         lines.append(f'\nFID floor (train vs val, {len(fl["fid_floor_values"])} draws of '
                      f'{fl["num_samples"]} training windows): {fl["fid_floor"]:.3g} +- '

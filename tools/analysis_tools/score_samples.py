@@ -15,7 +15,10 @@ config) and prints one table, samples next to the val split:
   training windows (a copy scores 1); the val windows' own values are the reference;
 * command accuracy: the command recovered from each sample by registering its frames
   against the requested one (the npz's ``command`` or ``--commands``); chance is 0.25; the
-  recovery's accuracy on the val windows (their own commands) is printed beside it.
+  recovery's accuracy on the val windows (their own commands) is printed beside it;
+* trajectory error: the recovered ego trajectory against the npz's ``trajectory`` (the
+  condition of a trajectory-conditioned sample): ADE / FDE (m), final heading error (rad),
+  beside the recovery's own error on the val windows.
 
 Examples:
     python tools/analysis_tools/score_samples.py work_dirs/dit/samples \
@@ -104,7 +107,7 @@ def main(argv=None) -> dict:
     from mmengine.registry import init_default_scope
     init_default_scope(cfg.get('default_scope', 'occworld4d'))
     try:
-        files, samples, npz_cmds = load_samples(args.samples)
+        files, samples, npz_cmds, npz_trajs = load_samples(args.samples)
     except SampleFileError as err:
         raise CLIError(str(err)) from err
     T = samples.shape[1]
@@ -133,7 +136,8 @@ def main(argv=None) -> dict:
             scorer = FIDScorer(args.extractor, args.extractor_ckpt)
         except (FileNotFoundError, KeyError, ValueError, RuntimeError) as err:
             raise CLIError(f'extractor: {err}') from err
-    res = score_scenes(samples, val, train, cmds, fid_scorer=scorer, fid_floor_pool=train,
+    res = score_scenes(samples, val, train, cmds, npz_trajs, fid_scorer=scorer,
+                       fid_floor_pool=train,
                        floor_draws=args.floor_draws, val_commands=not args.no_val_commands,
                        frame_rate=args.frame_rate)
     for f, p in zip(files, res['per_sample']):
