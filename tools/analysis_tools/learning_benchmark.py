@@ -385,6 +385,7 @@ def score_generator(recipe: Recipe, config: str, ckpt: str, runner: Runner, wdir
 # score_samples.py JSON key -> (op, target, how the table states it)
 GENERATOR_TARGETS = {
     'tv_all': ('<=', 0.05, '<= 0.05'),
+    'tv_occupied': ('<=', 0.05, '<= 0.05 (free excluded: the stricter reading)'),
     'change_rate_ratio': ('ratio_within', 1.5, 'within 1.5x of val'),
     'fid_ratio': ('<=', 2.0, '<= 2 (x train-vs-val floor)'),
     'command_accuracy': ('>=', 0.70, '>= 0.70'),
