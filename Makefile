@@ -30,7 +30,7 @@ test-env: $(VENV)/.tests-installed
 test: test-env
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
-# synthetic city -> tiny VAE + DiT -> a sampled 4D scene (GIF) + reconstruction metrics
+# synthetic city -> HexPlane VAE + rollout DiT (demo variants of the CPU recipes) -> LEFT-turn 4D scenes (GIF) + their statistics next to the val split
 demo: env
 	OMP_NUM_THREADS=2 $(PY) tools/demo.py --out demo_out
 
