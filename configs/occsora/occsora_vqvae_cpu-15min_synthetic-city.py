@@ -8,8 +8,9 @@
 # Metric: dynamiccity@valid_mask/mIoU (free excluded).
 # Measured (shared 2-core box, 1 thread, OMP_NUM_THREADS=1): 582 s CPU (9.7 min; 18.7 min wall
 # under load), val mIoU 79.6 % (pedestrian 56.4 %, the lowest class), binary IoU 93.8 %, code
-# perplexity 253 of 512 (last batch), no dead code; baselines: mean training scene 11.6 %, a random training
-# scene 10.9 %, the tiny config 12.6 % (configs/occsora/README.md, "Learning on CPU").
+# perplexity 253 of 512 (last batch), no dead code; baselines: mean training scene 11.6 %, a
+# random training scene 10.9 %, the tiny config 12.6 % (configs/occsora/README.md, "Learning on
+# CPU").
 #   python tools/train.py configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py \
 #       --work-dir work_dirs/occsora_vqvae_cpu
 #   python tools/test.py configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py \
