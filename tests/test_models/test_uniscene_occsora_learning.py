@@ -5,7 +5,7 @@ next to the untrained model. Behaviour checks, not timings.
 Each test builds the model of its CPU recipe config
 (configs/uniscene/uniscene_vae_cpu-15min_synthetic-city.py,
 configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py) and overfits one synthetic-city
-window (8 frames x 32 x 32 x 8) for a few dozen steps. Thresholds are the measured values (see
+window (8 frames x 32 x 32 x 8) for 120 AdamW steps. Thresholds are the measured values (see
 each docstring) minus a margin for thread / platform noise; the full 15-minute runs on the val
 split live in tools/analysis_tools/learning_benchmark.py.
 """
