@@ -15,6 +15,9 @@ default_hooks = dict(
     # stop on a NaN / Inf loss, naming the iteration and terms; max_skip_batches=N skips N
     # bad batches first (occworld4d/engine/hooks/nan_guard_hook.py)
     nan_guard=dict(type='NonFiniteGuardHook', max_skip_batches=0),
+    # torch / numpy / python / sampler RNG states of every rank in each checkpoint, restored
+    # on resume: bit-identical resume (occworld4d/engine/hooks/rng_state_hook.py)
+    rng_state=dict(type='RNGStateHook'),
 )
 
 env_cfg = dict(
