@@ -9,11 +9,13 @@ Examples:
     python tools/train.py CONFIG --trust-checkpoint --cfg-options load_from=OLD.pth
 
 Checkpoints load safely (weights_only=True) unless --trust-checkpoint; --resume falls back to
-the newest intact checkpoint; a NaN / Inf loss stops with exit code 2 (docs/reliability.md).
+the newest intact checkpoint; a NaN / Inf loss stops with exit code 2; SIGTERM / SIGINT save
+iter_N.pth and exit with 128 + signal (143 / 130), --resume continues (docs/reliability.md).
     bash tools/dist_train.sh CONFIG 8                    # 8 GPUs through torchrun
 """
 import argparse
 import os.path as osp
+import sys
 
 from mmengine.config import DictAction
 from mmengine.runner import Runner
@@ -78,10 +80,14 @@ def main(argv=None):
         raise CLIError(f'{args.config}: the model ({type(runner.model).__name__}) has no '
                        'trainable parameters (a forecasting baseline?); nothing to train. '
                        'Evaluate it with: python tools/test.py CONFIG none')
+    from occworld4d.engine.hooks import TrainingInterrupted
     try:
         runner.train()
     except checkpoint_errors() as err:  # NaN loss, unreadable / mismatched / refused checkpoint
         raise CLIError(str(err)) from err
+    except TrainingInterrupted as err:  # SIGTERM / SIGINT: checkpoint saved, 128 + signal
+        print(f'interrupted: {err}', file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
     print(f'work dir: {osp.abspath(cfg.work_dir)}')
 
 

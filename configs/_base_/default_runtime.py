@@ -18,6 +18,9 @@ default_hooks = dict(
     # torch / numpy / python / sampler RNG states of every rank in each checkpoint, restored
     # on resume: bit-identical resume (occworld4d/engine/hooks/rng_state_hook.py)
     rng_state=dict(type='RNGStateHook'),
+    # SIGTERM / SIGINT: finish the iteration, save iter_N.pth, exit 128 + signal
+    # (occworld4d/engine/hooks/signal_hook.py)
+    signal_checkpoint=dict(type='SignalCheckpointHook'),
 )
 
 env_cfg = dict(
