@@ -70,7 +70,8 @@ def _scrolling_windows(num, T, seed):
     2x-downsampling tokenizer) a frame under an ego driving +x, with their trajectories.
 
     Each window is a random sequence of stripes along x (classes road 6, sidewalk 8, building 1
-    with a roof voxel, vegetation 9), 2, 4 or 6 voxels wide (whole tokens); frame t shows columns 2t .. 2t + 15.
+    with a roof voxel, vegetation 9), 2, 4 or 6 voxels wide (whole tokens); frame t shows
+    columns 2t .. 2t + 15.
     """
     g = torch.Generator().manual_seed(seed)
     L = 16 + 2 * T
