@@ -127,6 +127,6 @@ def main(argv: Optional[List[str]] = None) -> int:
 if __name__ == '__main__':
     try:
         sys.exit(main())
-    except (RenderError, DataFormatError, KeyError, IndexError) as err:
+    except (RenderError, DataFormatError, KeyError, IndexError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         sys.exit(2)

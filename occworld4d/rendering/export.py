@@ -5,6 +5,9 @@ Layout under ``out_dir`` (every file written to a temporary name, then renamed):
     lidar/{t:03d}.bin                   float32 rows (x, y, z, label)
     cameras/{t:03d}/{CAM}_semantic.png  RGB with the palette (black = no hit)
     cameras/{t:03d}/{CAM}_depth.png     uint16 depth in millimetres (0 = no hit)
+
+{CAM}: the camera name as a safe file name (``occworld4d.utils.safe_file_name``: a name
+from a calibration file such as ``../../x`` becomes ``.._.._x``; never a path).
 """
 import os.path as osp
 from typing import Dict, Optional, Union
@@ -12,7 +15,7 @@ from typing import Dict, Optional, Union
 import numpy as np
 import torch
 
-from occworld4d.utils import atomic_path
+from occworld4d.utils import atomic_path, join_inside, safe_file_name
 from .camera import CameraRenderer, PinholeCamera, save_depth_png, save_semantic_png
 from .lidar import LidarSimulator
 
@@ -65,6 +68,15 @@ def export_sensors(semantics: Union[np.ndarray, torch.Tensor], out_dir: str,
         raise ValueError('export_sensors: cameras need a renderer and a palette')
     grid = grid.to(device=device if device is not None else grid.device, dtype=torch.long)
     stats = dict(frames=grid.shape[0], points=0, images=0)
+    # camera names come from calibration files: one safe file-name component each
+    file_names: Dict[str, str] = {}
+    for name in (cameras or {}):
+        safe = safe_file_name(name, 'camera name')
+        if safe in file_names.values():
+            raise ValueError(f'export_sensors: camera names {name!r} and '
+                             f'{next(k for k, v in file_names.items() if v == safe)!r} give '
+                             f'the same file name {safe!r}')
+        file_names[name] = safe
     for t in range(grid.shape[0]):
         if simulator is not None:
             pts = simulator.simulate(grid[t]).valid_points()  # (N, 4) ego frame
@@ -74,9 +86,10 @@ def export_sensors(semantics: Union[np.ndarray, torch.Tensor], out_dir: str,
             stats['points'] += len(pts)
         for name, cam in (cameras or {}).items():
             maps = renderer.render(grid[t], cam)
-            folder = osp.join(out_dir, 'cameras', f'{t:03d}')
-            save_semantic_png(osp.join(folder, f'{name}_semantic.png'), maps.semantic.cpu(),
-                              palette)
-            save_depth_png(osp.join(folder, f'{name}_depth.png'), maps.depth.cpu())
+            frame, stem = f'{t:03d}', file_names[name]
+            save_semantic_png(join_inside(out_dir, 'cameras', frame, f'{stem}_semantic.png'),
+                              maps.semantic.cpu(), palette)
+            save_depth_png(join_inside(out_dir, 'cameras', frame, f'{stem}_depth.png'),
+                           maps.depth.cpu())
             stats['images'] += 2
     return stats

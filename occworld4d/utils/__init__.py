@@ -1,5 +1,6 @@
 from .compat import apply_mmengine_compat
-from .io import atomic_path, real_data_root, save_json_atomic, save_npz_atomic
+from .io import (atomic_path, join_inside, real_data_root, safe_file_name, save_json_atomic,
+                 save_npz_atomic)
 
-__all__ = ['apply_mmengine_compat', 'atomic_path', 'save_json_atomic', 'save_npz_atomic',
-           'real_data_root']
+__all__ = ['apply_mmengine_compat', 'atomic_path', 'join_inside', 'safe_file_name',
+           'save_json_atomic', 'save_npz_atomic', 'real_data_root']

@@ -19,6 +19,7 @@ import argparse
 import glob
 import os.path as osp
 import sys
+import zipfile
 from typing import List, Optional
 
 import numpy as np
@@ -27,7 +28,7 @@ from tqdm import tqdm
 from occworld4d.rendering.bev_layout import (LAYOUT_CHANNELS, BEVLayoutRasterizer,
                                              collapse_layout, load_infos)
 from occworld4d.structures.vocabularies import VOCABULARIES
-from occworld4d.utils import save_npz_atomic
+from occworld4d.utils import join_inside, safe_file_name, save_npz_atomic
 
 
 def parse_args(argv=None):
@@ -69,7 +70,11 @@ def from_infos(args, rast: BEVLayoutRasterizer) -> int:
     written = 0
     for i, info in enumerate(tqdm(infos, desc='layouts from infos')):
         token = info.get('token', info.get('sample_idx', i))
-        path = osp.join(args.out, _scene_of(info), f'{token}.npz')
+        # scene and token come from the info file: one safe file-name component each, and
+        # the result must stay inside --out
+        where = f'{args.infos} frame {i}'
+        path = join_inside(args.out, safe_file_name(_scene_of(info), f'{where}: scene'),
+                           safe_file_name(token, f'{where}: token') + '.npz')
         if osp.exists(path) and not args.overwrite:
             continue
         _write(path, rast.from_info(info, source=f'{args.infos} frame {i}'))
@@ -85,13 +90,18 @@ def from_occupancy(args, rast: BEVLayoutRasterizer) -> int:
     for f in tqdm(files, desc='layouts from occupancy'):
         rel = osp.relpath(f, args.occ_root)
         stem = osp.splitext(osp.basename(rel))[0]
-        path = osp.join(args.out, osp.dirname(rel), f'{stem}_layout.npz')
+        path = join_inside(args.out, osp.dirname(rel), f'{stem}_layout.npz')
         if osp.exists(path) and not args.overwrite:
             continue
-        with np.load(f) as z:
-            if args.key not in z:
-                raise KeyError(f'{f}: key {args.key!r} not found; found keys {list(z.keys())}')
-            sem = z[args.key]
+        try:
+            with np.load(f) as z:
+                if args.key not in z:
+                    raise KeyError(f'{f}: key {args.key!r} not found; found keys '
+                                   f'{list(z.keys())}')
+                sem = z[args.key]
+        except (zipfile.BadZipFile, EOFError, OSError, ValueError) as err:
+            raise ValueError(f'{f}: not a readable npz archive ({type(err).__name__}: '
+                             f'{err}); expected an occupancy npz with key {args.key!r}') from err
         _write(path, rast.from_occupancy(sem, args.vocabulary))
         written += 1
     return written

@@ -27,6 +27,7 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from occworld4d.registry import TRANSFORMS
+from occworld4d.utils.io import safe_file_name
 
 SOURCES = ('occupancy', 'infos', 'cache')
 
@@ -108,7 +109,10 @@ class UniSceneLayout:
     def _from_cache(self, results: dict) -> np.ndarray:
         out = []
         for fid in results['frame_ids']:
-            path = osp.join(self.cache_dir, str(results.get('scene', '')), f'{fid}.npz')
+            # the names create_layout_cache.py writes (safe file names of scene and token)
+            scene = str(results.get('scene', '') or '')
+            path = osp.join(self.cache_dir, *([safe_file_name(scene)] if scene else []),
+                            safe_file_name(fid, 'frame id') + '.npz')
             if not osp.isfile(path):
                 raise FileNotFoundError(
                     f'UniSceneLayout: layout file {path} not found (write the cache with '
