@@ -19,8 +19,9 @@ import torch
 
 from occworld4d.structures.vocabularies import COMMANDS, get_vocabulary
 from .functional import fid as fid_fn
-from .functional.scene_stats import (change_rate, class_frequencies, frame_change_rates,
-                                     memorisation, recover_commands, total_variation)
+from .functional.scene_stats import (bev_layouts, change_rate, class_frequencies,
+                                     frame_change_rates, layout_agreement, memorisation,
+                                     recover_commands, total_variation)
 
 COMMAND_ALIASES = dict(STOP='STATIC', STRAIGHT='FORWARD')
 CHANCE_COMMAND_ACCURACY = 1.0 / len(COMMANDS)
@@ -134,6 +135,25 @@ def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
     return files, np.stack(sems), cmds, trajs
 
 
+def load_sample_layouts(files: Sequence[str]) -> List[Optional[np.ndarray]]:
+    """The ``layout`` array (the requested BEV layout, written by ``SaveOccSamplesHook``)
+    of every sample npz, float32 (T, h, w), or None where the file has none."""
+    out: List[Optional[np.ndarray]] = []
+    for path in files:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                lay = np.asarray(data['layout'], np.float32) if 'layout' in data.files \
+                    else None
+        except Exception as err:
+            raise SampleFileError(f'{path}: cannot be read as an npz file ({type(err).__name__}'
+                                  f': {err})') from err
+        if lay is not None and lay.ndim != 3:
+            raise SampleFileError(f'{path}: "layout" must be (T, h, w) (UniScene\'s BEV layout '
+                                  f'values), found {lay.shape}')
+        out.append(lay)
+    return out
+
+
 def rebase_trajectory(traj: np.ndarray, start: int) -> np.ndarray:
     """Rows (dx, dy, yaw) relative to frame 0 -> relative to frame ``start``, for the frames
     from ``start`` on: (T, 3) -> (T - start, 3)."""
@@ -179,7 +199,9 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
         dict: ``semantics`` uint8 (N, T, X, Y, Z), ``commands`` int64 (N,) (the windows' own
         commands), ``trajectories`` float64 (N, T, 3) (their ego trajectories, relative to
         the first kept frame), ``indices`` (N,), ``vocabulary`` name, ``free_label``, ``pc_range``
-        (6,), ``frame_rate`` (Hz or None), ``num_windows`` (the split's size).
+        (6,), ``frame_rate`` (Hz or None), ``num_windows`` (the split's size), ``layouts``
+        float32 (N, T, h, w) (the pipeline's ``layout`` condition, e.g. UniSceneLayout's;
+        None when the windows carry none).
     """
     ds = _dataset(cfg, split)
     n = len(ds)
@@ -191,7 +213,7 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
         idx = np.sort(np.random.default_rng(seed).choice(n, max_windows, replace=False))
     else:
         idx = np.unique(np.linspace(0, n - 1, max_windows).round().astype(np.int64))
-    sems, cmds, trajs, meta = [], [], [], {}
+    sems, cmds, trajs, meta, lays = [], [], [], {}, []
     for i in idx:
         item = ds[int(i)]
         inputs = item.get('inputs', {}) if isinstance(item, dict) else {}
@@ -212,6 +234,11 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
             vox = vox[-num_frames:]
         sems.append(vox.astype(np.uint8))
         trajs.append(traj)
+        lay = inputs.get('layout')  # the pipeline's condition (UniSceneLayout), if any
+        lays.append(None if lay is None else np.asarray(
+            lay.numpy() if isinstance(lay, torch.Tensor) else lay, np.float32))
+        if lays[-1] is not None and num_frames is not None:
+            lays[-1] = lays[-1][-num_frames:]
         cmd = inputs.get('command')
         cmds.append(-1 if cmd is None else int(cmd))
         if not meta:
@@ -229,7 +256,9 @@ def split_windows(cfg, split: str, max_windows: Optional[int] = None,
                 free_label=int(meta.get('free_label', vocab.free_label)),
                 pc_range=None if pc_range is None else [float(v) for v in pc_range],
                 frame_rate=None if frame_rate is None else float(frame_rate),
-                num_windows=n)
+                num_windows=n,
+                layouts=(np.stack(lays) if lays and all(x is not None for x in lays)
+                         and len({x.shape for x in lays}) == 1 else None))
 
 
 # ----------------------------------------------------------------------------- extractor
@@ -308,7 +337,8 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
                  floor_seed: int = 0,
                  val_commands: bool = True, frame_rate: Optional[float] = None,
                  register_kwargs: Optional[dict] = None,
-                 cache: Optional[dict] = None) -> Dict:
+                 cache: Optional[dict] = None,
+                 layouts: Optional[Sequence[Optional[np.ndarray]]] = None) -> Dict:
     """Statistics of ``samples`` (M, T, X, Y, Z) next to the val split's.
 
     Args:
@@ -328,6 +358,8 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
         register_kwargs: other :func:`register_frames` parameters.
         cache: a dict kept between calls with the same ``val`` / ``train`` arrays: the val
             windows' memorisation and command recovery are computed once.
+        layouts: requested BEV layout (T, h, w) per sample (UniScene's convention, the
+            npz's ``layout``; None entries: unknown): scored by :func:`layout_scores`.
 
     Returns:
         dict of the keys in ``docs/evaluation.md`` (floats; None where not computed).
@@ -438,7 +470,70 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
                                                               val['trajectories'])]
             for k in ('ade', 'fde', 'yaw_error'):
                 res[f'val_trajectory_{k}'] = float(np.mean([e[k] for e in verr]))
+    res.update(layout_scores(samples, val, train, layouts, seed=floor_seed))
+    for i, m in enumerate(res.pop('_layout_sample_miou')):
+        if m is not None:
+            per_sample[i]['layout_miou'] = m
     res['per_sample'] = per_sample
+    return res
+
+
+def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = None,
+                  layouts: Optional[Sequence[Optional[np.ndarray]]] = None,
+                  seed: int = 0) -> Dict:
+    """Agreement of samples with their requested BEV layouts (UniScene's layout condition).
+
+    The sample's own layout is computed from its voxels as ``UniSceneLayout(source=
+    'occupancy')`` computes the condition (:func:`bev_layouts`, pooled to the requested
+    layout's h x w) and compared with the requested one (:func:`layout_agreement`: IoU of
+    every layout class in BEV over all cells, empty excluded).
+
+    Returns:
+        dict: ``layout_miou`` and ``layout_iou_<channel>`` (None where the class is in
+        neither layout) over the samples that have a layout; ``num_layouts``,
+        ``layout_size`` [h, w]; ``val_layout_miou``: the val windows' layouts computed here
+        against the layouts their pipeline gave (1.0 when scoring and condition agree;
+        None if the split carries no layout); ``layout_miou_random_train``: a random
+        training window (numpy ``seed``) for each sample against that sample's requested
+        layout (the baseline); ``_layout_sample_miou``: per sample (None: no layout).
+    """
+    from occworld4d.rendering.bev_layout import LAYOUT_CHANNELS
+    L = len(LAYOUT_CHANNELS) + 1
+    M = len(samples)
+    layouts = list(layouts) if layouts is not None else [None] * M
+    if len(layouts) != M:
+        raise ValueError(f'{len(layouts)} requested layouts for {M} samples')
+    res: Dict = dict(layout_miou=None, num_layouts=0, layout_size=None, val_layout_miou=None,
+                     layout_miou_random_train=None)
+    res.update({f'layout_iou_{c}': None for c in LAYOUT_CHANNELS})
+    res['_layout_sample_miou'] = [None] * M
+    have = [i for i, x in enumerate(layouts) if x is not None]
+    if not have:
+        return res
+    req = np.stack([np.asarray(layouts[i], np.float32) for i in have])  # (M', T, h, w)
+    T, X, Y = samples.shape[1:4]
+    if req.ndim != 4 or req.shape[1] != T or X % req.shape[2] or Y % req.shape[3] \
+            or X // req.shape[2] != Y // req.shape[3]:
+        raise ValueError(f'requested layouts of shape {req.shape[1:]} do not fit samples of '
+                         f'{samples.shape[1:]}: expected (T, h, w) with h, w dividing X, Y '
+                         'by one factor')
+    h = req.shape[2]
+    vocab = val['vocabulary']
+    got = layout_agreement(bev_layouts(samples[have], vocab, h), req, L)
+    res.update(layout_miou=_f(got['miou']), num_layouts=len(have),
+               layout_size=[int(req.shape[2]), int(req.shape[3])])
+    for c, name in enumerate(LAYOUT_CHANNELS):
+        res[f'layout_iou_{name}'] = _f(got['iou'][c + 1])
+    for j, i in enumerate(have):
+        res['_layout_sample_miou'][i] = _f(got['sample_miou'][j])
+    vl = val.get('layouts')
+    if vl is not None and vl.shape[1:] == (T, ) + req.shape[2:]:
+        res['val_layout_miou'] = _f(layout_agreement(
+            bev_layouts(val['semantics'], vocab, h), vl, L)['miou'])
+    if train is not None and len(train):
+        pick = np.random.default_rng(seed).integers(0, len(train), size=len(have))
+        res['layout_miou_random_train'] = _f(layout_agreement(
+            bev_layouts(train[pick], vocab, h), req, L)['miou'])
     return res
 
 
@@ -496,6 +591,11 @@ def format_table(res: Dict, title: str = 'samples') -> str:
                      f'{res["val_trajectory_ade"]:.2f} / {res["val_trajectory_fde"]:.2f}, '
                      f'{res["val_trajectory_yaw_error"]:.3f}',
                      f'{res["num_trajectories"]} requested; recovered vs requested'))
+    if res.get('layout_miou') is not None:
+        rows.append(('layout agreement mIoU (BEV)', _fmt(res['layout_miou']),
+                     _fmt(res['val_layout_miou']),
+                     f'{res["num_layouts"]} requested, {res["layout_size"]} cells; random '
+                     f'training scene {_fmt(res["layout_miou_random_train"])}'))
     lines = [f'| statistic | {title} | val | comparison |', '|---|---|---|---|']
     lines += [f'| {a} | {b} | {c} | {d} |' for a, b, c, d in rows]
     return '\n'.join(lines)

@@ -16,6 +16,11 @@ config) and prints one table, samples next to the val split:
 * command accuracy: the command recovered from each sample by registering its frames
   against the requested one (the npz's ``command`` or ``--commands``); chance is 0.25; the
   recovery's accuracy on the val windows (their own commands) is printed beside it;
+* layout agreement: the sample's own BEV layout (computed from its voxels as
+  UniSceneLayout(source='occupancy') computes the condition) against the npz's ``layout``
+  (the requested one): mIoU over the layout classes (``layout_miou``, ``layout_iou_<class>``),
+  beside the val windows' recomputed layout vs their pipeline's (1.0) and a random training
+  scene's layout vs the requested one (``layout_miou_random_train``, the baseline);
 * trajectory error: the recovered ego trajectory against the npz's ``trajectory`` (the
   condition of a trajectory-conditioned sample): ADE / FDE (m), final heading error (rad),
   beside the recovery's own error on the val windows.
@@ -43,8 +48,8 @@ import torch
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import CLIError, DictAction, load_config
 from occworld4d.evaluation.sample_scoring import (FIDScorer, SampleFileError, format_table,
-                                                  load_samples, parse_command, score_scenes,
-                                                  split_windows)
+                                                  load_sample_layouts, load_samples,
+                                                  parse_command, score_scenes, split_windows)
 from occworld4d.structures.vocabularies import get_vocabulary
 from occworld4d.utils import save_json_atomic
 
@@ -108,6 +113,7 @@ def main(argv=None) -> dict:
     init_default_scope(cfg.get('default_scope', 'occworld4d'))
     try:
         files, samples, npz_cmds, npz_trajs = load_samples(args.samples)
+        npz_layouts = load_sample_layouts(files)
     except SampleFileError as err:
         raise CLIError(str(err)) from err
     T = samples.shape[1]
@@ -139,7 +145,7 @@ def main(argv=None) -> dict:
     res = score_scenes(samples, val, train, cmds, npz_trajs, fid_scorer=scorer,
                        fid_floor_pool=train,
                        floor_draws=args.floor_draws, val_commands=not args.no_val_commands,
-                       frame_rate=args.frame_rate)
+                       frame_rate=args.frame_rate, layouts=npz_layouts)
     for f, p in zip(files, res['per_sample']):
         p['file'] = f
     res.update(_command=' '.join(shlex.quote(a) for a in [sys.argv[0]] + (
@@ -169,6 +175,9 @@ def summary_line(res: dict) -> str:
     if res.get('memorisation_miou_max') is not None:
         parts.append(f'memorisation mIoU max {res["memorisation_miou_max"]:.3f} (val '
                      f'{res["val_memorisation_miou_max"]:.3f})')
+    if res.get('layout_miou') is not None:
+        parts.append(f'layout mIoU {res["layout_miou"]:.3f} (random training scene '
+                     f'{res["layout_miou_random_train"] or 0:.3f})')
     if res.get('command_accuracy') is not None:
         parts.append(f'command accuracy {res["command_accuracy"]:.2f} (chance 0.25)')
     return '; '.join(parts)

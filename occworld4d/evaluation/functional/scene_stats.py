@@ -40,6 +40,7 @@ Measured (``docs/evaluation.md``): 256 / 256 tiny synthetic-city val windows (8 
 2 Hz; about 0.1 s (10 Hz) / 0.9 s (2 Hz) of one CPU thread per window.
 """
 import math
+import warnings
 from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -503,3 +504,82 @@ def recover_commands(scenes: Scenes, class_names: Sequence[str], free_label: int
     return dict(command=command_from_motion(traj, yaw_threshold, distance_threshold),
                 trajectory=traj, yaw=traj[:, -1, 2],
                 distance=np.hypot(traj[:, -1, 0], traj[:, -1, 1]), steps=steps)
+
+
+# ----------------------------------------------------------------------------- layout
+def bev_layouts(scenes: Scenes, vocabulary: str, out_size: Optional[int] = None) -> np.ndarray:
+    """UniScene's BEV layout of every frame of a set of scenes, computed from their voxels
+    exactly as ``UniSceneLayout(source='occupancy', out_size=...)`` computes the condition:
+    ``rendering.bev_layout.layout_from_occupancy`` (a column's channels are the class groups
+    it holds), collapsed to one map (0 = empty, 1 + the index of the top channel of
+    ``LAYOUT_CHANNELS``: objects over map) and max-pooled to ``out_size``.
+
+    Args:
+        scenes: (N, T, X, Y, Z) or a sequence of (T, X, Y, Z) class ids.
+        vocabulary: the voxels' vocabulary name.
+        out_size: side of the pooled map; None = the grid's own X x Y cells.
+
+    Returns:
+        int64 (N, T, h, w) layout values in [0, len(LAYOUT_CHANNELS)].
+    """
+    from occworld4d.rendering import bev_layout  # rendering imports datasets: on first use
+    arr = _stack(scenes)
+    lay = bev_layout.layout_from_occupancy(arr, vocabulary)  # (N, T, C, X, Y) bool
+    if out_size is None or int(out_size) == arr.shape[2] == arr.shape[3]:
+        out = bev_layout.collapse_layout(lay)
+    else:
+        out = bev_layout.uniscene_layout(lay, int(out_size))
+    return out.round().long().numpy()
+
+
+def layout_agreement(layouts: ArrayLike, reference: ArrayLike, num_classes: int,
+                     ignore: Sequence[int] = (0, )) -> Dict[str, np.ndarray]:
+    """Agreement of BEV layouts with reference (requested) layouts: IoU of every layout
+    class in BEV, pooled over all cells of all frames and scenes.
+
+    Args:
+        layouts: (N, T, h, w) layout values (e.g. :func:`bev_layouts` of the samples).
+        reference: the same shape: the requested layouts (floats are rounded).
+        num_classes: L + 1 values 0..L (UniScene: 13 = empty + 12 channels).
+        ignore: values left out of the mean (0 = empty cell, as free in occupancy mIoU).
+
+    Returns:
+        dict: ``iou`` float64 (L + 1,) (NaN where the class is in neither layout, or
+        ignored), ``miou`` (mean of the finite entries; NaN if none), ``sample_miou``
+        float64 (N,) the same per scene, ``intersection`` / ``union`` int64 (L + 1,).
+    """
+    a, b = np.rint(_np(layouts)).astype(np.int64), np.rint(_np(reference)).astype(np.int64)
+    if a.shape != b.shape:
+        raise ValueError(f'layout_agreement: layouts of shape {a.shape} != reference '
+                         f'{b.shape}')
+    if a.ndim != 4:
+        raise ValueError(f'layout_agreement: expected (N, T, h, w) layouts, got {a.shape}')
+    for name, x in (('layouts', a), ('reference', b)):
+        if x.size and (int(x.min()) < 0 or int(x.max()) >= num_classes):
+            raise ValueError(f'layout_agreement: {name} values span [{int(x.min())}, '
+                             f'{int(x.max())}], expected [0, {num_classes})')
+    n = len(a)
+    a, b = a.reshape(n, -1), b.reshape(n, -1)
+    inter = np.zeros((n, num_classes), np.int64)
+    union = np.zeros((n, num_classes), np.int64)
+    for c in range(num_classes):
+        pa, pb = a == c, b == c
+        inter[:, c] = (pa & pb).sum(1)
+        union[:, c] = (pa | pb).sum(1)
+    keep = np.ones(num_classes, bool)
+    keep[list(ignore)] = False
+
+    def _iou(i, u):
+        with np.errstate(invalid='ignore', divide='ignore'):
+            iou = np.where(u > 0, i / np.maximum(u, 1), np.nan)
+        iou[..., ~keep] = np.nan
+        return iou
+
+    iou = _iou(inter.sum(0), union.sum(0))
+    per = _iou(inter, union)  # (N, L + 1)
+    with warnings.catch_warnings():  # rows without a class are NaN, said so
+        warnings.simplefilter('ignore', RuntimeWarning)
+        sample_miou = np.nanmean(per, axis=1) if n else np.zeros(0)
+    miou = float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan')
+    return dict(iou=iou, miou=miou, sample_miou=sample_miou,
+                intersection=inter.sum(0), union=union.sum(0))
