@@ -26,7 +26,7 @@ from mmengine.dataset import BaseDataset
 from mmengine.logging import MMLogger
 
 from occworld4d.registry import TRANSFORMS
-from .geometry import command_from_trajectory, trajectory_from_poses
+from .geometry import command_from_trajectory, pose_problem, trajectory_from_poses
 
 
 class DataFormatError(ValueError):
@@ -283,6 +283,11 @@ class BaseOccSequenceDataset(BaseDataset):
             trajectory = np.zeros((len(frames), 3), np.float32)
             return dict(trajectory=trajectory,
                         command=int(self.window_command(frames, trajectory)))
+        for rec, pose in zip(frames, poses):  # a NaN / degenerate pose: never a made-up command
+            problem = pose_problem(pose)
+            if problem:
+                raise DataFormatError(f'{rec.get("path", type(self).__name__)}: frame '
+                                      f'{rec.get("frame_id", "?")}: ego pose {problem}')
         ego_poses = np.stack(poses).astype(np.float64)  # (T, 4, 4)
         trajectory = trajectory_from_poses(ego_poses)
         command = int(self.window_command(frames, trajectory))

@@ -17,8 +17,20 @@ VAD_ONEHOT_TO_COMMAND = (RIGHT, LEFT, FORWARD)
 
 
 def quaternion_to_matrix(q: Sequence[float]) -> np.ndarray:
-    """Rotation matrix (3, 3) of a unit quaternion given as (w, x, y, z) (nuScenes order)."""
-    w, x, y, z = np.asarray(q, dtype=np.float64) / np.linalg.norm(q)
+    """Rotation matrix (3, 3) of a unit quaternion given as (w, x, y, z) (nuScenes order).
+
+    Raises:
+        ValueError: for a quaternion with NaN / Inf components or (near) zero norm (it has no
+            rotation; normalising it would give NaN).
+    """
+    q = np.asarray(q, dtype=np.float64)
+    if q.shape != (4, ) or not np.isfinite(q).all():
+        raise ValueError(f'quaternion {q.tolist()} is not 4 finite numbers (w, x, y, z)')
+    norm = np.linalg.norm(q)
+    if norm < 1e-6:
+        raise ValueError(f'quaternion {q.tolist()} has norm {norm:.3g}; expected a unit '
+                         'quaternion (w, x, y, z)')
+    w, x, y, z = q / norm
     return np.array([
         [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
         [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
@@ -59,6 +71,26 @@ def pose_matrix(rotation: Sequence[float], translation: Sequence[float]) -> np.n
     mat[:3, :3] = rot if rot.shape == (3, 3) else quaternion_to_matrix(rot)
     mat[:3, 3] = np.asarray(translation, dtype=np.float64)
     return mat
+
+
+def pose_problem(pose, tol: float = 1e-3):
+    """What is wrong with a (4, 4) world-from-ego pose, or None if it is a rigid transform:
+    finite entries, last row (0, 0, 0, 1), rotation block orthonormal (``R^T R = I`` within
+    ``tol``) with determinant +1."""
+    mat = np.asarray(pose, dtype=np.float64)
+    if mat.shape != (4, 4):
+        return f'has shape {mat.shape}, expected (4, 4)'
+    if not np.isfinite(mat).all():
+        return 'has NaN / Inf entries'
+    if not np.allclose(mat[3], (0.0, 0.0, 0.0, 1.0), atol=tol):
+        return f'last row {mat[3].tolist()}, expected [0, 0, 0, 1]'
+    rot = mat[:3, :3]
+    err = float(np.abs(rot.T @ rot - np.eye(3)).max())
+    if err > tol:
+        return f'rotation block is not orthonormal (max |R^T R - I| = {err:.3g})'
+    if np.linalg.det(rot) < 0:
+        return 'rotation block is a reflection (determinant -1)'
+    return None
 
 
 def wrap_angle(angle: np.ndarray) -> np.ndarray:

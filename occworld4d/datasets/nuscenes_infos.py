@@ -28,7 +28,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from .base import DataFormatError
-from .geometry import pose_matrix
+from .geometry import pose_matrix, pose_problem
 
 
 def frame_scene_name(info: dict) -> Optional[str]:
@@ -153,12 +153,20 @@ def info_pose(info: dict, where: str = 'info') -> Optional[np.ndarray]:
             if rot.shape not in ((4,), (3, 3)) or trans.shape != (3,):
                 raise ValueError(f'ego2global_rotation {rot.shape} / translation {trans.shape}, '
                                  'expected (4,) quaternion w, x, y, z or (3, 3) / (3,)')
-            return pose_matrix(rot, trans)
+            pose = pose_matrix(rot, trans)
+            problem = pose_problem(pose)
+            if problem:
+                raise ValueError(f'ego pose from ego2global_rotation {rot.tolist()} / '
+                                 f'translation {trans.tolist()} {problem}')
+            return pose
         for key in ('global_from_ego', 'ego2global'):
             if key in info:
                 mat = np.asarray(info[key], np.float64)
                 if mat.size != 16:
                     raise ValueError(f'{key} has shape {mat.shape}, expected (4, 4)')
+                problem = pose_problem(mat.reshape(4, 4))
+                if problem:
+                    raise ValueError(f'{key} {problem}')
                 return mat.reshape(4, 4)
     except (TypeError, ValueError) as err:
         raise DataFormatError(f'{where}: {err}') from err

@@ -13,6 +13,27 @@ from .nuscenes_infos import info_pose, load_nuscenes_infos  # noqa: F401  (re-ex
 OCC3D_NUSCENES_GRID = (200, 200, 16)
 
 
+def refuse_openocc(path: str, data: Dict[str, np.ndarray]) -> None:
+    """An OpenOcc frame (OpenDriveLab's occupancy: free = 16, per-voxel ``flow``) has the
+    Occ3D-nuScenes file name and grid, but read as Occ3D its free voxels (16) would become
+    vegetation. Refuse it: a ``flow`` array, or a frame without a single Occ3D free voxel (17)
+    whose most common label is 16."""
+    sem = data['semantics']
+    reason = None
+    if 'flow' in data:
+        reason = "it has a 'flow' array"
+    elif sem.size and not (sem == 17).any() and np.issubdtype(sem.dtype, np.integer):
+        counts = np.bincount(sem.ravel().clip(0, 255).astype(np.int64), minlength=18)
+        if counts.argmax() == 16:
+            reason = (f'no voxel is Occ3D free (17) and {counts[16] / sem.size:.0%} are 16, '
+                      "OpenOcc's free label")
+    if reason:
+        raise DataFormatError(
+            f'{path}: this looks like an OpenOcc frame ({reason}), not Occ3D-nuScenes '
+            '(free = 17, no flow); it is not read as Occ3D, which would turn its free space '
+            'into vegetation. No OpenOcc reader exists yet; use Occ3D-nuScenes labels')
+
+
 @DATASETS.register_module()
 class Occ3DNuScenesDataset(BaseOccSequenceDataset):
     """Windows of Occ3D-nuScenes frames (200 x 200 x 16, 0.4 m, classes 0..17, 17 free).
@@ -66,7 +87,9 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
 
     def load_frame(self, record: dict) -> Dict[str, np.ndarray]:
         path = record['path']
-        data = load_npz_checked(path, ('semantics',) + self.masks, shape=OCC3D_NUSCENES_GRID)
+        data = load_npz_checked(path, ('semantics',) + self.masks, shape=OCC3D_NUSCENES_GRID,
+                                optional_keys=('flow', ))
+        refuse_openocc(path, data)
         out = dict(semantics=check_labels(path, 'semantics', data['semantics'], 18))
         for key in self.masks:
             out[key] = data[key].astype(bool)
