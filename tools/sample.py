@@ -32,9 +32,9 @@ import numpy as np
 from mmengine.registry import DefaultScope
 
 import occworld4d  # noqa: E402,F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, DictAction, add_trust_checkpoint_argument,  # noqa: E402
-                                 apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
-                                 load_config)
+from occworld4d.apis.cli import (CLIError, KeyValueAction,  # noqa: E402
+                                 add_trust_checkpoint_argument, apply_trust_checkpoint,
+                                 check_checkpoint, checkpoint_errors, load_config)
 from occworld4d.apis.inferencer import (TASKS, CheckpointMismatchError,  # noqa: E402
                                         OccGenerationInferencer, load_generator)
 
@@ -69,7 +69,7 @@ def parse_args(argv=None):
     p.add_argument('--out', default='outputs/sample', help='output folder')
     p.add_argument('--no-render', action='store_true', help='write npz only')
     add_trust_checkpoint_argument(p)
-    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+    p.add_argument('--cfg-options', nargs='+', action=KeyValueAction,
                    help='override config keys, e.g. model.sample_cfg.num_steps=50')
     sensors = p.add_argument_group('sensors from the sampled occupancy')
     sensors.add_argument('--lidar', nargs='?', const='nuscenes_lidar_top', metavar='PRESET',

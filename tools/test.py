@@ -31,11 +31,10 @@ import os.path as osp
 import shlex
 import sys
 
-from mmengine.config import DictAction
 from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, add_trust_checkpoint_argument,
+from occworld4d.apis.cli import (CLIError, KeyValueAction, add_trust_checkpoint_argument,
                                  apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
                                  default_work_dir, load_config, setup_launcher_env)
 from occworld4d.utils import save_json_atomic
@@ -51,7 +50,7 @@ def parse_args(argv=None):
     parser.add_argument('--sample-dir', help='write the test predictions (generated scenes) as '
                         'npz to this folder (relative: under the work dir); default: the '
                         "config's default_hooks.save_samples.out_dir, if any")
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=KeyValueAction,
                         help='override config keys, e.g. test_dataloader.batch_size=2')
     add_trust_checkpoint_argument(parser)
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],

@@ -17,11 +17,11 @@ import argparse
 import os.path as osp
 import sys
 
-from mmengine.config import DictAction
+import torch
 from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, add_trust_checkpoint_argument,
+from occworld4d.apis.cli import (CLIError, KeyValueAction, add_trust_checkpoint_argument,
                                  apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
                                  default_work_dir, load_config, setup_launcher_env)
 
@@ -35,7 +35,7 @@ def parse_args(argv=None):
                         'work dir when no path is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
     add_trust_checkpoint_argument(parser)
-    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
+    parser.add_argument('--cfg-options', nargs='+', action=KeyValueAction,
                         help='override config keys, e.g. train_cfg.max_epochs=2')
     parser.add_argument('--launcher', choices=['none', 'pytorch', 'slurm', 'mpi'],
                         default='none', help='job launcher (pytorch = torchrun)')
@@ -55,6 +55,11 @@ def main(argv=None):
         wrapper = cfg.optim_wrapper.get('type', 'OptimWrapper')
         if wrapper == 'AmpOptimWrapper':
             print('AMP is already enabled in the config')
+        elif wrapper == 'OptimWrapper' and not torch.cuda.is_available():
+            # mmengine's AmpOptimWrapper needs a GPU; on CPU mixed precision = bf16 autocast
+            cfg.optim_wrapper.type = 'CPUAutocastOptimWrapper'
+            cfg.optim_wrapper.setdefault('dtype', 'bfloat16')
+            print('--amp on CPU: bf16 autocast (CPUAutocastOptimWrapper)')
         elif wrapper == 'OptimWrapper':
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
@@ -85,6 +90,16 @@ def main(argv=None):
         runner.train()
     except checkpoint_errors() as err:  # NaN loss, unreadable / mismatched / refused checkpoint
         raise CLIError(str(err)) from err
+    except (AssertionError, ValueError) as err:  # an empty training set, said plainly
+        loader = getattr(getattr(runner, '_train_loop', None), 'dataloader', None)
+        if loader is None or not hasattr(loader, '__len__') or len(loader) > 0:
+            raise
+        size = len(loader.dataset) if hasattr(loader.dataset, '__len__') else '?'
+        raise CLIError(f'{args.config}: the training set has no batches (train_dataloader.'
+                       f'dataset: {type(loader.dataset).__name__} with {size} sample(s), '
+                       f'batch_size {loader.batch_size}, drop_last {loader.drop_last}); '
+                       'expected at least one batch: check data_root / ann_file / split and '
+                       'the dataset options') from err
     except TrainingInterrupted as err:  # SIGTERM / SIGINT: checkpoint saved, 128 + signal
         print(f'interrupted: {err}', file=sys.stderr)
         raise SystemExit(err.exit_code) from None

@@ -26,15 +26,21 @@ def load_semantics(path: str):
     """(T, X, Y, Z) integer array and the npz's vocabulary (or None)."""
     if not osp.isfile(path):
         raise CLIError(f'input {path!r} does not exist')
-    with np.load(path) as data:
-        key = next((k for k in KEYS if k in data.files), None)
-        if key is None:
-            arrays = [k for k in data.files if data[k].ndim in (3, 4)]
-            if len(arrays) != 1:
-                raise CLIError(f'{path!r} has no key {"/".join(KEYS)} (keys: {data.files})')
-            key = arrays[0]
-        sem = data[key]
-        vocabulary = str(data['vocabulary']) if 'vocabulary' in data.files else None
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            key = next((k for k in KEYS if k in data.files), None)
+            if key is None:
+                arrays = [k for k in data.files if data[k].ndim in (3, 4)]
+                if len(arrays) != 1:
+                    raise CLIError(f'{path!r} has no key {"/".join(KEYS)} (keys: {data.files})')
+                key = arrays[0]
+            sem = data[key]
+            vocabulary = str(data['vocabulary']) if 'vocabulary' in data.files else None
+    except CLIError:
+        raise
+    except Exception as err:  # truncated / corrupt archive: zipfile, zlib, EOF, ValueError
+        raise CLIError(f'{path!r}: not a readable npz archive ({type(err).__name__}: {err}); '
+                       f'expected an npz with {"/".join(KEYS)}') from err
     if sem.ndim == 3:
         sem = sem[None]
     if sem.ndim != 4 or not np.issubdtype(sem.dtype, np.integer):

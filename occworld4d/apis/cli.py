@@ -15,6 +15,45 @@ class CLIError(SystemExit):
         super().__init__(2)
 
 
+class KeyValueAction(DictAction):
+    """mmengine's ``DictAction`` (``--cfg-options KEY=VALUE ...``) whose malformed items
+    (no ``=``) are one argparse error naming the item, not a ``ValueError`` traceback."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        for kv in values:
+            if '=' not in kv or not kv.split('=', 1)[0]:
+                parser.error(f'{option_string} {kv!r}: expected KEY=VALUE, e.g. '
+                             'train_cfg.max_epochs=2')
+        super().__call__(parser, namespace, values, option_string)
+
+
+def _config_value(cfg, dotted: str):
+    node = cfg
+    for part in dotted.split('.'):
+        if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        elif hasattr(node, 'get') and part in node:
+            node = node[part]
+        else:
+            raise KeyError(dotted)
+    return node
+
+
+def check_option_types(cfg, cfg_options: dict, path: str) -> None:
+    """``--cfg-options`` values whose type cannot stand for the config's (a word for a
+    number): one ``CLIError`` naming the key, the value and what was expected."""
+    for key, value in cfg_options.items():
+        try:
+            old = _config_value(cfg, key)
+        except KeyError:
+            continue  # a new key
+        # a word where the config has a number (bools may become strings, e.g. save_best)
+        if (isinstance(old, (int, float)) and not isinstance(old, bool)
+                and isinstance(value, str)):
+            raise CLIError(f'--cfg-options {key}={value!r}: expected a number like the value '
+                           f'of {key} in {path} ({old!r})')
+
+
 def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     """Load a config file with clear errors; apply ``--cfg-options``."""
     if not osp.isfile(path):
@@ -28,6 +67,7 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
     except Exception as err:  # syntax errors, a missing _base_ file, ...
         raise CLIError(f'could not parse config {path!r}: {err}') from err
     if cfg_options:
+        check_option_types(cfg, cfg_options, path)
         try:
             cfg.merge_from_dict(cfg_options)
         except (TypeError, KeyError, IndexError, ValueError) as err:
