@@ -128,26 +128,50 @@ class RNGStateHook(Hook):
         fork_val (bool): run validation in a fork of the RNG states. Default True.
     """
 
-    priority = 'LOWEST'  # restore after every other before_train_epoch hook
+    # after every hook but the checkpoint hooks (CheckpointHook VERY_LOW = 90,
+    # SignalCheckpointHook LOWEST = 100): restores come after the others' before_train_epoch,
+    # and with several processes the states are gathered before a checkpoint is saved
+    priority = 85
 
     def __init__(self, fork_val: bool = True):
         self.fork_val = fork_val
         self._pending: Optional[Dict[str, Any]] = None
         self._resumed = False
         self._val_fork: Optional[Dict[str, Any]] = None
+        # several processes: Runner.save_checkpoint runs on rank 0 only, so every rank's
+        # states are all-gathered beforehand, at the end of each iteration / epoch and
+        # before validation (a few KB per process)
+        self._gathered: Optional[list] = None
+        self._gathered_val: Optional[list] = None
 
     # --- saving ----------------------------------------------------------------------------
     def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
         # inside validation (mmengine re-saves the epoch checkpoint when save_best improves)
         # the training stream is the fork taken before validation, not the current state
-        mine = self._val_fork if self._val_fork is not None else capture_rng_state()
-        ranks = all_gather_object(mine) if get_world_size() > 1 else [mine]
+        if get_world_size() == 1:
+            ranks = [self._val_fork if self._val_fork is not None else capture_rng_state()]
+        else:
+            ranks = self._gathered_val if self._val_fork is not None else self._gathered
+            if ranks is None:
+                runner.logger.warning('RNGStateHook: no gathered RNG states for this '
+                                      'checkpoint; only rank 0 is saved')
+                ranks = [capture_rng_state()]
         saved = dict(world_size=len(ranks), ranks=ranks)
         sampler = self._sampler(runner)
         if sampler is not None:
             saved['sampler'] = {k: int(getattr(sampler, k)) for k in ('seed', 'epoch')
                                 if isinstance(getattr(sampler, k, None), int)}
         checkpoint['rng_state'] = saved
+
+    def _gather(self) -> None:
+        if get_world_size() > 1:
+            self._gathered = all_gather_object(capture_rng_state())
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        self._gather()
+
+    def after_train_epoch(self, runner) -> None:
+        self._gather()
 
     # --- restoring -------------------------------------------------------------------------
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
@@ -197,11 +221,13 @@ class RNGStateHook(Hook):
     def before_val_epoch(self, runner) -> None:
         if self.fork_val:
             self._val_fork = capture_rng_state()
+            if get_world_size() > 1:
+                self._gathered_val = all_gather_object(self._val_fork)
 
     def after_val_epoch(self, runner, metrics=None) -> None:
         if self.fork_val and self._val_fork is not None:
             restore_rng_state(self._val_fork)
-            self._val_fork = None
+            self._val_fork = self._gathered_val = None
 
     @staticmethod
     def _sampler(runner):
