@@ -7,7 +7,8 @@
 # Measured: see configs/dynamiccity/README.md ("Learning on CPU").
 #   python tools/dataset_converters/cache_latents.py \
 #       configs/dynamiccity/dynamiccity_vae_cpu-15min_synthetic-city.py VAE_CKPT --out W/latents
-#   OMP_NUM_THREADS=2 python tools/train.py configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
+#   OMP_NUM_THREADS=2 python tools/train.py \
+#       configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
 #       --work-dir W --cfg-options model.tokenizer_ckpt=VAE_CKPT \
 #       train_dataloader.dataset.cache_dir=W/latents
 #   python tools/test.py configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
