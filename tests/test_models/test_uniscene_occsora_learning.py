@@ -9,7 +9,10 @@ window (8 frames x 32 x 32 x 8) for 120 AdamW steps. Thresholds are the measured
 each docstring) minus a margin for thread / platform noise; the full 15-minute runs on the val
 split live in tools/analysis_tools/learning_benchmark.py.
 """
+import os.path as osp
+
 import torch
+from helpers import ROOT
 from mmengine.config import Config
 from mmengine.registry import DefaultScope
 
@@ -17,8 +20,9 @@ from occworld4d.datasets.synthetic_city import SyntheticCityDataset
 from occworld4d.evaluation.functional.iou import confusion_matrix, iou_from_confusion
 from occworld4d.registry import MODELS
 
-VAE_CFG = 'configs/uniscene/uniscene_vae_cpu-15min_synthetic-city.py'
-VQ_CFG = 'configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py'
+# absolute: other tests may change the working folder of this process
+VAE_CFG = osp.join(ROOT, 'configs/uniscene/uniscene_vae_cpu-15min_synthetic-city.py')
+VQ_CFG = osp.join(ROOT, 'configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py')
 
 
 def _miou(pred, gt, K=12):
