@@ -57,3 +57,17 @@ def test_passes_and_table_format():
                           cpu_minutes=1.5, threads=1, budget_min=15, passed=False)])
     assert ('| M | S | m | 0.500 | 0.250 (chance) | >= 0.7 | 1.0 / 1.5 on 1 thr / 15 | NO |'
             in text)
+
+
+def test_recipe_table_is_consistent(tmp_path):
+    """Every recipe names an existing parent; a recipe whose config does not exist yet is a
+    failing row of the table (never silently dropped)."""
+    lb = load_tool(TOOL)
+    for recipe in lb.RECIPES:
+        assert recipe.parent is None or recipe.parent in lb.BY_NAME
+        assert recipe.kind in ('tokenizer', 'forecaster', 'generator')
+        for path in recipe.baselines.values():
+            assert osp.isfile(osp.join(ROOT, path)), path
+    missing = lb.Recipe('x', 'M', 'S', 'tokenizer', 'configs/none/missing.py', 15)
+    rows = lb.run_recipe(missing, lb.Runner(str(tmp_path), 1, dry_run=True), {}, False, [], {})
+    assert len(rows) == 1 and rows[0]['passed'] is False and rows[0]['value'] is None
