@@ -153,6 +153,32 @@ def last_checkpoint(work_dir: str) -> str:
     return path
 
 
+def minutes_from_logs(work_dir: str) -> Optional[float]:
+    """Wall minutes of an earlier training run in ``work_dir``: for every mmengine log
+    (``<work_dir>/<timestamp>/<timestamp>.log``, one per start or resume), from its first line
+    to its last training line, summed. None if no log is found."""
+    import datetime
+    import glob
+    import re
+    stamp = re.compile(r'^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) - mmengine')
+    total, found = 0.0, False
+    for log in sorted(glob.glob(osp.join(work_dir, '*', '*.log'))):
+        first = last = None
+        with open(log, errors='replace') as f:
+            for line in f:
+                m = stamp.match(line)
+                if not m:
+                    continue
+                t = datetime.datetime.strptime(m.group(1), '%Y/%m/%d %H:%M:%S')
+                first = first or t
+                if '(train)' in line:
+                    last = t
+        if first and last:
+            total += (last - first).total_seconds() / 60.0
+            found = True
+    return total if found else None
+
+
 def load_json(path: str) -> dict:
     if not osp.isfile(path):
         raise BenchmarkError(f'expected the metrics file {path!r}; the step did not write it')
@@ -240,7 +266,9 @@ def run_recipe(recipe: Recipe, runner: Runner, ckpts: Dict[str, str], reuse: boo
             options.append(f'train_dataloader.dataset.cache_dir={cache}')
     minutes = cpu_minutes = None
     if reuse and osp.isfile(osp.join(wdir, 'last_checkpoint')):
-        print(f'--- {recipe.name}: reusing {last_checkpoint(wdir)}')
+        minutes = minutes_from_logs(wdir)  # the earlier run's wall time (no CPU time)
+        print(f'--- {recipe.name}: reusing {last_checkpoint(wdir)} (trained in '
+              f'{"?" if minutes is None else f"{minutes:.1f}"} wall minutes)')
     else:
         args = [config, '--work-dir', wdir]
         if options:
@@ -312,10 +340,14 @@ def run_recipe(recipe: Recipe, runner: Runner, ckpts: Dict[str, str], reuse: boo
             if recipe.parent else None
         rows += score_generator(recipe, config, ckpt, runner, wdir, base, parent_cfg, reuse,
                                 test_opts)
-    if minutes is not None and min(minutes, cpu_minutes / runner.threads) > recipe.budget_min:
+    if minutes is not None and cpu_minutes is None:  # reused: no CPU time to judge by
+        for row in rows:
+            row['note'] = 'trained in an earlier run (wall minutes from its log; budget not judged)'
+    elif minutes is not None and min(minutes, cpu_minutes / runner.threads) > recipe.budget_min:
+        cpu = '?' if cpu_minutes is None else f'{cpu_minutes:.1f}'
         for row in rows:
             row['passed'] = False
-            row['note'] = (f'over budget ({minutes:.1f} wall, {cpu_minutes:.1f} CPU minutes on '
+            row['note'] = (f'over budget ({minutes:.1f} wall, {cpu} CPU minutes on '
                            f'{runner.threads} threads > {recipe.budget_min:g} min)')
     return rows
 
@@ -419,9 +451,9 @@ def table(rows: Sequence[dict]) -> str:
         base = fmt(r.get('baseline'))
         if r.get('baseline') is not None and r.get('baseline_name'):
             base += f" ({r['baseline_name']})"
+        cpu = '-' if r.get('cpu_minutes') is None else f"{r['cpu_minutes']:.1f}"
         minutes = '-' if r.get('minutes') is None else (
-            f"{r['minutes']:.1f} / {r.get('cpu_minutes') or 0:.1f} on {r.get('threads', '?')} "
-            f"thr / {r['budget_min']:g}")
+            f"{r['minutes']:.1f} / {cpu} on {r.get('threads', '?')} thr / {r['budget_min']:g}")
         lines.append(f"| {r['method']} | {r['stage']} | {r['metric']} | {fmt(r.get('value'))} "
                      f"| {base} | {r.get('target') or '-'} | {minutes} | "
                      f"{fmt(r.get('passed'))}{' (' + r['note'] + ')' if r.get('note') else ''} |")
