@@ -26,7 +26,7 @@ def test_tokenizer_recipe_end_to_end(tmp_path):
     row = rows[0]
     assert row['metric'] == 'dynamiccity@valid_mask/mIoU'
     assert 0.0 <= row['value'] < 0.85 and row['passed'] is False  # one epoch: far from target
-    assert 0.0 < row['baseline'] < 0.5  # the mean training scene
+    assert 0.0 < row["baseline"] < 0.5  # the mean training frame
     assert row['minutes'] > 0 and row['cpu_minutes'] > 0
     saved = json.loads(out.read_text())
     assert saved['rows'][0]['value'] == row['value']

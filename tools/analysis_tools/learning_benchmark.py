@@ -18,8 +18,8 @@ table, optionally written to ``--json`` (rows + the commands of every step) and 
 (the table and its commands, the format of docs/learning.md).
 
 Baselines, one per kind of recipe:
-* tokenizers: the **mean training scene** -- every voxel takes the class it has most often at
-  that (t, x, y, z) over the training windows (computed here, no learning), scored with the
+* tokenizers: the **mean training frame** -- every voxel takes the class it has most often at
+  that (x, y, z) over the training frames (computed here, no learning), scored with the
   recipe's own val metric;
 * forecasters: the registered copy-last and ego-warp (static world) forecasters through
   ``tools/test.py`` on the same split, and their constant-velocity planning;
@@ -196,10 +196,13 @@ def passes(value: Optional[float], op: str, target: float) -> Optional[bool]:
 # ----------------------------------------------------------------------------- baselines
 def mean_scene_baseline(config: str, cfg_options: Optional[dict] = None,
                         max_train: int = 512) -> Optional[float]:
-    """Val mIoU (dynamiccity convention, valid mask if the val set has one) of the per-voxel
-    majority class over (at most ``max_train``) training windows of ``config``.
+    """Val mIoU (dynamiccity convention, valid mask if the val set has one) of the mean
+    training frame: every voxel takes the class it has most often at that (x, y, z) over the
+    frames of (at most ``max_train``) training windows, in every val frame.
 
-    The trivial answer of a tokenizer: the best constant scene it could output.
+    The trivial answer of a tokenizer: the best constant frame it could output. Per (x, y, z)
+    and not per (t, x, y, z), so that per-frame tokenizers (training items of one frame) and
+    window tokenizers get the same baseline.
     """
     import numpy as np
     import torch
@@ -214,18 +217,20 @@ def mean_scene_baseline(config: str, cfg_options: Optional[dict] = None,
     train = DATASETS.build(cfg.train_dataloader.dataset)
     val = DATASETS.build(cfg.val_dataloader.dataset)
 
-    def voxels(item):
-        return item['inputs']['voxels'].numpy()
+    def frames(item) -> np.ndarray:
+        v = item['inputs']['voxels'].numpy()
+        return v.reshape(-1, *v.shape[-3:]).astype(np.int64)  # (T, X, Y, Z)
 
-    first = voxels(train[0])
+    first = frames(train[0])
     K = int(cfg.model.get('num_classes') or cfg.model.get('tokenizer', {}).get('num_classes')
             or first.max() + 1)
-    counts = np.zeros((K, ) + first.shape, np.int32)  # (K, T, X, Y, Z)
+    X, Y, Z = first.shape[1:]
+    counts = np.zeros((K, X * Y * Z), np.int64)  # (K, X*Y*Z)
+    cells = np.arange(X * Y * Z)
     for i in range(min(len(train), max_train)):
-        v = voxels(train[i])
-        np.put_along_axis(counts, v[None].astype(np.int64),
-                          np.take_along_axis(counts, v[None].astype(np.int64), 0) + 1, 0)
-    mean_scene = torch.from_numpy(counts.argmax(0))
+        for f in frames(train[i]):
+            np.add.at(counts, (f.reshape(-1), cells), 1)
+    mean_frame = torch.from_numpy(counts.argmax(0).reshape(X, Y, Z))
     cm = 0
     free = int(val.metainfo.get('free_label', 0))
     for i in range(len(val)):
@@ -233,7 +238,8 @@ def mean_scene_baseline(config: str, cfg_options: Optional[dict] = None,
         gt = item['inputs']['voxels']
         sample = item['data_samples']
         mask = sample.valid_mask if 'valid_mask' in sample else None
-        cm = cm + confusion_matrix(mean_scene, gt, K, mask=mask)
+        pred = mean_frame.expand(gt.shape)
+        cm = cm + confusion_matrix(pred, gt, K, mask=mask)
     return float(iou_from_confusion(cm, 'dynamiccity', free).miou)
 
 
@@ -297,7 +303,7 @@ def run_recipe(recipe: Recipe, runner: Runner, ckpts: Dict[str, str], reuse: boo
         for key, (op, target) in recipe.targets.items():
             value = metrics.get(key)
             rows.append(dict(base, metric=key, value=value, baseline=baseline,
-                             baseline_name='mean training scene', target=f'{op} {target:g}',
+                             baseline_name='mean training frame', target=f'{op} {target:g}',
                              passed=passes(value, op, target)))
     elif recipe.kind == 'forecaster':
         metrics = test(config, ckpt, 'model')
