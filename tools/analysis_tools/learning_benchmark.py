@@ -76,6 +76,9 @@ class Recipe:
     baselines: Dict[str, str] = field(default_factory=dict)  # name -> config (forecasters)
     sample_options: List[str] = field(default_factory=list)  # extra tools/test.py options
     frames_per_second: float = 2.0  # forecasters: frame rate of the test windows
+    conditions: Tuple[str, ...] = ()  # generators: 'command' | 'layout' | 'trajectory'
+    # generators whose config has no GenerationMetric: the extractor FID is measured with
+    extractor: str = 'configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py'
 
 
 TOKENIZER_METRIC = 'dynamiccity@valid_mask/mIoU'
@@ -85,13 +88,13 @@ RECIPES: List[Recipe] = [
            targets={TOKENIZER_METRIC: ('>=', 0.85)}),
     Recipe('dynamiccity-dit', 'DynamicCity', 'rollout DiT', 'generator',
            'configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py', 30,
-           parent='dynamiccity-vae', latent_cache=True),
+           parent='dynamiccity-vae', latent_cache=True, conditions=('command', )),
     Recipe('occsora-vqvae', 'OccSora', '4D VQ tokenizer', 'tokenizer',
            'configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py', 15,
            targets={TOKENIZER_METRIC: ('>=', 0.60)}),
     Recipe('occsora-dit', 'OccSora', 'trajectory DiT', 'generator',
            'configs/occsora/occsora_dit_cpu-30min_synthetic-city.py', 30,
-           parent='occsora-vqvae'),
+           parent='occsora-vqvae', conditions=('trajectory', )),
     Recipe('occworld-vqvae', 'OccWorld', 'VQ-VAE', 'tokenizer',
            'configs/occworld/occworld_vqvae_cpu-15min_synthetic-city.py', 15,
            targets={TOKENIZER_METRIC: ('>=', 0.85)}),
@@ -105,7 +108,7 @@ RECIPES: List[Recipe] = [
            targets={TOKENIZER_METRIC: ('>=', 0.85)}),
     Recipe('uniscene-dit', 'UniScene', 'layout OccDiT', 'generator',
            'configs/uniscene/uniscene_dit_cpu-30min_synthetic-city.py', 30,
-           parent='uniscene-vae'),
+           parent='uniscene-vae', conditions=('layout', )),
 ]
 BY_NAME = {r.name: r for r in RECIPES}
 
@@ -377,6 +380,8 @@ def score_generator(recipe: Recipe, config: str, ckpt: str, runner: Runner, wdir
     """Sample one scene per val window (tools/test.py), score the samples and the trivial
     baselines on the same statistics (score_samples.py, generation_baselines.py)."""
     extractor, ckpt_key = extractor_of(osp.join(ROOT, config))
+    if extractor is None:  # no GenerationMetric in the config: FID from score_samples only
+        extractor = recipe.extractor
     extra, fid_args = [], []
     if extractor:
         ext_dir = osp.join(runner.work_dir, 'extractors',
@@ -385,7 +390,7 @@ def score_generator(recipe: Recipe, config: str, ckpt: str, runner: Runner, wdir
             runner.run('tools/train.py', extractor, '--work-dir', ext_dir)
         ext_ckpt = (last_checkpoint(ext_dir) if not runner.dry_run
                     else osp.join(ext_dir, 'CKPT'))
-        extra = [f'{ckpt_key}={ext_ckpt}']
+        extra = [f'{ckpt_key}={ext_ckpt}'] if ckpt_key else []
         fid_args = ['--extractor', extractor, '--extractor-ckpt', ext_ckpt]
     sample_dir = osp.join(wdir, 'samples')
     runner.run('tools/test.py', config, ckpt, '--work-dir', osp.join(wdir, 'test_model'),
@@ -405,10 +410,18 @@ def score_generator(recipe: Recipe, config: str, ckpt: str, runner: Runner, wdir
     refs = load_json(base_json)
     rts = refs.get('random_training_scene', {})
     rows = []
-    for key, (op, target, label) in GENERATOR_TARGETS.items():
+    targets = dict(GENERATOR_TARGETS)
+    for cond in recipe.conditions:
+        targets.update(CONDITION_TARGETS[cond])
+    for key, (op, target, label) in targets.items():
         value = scores.get(key)
         if key == 'command_accuracy':
             baseline, bname = refs.get('command_chance'), 'chance'
+        elif key == 'layout_miou':
+            baseline, bname = scores.get('layout_miou_random_train'), 'random training scene'
+        elif key.startswith('trajectory_'):
+            baseline = scores.get('val_' + key)
+            bname = 'recovery error on the val windows'
         elif key.startswith('memorisation'):
             baseline, bname = scores.get('val_' + key), 'val windows (a generator that does not copy)'
         else:
@@ -432,9 +445,16 @@ GENERATOR_TARGETS = {
     'tv_occupied': ('<=', 0.05, '<= 0.05 (free excluded: the stricter reading)'),
     'change_rate_ratio': ('ratio_within', 1.5, 'within 1.5x of val'),
     'fid_ratio': ('<=', 2.0, '<= 2 (x train-vs-val floor)'),
-    'command_accuracy': ('>=', 0.70, '>= 0.70'),
     'memorisation_miou_mean': ('report', None, 'report (1 = copies)'),
     'memorisation_miou_max': ('report', None, 'report (1 = copies)'),
+}
+# rows of the conditions a generator recipe takes
+CONDITION_TARGETS = {
+    'command': {'command_accuracy': ('>=', 0.70, '>= 0.70')},
+    'layout': {'layout_miou': ('>=', 0.70, '>= 0.70 (BEV mIoU over the layout classes)')},
+    'trajectory': {'trajectory_ade': ('report', None, 'report (m; recovered ego path vs '
+                                                       'the requested one)'),
+                   'trajectory_yaw_error': ('report', None, 'report (rad)')},
 }
 
 
