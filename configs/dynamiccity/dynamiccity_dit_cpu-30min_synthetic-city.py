@@ -12,13 +12,14 @@
 #       --work-dir W --cfg-options model.tokenizer_ckpt=VAE_CKPT \
 #       train_dataloader.dataset.cache_dir=W/latents
 #   python tools/test.py configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
-#       W/iter_3000.pth --sample-dir W/samples --cfg-options model.tokenizer_ckpt=VAE_CKPT
+#       W/iter_3000.pth --sample-dir W/samples --cfg-options model.tokenizer_ckpt=VAE_CKPT \
+#       test_evaluator.0.checkpoint=EXTRACTOR_CKPT
 #   python tools/analysis_tools/score_samples.py W/samples \
 #       --config configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
 #       --train-config configs/dynamiccity/dynamiccity_vae_cpu-15min_synthetic-city.py
-# test.py samples one scene per val window with that window's command; its test metric is the
-# reconstruction-style mIoU of the sample against the window (not a generation score: the
-# generation statistics are score_samples.py's).
+# test.py samples one scene per val window with that window's command and scores them with the
+# GenerationMetric below (FID / KID / P-R / IS / TC) and the mIoU of each sample against its
+# window (not a generation score); the issue-13 statistics are score_samples.py's.
 _base_ = [
     '../_base_/models/dynamiccity_dit.py',
     '../_base_/datasets/synthetic_city_tiny.py',
@@ -48,8 +49,18 @@ val_dataloader = None
 val_evaluator = None
 test_dataloader = dict(batch_size=8, dataset=dict(num_scenes=32))
 test_cfg = dict(type='TestLoop')
-test_evaluator = dict(type='OccupancyMetric', convention='dynamiccity',
-                      vocabulary='dynamiccity_carlasc', mask_key='valid_mask')
+# [0] generation scores of the samples (tools/test.py needs the extractor checkpoint:
+# --cfg-options test_evaluator.0.checkpoint=CKPT of the tiny 3D extractor), [1] the samples'
+# mIoU against the windows whose commands they were sampled with (not a generation score).
+test_evaluator = [
+    dict(type='GenerationMetric',
+         extractor='configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py',
+         checkpoint=None,
+         reference_cache='work_dirs/generation_eval/synthetic-city-dc-cpu-val-8f_{version}.npz',
+         is_splits=2),
+    dict(type='OccupancyMetric', convention='dynamiccity', vocabulary='dynamiccity_carlasc',
+         mask_key='valid_mask'),
+]
 optim_wrapper = dict(optimizer=dict(lr=3e-4))
 max_iters = 3000
 param_scheduler = [

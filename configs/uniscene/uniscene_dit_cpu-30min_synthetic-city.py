@@ -55,8 +55,19 @@ test_dataloader = dict(
     batch_size=8,
     dataset=dict(num_scenes=32, pipeline=[layout, dict(type='PackOccInputs')]))
 test_cfg = dict(type='TestLoop')
-test_evaluator = dict(type='OccupancyMetric', convention='dynamiccity',
-                      vocabulary='dynamiccity_carlasc', mask_key='valid_mask')
+# [0] generation scores of the samples (tools/test.py needs the extractor checkpoint:
+# --cfg-options test_evaluator.0.checkpoint=CKPT of the tiny 3D extractor; its own reference
+# cache: these are 32 val windows, the tiny configs' cache holds 4), [1] the samples' mIoU
+# against the windows their layouts came from.
+test_evaluator = [
+    dict(type='GenerationMetric',
+         extractor='configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py',
+         checkpoint=None,
+         reference_cache='work_dirs/generation_eval/synthetic-city-uniscene-cpu-val-8f_{version}.npz',
+         is_splits=2),
+    dict(type='OccupancyMetric', convention='dynamiccity', vocabulary='dynamiccity_carlasc',
+         mask_key='valid_mask'),
+]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
 max_iters = 700
 param_scheduler = [
