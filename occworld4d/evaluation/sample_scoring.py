@@ -600,3 +600,31 @@ def format_table(res: Dict, title: str = 'samples') -> str:
     lines += [f'| {a} | {b} | {c} | {d} |' for a, b, c, d in rows]
     return '\n'.join(lines)
 
+
+
+def scoring_configs(args) -> Tuple[object, object, str]:
+    """The CLI set-up shared by ``score_samples.py`` and ``generation_baselines.py``.
+
+    Sets the torch threads from OMP_NUM_THREADS, checks that FID gets both an extractor config
+    and checkpoint, loads ``--config`` (and ``--train-config``, default the same) with
+    ``--cfg-options``, enters the config's default scope and resolves ``--val-split auto``.
+
+    Returns:
+        (config, training config, split name 'val' | 'test').
+    """
+    import os
+
+    from mmengine.registry import init_default_scope
+
+    from occworld4d.apis.cli import CLIError, load_config
+    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1') or 1))
+    if bool(args.extractor) != bool(args.extractor_ckpt):
+        raise CLIError('FID needs both --extractor CONFIG and --extractor-ckpt CHECKPOINT')
+    cfg = load_config(args.config, args.cfg_options)
+    train_cfg = (load_config(args.train_config, args.cfg_options) if args.train_config
+                 else cfg)
+    init_default_scope(cfg.get('default_scope', 'occworld4d'))
+    split = args.val_split
+    if split == 'auto':
+        split = 'val' if (cfg.get('val_dataloader') or {}).get('dataset') else 'test'
+    return cfg, train_cfg, split

@@ -35,12 +35,12 @@ import shlex
 import sys
 
 import numpy as np
-import torch
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import CLIError, DictAction, load_config
+from occworld4d.apis.cli import CLIError, DictAction
 from occworld4d.evaluation.sample_scoring import (CHANCE_COMMAND_ACCURACY, FIDScorer,
-                                                  score_scenes, split_windows)
+                                                  score_scenes, scoring_configs,
+                                                  split_windows)
 from occworld4d.structures.vocabularies import COMMANDS, get_vocabulary
 from occworld4d.utils import save_json_atomic
 
@@ -90,17 +90,7 @@ def baseline_sets(train: np.ndarray, train_cmds: np.ndarray, train_trajs: np.nda
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1') or 1))
-    if bool(args.extractor) != bool(args.extractor_ckpt):
-        raise CLIError('FID needs both --extractor CONFIG and --extractor-ckpt CHECKPOINT')
-    cfg = load_config(args.config, args.cfg_options)
-    train_cfg = (load_config(args.train_config, args.cfg_options) if args.train_config
-                 else cfg)
-    from mmengine.registry import init_default_scope
-    init_default_scope(cfg.get('default_scope', 'occworld4d'))
-    split = args.val_split
-    if split == 'auto':
-        split = 'val' if (cfg.get('val_dataloader') or {}).get('dataset') else 'test'
+    cfg, train_cfg, split = scoring_configs(args)
     try:
         val = split_windows(cfg, split, args.max_val, num_frames=args.num_frames, shuffle=True)
         T = val['semantics'].shape[1]

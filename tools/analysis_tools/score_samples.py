@@ -38,18 +38,17 @@ naming the file for unreadable samples or a bad config.
 """
 import argparse
 import datetime
-import os
 import os.path as osp
 import shlex
 import sys
 
-import torch
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import CLIError, DictAction, load_config
+from occworld4d.apis.cli import CLIError, DictAction
 from occworld4d.evaluation.sample_scoring import (FIDScorer, SampleFileError, format_table,
                                                   load_sample_layouts, load_samples,
-                                                  parse_command, score_scenes, split_windows)
+                                                  parse_command, score_scenes,
+                                                  scoring_configs, split_windows)
 from occworld4d.structures.vocabularies import get_vocabulary
 from occworld4d.utils import save_json_atomic
 
@@ -103,23 +102,13 @@ def requested_commands(arg, npz_commands, num):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1') or 1))
-    if bool(args.extractor) != bool(args.extractor_ckpt):
-        raise CLIError('FID needs both --extractor CONFIG and --extractor-ckpt CHECKPOINT')
-    cfg = load_config(args.config, args.cfg_options)
-    train_cfg = (load_config(args.train_config, args.cfg_options) if args.train_config
-                 else cfg)
-    from mmengine.registry import init_default_scope
-    init_default_scope(cfg.get('default_scope', 'occworld4d'))
+    cfg, train_cfg, split = scoring_configs(args)
     try:
         files, samples, npz_cmds, npz_trajs = load_samples(args.samples)
         npz_layouts = load_sample_layouts(files)
     except SampleFileError as err:
         raise CLIError(str(err)) from err
     T = samples.shape[1]
-    split = args.val_split
-    if split == 'auto':
-        split = 'val' if (cfg.get('val_dataloader') or {}).get('dataset') else 'test'
     try:
         val = split_windows(cfg, split, args.max_val, num_frames=T, shuffle=True)
         K = get_vocabulary(val['vocabulary']).num_classes

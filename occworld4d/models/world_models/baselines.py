@@ -28,11 +28,10 @@ import torch
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from occworld4d.models.tokenizers.base import attach_predictions
 from occworld4d.registry import MODELS
 from occworld4d.structures import OccDataSample
 
-from .occworld import MASK_KEYS, step_displacements
+from .occworld import pack_forecast, step_displacements
 
 
 def constant_velocity_plan(steps: Tensor, history_frames: int, future_frames: int) -> Tensor:
@@ -145,22 +144,7 @@ class ForecastBaseline(BaseModel):
         pred = self.forecast_voxels(voxels, data_samples).to(torch.uint8)  # (B, F, X, Y, Z)
         pred_xy = constant_velocity_plan(steps, H, Fu).cpu()  # (B, F, 2)
         seconds = (time.perf_counter() - t0) / B
-        future = voxels[:, H:] if T == H + Fu else None
-        for ds in data_samples or []:  # score the future frames only
-            for key in ('gt_semantics',) + MASK_KEYS:
-                if key in ds and getattr(ds, key).shape[0] == T:
-                    if future is None:
-                        delattr(ds, key)
-                    else:
-                        ds.set_field(getattr(ds, key)[H:], key)
-        samples = attach_predictions(pred, future, data_samples)
-        gt_xy = steps[:, H:].cumsum(1).cpu() if future is not None else None  # (B, F, 2)
-        for i, ds in enumerate(samples):
-            ds.pred_ego_trajectory = pred_xy[i]
-            if gt_xy is not None:
-                ds.gt_ego_trajectory = gt_xy[i]
-            ds.forecast_seconds = seconds
-        return samples
+        return pack_forecast(voxels, pred, pred_xy, steps, H, seconds, data_samples)
 
 
 @MODELS.register_module()

@@ -74,6 +74,42 @@ def select_mode(modes_xy: Tensor, mode: Tensor) -> Tensor:
     return modes_xy.gather(2, idx).squeeze(2)
 
 
+def pack_forecast(voxels: Tensor, pred: Tensor, pred_xy: Tensor, steps: Tensor, H: int,
+                  seconds: float, data_samples: Optional[List[OccDataSample]] = None
+                  ) -> List[OccDataSample]:
+    """The output contract of every forecaster (:class:`OccWorld`, the baselines).
+
+    Args:
+        voxels: (B, T, X, Y, Z) input windows, T = H (history only) or H + F.
+        pred: (B, F, X, Y, Z) uint8 forecast frames.
+        pred_xy: (B, F, 2) planned ego positions (accumulated steps).
+        steps: (B, T, 2) ground-truth ego steps of the windows.
+        H: history frames.
+        seconds: forecast wall time per window.
+
+    Windows of H + F frames are scored against their last F frames (``gt_semantics`` and the
+    masks are sliced to them); windows of H frames get predictions only.
+    """
+    T = voxels.shape[1]
+    future = voxels[:, H:] if T > H else None
+    for ds in data_samples or []:  # score the future frames only
+        for key in ('gt_semantics',) + MASK_KEYS:
+            if key in ds and getattr(ds, key).shape[0] == T:
+                if future is None:
+                    delattr(ds, key)
+                else:
+                    ds.set_field(getattr(ds, key)[H:], key)
+    samples = attach_predictions(pred, future, data_samples)
+    pred_xy = pred_xy.cpu()
+    gt_xy = steps[:, H:].cumsum(1).cpu() if future is not None else None  # (B, F, 2)
+    for i, ds in enumerate(samples):
+        ds.pred_ego_trajectory = pred_xy[i]
+        if gt_xy is not None:
+            ds.gt_ego_trajectory = gt_xy[i]
+        ds.forecast_seconds = seconds
+    return samples
+
+
 @MODELS.register_module()
 class OccWorld(FrozenTokenizerModel):
     """Autoregressive world model on a frozen per-frame VQ tokenizer.
@@ -282,20 +318,4 @@ class OccWorld(FrozenTokenizerModel):
         if sync:
             torch.cuda.synchronize(voxels.device)
         seconds = (time.perf_counter() - t0) / B
-        future = voxels[:, H:] if T == H + Fu else None
-        for ds in data_samples or []:  # score the future frames only
-            for key in ('gt_semantics',) + MASK_KEYS:
-                if key in ds and getattr(ds, key).shape[0] == T:
-                    if future is None:
-                        delattr(ds, key)
-                    else:
-                        ds.set_field(getattr(ds, key)[H:], key)
-        samples = attach_predictions(pred, future, data_samples)
-        pred_xy = fut_steps.cumsum(1).cpu()  # (B, F, 2)
-        gt_xy = steps[:, H:].cumsum(1).cpu() if future is not None else None
-        for i, ds in enumerate(samples):
-            ds.pred_ego_trajectory = pred_xy[i]
-            if gt_xy is not None:
-                ds.gt_ego_trajectory = gt_xy[i]
-            ds.forecast_seconds = seconds
-        return samples
+        return pack_forecast(voxels, pred, fut_steps.cumsum(1), steps, H, seconds, data_samples)
