@@ -56,13 +56,31 @@ class TimestepEmbedder(nn.Module):
         return self.mlp(timestep_embedding(t, self.frequency_size).to(self.mlp[0].weight.dtype))
 
 
-class Mlp(nn.Module):
-    """Linear -> GELU (tanh approximation) -> Linear."""
+MLP_ACTIVATIONS: Tuple[str, ...] = ('gelu_tanh', 'gelu')
 
-    def __init__(self, dim: int, hidden: int):
+
+def build_mlp_activation(mlp_act: str) -> nn.Module:
+    """The MLP activation by name.
+
+    ``'gelu_tanh'``: GELU with the tanh approximation (DiT, DynamicCity and OccSora use it;
+    ``GELU(1.0) = 0.8411920``). ``'gelu'``: exact GELU, ``x * Phi(x)`` (the OccWorld world
+    model and UniScene's OccDiT use it; ``GELU(1.0) = 0.8413447``). The two differ by up to
+    ~5e-4 per activation, so a converted checkpoint needs the reference's choice.
+    """
+    if mlp_act == 'gelu_tanh':
+        return nn.GELU(approximate='tanh')
+    if mlp_act == 'gelu':
+        return nn.GELU()
+    raise ValueError(f'mlp_act must be one of {MLP_ACTIVATIONS}, got {mlp_act!r}')
+
+
+class Mlp(nn.Module):
+    """Linear -> GELU -> Linear (``mlp_act``: see :func:`build_mlp_activation`)."""
+
+    def __init__(self, dim: int, hidden: int, mlp_act: str = 'gelu_tanh'):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU(approximate='tanh')
+        self.act = build_mlp_activation(mlp_act)
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -77,15 +95,17 @@ class DiTBlock(nn.Module):
         num_heads: attention heads.
         mlp_ratio: MLP hidden width / C.
         attn_backend: see :func:`occworld4d.models.layers.scaled_dot_product`.
+        mlp_act: ``'gelu_tanh'`` (default, DiT's) or ``'gelu'`` (exact); see
+            :func:`build_mlp_activation`.
     """
 
     def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0,
-                 attn_backend: str = 'auto'):
+                 attn_backend: str = 'auto', mlp_act: str = 'gelu_tanh'):
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
         self.attn = Attention(hidden_size, num_heads, qkv_bias=True, backend=attn_backend)
         self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
+        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio), mlp_act)
         self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size))
 
     def reset_parameters(self) -> None:
