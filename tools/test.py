@@ -37,6 +37,7 @@ import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import (CLIError, KeyValueAction, add_trust_checkpoint_argument,
                                  apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
                                  default_work_dir, load_config, setup_launcher_env)
+from occworld4d.apis.launcher import setup_distributed
 from occworld4d.utils import save_json_atomic
 
 
@@ -138,6 +139,7 @@ def main(argv=None):
                        'drop --launcher / use tools/test.py, not dist_test.sh')
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    setup_distributed(cfg, args.launcher)  # CPU: gloo, DDP without device_ids
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     apply_trust_checkpoint(args, cfg)
     cfg.load_from = None  # loaded strictly below

@@ -24,6 +24,7 @@ import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import (CLIError, KeyValueAction, add_trust_checkpoint_argument,
                                  apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
                                  default_work_dir, load_config, setup_launcher_env)
+from occworld4d.apis.launcher import setup_distributed
 
 
 def parse_args(argv=None):
@@ -48,6 +49,7 @@ def main(argv=None):
     setup_launcher_env(args.launcher)
     cfg = load_config(args.config, args.cfg_options)
     cfg.launcher = args.launcher
+    setup_distributed(cfg, args.launcher)  # CPU: gloo, DDP without device_ids
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)
     apply_trust_checkpoint(args, cfg)
 
