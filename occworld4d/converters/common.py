@@ -211,6 +211,35 @@ def shapes_of(state: Mapping[str, Tensor]) -> Dict[str, Tuple[int, ...]]:
     return {k: tuple(v.shape) for k, v in state.items()}
 
 
+def model_shapes(config: str, cfg_options: Optional[Mapping[str, Any]] = None,
+                 sub: Optional[str] = None) -> Dict[str, Tuple[int, ...]]:
+    """Key -> shape of the occworld4d model a config builds (``cfg_options`` merged first, as
+    ``--cfg-options`` does), i.e. what ``tools/test.py`` will load strictly; ``sub`` builds
+    only ``cfg.model[sub]`` (e.g. ``'tokenizer'``).
+
+    Raises:
+        ConversionError: the config is missing or does not build (naming it).
+    """
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+
+    import occworld4d  # noqa: F401  (registers the models)
+    from occworld4d.registry import MODELS
+    if not osp.isfile(config):
+        raise ConversionError(f'{config}: no such config')
+    try:
+        cfg = Config.fromfile(config)
+        if cfg_options:
+            cfg.merge_from_dict(dict(cfg_options))
+        model_cfg = cfg.model if sub is None else cfg.model[sub]
+        with DefaultScope.overwrite_default_scope('occworld4d'):
+            model = MODELS.build(model_cfg)
+    except Exception as err:  # any build failure: one line naming the config
+        raise ConversionError(f'{config}: the model does not build with '
+                              f'{dict(cfg_options or {})}: {type(err).__name__}: {err}') from err
+    return shapes_of(model.state_dict())
+
+
 # ---------------------------------------------------------------------------------------------
 # Reading
 
