@@ -101,18 +101,82 @@ class TensorTransform:
 
 
 @dataclass(frozen=True)
+class GroupRule:
+    """Several keys <-> several keys at once (fused / split weights).
+
+    ``src`` and ``dst`` are templates with the same placeholders; ``forward`` maps the list of
+    source tensors (in ``src`` order) to the list of target tensors (in ``dst`` order),
+    ``reverse`` back; they must be exact inverses. E.g. three 1x1-conv q / k / v weights
+    -> one ``qkv`` linear weight, or ``nn.MultiheadAttention``'s ``in_proj_weight`` -> a ``q``
+    and a ``kv`` weight.
+    """
+
+    src: Tuple[str, ...]
+    dst: Tuple[str, ...]
+    forward: Callable[[List[Tensor]], List[Tensor]]
+    reverse: Callable[[List[Tensor]], List[Tensor]]
+
+    def __post_init__(self) -> None:
+        names = {tuple(sorted(_compile(t)[1])) for t in self.src + self.dst}
+        if len(names) != 1:
+            raise ValueError(f'GroupRule {self.src} -> {self.dst}: every template needs the '
+                             'same placeholders')
+
+    def inverted(self) -> 'GroupRule':
+        return GroupRule(self.dst, self.src, self.reverse, self.forward)
+
+
+def _fill(template: str, values: Mapping[str, str]) -> str:
+    return _PLACEHOLDER.sub(lambda p: values[p.group(1)], template)
+
+
+def apply_groups(state: Mapping[str, Tensor], groups: Sequence[GroupRule],
+                 filename: str) -> Tuple[StateDict, StateDict]:
+    """Apply every group rule: (the keys left, the keys produced).
+
+    Raises:
+        ConversionError: a group found incomplete (one of its source keys is missing), all
+            such keys listed.
+    """
+    rest = dict(state)
+    out: StateDict = {}
+    incomplete: List[str] = []
+    for g in groups:
+        first = _compile(g.src[0])[0]
+        for key in [k for k in rest if first.fullmatch(k)]:
+            values = first.fullmatch(key).groupdict()
+            names = [_fill(t, values) for t in g.src]
+            absent = [n for n in names if n not in rest]
+            if absent:
+                incomplete += [f'{n} (with {key})' for n in absent]
+                continue
+            produced = g.forward([rest.pop(n) for n in names])
+            out.update({_fill(t, values): v for t, v in zip(g.dst, produced)})
+    if incomplete:
+        raise ConversionError(f'{filename}: incomplete fused/split weights, missing:'
+                              f'{_listing(incomplete)}')
+    return rest, out
+
+
+@dataclass(frozen=True)
 class Conversion:
     """Rules + transforms between a reference layout (``src``) and ours (``dst``).
 
-    ``drop_src``: templates of reference keys that ours does not keep (a buffer ours
-    recomputes); they are consumed without a target. ``extra_src``: on the reverse way, the
-    reference keys that must be re-created, ``name -> fn(our_state) -> Tensor``.
+    Forward: ``groups`` first, then ``rules`` on the keys left, then ``transforms`` on the
+    renamed keys. ``drop_src``: templates of reference keys that ours does not keep (a
+    buffer ours recomputes), consumed without a target; ``extra_dst``: keys only ours has,
+    ``(name, fn(reference_state) -> Tensor)``, created. The reverse way mirrors it:
+    ``drop_dst`` templates of our keys consumed without a target, ``extra_src`` reference
+    keys re-created by ``fn(our_state)``.
     """
 
     rules: Tuple[KeyRule, ...]
     transforms: Tuple[TensorTransform, ...] = ()
     drop_src: Tuple[str, ...] = ()
     extra_src: Tuple[Tuple[str, Callable[[StateDict], Tensor]], ...] = field(default=())
+    groups: Tuple[GroupRule, ...] = ()
+    drop_dst: Tuple[str, ...] = ()
+    extra_dst: Tuple[Tuple[str, Callable[[StateDict], Tensor]], ...] = field(default=())
 
     def reversed_rules(self) -> Tuple[KeyRule, ...]:
         return tuple(r.inverted() for r in self.rules)
@@ -166,12 +230,18 @@ def apply_transforms(state: StateDict, transforms: Sequence[TensorTransform],
 def convert(state: Mapping[str, Tensor], conversion: Conversion, filename: str,
             reverse: bool = False) -> StateDict:
     """Reference -> ours (``reverse=False``) or ours -> reference, without the key check."""
+    c = conversion
     if not reverse:
-        return apply_transforms(rename_state_dict(state, conversion.rules, filename,
-                                                  conversion.drop_src), conversion.transforms)
-    ours = apply_transforms(dict(state), conversion.transforms, reverse=True)
-    out = rename_state_dict(ours, conversion.reversed_rules(), filename)
-    for name, make in conversion.extra_src:
+        rest, grouped = apply_groups(state, c.groups, filename)
+        out = rename_state_dict(rest, c.rules, filename, c.drop_src)
+        out = apply_transforms({**grouped, **out}, c.transforms)
+        for name, make in c.extra_dst:
+            out[name] = make(dict(state))
+        return out
+    ours = apply_transforms(dict(state), c.transforms, reverse=True)
+    rest, grouped = apply_groups(ours, [g.inverted() for g in c.groups], filename)
+    out = {**grouped, **rename_state_dict(rest, c.reversed_rules(), filename, c.drop_dst)}
+    for name, make in c.extra_src:
         out[name] = make(dict(state))
     return out
 

@@ -126,3 +126,20 @@ def test_save_is_loadable_strictly_by_mmengine(tmp_path):
     load_checkpoint(other, str(dst), map_location='cpu', strict=True)
     assert torch.equal(other.weight, model.weight)
     assert torch.load(dst, weights_only=True)['meta'] == {'converted_from': 'x'}
+
+
+def test_group_rule_fuse_split_round_trip_and_incomplete():
+    from occworld4d.converters import GroupRule
+    fuse = GroupRule(('{p}.q', '{p}.k', '{p}.v'), ('{p}.qkv',),
+                     lambda ts: [torch.cat(ts)], lambda ts: list(ts[0].chunk(3)))
+    conv = Conversion(rules=(KeyRule('{p}.o', '{p}.o'),), groups=(fuse,),
+                      extra_dst=(('buf', lambda ref: torch.zeros(2)),), drop_dst=('buf',))
+    src = {f'a.{n}': torch.full((1, 2), float(i)) for i, n in enumerate('qkv')}
+    src['a.o'] = torch.ones(1)
+    ours = convert(src, conv, 'f.pth')
+    assert sorted(ours) == ['a.o', 'a.qkv', 'buf']
+    assert ours['a.qkv'][:, 0].tolist() == [0.0, 1.0, 2.0]
+    back = convert(ours, conv, 'g.pth', reverse=True)
+    assert sorted(back) == sorted(src) and all(torch.equal(back[k], src[k]) for k in src)
+    with pytest.raises(ConversionError, match=r'incomplete fused/split weights'):
+        convert({'a.q': torch.ones(1), 'a.k': torch.ones(1)}, conv, 'f.pth')
