@@ -151,13 +151,14 @@ class UNetBlock(nn.Module):
 
 
 class TemporalLayer(nn.Module):
-    """Post-norm causal cross-attention over time to the context, then an FFN (4x)."""
+    """Post-norm causal cross-attention over time to the context, then an FFN (4x;
+    ``mlp_act``: see :func:`occworld4d.models.denoisers.dit.build_mlp_activation`)."""
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, mlp_act: str = 'gelu_tanh'):
         super().__init__()
         self.attn = Attention(dim, num_heads, context_dim=dim)
         self.norm1 = nn.LayerNorm(dim)
-        self.ffn = Mlp(dim, 4 * dim)
+        self.ffn = Mlp(dim, 4 * dim, mlp_act)
         self.norm2 = nn.LayerNorm(dim)
 
     def forward(self, x: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -170,13 +171,13 @@ class PoseLayer(nn.Module):
     """Ego query: causal attention to the pose context over time, cross-attention to the
     scene queries of its own frame, FFN (post-norm each)."""
 
-    def __init__(self, dim: int, num_heads: int):
+    def __init__(self, dim: int, num_heads: int, mlp_act: str = 'gelu_tanh'):
         super().__init__()
         self.temporal = Attention(dim, num_heads, context_dim=dim)
         self.norm1 = nn.LayerNorm(dim)
         self.spatial = Attention(dim, num_heads, context_dim=dim)
         self.norm2 = nn.LayerNorm(dim)
-        self.ffn = Mlp(dim, 4 * dim)
+        self.ffn = Mlp(dim, 4 * dim, mlp_act)
         self.norm3 = nn.LayerNorm(dim)
 
     def forward(self, p: Tensor, k: Tensor, v: Tensor, scene: Tensor) -> Tensor:
@@ -238,12 +239,17 @@ class OccWorldTransformer(nn.Module):
         pose_dim: width of the pose tokens (128; must equal C).
         pose_out_dim: width of the pose output fed to the trajectory decoder (128).
         num_heads: attention heads (8).
+        mlp_act: activation of every FFN: ``'gelu_tanh'`` (default: the tanh approximation,
+            what checkpoints trained here before this switch used) or ``'gelu'`` (exact GELU,
+            the reference's ``nn.GELU()``; the configs that load the released OccWorld
+            checkpoint set it). No parameter depends on it.
     """
 
     def __init__(self, token_shape: Sequence[int] = (128, 50, 50),
                  channels: Sequence[int] = (128, 256, 512), num_frames: int = 15,
                  num_codes: int = 512, temporal_layers: int = 6, pose_layers: int = 2,
-                 pose_dim: int = 128, pose_out_dim: int = 128, num_heads: int = 8):
+                 pose_dim: int = 128, pose_out_dim: int = 128, num_heads: int = 8,
+                 mlp_act: str = 'gelu_tanh'):
         super().__init__()
         C, h, w = (int(s) for s in token_shape)
         if pose_dim != C:
@@ -271,9 +277,10 @@ class OccWorldTransformer(nn.Module):
         prev = C
         for ch, size in zip(channels[:-1], sizes[:-1]):
             self.enc_temporal.append(
-                nn.ModuleList(TemporalLayer(prev, num_heads) for _ in range(temporal_layers)))
+                nn.ModuleList(TemporalLayer(prev, num_heads, mlp_act)
+                              for _ in range(temporal_layers)))
             self.enc_pose_layers.append(
-                nn.ModuleList(PoseLayer(prev, num_heads) for _ in range(pose_layers)))
+                nn.ModuleList(PoseLayer(prev, num_heads, mlp_act) for _ in range(pose_layers)))
             self.enc_blocks.append(nn.Sequential(UNetBlock(size, prev, ch),
                                                  UNetBlock(size, ch, ch)))
             self.downs.append(nn.Conv2d(ch, ch, kernel_size=2, stride=2))
@@ -293,12 +300,13 @@ class OccWorldTransformer(nn.Module):
             agg = 2 * ch  # upsampled + skip
             self.ups.append(nn.ConvTranspose2d(prev, ch, kernel_size=2, stride=2))
             self.dec_temporal.append(
-                nn.ModuleList(TemporalLayer(agg, num_heads) for _ in range(temporal_layers)))
+                nn.ModuleList(TemporalLayer(agg, num_heads, mlp_act)
+                              for _ in range(temporal_layers)))
             self.dec_blocks.append(nn.Sequential(UNetBlock((agg, *size), agg, ch),
                                                  UNetBlock((ch, *size), ch, ch)))
             self.pose_ups.append(nn.Linear(prev, ch))
             self.dec_pose_layers.append(
-                nn.ModuleList(PoseLayer(agg, num_heads) for _ in range(pose_layers)))
+                nn.ModuleList(PoseLayer(agg, num_heads, mlp_act) for _ in range(pose_layers)))
             self.dec_pose_mlps.append(_mlp2(agg, ch))
             prev = ch
         self.conv_out = nn.Conv2d(prev, num_codes, 3, 1, 1)
