@@ -1,0 +1,59 @@
+"""Convert a released DynamicCity checkpoint (3DTopia/DynamicCity) to occworld4d, or back.
+
+    python tools/model_converters/dynamiccity_to_occworld4d.py SRC DST [--reverse]
+
+Forward: SRC is a reference checkpoint ``ckpts/<name>/<file>.ckpt`` with the run's
+``conf.yaml`` beside it (the sizes come from it). A VAE run gives a HexPlaneVAE checkpoint; a
+DiT run gives a full generator checkpoint (its VAE run ``ckpts/<vae_name>/`` becomes
+``model.tokenizer``; the DiT's EMA weights by default, as the reference samples). The tool
+prints the config and the ``--cfg-options`` to give ``tools/test.py`` / ``tools/sample.py``.
+
+Reverse (``--reverse``): SRC is an occworld4d checkpoint (a HexPlaneVAE, or a DynamicCity
+generator: its denoiser -> a DiT checkpoint, ``--vae-out`` its tokenizer); DST is written in
+the reference layout with ``conf.yaml`` beside it. Logic: :mod:`occworld4d.converters.dynamiccity`.
+"""
+import argparse
+import os.path as osp
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+from occworld4d.converters.common import run_cli  # noqa: E402
+from occworld4d.converters.dynamiccity import (convert_to_occworld4d,  # noqa: E402
+                                               convert_to_reference)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument('src', help='reference checkpoint (or, with --reverse, an occworld4d one)')
+    p.add_argument('dst', help='output checkpoint')
+    p.add_argument('--reverse', action='store_true', help='occworld4d -> reference layout')
+    p.add_argument('--conf', help='the run\'s conf.yaml (default: beside SRC; --reverse: the '
+                   'one kept in the checkpoint)')
+    p.add_argument('--vae', help='DiT: its VAE checkpoint (default: best of ckpts/<vae_name>/)')
+    p.add_argument('--vae-conf', help='DiT: its VAE conf.yaml (default: ckpts/<vae_name>/)')
+    p.add_argument('--vae-out', help='--reverse of a generator: also write its VAE here')
+    p.add_argument('--weights', choices=('ema', 'model_state_dict'),
+                   help='entry of a DiT checkpoint to read (default: ema)')
+    p.add_argument('--config', help='occworld4d config to build (default: the CarlaSC VAE or '
+                   'configs/dynamiccity/dynamiccity_dit_reference_carlasc.py)')
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='full-pickle loading (only for files you trust)')
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    trust = True if args.trust_checkpoint else None
+    if args.reverse:
+        print(convert_to_reference(args.src, args.dst, conf=args.conf, vae_out=args.vae_out,
+                                   trust=trust))
+    else:
+        print(convert_to_occworld4d(args.src, args.dst, conf=args.conf, vae=args.vae,
+                                    vae_conf=args.vae_conf, weights=args.weights,
+                                    config=args.config, trust=trust))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(run_cli(main))
