@@ -10,41 +10,65 @@ Examples:
     python tools/sample.py CONFIG CKPT --task inpaint --input scene.npz --region 32 96 32 96 0 8
     python tools/sample.py CONFIG CKPT --task outpaint --input scene.npz --shift 64 0
     python tools/sample.py CONFIG CKPT --task single-frame --input scene.npz
+    # OccWorld (and the forecasting baselines, CKPT = none): the future of a scene
+    python tools/sample.py OCCWORLD_CONFIG WORK_DIR --task forecast --input scene.npz
     ... [--sampler ddpm|ddim|dpmpp_2m|dpmpp_3m|unipc] [--steps N] [--cfg 4.0] [--num-samples N]
     # UniScene: a layout-conditioned scene, then its LiDAR sweep and six camera views
     python tools/sample.py CONFIG CKPT --task layout --input scene.npz --lidar \
-        --cameras ../shared/data/real/nuscenes/keyframe_scene-0061/<info>.pkl
+        --cameras nuscenes   # the preset six-camera rig, or an info .pkl with calibrations
+
+CKPT may be a checkpoint file or a work dir (its latest checkpoint: ``last_checkpoint``'s
+target, else the newest .pth; the choice is logged). A model that cannot run --task gets one
+line naming the tasks it can run (forecasters: forecast; generators: by their conditions).
 
 Input npz: ``semantics`` (T, X, Y, Z) class ids (or ``voxels``); ``layout`` (T, h, w) for the
-layout task (and, for a layout-conditioned model, inpaint and single-frame); without a ``layout`` the layout task builds one from ``semantics`` with the
+layout task (and, for a layout-conditioned model, inpaint and single-frame); without a
+``layout`` the layout task builds one from ``semantics`` with the
 layout transform of the config's training pipeline (``UniSceneLayout`` / ``MakeLayout``).
+Forecast input npz (``tools/dataset_converters/export_scene.py`` writes one): ``semantics``
+(H or H + F frames), optional ``trajectory`` (T, 3), ``command``, ``ego_poses`` (T, 4, 4);
+output ``forecast.npz`` (``semantics`` (F, X, Y, Z) future frames, ``history``,
+``pred_trajectory`` (F, 2) planned ego positions in metres from the last history frame, with
+``gt_semantics`` / ``gt_trajectory`` when the input holds the future), ``forecast_trajectory.txt``,
+``forecast_bev.png`` (last history frame with the planned path) and ``forecast.gif``
+(history then forecast).
 Outputs (written atomically) in --out: ``sample_{i}.npz`` (``semantics`` uint8 (T, X, Y, Z)),
-``sample_{i}_bev.png`` and ``sample_{i}.gif``; with ``--lidar`` / ``--cameras`` the sampled
+``sample_{i}_bev.png`` and ``sample_{i}.gif``; every npz records the config's
+``vocabulary`` (tools/visualize.py colours it with that vocabulary); with ``--lidar`` /
+``--cameras`` the sampled
 occupancy goes straight to the sensor renderers (:func:`occworld4d.rendering.export_sensors`):
 ``sample_{i}_sensors/lidar/{t:03d}.bin`` (float32 x, y, z, label) and
 ``sample_{i}_sensors/cameras/{t:03d}/{CAM}_{semantic,depth}.png``. The grid lies over
 ``--pc-range`` (default: the config's ``pc_range``, else Occ3D's) with voxels of range / shape.
 """
 import argparse
+import os
 import os.path as osp
 
 import numpy as np
-from mmengine.registry import DefaultScope
 
 import occworld4d  # noqa: E402,F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, KeyValueAction,  # noqa: E402
-                                 add_trust_checkpoint_argument, apply_trust_checkpoint,
-                                 check_checkpoint, checkpoint_errors, load_config)
+from occworld4d.apis import generation as G  # noqa: E402
+from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,  # noqa: E402
+                                 add_device_argument, add_trust_checkpoint_argument,
+                                 apply_trust_checkpoint, checkpoint_errors, load_config,
+                                 resolve_checkpoint_arg, resolve_device)
 from occworld4d.apis.inferencer import (TASKS, CheckpointMismatchError,  # noqa: E402
                                         OccGenerationInferencer, load_generator)
+from occworld4d.utils import atomic_path, save_npz_atomic  # noqa: E402
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Sample 4D occupancy with a generator')
+    p = argparse.ArgumentParser(description='Sample 4D occupancy with a generator, or forecast '
+                                'a scene with a world model', formatter_class=HelpFormatter)
     p.add_argument('config', help='config file path')
-    p.add_argument('checkpoint', help='checkpoint of the generator (EMA weights with EMAHook)')
-    p.add_argument('--task', choices=TASKS, default='uncond')
-    p.add_argument('--command', help='STATIC | FORWARD | LEFT | RIGHT (or 0-3)')
+    p.add_argument('checkpoint', help='checkpoint of the model (EMA weights with EMAHook), a '
+                   'work dir (its latest checkpoint), or "none" for a parameter-free '
+                   'forecasting baseline')
+    p.add_argument('--task', choices=TASKS + G.FORECAST_TASKS, default='uncond',
+                   help='forecast: world models (OccWorld) and forecasting baselines')
+    p.add_argument('--command', help='STATIC | FORWARD | LEFT | RIGHT (or 0-3); forecast: '
+                   'overrides the input\'s command')
     p.add_argument('--trajectory', help='a .npy / .txt (T, 3) file or a preset: straight, '
                    'left, right, stop, accelerate')
     p.add_argument('--num-frames', type=int, help='frames of long / continue outputs (e.g. 128)')
@@ -56,7 +80,8 @@ def parse_args(argv=None):
                    help='inpainting box x0 x1 y0 y1 z0 z1 [t0 t1] (half-open voxel indices)')
     p.add_argument('--shift', type=int, nargs=2, metavar=('DX', 'DY'),
                    help='outpainting: voxels to extend the scene by along x / y (sign = side)')
-    p.add_argument('--input', help='npz with "semantics" (T, X, Y, Z) and/or "layout" (T, h, w)')
+    p.add_argument('--input', help='npz with "semantics" (T, X, Y, Z) and/or "layout" (T, h, w); '
+                   'forecast: also "trajectory", "command", "ego_poses" (export_scene.py)')
     p.add_argument('--sampler', choices=['ddpm', 'ddim', 'dpmpp_2m', 'dpmpp_3m', 'unipc'])
     p.add_argument('--steps', type=int, help='sampling steps (default: the config / all)')
     p.add_argument('--cfg', type=float, help='classifier-free guidance scale (default: config)')
@@ -65,7 +90,9 @@ def parse_args(argv=None):
                    '(1 = none)')
     p.add_argument('--num-samples', type=int, default=1)
     p.add_argument('--seed', type=int, default=0)
-    p.add_argument('--device', default='cpu')
+    add_device_argument(p)
+    p.add_argument('--no-progress', action='store_true',
+                   help='no progress bar over the sampling / forecasting steps')
     p.add_argument('--out', default='outputs/sample', help='output folder')
     p.add_argument('--no-render', action='store_true', help='write npz only')
     add_trust_checkpoint_argument(p)
@@ -75,9 +102,10 @@ def parse_args(argv=None):
     sensors.add_argument('--lidar', nargs='?', const='nuscenes_lidar_top', metavar='PRESET',
                          help='write a LiDAR sweep per frame (preset: nuscenes_lidar_top, or '
                          'another name of occworld4d.rendering.LIDAR_PRESETS)')
-    sensors.add_argument('--cameras', metavar='PKL',
-                         help='info pkl with camera calibrations (mmdet3d v1.1 or VAD-style): '
-                         'write semantic + depth PNGs of every camera per frame')
+    sensors.add_argument('--cameras', metavar='RIG_OR_PKL',
+                         help='a preset rig (nuscenes: six nuScenes-like cameras, no file '
+                         'needed) or an info pkl with camera calibrations (mmdet3d v1.1 or '
+                         'VAD-style): write semantic + depth PNGs of every camera per frame')
     sensors.add_argument('--calib-index', type=int, default=0, help='frame of the --cameras pkl')
     sensors.add_argument('--camera-scale', type=float, default=0.25,
                          help='image scale (1 = 1600 x 900)')
@@ -90,32 +118,18 @@ def parse_args(argv=None):
 def layout_from_voxels(cfg, voxels):
     """A layout (T, h, w) from a scene (T, X, Y, Z) with the layout transform of the config's
     training pipeline, so it matches what the model was trained on."""
-    from occworld4d.registry import TRANSFORMS
-    pipeline = (cfg.get('train_dataloader') or {}).get('dataset', {}).get('pipeline', [])
-    specs = [t for t in pipeline if isinstance(t, dict)
-             and t.get('type') in ('UniSceneLayout', 'MakeLayout')]
-    if not specs:
-        raise CLIError('--task layout: the input npz has no "layout" and the config\'s training '
-                       'pipeline has no layout transform (UniSceneLayout / MakeLayout) to build '
-                       'one from its "semantics"')
-    spec = dict(specs[0])
-    if spec['type'] == 'UniSceneLayout' and spec.get('source', 'occupancy') != 'occupancy':
-        # the training layouts came from boxes; from a bare scene, the occupancy is the source
-        spec = dict(spec, source='occupancy', map_from_occupancy=())
-    vocabulary = cfg.get('vocabulary')
-    if vocabulary is None:
-        raise CLIError('--task layout: the config names no "vocabulary" to read the scene with')
-    window = dict(semantics=np.asarray(voxels).astype(np.uint8), vocabulary=vocabulary)
-    with DefaultScope.overwrite_default_scope('occworld4d'):
-        transform = TRANSFORMS.build(spec)
-    return transform(window)['layout']
+    try:
+        return G.layout_from_scene(cfg, voxels)
+    except ValueError as err:
+        raise CLIError(f'--task layout: the input npz has no usable "layout" and {err}') from err
 
 
 def render_sensors(cfg, args, semantics):
     """LiDAR points / camera PNGs of every sample next to it; returns the counts."""
     import torch
 
-    from occworld4d.rendering import (CameraRenderer, GridGeometry, LidarSensor, LidarSimulator,
+    from occworld4d.rendering import (CAMERA_RIGS, CameraRenderer, GridGeometry, LidarSensor,
+                                      LidarSimulator,
                                       export_sensors, load_cameras)
     from occworld4d.rendering.palette import get_palette
     from occworld4d.rendering.raycast import OCC3D_PC_RANGE
@@ -137,8 +151,9 @@ def render_sensors(cfg, args, semantics):
         simulator = LidarSimulator(sensor, geometry, free_label=free, seed=args.seed)
     cameras, palette = {}, None
     if args.cameras:
-        if not osp.isfile(args.cameras):
-            raise CLIError(f'--cameras {args.cameras!r} does not exist')
+        if args.cameras not in CAMERA_RIGS and not osp.isfile(args.cameras):
+            raise CLIError(f'--cameras {args.cameras!r}: no such file and not a preset rig '
+                           f'({", ".join(CAMERA_RIGS)})')
         try:
             cameras = load_cameras(args.cameras, args.calib_index, args.camera_scale)
         except (KeyError, IndexError) as err:
@@ -148,7 +163,7 @@ def render_sensors(cfg, args, semantics):
             raise CLIError('--cameras: the config names no vocabulary / vis_palette for colours')
         palette = get_palette(vocabulary)
     renderer = CameraRenderer(geometry, free_label=free)
-    device = torch.device(args.sensor_device or args.device)
+    device = torch.device(resolve_device(args.sensor_device or args.device))
     totals = dict(points=0, images=0)
     for i, s in enumerate(sem):
         stats = export_sensors(s, osp.join(args.out, f'sample_{i}_sensors'), simulator,
@@ -158,7 +173,11 @@ def render_sensors(cfg, args, semantics):
     return totals
 
 
-def read_input(path):
+def read_input(path, cfg=None):
+    """Scene voxels and layout of an input npz. A layout recorded with its ``layout_spec``
+    (export_scene.py) that another config made (a different layout transform) is rebuilt
+    from the scene with this config's transform, so layouts move between configs of the same
+    ``vocabulary``; a scene of another vocabulary is refused."""
     if not osp.isfile(path):
         raise CLIError(f'--input {path!r} does not exist')
     data = np.load(path)
@@ -167,23 +186,190 @@ def read_input(path):
     if voxels is not None and voxels.ndim not in (3, 4):
         raise CLIError(f'{path}: "semantics" must be (T, X, Y, Z) or (X, Y, Z), found shape '
                        f'{voxels.shape}')
+    voc = cfg.get('vocabulary') if cfg is not None else None
+    if 'vocabulary' in data and voc and str(data['vocabulary']) != voc:
+        raise CLIError(f'{path}: the scene is in vocabulary {str(data["vocabulary"])!r}, the '
+                       f'config in {voc!r}; export it with a config of vocabulary {voc!r}')
+    if layout is not None and 'layout_spec' in data and cfg is not None:
+        mine = G.layout_spec_key(G.layout_transform_spec(cfg))
+        if str(data['layout_spec']) != mine:
+            if voxels is None:
+                raise CLIError(f'{path}: its layout was made by another layout transform '
+                               f'({str(data["layout_spec"]) or "none"}) than the config\'s '
+                               f'({mine or "none"}) and the npz has no "semantics" to rebuild it')
+            layout = None
+            if mine:
+                layout = layout_from_voxels(cfg, voxels if voxels.ndim == 4 else voxels[None])
+                print(f'{path}: layout rebuilt from "semantics" with this config\'s layout '
+                      'transform (the npz\'s was made by another config)')
     return voxels, layout
+
+
+def npz_meta(cfg) -> dict:
+    """What every npz of this tool records besides the arrays: the config's ``vocabulary``
+    (a name of ``occworld4d.structures.VOCABULARIES``; tools/visualize.py reads it) and the
+    grid's ``pc_range`` when the config has one."""
+    meta = {}
+    if cfg.get('vocabulary'):
+        meta['vocabulary'] = np.array(str(cfg.vocabulary))
+    if cfg.get('pc_range') is not None:
+        meta['pc_range'] = np.asarray(cfg.pc_range, np.float32)
+    return meta
+
+
+def load_model(cfg, args):
+    """The model of the config with the checkpoint (a file, a work dir, or ``none`` for a
+    parameter-free forecasting baseline) on the device, in eval mode."""
+    device = resolve_device(args.device)
+    ckpt = args.checkpoint
+    if ckpt.lower() == 'none':
+        model = load_generator(cfg, None, device)
+        if model.state_dict():
+            raise CLIError(f'checkpoint "none" is only for models without parameters (the '
+                           f'forecasting baselines); {type(model).__name__} of {args.config} '
+                           'has parameters: pass its checkpoint file or work dir')
+        return model
+    ckpt = resolve_checkpoint_arg(ckpt)
+    try:
+        return load_generator(cfg, ckpt, device)
+    except (CheckpointMismatchError,) + checkpoint_errors() as err:
+        raise CLIError(str(err)) from err
+
+
+def read_scene(path: str) -> dict:
+    """The arrays of a forecast input npz (export_scene.py): semantics and optional ego data."""
+    if not osp.isfile(path):
+        raise CLIError(f'--input {path!r} does not exist')
+    with np.load(path) as data:
+        if 'semantics' not in data.files:
+            raise CLIError(f'{path}: no "semantics" (T, X, Y, Z) array; found keys '
+                           f'{sorted(data.files)} (tools/dataset_converters/export_scene.py '
+                           'writes a scene npz)')
+        scene = {k: np.asarray(data[k]) for k in ('semantics', 'trajectory', 'command',
+                                                  'ego_poses', 'vocabulary') if k in data.files}
+    if scene['semantics'].ndim != 4:
+        raise CLIError(f'{path}: "semantics" must be (T, X, Y, Z), found shape '
+                       f'{scene["semantics"].shape}')
+    return scene
+
+
+def run_forecast(cfg, args, model):
+    """--task forecast: the future frames, the planned trajectory and the pictures."""
+    if not args.input:
+        raise CLIError('--task forecast needs --input NPZ with "semantics" (T, X, Y, Z) '
+                       f'(T = {model.history_frames} history frames, or + '
+                       f'{model.future_frames} future frames to compare with); '
+                       'tools/dataset_converters/export_scene.py writes one')
+    scene = read_scene(args.input)
+    voc = cfg.get('vocabulary')
+    if 'vocabulary' in scene and voc and str(scene['vocabulary']) != voc:
+        raise CLIError(f'{args.input}: the scene is in vocabulary {str(scene["vocabulary"])!r}, '
+                       f'the model of {args.config} in {voc!r}; export the scene with a config '
+                       'of the same vocabulary')
+    H, Fu = model.history_frames, model.future_frames
+    sem = scene['semantics']
+    if sem.shape[0] > H + Fu:  # a longer window: its first H + F frames
+        print(f'forecast: the input has {sem.shape[0]} frames; using the first {H + Fu} '
+              f'({H} history + {Fu} future to compare with)')
+        sem = sem[:H + Fu]
+    elif H < sem.shape[0] < H + Fu:
+        sem = sem[:H]
+    T = sem.shape[0]
+    traj = scene.get('trajectory')
+    poses = scene.get('ego_poses')
+    command = args.command if args.command is not None else (
+        int(scene['command']) if 'command' in scene else None)
+    meta = dict(scene=osp.basename(args.input), free_label=int(cfg.get('free_label', 0)))
+    if voc:
+        meta['vocabulary'] = voc
+    if cfg.get('pc_range') is not None:
+        pc = [float(v) for v in cfg.pc_range]
+        meta['pc_range'] = pc
+        meta['voxel_size'] = [(pc[a + 3] - pc[a]) / sem.shape[a + 1] for a in range(3)]
+    if hasattr(model, 'show_progress'):
+        model.show_progress = not args.no_progress
+    try:
+        out = G.forecast_scene(model, sem, None if traj is None else traj[:T], command,
+                               None if poses is None else poses[:T], meta)
+    except ValueError as err:
+        raise CLIError(f'forecast {args.input}: {err}') from err
+    os.makedirs(args.out, exist_ok=True)
+    path = osp.join(args.out, 'forecast.npz')
+    arrays = {k: v for k, v in out.items()}
+    save_npz_atomic(path, task=np.array('forecast'), **npz_meta(cfg), **arrays,
+                    command=np.int64(G.parse_command(command) if command is not None else 1))
+    paths = [path]
+    txt = osp.join(args.out, 'forecast_trajectory.txt')
+    with atomic_path(txt) as tmp:
+        np.savetxt(tmp, out['pred_trajectory'], fmt='%.4f',
+                   header='planned ego positions (x forward, y left; metres from the last '
+                   'history frame), one row per future frame')
+    paths.append(txt)
+    if not args.no_render:
+        paths += render_forecast(cfg, out, args.out)
+    F = out['semantics'].shape[0]
+    last = out['pred_trajectory'][-1]
+    print(f'forecast: {H} history -> {F} future frame(s) of shape {out["semantics"].shape[1:]}'
+          f'; planned ego position after {F} frame(s): x {last[0]:.2f} m, y {last[1]:.2f} m '
+          f'-> {osp.abspath(args.out)} ({len(paths)} files)')
+    return out
+
+
+def render_forecast(cfg, out: dict, out_dir: str) -> list:
+    """``forecast_bev.png``: the last history frame with the planned path (white dots) and the
+    ground-truth path (black) when known; ``forecast.gif``: history then forecast frames."""
+    try:
+        from occworld4d.visualization import render_bev, save_gif, save_png
+    except ImportError as err:  # pragma: no cover - the package is part of the toolkit
+        print(f'note: renders skipped ({err})')
+        return []
+    palette = cfg.get('vis_palette') or cfg.get('vocabulary') or 'occ3d_nuscenes'
+    free = int(cfg.get('free_label', 0))
+    scale = 4
+    frames = [render_bev(f, palette=palette, free_label=free, scale=scale)
+              for f in list(out['history']) + list(out['semantics'])]
+    X, Y = out['history'].shape[1:3]
+    pc = cfg.get('pc_range')
+    if pc is not None:
+        size = ((pc[3] - pc[0]) / X, (pc[4] - pc[1]) / Y)
+    else:
+        size = (1.0, 1.0)
+    picture = frames[len(out['history']) - 1].copy()
+    for key, colour in (('gt_trajectory', (0, 0, 0)), ('pred_trajectory', (255, 255, 255))):
+        if key in out:
+            draw_path(picture, out[key], size, (X, Y), scale, colour)
+    return [save_png(picture, osp.join(out_dir, 'forecast_bev.png')),
+            save_gif(frames, osp.join(out_dir, 'forecast.gif'))]
+
+
+def draw_path(image: np.ndarray, xy: np.ndarray, voxel_size, shape, scale: int, colour) -> None:
+    """Dots at ego positions ``xy`` (F, 2) metres (ego at the grid centre) on a BEV image whose
+    rows follow x and columns y (``render_bev``'s layout), in place."""
+    h, w = image.shape[:2]
+    for x, y in np.asarray(xy, float):
+        i = (shape[0] / 2 + x / voxel_size[0]) * h / shape[0]
+        j = (shape[1] / 2 + y / voxel_size[1]) * w / shape[1]
+        r = max(1, scale // 2)
+        i0, j0 = int(round(i)), int(round(j))
+        image[max(i0 - r, 0):max(min(i0 + r + 1, h), 0),
+              max(j0 - r, 0):max(min(j0 + r + 1, w), 0)] = colour
 
 
 def main(argv=None):
     args = parse_args(argv)
     cfg = load_config(args.config, args.cfg_options)
-    check_checkpoint(args.checkpoint)
     apply_trust_checkpoint(args, cfg)
-    try:
-        model = load_generator(cfg, args.checkpoint, args.device)
-    except (CheckpointMismatchError,) + checkpoint_errors() as err:
-        raise CLIError(str(err)) from err
-    inf = OccGenerationInferencer(model, palette=cfg.get('vis_palette'),
+    model = load_model(cfg, args)
+    refusal = G.unsupported_task_message(model, args.task)
+    if refusal:
+        raise CLIError(refusal)
+    if args.task == 'forecast':
+        return run_forecast(cfg, args, model)
+    inf = OccGenerationInferencer(model, palette=cfg.get('vis_palette') or cfg.get('vocabulary'),
                                   free_label=cfg.get('free_label', 0))
     voxels = layout = None
     if args.input:
-        voxels, layout = read_input(args.input)
+        voxels, layout = read_input(args.input, cfg)
     if args.task == 'layout' and layout is None and voxels is not None:
         layout = layout_from_voxels(cfg, voxels if voxels.ndim == 4 else voxels[None])
     if args.task == 'layout' and layout is None:
@@ -209,6 +395,8 @@ def main(argv=None):
                   trajectory=args.trajectory, layout=layout if use_layout else None,
                   voxels=voxels, region=args.region, shift=args.shift or (0, 0),
                   num_frames=args.num_frames, overlap=args.overlap)
+    if not args.no_progress:
+        kwargs['progress'] = True
     if args.resample_jumps > 1:
         kwargs['resample_jumps'] = args.resample_jumps
     for key, value in (('sampler', args.sampler), ('num_steps', args.steps),
@@ -219,7 +407,7 @@ def main(argv=None):
         result = inf(args.task, **kwargs)
     except (ValueError, NotImplementedError) as err:
         raise CLIError(f'{args.task}: {err}') from err
-    paths = inf.save(result, args.out, render=not args.no_render)
+    paths = inf.save(result, args.out, render=not args.no_render, extra=npz_meta(cfg))
     print(f'{args.task}: {result["semantics"].shape[0]} sample(s) of shape '
           f'{result["semantics"].shape[1:]} -> {osp.abspath(args.out)} ({len(paths)} files)')
     if args.lidar or args.cameras:

@@ -8,7 +8,9 @@ Examples:
     python tools/test.py CONFIG OLD.pth --trust-checkpoint   # full pickle: trusted files only
     bash tools/dist_test.sh CONFIG CHECKPOINT 8
 
-CHECKPOINT may be a .pth (loaded with torch.load(weights_only=True) and the mmengine checkpoint
+CHECKPOINT may be a work dir (its latest checkpoint is used: ``last_checkpoint``'s target, else
+the newest .pth; the chosen file is logged and recorded as ``_checkpoint``), a .pth (loaded
+with torch.load(weights_only=True) and the mmengine checkpoint
 types allow-listed, docs/reliability.md) or a .safetensors state dict.
 
 Generation configs (a ``GenerationMetric`` test evaluator, see
@@ -35,8 +37,8 @@ from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import (CLIError, KeyValueAction, add_trust_checkpoint_argument,
-                                 apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
-                                 default_work_dir, load_config, setup_launcher_env)
+                                 apply_trust_checkpoint, checkpoint_errors, default_work_dir,
+                                 load_config, resolve_checkpoint_arg, setup_launcher_env)
 from occworld4d.apis.launcher import setup_distributed
 from occworld4d.utils import save_json_atomic
 
@@ -44,8 +46,8 @@ from occworld4d.utils import save_json_atomic
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (evaluate) an occworld4d checkpoint')
     parser.add_argument('config', help='config file path')
-    parser.add_argument('checkpoint', help='checkpoint file, or "none" for a model without '
-                        'parameters (a forecasting baseline)')
+    parser.add_argument('checkpoint', help='checkpoint file, a work dir (its latest checkpoint), '
+                        'or "none" for a model without parameters (a forecasting baseline)')
     parser.add_argument('--work-dir', help='folder for logs')
     parser.add_argument('--out', help='write the metrics to this JSON file')
     parser.add_argument('--sample-dir', help='write the test predictions (generated scenes) as '
@@ -123,7 +125,8 @@ def check_generation_metrics(cfg, config_path: str) -> None:
                 f'{config_path} scores generated samples with GenerationMetric, which needs the '
                 f'feature-extractor checkpoint: train {extractor} with tools/train.py and pass '
                 f'--cfg-options {key}.checkpoint=PATH')
-        check_checkpoint(ev.get('checkpoint'))
+        if ev.get('checkpoint') is not None:  # a work dir stands for its latest checkpoint
+            ev['checkpoint'] = resolve_checkpoint_arg(ev['checkpoint'], f'{key}.checkpoint')
 
 
 def main(argv=None):
@@ -132,8 +135,8 @@ def main(argv=None):
                        ['python', 'tools/test.py'] + (sys.argv[1:] if argv is None else argv))
     setup_launcher_env(args.launcher)
     no_checkpoint = is_no_checkpoint(args.checkpoint)
-    if not no_checkpoint:
-        check_checkpoint(args.checkpoint)
+    if not no_checkpoint:  # a work dir stands for its latest checkpoint (logged)
+        args.checkpoint = resolve_checkpoint_arg(args.checkpoint)
     elif args.launcher != 'none':  # DDP refuses a model without parameters
         raise CLIError('checkpoint "none" (a parameter-free baseline) runs in one process: '
                        'drop --launcher / use tools/test.py, not dist_test.sh')

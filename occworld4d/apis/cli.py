@@ -1,4 +1,5 @@
 """Helpers shared by the command-line tools (train / test / sample / benchmark)."""
+import argparse
 import os
 import os.path as osp
 import sys
@@ -86,6 +87,45 @@ def default_work_dir(config_path: str) -> str:
 def check_checkpoint(path: Optional[str]) -> None:
     if path is not None and not osp.isfile(path):
         raise CLIError(f'checkpoint {path!r} does not exist')
+
+
+def resolve_checkpoint_arg(path: Optional[str], what: str = 'checkpoint') -> Optional[str]:
+    """A checkpoint argument of a tool: a file, or a work dir standing for its latest
+    checkpoint (:func:`occworld4d.utils.compat.resolve_checkpoint`, which logs the choice).
+    A missing path or a folder without a checkpoint is one ``CLIError``."""
+    if path is None:
+        return None
+    from occworld4d.utils.compat import resolve_checkpoint
+    try:
+        return resolve_checkpoint(path)
+    except FileNotFoundError as err:
+        raise CLIError(f'{what}: {err.args[0]}') from err
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                    argparse.RawDescriptionHelpFormatter):
+    """``--help`` shows every option's default and keeps the description's line breaks."""
+
+
+def resolve_device(name: Optional[str]) -> str:
+    """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; other names pass
+    through after a check that CUDA is there when asked for."""
+    import torch
+    name = 'auto' if name is None else str(name)
+    if name == 'auto':
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    if name.startswith('cuda') and not torch.cuda.is_available():
+        raise CLIError(f'--device {name}: CUDA is not available on this machine (torch '
+                       f'{torch.__version__}); use --device cpu or auto')
+    return name
+
+
+def add_device_argument(parser, default: str = 'auto', help_extra: str = '') -> None:
+    """``--device auto|cpu|cuda|cuda:N`` (auto = CUDA if available, else CPU), the same in
+    every tool; read it with :func:`resolve_device`."""
+    parser.add_argument('--device', default=default,
+                        help='auto (CUDA if available, else CPU), cpu, cuda or cuda:N'
+                        + help_extra)
 
 
 def setup_launcher_env(launcher: str) -> None:

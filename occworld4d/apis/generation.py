@@ -393,3 +393,167 @@ def single_frame(model, frame, num_samples: int = 1, keep_static: bool = True,
                                       **sample_kwargs))
     out[:, 0] = f.to(torch.uint8)
     return out
+
+
+# ------------------------------------------------------------- what a model can do
+GENERATION_TASKS = ('uncond', 'command', 'trajectory', 'layout', 'continue', 'long',
+                    'inpaint', 'outpaint', 'single-frame')
+FORECAST_TASKS = ('forecast', )
+
+
+def is_forecaster(model) -> bool:
+    """A world model / forecasting baseline (``history_frames`` + ``future_frames``, no
+    latent sampler): :class:`~occworld4d.models.world_models.OccWorld`, ``CopyLastForecaster``,
+    ``EgoWarpForecaster``."""
+    return (hasattr(model, 'history_frames') and hasattr(model, 'future_frames')
+            and not callable(getattr(model, 'sample', None)))
+
+
+def supported_tasks(model) -> Tuple[str, ...]:
+    """The ``tools/sample.py`` tasks ``model`` can run, in the order of the task list.
+
+    Forecasters: ``forecast``. Latent-diffusion generators: ``uncond``; ``command`` /
+    ``trajectory`` / ``layout`` when the model was trained with that condition; ``continue``
+    and ``long`` (chained windows) and ``inpaint`` with an adapter that maps a voxel box to
+    latent cells (``region_mask``); ``outpaint`` when it also knows its ``voxel_shape``;
+    ``single-frame`` with ``voxel_shape`` and ``plane_mask`` / ``frame_mask``.
+    """
+    if is_forecaster(model):
+        return FORECAST_TASKS
+    if not callable(getattr(model, 'sample', None)):
+        return ()
+    keys = tuple(getattr(model, 'condition_keys', ()) or ())
+    adapter = getattr(model, 'adapter', None)
+    region = adapter is not None and hasattr(adapter, 'region_mask')
+    shape = getattr(adapter, 'voxel_shape', None) is not None
+    frame = adapter is not None and (hasattr(adapter, 'plane_mask')
+                                     or hasattr(adapter, 'frame_mask'))
+    can = dict(uncond=True, command='command' in keys, trajectory='trajectory' in keys,
+               layout='layout' in keys, long=region, inpaint=region, outpaint=region and shape,
+               single_frame=shape and frame)
+    can['continue'] = region
+    can['single-frame'] = can.pop('single_frame')
+    return tuple(t for t in GENERATION_TASKS if can[t])
+
+
+def unsupported_task_message(model, task: str) -> Optional[str]:
+    """One line naming what ``model`` can do when it cannot run ``task`` (else None)."""
+    tasks = supported_tasks(model)
+    if task in tasks:
+        return None
+    kind = type(model).__name__
+    if not tasks:
+        return f'{kind} cannot run --task {task}: it is neither a generator nor a forecaster'
+    return (f'{kind} cannot run --task {task}; the tasks it can run are: {", ".join(tasks)}')
+
+
+def model_device(model) -> torch.device:
+    """The device of a model's parameters / buffers (CPU for a parameter-free baseline)."""
+    device = getattr(model, 'device', None)
+    if isinstance(device, torch.device):
+        return device
+    for tensor in list(model.parameters()) + list(model.buffers()):
+        return tensor.device
+    return torch.device('cpu')
+
+
+# ------------------------------------------------------------------ forecasting
+@torch.no_grad()
+def forecast_scene(model, semantics, trajectory=None, command=None, ego_poses=None,
+                   meta: Optional[dict] = None) -> Dict[str, np.ndarray]:
+    """Forecast the future of one scene with a world model / forecasting baseline.
+
+    The window goes through the dataset's packing (``PackOccInputs``) and the model's
+    ``test_step`` (data preprocessor + ``predict``), exactly like a test window.
+
+    Args:
+        semantics: (T, X, Y, Z) class ids, T = the model's ``history_frames`` H (forecast
+            only) or H + ``future_frames`` F (the last F frames are then the ground truth).
+        trajectory: (T, 3) (x, y, yaw) relative to frame 0 (default: standing still).
+        command: 0-3 or STATIC / FORWARD / LEFT / RIGHT (default FORWARD).
+        ego_poses: (T, 4, 4) world-from-ego (the ego-warp baseline needs them).
+        meta: metainfo of the window (vocabulary, free_label, pc_range, voxel_size, scene).
+
+    Returns:
+        dict(semantics uint8 (F, X, Y, Z) forecast frames, history uint8 (H, X, Y, Z),
+        pred_trajectory float32 (F, 2) planned ego positions (metres, from the last history
+        frame), gt_semantics / gt_trajectory when the window has the future, and
+        forecast_seconds).
+    """
+    from mmengine.dataset import pseudo_collate
+
+    from occworld4d.datasets.transforms.formatting import PackOccInputs
+    H, Fu = int(model.history_frames), int(model.future_frames)
+    sem = np.asarray(semantics)
+    if sem.ndim != 4 or sem.shape[0] not in (H, H + Fu):
+        raise ValueError(f'forecast: the scene must be (T, X, Y, Z) with T = history_frames '
+                         f'{H} or history + future_frames {H + Fu}; got shape {sem.shape}')
+    T = sem.shape[0]
+    window = dict(meta or {})
+    window['semantics'] = sem.astype(np.uint8)
+    if trajectory is not None:
+        window['trajectory'] = np.asarray(trajectory, np.float32)
+    window['command'] = parse_command(command) if command is not None else COMMANDS['FORWARD']
+    if ego_poses is not None:
+        poses = np.asarray(ego_poses, np.float64)
+        if poses.shape != (T, 4, 4):
+            raise ValueError(f'forecast: ego_poses must be ({T}, 4, 4); got {poses.shape}')
+        window['ego_poses'] = poses
+    data = pseudo_collate([PackOccInputs()(window)])
+    (sample, ) = model.test_step(data)
+    out = dict(semantics=sample.pred_semantics.cpu().numpy().astype(np.uint8),
+               history=sem[:H].astype(np.uint8),
+               pred_trajectory=np.asarray(sample.pred_ego_trajectory, np.float32),
+               forecast_seconds=np.float32(sample.forecast_seconds))
+    if T == H + Fu:
+        out['gt_semantics'] = sem[H:].astype(np.uint8)
+        out['gt_trajectory'] = np.asarray(sample.gt_ego_trajectory, np.float32)
+    return out
+
+
+# ------------------------------------------------------------------ layouts of a config
+LAYOUT_TRANSFORMS = ('UniSceneLayout', 'MakeLayout')
+
+
+def layout_transform_spec(cfg) -> Optional[dict]:
+    """The layout transform (``UniSceneLayout`` / ``MakeLayout``) of a config's training
+    pipeline as a plain dict, adapted to a bare scene (a ``UniSceneLayout`` from boxes reads
+    the occupancy instead), or None when the config builds no layout."""
+    pipeline = (cfg.get('train_dataloader') or {}).get('dataset', {}).get('pipeline', [])
+    specs = [t for t in pipeline if isinstance(t, dict) and t.get('type') in LAYOUT_TRANSFORMS]
+    if not specs:
+        return None
+    spec = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dict(specs[0]).items()}
+    if spec['type'] == 'UniSceneLayout' and spec.get('source', 'occupancy') != 'occupancy':
+        spec = dict(spec, source='occupancy', map_from_occupancy=[])
+    return spec
+
+
+def layout_spec_key(spec: Optional[dict]) -> str:
+    """A canonical string of a layout spec (what ``layout_spec`` in a scene npz holds): two
+    configs make the same layouts when their keys are equal."""
+    import json
+    return json.dumps(spec, sort_keys=True, default=str) if spec is not None else ''
+
+
+def layout_from_scene(cfg, voxels) -> np.ndarray:
+    """A layout (T, h, w) of a scene (T, X, Y, Z) made exactly like the config's training
+    layouts (:func:`layout_transform_spec`), read with the config's ``vocabulary``.
+
+    Raises:
+        ValueError: the config builds no layout or names no vocabulary.
+    """
+    from mmengine.registry import DefaultScope
+
+    from occworld4d.registry import TRANSFORMS
+    spec = layout_transform_spec(cfg)
+    if spec is None:
+        raise ValueError('the config\'s training pipeline has no layout transform '
+                         f'({" / ".join(LAYOUT_TRANSFORMS)}) to build a layout from a scene')
+    vocabulary = cfg.get('vocabulary')
+    if vocabulary is None:
+        raise ValueError('the config names no "vocabulary" to read the scene with')
+    window = dict(semantics=np.asarray(voxels).astype(np.uint8), vocabulary=vocabulary)
+    with DefaultScope.overwrite_default_scope('occworld4d'):
+        transform = TRANSFORMS.build(spec)
+    return np.asarray(transform(window)['layout'])

@@ -164,8 +164,10 @@ class OccGenerationInferencer:
             return int(shape[0])
         return int(getattr(self.model.denoiser, 'num_frames', 16))
 
-    def save(self, result: Dict[str, object], out_dir: str, render: bool = True) -> List[str]:
-        """Write ``sample_{i}.npz`` (key ``semantics``, uint8 (T, X, Y, Z)) and, when the
+    def save(self, result: Dict[str, object], out_dir: str, render: bool = True,
+             extra: Optional[Dict[str, np.ndarray]] = None) -> List[str]:
+        """Write ``sample_{i}.npz`` (key ``semantics``, uint8 (T, X, Y, Z), plus the ``extra``
+        arrays: ``tools/sample.py`` records the ``vocabulary`` and ``pc_range``) and, when the
         visualization package is available, ``sample_{i}_bev.png`` (frame 0) and
         ``sample_{i}.gif`` (all frames) for every sample. Returns the written paths."""
         os.makedirs(out_dir, exist_ok=True)
@@ -173,7 +175,7 @@ class OccGenerationInferencer:
         sem = np.asarray(result['semantics'], dtype=np.uint8)
         for i, s in enumerate(sem):
             path = osp.join(out_dir, f'sample_{i}.npz')
-            save_npz_atomic(path, semantics=s, task=np.array(result['task']))
+            save_npz_atomic(path, semantics=s, task=np.array(result['task']), **(extra or {}))
             paths.append(path)
         if not render:
             return paths

@@ -14,6 +14,9 @@
    config, or :func:`set_trust_checkpoint` / :func:`trusted_checkpoints` in Python. A trusted
    load is a full pickle and warns with the file name. ``.safetensors`` files (a plain state
    dict of tensors) are accepted wherever a checkpoint is.
+   A *work dir* is accepted wherever a checkpoint file is (:func:`resolve_checkpoint`): its
+   latest checkpoint is used (``last_checkpoint``'s target, else the newest ``*.pth`` /
+   ``best_*.pth`` / ``.safetensors``) and the chosen file is logged.
 2. **Atomic saves.** mmengine writes checkpoints in place; local saves go to
    ``<name>.tmp``, are fsynced and renamed, so a checkpoint file is either complete or absent.
    (Rotation, ``last_checkpoint`` and resume fallback: ``occworld4d.engine.hooks.checkpoint_hook``.)
@@ -24,7 +27,7 @@ import os.path as osp
 import pickle
 import warnings
 import zipfile
-from typing import Optional
+from typing import Optional, Tuple
 
 import torch
 from mmengine.logging import print_log
@@ -135,6 +138,72 @@ def _load_safetensors(filename: str, map_location=None) -> dict:
                                   f'.safetensors file of tensors): {err}') from err
 
 
+CHECKPOINT_SUFFIXES = ('.pth', '.safetensors')
+
+
+def _record_target(work_dir: str) -> Optional[str]:
+    """The checkpoint named by ``<work_dir>/last_checkpoint`` when it exists (the recorded path
+    as written, or the same file name inside ``work_dir`` when the folder has moved)."""
+    record = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(record):
+        return None
+    with open(record) as f:
+        target = f.read().strip()
+    if not target:
+        return None
+    for path in (target, osp.join(work_dir, osp.basename(target))):
+        if osp.isfile(path) and checkpoint_is_intact(path):
+            return path
+    return None
+
+
+def latest_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
+    """The checkpoint a work dir stands for, and why it was chosen.
+
+    ``last_checkpoint``'s target (mmengine / ``SafeCheckpointHook`` write it after every save)
+    when it is intact; else the newest intact ``*.pth`` / ``best_*.pth`` / ``*.safetensors``
+    of the folder (modification time, then name). ``(None, reason)`` when there is none.
+    """
+    target = _record_target(work_dir)
+    if target is not None:
+        return target, f'{osp.join(work_dir, "last_checkpoint")} names it'
+    files = [osp.join(work_dir, n) for n in os.listdir(work_dir)
+             if n.endswith(CHECKPOINT_SUFFIXES) and osp.isfile(osp.join(work_dir, n))]
+    files.sort(key=lambda p: (osp.getmtime(p), osp.basename(p)), reverse=True)
+    for path in files:
+        if checkpoint_is_intact(path):
+            return path, f'the newest of {len(files)} checkpoint file(s) in {work_dir}'
+    if files:
+        return None, f'{work_dir} holds {len(files)} checkpoint file(s), none intact'
+    return None, f'{work_dir} holds no last_checkpoint and no *.pth / *.safetensors file'
+
+
+def resolve_checkpoint(path: str, logger='current') -> str:
+    """A checkpoint file, or a work dir -> its latest checkpoint (:func:`latest_checkpoint`),
+    logged as ``work dir D: using checkpoint F (why)``. Files and remote paths pass through.
+
+    Raises:
+        FileNotFoundError: the path does not exist, or a folder holds no intact checkpoint
+            (naming the folder and what was expected).
+    """
+    path = str(path)
+    if '://' in path:
+        return path
+    path = osp.expanduser(path)
+    if osp.isfile(path):
+        return path
+    if not osp.isdir(path):
+        raise FileNotFoundError(f'checkpoint {path!r} does not exist (expected a checkpoint '
+                                'file or a work dir holding one)')
+    found, why = latest_checkpoint(path)
+    if found is None:
+        raise FileNotFoundError(f'work dir {path!r} has no checkpoint to load: {why}; expected '
+                                'a folder written by tools/train.py or a checkpoint file')
+    if logger is not None:
+        print_log(f'work dir {path}: using checkpoint {found} ({why})', logger=logger)
+    return found
+
+
 def load_checkpoint_file(filename: str, map_location=None, trust: Optional[bool] = None):
     """Load a local checkpoint; safe (``weights_only=True`` + allow-list) unless trusted.
 
@@ -152,6 +221,8 @@ def load_checkpoint_file(filename: str, map_location=None, trust: Optional[bool]
         CheckpointLoadError: naming the path when the file is not a readable checkpoint.
     """
     filename = osp.expanduser(str(filename))
+    if osp.isdir(filename):  # a work dir: its latest checkpoint, logged
+        filename = resolve_checkpoint(filename)
     if not osp.isfile(filename):
         raise FileNotFoundError(f'checkpoint {filename!r} does not exist')
     if is_safetensors(filename):
@@ -190,6 +261,16 @@ def load_checkpoint_file(filename: str, map_location=None, trust: Optional[bool]
     except Exception as err:  # torch raises several types for a corrupt / truncated file
         raise CheckpointLoadError(f'checkpoint {filename!r} could not be read (expected a file '
                                   f'written by torch.save): {err}') from err
+
+
+def load_from_local(filename: str, map_location=None):
+    """The loader registered for local paths in mmengine's ``CheckpointLoader``.
+
+    mmengine logs ``Loads checkpoint by {loader.__name__[10:]} backend``, i.e. it expects the
+    ``load_from_<backend>`` naming of its own loaders; this name makes the line read "by local
+    backend" (registering :func:`load_checkpoint_file` itself printed "point_file").
+    """
+    return load_checkpoint_file(filename, map_location)
 
 
 def load_trusted_local_checkpoint(filename: str, map_location=None):
@@ -276,7 +357,7 @@ def apply_mmengine_compat() -> None:
     global _APPLIED
     if _APPLIED:
         return
-    _ckpt.CheckpointLoader.register_scheme(prefixes='', loader=load_checkpoint_file, force=True)
+    _ckpt.CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
     import mmengine.runner.runner as _runner_mod
     _ckpt.save_checkpoint = atomic_save_checkpoint
     _runner_mod.save_checkpoint = atomic_save_checkpoint

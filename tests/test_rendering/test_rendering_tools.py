@@ -1,5 +1,6 @@
 """tools/render_sensors.py, create_layout_cache.py and benchmark_lidar.py end to end."""
 import importlib.util
+import os
 import os.path as osp
 import pickle
 
@@ -62,8 +63,13 @@ def test_render_sensors_sequence_and_errors(tmp_path):
     with pytest.raises(tool.RenderError, match='no semantic grid.*found keys'):
         np.savez(tmp_path / 'nokey.npz', a=1, b=2)
         tool.main([str(tmp_path / 'nokey.npz'), '--out', str(out)] + SMALL)
-    with pytest.raises(tool.RenderError, match='--cameras needs --calib'):
-        tool.main([str(tmp_path / 'seq.npz'), '--cameras', '--out', str(out)] + SMALL)
+    # --cameras without --calib: the preset nuScenes-like rig (6 cameras x semantic + depth)
+    assert tool.main([str(tmp_path / 'seq.npz'), '--cameras', '--out', str(out / 'rig'),
+                      '--device', 'cpu'] + SMALL) == 0
+    assert len(os.listdir(out / 'rig' / 'cameras' / '001')) == 12
+    with pytest.raises(tool.RenderError, match='no such file and not a preset rig'):
+        tool.main([str(tmp_path / 'seq.npz'), '--cameras', '--calib', 'nope.pkl',
+                   '--out', str(out)] + SMALL)
     bad_calib = tmp_path / 'calib.pkl'
     with open(bad_calib, 'wb') as f:
         pickle.dump({'data_list': [{'images': {'CAM_FRONT': {'cam2img': np.eye(3)}}}]}, f)

@@ -165,9 +165,11 @@ class GenerationMetric(BaseMetric):
         extractor = extractor_config(extractor)
         model = MODELS.build(extractor) if isinstance(extractor, dict) else extractor
         if checkpoint is not None:
-            if not osp.isfile(checkpoint):
-                raise FileNotFoundError(f'GenerationMetric: extractor checkpoint {checkpoint!r} '
-                                        'does not exist')
+            from occworld4d.utils.compat import resolve_checkpoint
+            try:  # a work dir stands for its latest checkpoint (logged)
+                checkpoint = resolve_checkpoint(checkpoint)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(f'GenerationMetric: extractor {err.args[0]}') from err
             load_checkpoint(model, checkpoint, map_location='cpu', strict=True)
             if model.loaded_version != model.version:
                 raise VersionMismatchError(

@@ -32,6 +32,7 @@ from typing import Dict, List, Optional
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 from occworld4d.models.tokenizers.base import FrozenTokenizerModel, attach_predictions
 from occworld4d.registry import MODELS
@@ -151,6 +152,7 @@ class OccWorld(FrozenTokenizerModel):
                 f'num_frames={self.transformer.num_frames}')
         self.pose_loss_weight = float(pose_loss_weight)
         self.use_cache = bool(use_cache)
+        self.show_progress = False  # a tqdm bar over the forecast frames (tools/sample.py)
         self.num_modes = self.pose_decoder.num_modes
         code_dim = self.transformer.token_shape[0]
         if getattr(self.tokenizer.quantizer, 'code_dim', code_dim) != code_dim:
@@ -268,6 +270,8 @@ class OccWorld(FrozenTokenizerModel):
         cache = self.transformer.new_cache() if use_cache else None
         new_tokens, new_poses = tokens, poses
         out_ids, out_steps = [], []
+        bar = tqdm(total=num_future, desc='forecast', unit='frame',
+                   disable=not self.show_progress)
         for k in range(num_future):
             if cache is not None:
                 logits, pose = self.transformer.step(new_tokens, new_poses, cache)
@@ -278,6 +282,7 @@ class OccWorld(FrozenTokenizerModel):
             step = select_mode(self.pose_decoder(pose)[:, None], mode)  # (B, 1, 2)
             out_ids.append(nxt)
             out_steps.append(step[:, 0])
+            bar.update(1)
             if k == num_future - 1:
                 break
             new_tokens = self.codes(nxt[:, None])  # (B, 1, D, h, w)
@@ -285,6 +290,7 @@ class OccWorld(FrozenTokenizerModel):
             if cache is None:
                 tokens = torch.cat([tokens, new_tokens], dim=1)
                 poses = torch.cat([poses, new_poses], dim=1)
+        bar.close()
         return torch.stack(out_ids, 1), torch.stack(out_steps, 1)
 
     @torch.no_grad()
