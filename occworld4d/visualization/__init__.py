@@ -1,6 +1,8 @@
 """Voxel / BEV rendering, palettes, PNG / GIF / MP4 writers and the OccVisualizer."""
-from .io import (mp4_available, save_frames, save_gif, save_mp4, save_png, side_by_side,
-                 tile_rows)
+from .figure import (EGO_COLOUR, SceneInfo, draw_comparison, draw_frame, scene_frames,
+                     scene_info)
+from .io import (mp4_available, read_mp4, save_frames, save_gif, save_mp4, save_png,
+                 side_by_side, tile_rows)
 from .palettes import NAME_COLOURS, get_palette
 from .render import (iso_pixel, render, render_bev, render_sequence, render_voxels_iso,
                      top_labels)
@@ -9,4 +11,5 @@ from .visualizer import OccVisualizer, draw_occ_sample, occ_animation_frames
 __all__ = ['get_palette', 'NAME_COLOURS', 'render', 'render_bev', 'render_voxels_iso',
            'render_sequence', 'top_labels', 'iso_pixel', 'save_png', 'save_gif', 'save_mp4',
            'save_frames', 'mp4_available', 'side_by_side', 'tile_rows', 'OccVisualizer',
-           'draw_occ_sample', 'occ_animation_frames']
+           'draw_occ_sample', 'occ_animation_frames', 'read_mp4', 'SceneInfo', 'scene_info',
+           'draw_frame', 'draw_comparison', 'scene_frames', 'EGO_COLOUR']

@@ -120,11 +120,30 @@ def test_visualizer_writes_to_local_backend(tmp_path):
     sample = dict(gt_semantics=torch.from_numpy(g), pred_semantics=torch.from_numpy(g2),
                   vocabulary='dynamiccity_carlasc')
     vis = OccVisualizer(name='h4_vis_test', vis_backends=[dict(type='LocalVisBackend')],
-                        save_dir=str(tmp_path), scale=1, max_frames=2,
-                        height_shading=False)
+                        save_dir=str(tmp_path), max_frames=2, height_shading=False)
+    layout = {}
     img = vis.add_datasample('val', data_sample=sample, step=3)
-    road = tuple(get_palette('dynamiccity_carlasc')[6])
-    assert img.shape[0] > 8 and (img == np.array(road, np.uint8)).all(axis=2).sum() == 4 * 16 - 2
+    from occworld4d.visualization.visualizer import draw_occ_sample
+    assert (draw_occ_sample(sample, max_frames=2, height_shading=False, layout=layout)
+            == img).all()
+    pal = get_palette('dynamiccity_carlasc')
+    # rows GT / pred / difference x 2 frames, panels upscaled to 512 px (4 x 4 grid: 128 px
+    # per voxel); GT frame 0 panel: voxel (x, y) = (3, 3) is road at pixel (0.5, 0.5) * 128
+    assert len(layout['panel_origins']) == 6 and layout['scale'] == 128
+    x0, y0 = layout['panel_origins'][0]
+    assert tuple(img[y0 + 64, x0 + 64]) == tuple(pal[6])
+    # columns are frames 0 and 2 (max_frames=2 of 3); pred frame 2 has the vehicle at
+    # (x, y) = (2, 0): row (4 - 2 - 0.5) * 128, col (4 - 0 - 0.5) * 128
+    x0, y0 = layout['panel_origins'][3]
+    assert tuple(img[y0 + 192, x0 + 448]) == tuple(pal[10])
+    # ... and the difference panel marks that column 'extra' (GT has no vehicle there)
+    from occworld4d.visualization.figure import DIFF_PALETTE
+    x0, y0 = layout['panel_origins'][5]
+    assert tuple(img[y0 + 192, x0 + 448]) == tuple(DIFF_PALETTE[2])
+    # the legend holds every class colour (free excluded) in its swatches
+    lx, ly = layout['legend_origin']
+    for (a, b, c, d), rgb in zip(layout['legend_boxes'], pal[1:]):
+        assert tuple(img[ly + (b + d) // 2, lx + (a + c) // 2]) == tuple(rgb)
     written = [os.path.join(d, f) for d, _, fs in os.walk(tmp_path) for f in fs]
     assert any(f.endswith('val_3.png') for f in written), written
     out = tmp_path / 'anim.gif'

@@ -67,6 +67,12 @@ def test_hook_draws_every_interval_batches(tmp_path):
     from occworld4d.visualization import get_palette
     vehicle = get_palette('dynamiccity_carlasc')[10]
     assert (img == vehicle).all(axis=2).any()
+    # the same picture as tools/visualize.py: panels of >= 512 px with the ego marker and the
+    # difference row (vehicle -> bicycle is a wrong class)
+    from occworld4d.visualization import EGO_COLOUR
+    from occworld4d.visualization.figure import DIFF_PALETTE
+    assert img.shape[0] > 3 * 512 and (img == EGO_COLOUR).all(axis=2).sum() > 50
+    assert (img == DIFF_PALETTE[4]).all(axis=2).sum() > 80 * 80
 
 
 def test_hook_writes_test_gifs(tmp_path):
