@@ -29,8 +29,16 @@ env_cfg = dict(
     dist_cfg=dict(backend='nccl'),
 )
 
-# Visualization backends: add dict(type='TensorboardVisBackend') or
-# dict(type='WandbVisBackend', init_kwargs=dict(project='occworld4d')) to log there too.
+# Visualization backends. To log to TensorBoard or W&B too, set in your config (the tools copy
+# a child config's vis_backends into the visualizer; tests/test_tools/test_vis_backends.py):
+#   vis_backends = [dict(type='LocalVisBackend'), dict(type='TensorboardVisBackend')]
+#       -> <work_dir>/<timestamp>/vis_data/events.out.tfevents.*  (pip install tensorboard;
+#          view with: tensorboard --logdir work_dirs)
+#   vis_backends = [dict(type='LocalVisBackend'),
+#                   dict(type='WandbVisBackend', init_kwargs=dict(project='occworld4d'))]
+#       (pip install wandb; init_kwargs=dict(project='occworld4d', mode='offline') without an
+#        account)
+# or --cfg-options "vis_backends=[dict(type='LocalVisBackend'),dict(type='TensorboardVisBackend')]"
 vis_backends = [dict(type='LocalVisBackend')]
 visualizer = dict(type='Visualizer', vis_backends=vis_backends, name='visualizer')
 

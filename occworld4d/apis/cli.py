@@ -77,7 +77,29 @@ def load_config(path: str, cfg_options: Optional[dict] = None) -> Config:
                            'entry is addressed by its index, e.g. test_evaluator.0.checkpoint='
                            ) from err
     cfg.setdefault('default_scope', 'occworld4d')
+    sync_vis_backends(cfg)
     return cfg
+
+
+DEFAULT_VIS_BACKENDS = [dict(type='LocalVisBackend')]  # configs/_base_/default_runtime.py
+
+
+def sync_vis_backends(cfg: Config) -> None:
+    """A child config's top-level ``vis_backends`` reaches the visualizer.
+
+    ``default_runtime.py`` builds ``visualizer = dict(vis_backends=vis_backends)`` when it is
+    read, so redefining ``vis_backends`` in a child config alone would change nothing. When
+    the visualizer still holds the runtime's default backends and ``vis_backends`` differs,
+    the visualizer takes ``vis_backends``; a config that sets ``visualizer.vis_backends``
+    itself keeps it.
+    """
+    top, vis = cfg.get('vis_backends'), cfg.get('visualizer')
+    if top is None or not isinstance(vis, dict):
+        return
+    current = [dict(b) for b in (vis.get('vis_backends') or [])]
+    wanted = [dict(b) for b in top]
+    if current == DEFAULT_VIS_BACKENDS and wanted != current:
+        vis['vis_backends'] = top
 
 
 def default_work_dir(config_path: str) -> str:
