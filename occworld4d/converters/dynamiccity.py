@@ -287,7 +287,8 @@ def dit_conversion(hidden: int) -> Conversion:
 
 
 # ------------------------------------------------------------------------------ conversions
-def vae_to_ours(state: StateDict, filename: str, expected: Optional[Dict[str, Sequence[int]]] = None,
+def vae_to_ours(state: StateDict, filename: str,
+                expected: Optional[Dict[str, Sequence[int]]] = None,
                 prefix: str = '') -> StateDict:
     """Reference ``model_state_dict`` -> HexPlaneVAE state dict (``prefix`` + keys), checked
     against ``expected`` (our model's key -> shape) when given."""

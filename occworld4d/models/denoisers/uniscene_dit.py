@@ -39,8 +39,10 @@ builds it, 58,183,200 parameters, of which 57,860,640 trainable; the 322,560 fro
 the sin-cos tables (625 x 512 spatial + 5 x 512 temporal). occworld4d's default (no meta: no
 ground truth in generation) is 198,656 fewer: 57,984,544 (57,661,984 trainable).
 
-Differences from the reference that do not change the parameter count: the MLP's GELU is the
-tanh approximation (the project's one DiT block; the reference uses the exact GELU), condition
+The MLP's GELU is exact (``mlp_act='gelu'``, the default), as the reference's ``DiTBlock``
+(``nn.GELU()``, Arlo0o/UniScene @ e98413d ``occupancy_gen/diffusion/models.py``);
+``mlp_act='gelu_tanh'`` is the tanh approximation of the other DiTs (up to 1e-4 apart in the
+outputs). Differences from the reference that do not change the parameter count: condition
 dropout is per sample (the reference drops the layout of the whole batch at once), and CFG
 combines all output channels (the reference's ``forward_with_cfg`` guides only the first 3).
 """
@@ -84,6 +86,8 @@ class UniSceneOccDiT(nn.Module):
         meta_dim: size of the meta vector (the reference: 4); None = no meta embedder.
         first_block: 'spatial' (the reference: even blocks spatial) or 'temporal'.
         attn_backend: attention backend of every block.
+        mlp_act: 'gelu' (exact, the reference's) or 'gelu_tanh' (see
+            :func:`~occworld4d.models.denoisers.dit.build_mlp_activation`).
     """
 
     def __init__(self, input_size: Union[int, Sequence[int]] = 50, in_channels: int = 4,
@@ -92,7 +96,8 @@ class UniSceneOccDiT(nn.Module):
                  patch_size: int = 2, mlp_ratio: float = 4.0, learn_sigma: bool = True,
                  conditions: Sequence[str] = ('layout', ), layout_classes: int = 12,
                  null_layout_value: float = -1.0, meta_dim: Optional[int] = None,
-                 first_block: str = 'spatial', attn_backend: str = 'auto'):
+                 first_block: str = 'spatial', attn_backend: str = 'auto',
+                 mlp_act: str = 'gelu'):
         super().__init__()
         if arch not in UNISCENE_DIT_PRESETS:
             raise KeyError(f'UniSceneOccDiT: unknown arch {arch!r}; presets: '
@@ -147,7 +152,8 @@ class UniSceneOccDiT(nn.Module):
                 nn.Linear(self.meta_dim, half), nn.ReLU(), nn.Linear(half, half), nn.ReLU(),
                 nn.Linear(half, hidden_size))
         self.blocks = nn.ModuleList(
-            DiTBlock(hidden_size, num_heads, mlp_ratio, attn_backend) for _ in range(depth))
+            DiTBlock(hidden_size, num_heads, mlp_ratio, attn_backend, mlp_act)
+            for _ in range(depth))
         self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
         self.reset_parameters()
 

@@ -12,6 +12,7 @@ Two parts:
 Shapes: B batch, T frames, X, Y, Z voxels (Z height), E class-embedding width,
 C channels, K classes, N voxels.
 """
+from functools import partial
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -287,14 +288,16 @@ class Encoder2d(nn.Module):
             conv_out) or 'uniscene' (ReLU blocks, axial 2-head attention, ReLU before conv_out).
         checkpoint_levels: recompute the ResNet blocks of this many highest-resolution levels
             in backward instead of storing their activations (0 = off; 1 saves most memory).
+        axial_mode: 'uniscene' style only: 'hw' (attention along H and W) or 'reference'
+            (UniScene's released encoder exactly, see :class:`AxialAttnBlock2d`).
     """
 
     def __init__(self, in_channels: int, ch: int = 64, ch_mult: Sequence[int] = (1, 2, 4),
                  num_res_blocks: int = 2, attn_resolutions: Sequence[int] = (50,),
                  resolution: int = 200, out_channels: int = 128, dropout: float = 0.0,
-                 style: str = 'taming', checkpoint_levels: int = 0):
+                 style: str = 'taming', checkpoint_levels: int = 0, axial_mode: str = 'hw'):
         super().__init__()
-        attn_cls = _attention_class(style)
+        attn_cls = _attention_class(style, axial_mode)
         self.style = style
         self.checkpoint_levels = checkpoint_levels
         self.num_levels = len(ch_mult)
@@ -386,14 +389,48 @@ class Decoder2d(nn.Module):
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
+AXIAL_MODES = ('hw', 'reference')
+
+
+def channel_axis_attention(attn: Attention, x: Tensor) -> Tensor:
+    """The reference's ``axial_dim=-2`` attention of a 3D axial block run on a 2D map.
+
+    x (N, H, W, C) channel-last. q, k, v = ``attn.qkv`` (no bias) split into heads of width
+    d = C / heads: (N, heads, H, d, W); each of the d per-head channels is a token whose
+    features are the W values of its row: softmax(q k^T / sqrt(W)) (d x d) @ v, back to
+    (N, H, W, C), then ``attn.proj``. Returns (N, H, W, C).
+    """
+    N, H, W, C = x.shape
+    heads = attn.num_heads
+    d = C // heads
+    qkv = F.linear(x, attn.qkv.weight, attn.qkv.bias).view(N, H, W, 3, heads, d)
+    q, k, v = qkv.permute(3, 0, 4, 1, 5, 2).unbind(0)  # 3 x (N, heads, H, d, W)
+    weights = torch.softmax(q @ k.transpose(-1, -2) / W ** 0.5, dim=-1)  # (N, heads, H, d, d)
+    out = (weights @ v).permute(0, 2, 4, 1, 3).reshape(N, H, W, C)  # (N, H, W, C)
+    return attn.proj_drop(attn.proj(out))
+
+
 class AxialAttnBlock2d(nn.Module):
-    """GroupNorm then self-attention along H and along W (summed), residual.
+    """GroupNorm then two axial self-attentions (summed), residual.
 
     UniScene's 50 x 50 attention: 2 heads, q / k / v without bias (VideoGPT style).
+
+    ``axial_mode='hw'`` (default): ``attn_h`` attends along H, ``attn_w`` along W, as
+    intended. ``axial_mode='reference'`` computes exactly what the reference's encoder
+    computes (Arlo0o/UniScene @ e98413d, ``occupancy_gen/model_vae/VAE/vae_2d_resnet_DwT.py``
+    ``AxialBlock_wh``): a VideoGPT axial block built for 3D inputs (``shape=(0,) * 3``,
+    ``axial_dim=-2`` / ``-3``) run on (N, H, W, C) maps resolves its axes one position off:
+    ``attn_h`` (axial_dim -3) attends along W and ``attn_w`` (axial_dim -2) along the
+    per-head channel axis (:func:`channel_axis_attention`); nothing attends along H. Same
+    parameters and keys in both modes; official checkpoints need 'reference'.
     """
 
-    def __init__(self, channels: int, num_heads: int = 2, qkv_bias: bool = False):
+    def __init__(self, channels: int, num_heads: int = 2, qkv_bias: bool = False,
+                 axial_mode: str = 'hw'):
         super().__init__()
+        if axial_mode not in AXIAL_MODES:
+            raise ValueError(f'axial_mode must be one of {AXIAL_MODES}, got {axial_mode!r}')
+        self.axial_mode = axial_mode
         self.norm = group_norm(channels)
         self.attn_h = Attention(channels, num_heads=num_heads, qkv_bias=qkv_bias)
         self.attn_w = Attention(channels, num_heads=num_heads, qkv_bias=qkv_bias)
@@ -403,6 +440,10 @@ class AxialAttnBlock2d(nn.Module):
         N, C, H, W = x.shape
         h = self.norm(x)
         rows = h.permute(0, 2, 3, 1).reshape(N * H, W, C)  # (N H, W, C)
+        if self.axial_mode == 'reference':
+            along_w = attend(self.attn_h, rows).view(N, H, W, C)
+            along_c = channel_axis_attention(self.attn_w, rows.view(N, H, W, C))
+            return x + (along_w + along_c).permute(0, 3, 1, 2)
         cols = h.permute(0, 3, 2, 1).reshape(N * W, H, C)  # (N W, H, C)
         out_w = attend(self.attn_w, rows).view(N, H, W, C)
         out_h = attend(self.attn_h, cols).view(N, W, H, C).transpose(1, 2)  # (N, H, W, C)
@@ -420,9 +461,11 @@ class _MiddleBlock(nn.Module):
         return self.block_2(self.attn_1(self.block_1(x)))
 
 
-def _attention_class(style: str):
+def _attention_class(style: str, axial_mode: str = 'hw'):
     if style == 'taming':
         return AttnBlock2d
     if style == 'uniscene':
-        return AxialAttnBlock2d
+        if axial_mode not in AXIAL_MODES:
+            raise ValueError(f'axial_mode must be one of {AXIAL_MODES}, got {axial_mode!r}')
+        return partial(AxialAttnBlock2d, axial_mode=axial_mode)
     raise ValueError(f'encoder style must be "taming" or "uniscene", got {style!r}')

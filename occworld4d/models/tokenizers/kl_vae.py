@@ -10,6 +10,12 @@ scored against the class table. Loss: CE x 10 + Lovasz + KL. 11,290,264 paramete
 reference size (Arlo0o/UniScene, ``VAERes2D_DwT`` with ``Encoder2D_new2`` /
 ``Decoder3D_withT``).
 
+Encoder attention: ``axial_mode='hw'`` (default) attends along H and along W as intended;
+``axial_mode='reference'`` reproduces the released reference encoder exactly, whose 2D axial
+blocks attend along W and along the per-head channel axis, never along H
+(:class:`~occworld4d.models.tokenizers.blocks_2d.AxialAttnBlock2d`). Same parameters: the
+configs that load official checkpoints turn it on.
+
 KL: the correct KL(N(mu, exp(logvar)) || N(0, I)) by default. Quirk of the reference
 (``kl_quirk=True``): it evaluates ``-0.5 mean(1 + s - exp(s) - mu^2)`` with the standard
 deviation ``s = exp(logvar / 2)`` where the log-variance belongs.
@@ -106,6 +112,7 @@ class UniSceneOccVAE(BaseTokenizer):
         ce_weight, lovasz_weight, kl_weight: loss weights (10, 1, 1).
         kl_quirk: reproduce the reference's KL (sigma in place of the log-variance).
         lean_lovasz: memory-lean Lovasz (same values and gradients).
+        axial_mode: encoder attention, 'hw' (default) or 'reference' (see above).
     """
 
     def __init__(self, num_classes: int = 18, height: int = 16, embed_dim: int = 8,
@@ -115,14 +122,15 @@ class UniSceneOccVAE(BaseTokenizer):
                  dec_ch_mult: Sequence[int] = (4, 2, 1), dec_res_blocks: int = 2,
                  dropout: float = 0.0, ce_weight: float = 10.0, lovasz_weight: float = 1.0,
                  kl_weight: float = 1.0, kl_quirk: bool = False, lean_lovasz: bool = True,
-                 data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
+                 axial_mode: str = 'hw', data_preprocessor: Optional[dict] = None,
+                 init_cfg: Optional[dict] = None):
         super().__init__(num_classes, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.semantic = SemanticEmbedding(num_classes, embed_dim, height)
         C = self.semantic.channels
         self.latent_channels = latent_channels
         self.encoder = Encoder2d(C, ch, ch_mult, num_res_blocks, attn_resolutions, resolution,
                                  out_channels=2 * latent_channels, dropout=dropout,
-                                 style='uniscene')
+                                 style='uniscene', axial_mode=axial_mode)
         self.downsample = 2 ** (len(ch_mult) - 1)
         self.decoder = TemporalDecoder3d(latent_channels, dec_hidden, dec_res_blocks,
                                          dec_ch_mult, len(ch_mult) - 1, C)
