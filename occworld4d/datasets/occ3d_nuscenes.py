@@ -7,7 +7,7 @@ import numpy as np
 
 from occworld4d.registry import DATASETS
 from .base import BaseOccSequenceDataset, DataFormatError, check_labels, load_npz_checked
-from .geometry import command_from_trajectory, command_from_vad_onehot
+from .geometry import command_from_heading_lateral, command_from_vad_onehot
 from .nuscenes_infos import info_pose, load_nuscenes_infos  # noqa: F401  (re-exported)
 
 OCC3D_NUSCENES_GRID = (200, 200, 16)
@@ -48,7 +48,8 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
             ``('mask_lidar', 'mask_camera')``.
         command_source: ``'infos'`` (the window's frame ``command_frame``'s
             ``gt_ego_fut_cmd``, VAD one-hot right / left / straight -> RIGHT / LEFT /
-            FORWARD), ``'poses'`` (DynamicCity's rule on the window trajectory) or ``'auto'``
+            FORWARD), ``'poses'`` (``geometry.command_from_heading_lateral`` on the window
+            trajectory) or ``'auto'``
             (infos when present).
         command_frame: which frame of the window gives the infos command.
     """
@@ -103,4 +104,6 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
                                   '"gt_ego_fut_cmd"')
         if self.command_source != 'poses' and vad is not None:
             return command_from_vad_onehot(vad)
-        return command_from_trajectory(trajectory)
+        # real poses: heading / lateral thresholds (DynamicCity's per-step rule reads their
+        # jitter as turns); agreement with gt_ego_fut_cmd in docs/reliability.md, section 8
+        return command_from_heading_lateral(trajectory)

@@ -122,7 +122,8 @@ def test_occ3d_waymo_free_labels_masks_and_merge(tmp_path):
 
 
 def test_nuscenes_fixture_both_info_layouts_and_collation(tmp_path):
-    poses = yaw_poses(6, 2.0, 0.05)
+    # 0.2 rad a frame: 34 degrees in a window, a turn for the heading / lateral rule
+    poses = yaw_poses(6, 2.0, 0.2)
     infos = build_nuscenes_infos('scene-0001', poses, np.arange(6) * 500000)
     grid = (200, 200, 16)
     for t, info in enumerate(infos):
