@@ -7,6 +7,11 @@ tokenizer and prints the seconds of each phase (median of --repeats) as a JSON l
 
     python tools/analysis_tools/benchmark_sampling.py \
         configs/dynamiccity/dynamiccity_dit_8xb16-1200e_carlasc.py --sampler dpmpp_2m --steps 25 --cfg 4
+
+--checkpoint loads safely (torch.load weights_only=True with mmengine's checkpoint types
+allow-listed, or a .safetensors state dict); --trust-checkpoint (or trust_checkpoint = True in
+the config) allows a full pickle, which can run code: only for files you trust
+(docs/reliability.md, section 1).
 """
 import argparse
 import json
@@ -15,7 +20,9 @@ import statistics
 import torch
 
 import occworld4d  # noqa: F401
-from occworld4d.apis.cli import CLIError, DictAction, check_checkpoint, load_config
+from occworld4d.apis.cli import (CLIError, DictAction, add_trust_checkpoint_argument,
+                                 apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
+                                 load_config)
 from occworld4d.apis.generation import trajectory_preset
 from occworld4d.evaluation.benchmark import MemoryProbe, time_iterations
 from occworld4d.registry import MODELS
@@ -34,9 +41,11 @@ def main(argv=None):
     p.add_argument('--threads', type=int, default=2)
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
+    add_trust_checkpoint_argument(p)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
+    apply_trust_checkpoint(args, cfg)
     model_cfg = cfg.model.copy()
     model_cfg['tokenizer_ckpt'] = None
     from mmengine.registry import init_default_scope
@@ -47,7 +56,15 @@ def main(argv=None):
     if args.checkpoint:
         check_checkpoint(args.checkpoint)
         from mmengine.runner import load_checkpoint
-        load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True)
+        try:  # the safe loader (docs/reliability.md); refused / unreadable: one error line
+            load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True,
+                            revise_keys=[(r'^module\.', '')])
+        except checkpoint_errors() as err:
+            raise CLIError(str(err)) from err
+        except RuntimeError as err:
+            lines = [line for line in str(err).splitlines() if line.strip()][:6]
+            raise CLIError(f'checkpoint {args.checkpoint!r} does not match the model of '
+                           f'{args.config}:\n  ' + '\n  '.join(lines)) from err
     model.to(args.device).eval()
 
     B = args.batch_size
