@@ -10,7 +10,7 @@ model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
     tokenizer=dict(num_classes=12, height=8, attn_resolutions=(32, ), resolution=128),
     tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_carlasc/best.pth',
-    transformer=dict(token_shape=(128, 32, 32)),
+    transformer=dict(token_shape=(128, 32, 32), mlp_act='gelu'),  # exact GELU, as the reference
     history_frames=5, future_frames=6)
 train_dataloader = dict(dataset=dict(num_frames=16, frame_step=5, masks=()))
 val_dataloader = dict(dataset=dict(num_frames=11, frame_step=5, window_stride=5, masks=()))

@@ -9,6 +9,7 @@ _base_ = ['../_base_/datasets/occ3d_waymo.py', '../_base_/recipes/occworld_wm_8x
 model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', num_classes=10),
     tokenizer=dict(num_classes=10),
+    transformer=dict(mlp_act='gelu'),  # exact GELU, as the reference
     tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_occ3d-waymo/best.pth',
     history_frames=5, future_frames=6)
 train_dataloader = dict(dataset=dict(num_frames=16, frame_step=5))

@@ -16,6 +16,7 @@ inverts by swapping its sides (:meth:`KeyRule.inverted`). Rules are tried in ord
 that matches wins.
 """
 import argparse
+import functools
 import os.path as osp
 import re
 import sys
@@ -38,6 +39,7 @@ class ConversionError(RuntimeError):
     """A checkpoint cannot be converted; the message names the file and every bad key."""
 
 
+@functools.lru_cache(maxsize=None)
 def _compile(template: str) -> Tuple[re.Pattern, Tuple[str, ...]]:
     parts, names, pos = [], [], 0
     for m in _PLACEHOLDER.finditer(template):

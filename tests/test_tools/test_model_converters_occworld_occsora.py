@@ -1,0 +1,188 @@
+"""tools/model_converters/{occworld,occsora}_to_occworld4d.py.
+
+The reference layouts are the key -> shape lists that the reference models build
+(tests/data/model_converters/*_reference_shapes.json, dumped once from the reference code
+outside the repository; its ``source`` entry says how). Each test fills them with seeded
+values, saves them the way the reference's training saves them, converts, loads the result
+strictly into the occworld4d model of a tiny config, runs it, converts back and compares
+every key and tensor.
+"""
+import json
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+from mmengine.runner.checkpoint import load_checkpoint
+
+from helpers import ROOT, load_tool, tool_main
+from occworld4d.converters import check_state_dict, convert, model_shapes
+from occworld4d.registry import MODELS
+
+DATA = osp.join(ROOT, 'tests/data/model_converters')
+OCCWORLD_TOOL = 'tools/model_converters/occworld_to_occworld4d.py'
+OW_VQ_TINY = 'configs/occworld/occworld_vqvae_tiny_synthetic-city.py'
+OW_WM_TINY = 'configs/occworld/occworld_wm_tiny_synthetic-city.py'
+
+
+def reference_shapes(name: str, size: str) -> dict:
+    with open(osp.join(DATA, f'{name}_reference_shapes.json')) as f:
+        return json.load(f)[size]
+
+
+def seeded(shapes: dict, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    return {k: 0.1 * torch.randn(*s, generator=g) for k, s in shapes.items()}
+
+
+def build(config: str, **options):
+    """The model of ``config``; ``options`` as --cfg-options (``model.x.y=v``)."""
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.model.pop('tokenizer_ckpt', None)
+    cfg.merge_from_dict(options)
+    with DefaultScope.overwrite_default_scope('occworld4d'):
+        return MODELS.build(cfg.model).eval()
+
+
+def run(tool: str, *args) -> tuple:
+    """(exit status, stdout, stderr) of the tool's main under its CLI wrapper."""
+    module = load_tool(tool)
+    return module.run_cli(module.main, [str(a) for a in args])
+
+
+# --------------------------------------------------------------------------------------------
+# OccWorld
+
+
+def reference_training_checkpoint(state: dict) -> dict:
+    """What the reference's train.py saves."""
+    return {'state_dict': state, 'optimizer': {'state': {}, 'param_groups': []},
+            'scheduler': {'t_initial': 10}, 'epoch': 3, 'global_iter': 30,
+            'best_val_iou': [0.1], 'best_val_miou': [0.05]}
+
+
+def test_occworld_released_layout_matches_the_nuscenes_configs():
+    """The full-size reference key set converts onto the models of the Occ3D-nuScenes configs
+    (every key, every shape), both parts."""
+    from occworld4d.converters.occworld import (VQVAE_CONFIG, WM_CONFIG, conversion_for,
+                                                detect_part)
+    zero = torch.zeros(())  # expanded views: the shapes without the memory
+    full = {k: zero.expand(*s) for k, s in reference_shapes('occworld', 'full').items()}
+    vq = {k[len('vae.'):]: v for k, v in full.items() if k.startswith('vae.')}
+    assert detect_part(full) == 'wm' and detect_part(vq) == 'vqvae'
+    for state, part, config in ((full, 'wm', WM_CONFIG), (vq, 'vqvae', VQVAE_CONFIG)):
+        out = convert(state, conversion_for(part), 'released')
+        check_state_dict(out, model_shapes(osp.join(ROOT, config)), 'released', config)
+    assert sum(v.numel() for v in full.values()) == 72_385_578  # 58,217,306 + 14,168,272
+
+
+def test_occworld_world_model_converts_loads_runs_and_reverses(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    ref = seeded(reference_shapes('occworld', 'tiny'))
+    src, dst, back = tmp_path / 'epoch_3.pth', tmp_path / 'ours.pth', tmp_path / 'back.pth'
+    torch.save(reference_training_checkpoint(ref), src)
+    status = run(OCCWORLD_TOOL, src, dst, '--config', OW_WM_TINY)
+    assert status == 0
+    model = build(OW_WM_TINY)
+    load_checkpoint(model, str(dst), map_location='cpu', strict=True)  # as tools/test.py
+    meta = torch.load(dst, weights_only=True)['meta']
+    assert meta['part'] == 'wm' and meta['reference_epoch'] == 3
+    # the converted weights are the reference's, e.g. a fused attention and a split one
+    sd = model.state_dict()
+    assert torch.equal(sd['transformer.enc_temporal.0.1.attn.kv.weight'],
+                       ref['transformer.temporal_attentions_en.0.1.0.in_proj_weight'][16:])
+    assert torch.equal(sd['tokenizer.encoder.down.1.attn.0.attn.qkv.weight'][32:64],
+                       ref['vae.encoder.down.1.attn.0.k.weight'].flatten(1))  # width 32
+    g = torch.Generator().manual_seed(1)
+    voxels = torch.randint(0, 12, (1, 3, 32, 32, 8), generator=g)
+    with torch.no_grad():
+        logits = model(dict(voxels=voxels), mode='tensor')
+    assert logits.shape == (1, 2, 64, 16, 16) and torch.isfinite(logits).all()
+
+    assert run(OCCWORLD_TOOL, dst, back, '--reverse') == 0
+    restored = torch.load(back, weights_only=True)['state_dict']
+    assert sorted(restored) == sorted(ref)
+    for key, value in ref.items():
+        assert torch.equal(restored[key], value), key
+
+
+def test_occworld_vqvae_converts_and_reverses(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    ref = {k[len('vae.'):]: v for k, v in seeded(reference_shapes('occworld', 'tiny')).items()
+           if k.startswith('vae.')}
+    src, dst, back = tmp_path / 'vqvae.pth', tmp_path / 'ours.pth', tmp_path / 'back.pth'
+    torch.save({'module.' + k: v for k, v in ref.items()}, src)  # a DDP-prefixed plain dict
+    assert run(OCCWORLD_TOOL, src, dst, '--config', OW_VQ_TINY, '--part', 'vqvae') == 0
+    model = build(OW_VQ_TINY)
+    load_checkpoint(model, str(dst), map_location='cpu', strict=True)
+    assert model.state_dict()['quantizer.steps_unused'].abs().sum() == 0
+    voxels = torch.randint(0, 12, (1, 1, 32, 32, 8), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        ids = model.encode_to_indices(voxels)
+        logits = model.decode_indices(ids, size=(32, 32))
+    assert ids.shape == (1, 1, 16, 16) and logits.shape == (1, 12, 1, 32, 32, 8)
+    assert run(OCCWORLD_TOOL, dst, back, '--reverse') == 0
+    restored = torch.load(back, weights_only=True)['state_dict']
+    assert sorted(restored) == sorted(ref)
+    assert all(torch.equal(restored[k], v) for k, v in ref.items())
+
+
+def test_occworld_converted_checkpoint_runs_in_tools_test(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    src, dst = tmp_path / 'ref.pth', tmp_path / 'ours.pth'
+    torch.save(reference_training_checkpoint(seeded(reference_shapes('occworld', 'tiny'))), src)
+    assert run(OCCWORLD_TOOL, src, dst, '--config', OW_WM_TINY) == 0
+    out = tmp_path / 'm.json'
+    tool_main('tools/test.py', OW_WM_TINY, str(dst), '--work-dir', str(tmp_path / 'w'), '--out',
+              str(out), '--cfg-options', 'test_dataloader.dataset.num_scenes=1')
+    metrics = json.loads(out.read_text())
+    assert 0.0 <= metrics['occworld/mIoU_avg'] <= 1.0 and metrics['plan/L2_3s'] >= 0.0
+
+
+def test_occworld_bad_files_and_keys(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    ref = seeded(reference_shapes('occworld', 'tiny'))
+    good = tmp_path / 'good.pth'
+    torch.save(reference_training_checkpoint(ref), good)
+    truncated = tmp_path / 'truncated.pth'
+    truncated.write_bytes(good.read_bytes()[:1000])
+    assert run(OCCWORLD_TOOL, truncated, tmp_path / 'x.pth', '--config', OW_WM_TINY) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and str(truncated) in err and 'truncated or corrupt' in err
+    assert not (tmp_path / 'x.pth').exists()
+
+    extra = dict(ref, **{'transformer.queries.weight': torch.zeros(2, 2),
+                         'vae.extra.weight': torch.zeros(1)})
+    del extra['transformer.conv_out.bias']
+    bad = tmp_path / 'unknown.pth'
+    torch.save({'state_dict': extra}, bad)
+    assert run(OCCWORLD_TOOL, bad, tmp_path / 'x.pth', '--config', OW_WM_TINY) == 2
+    err = capsys.readouterr().err
+    assert 'transformer.queries.weight' in err and 'vae.extra.weight' in err
+    assert str(bad) in err
+    # a key the rules know but the config lacks / a wrong size: the full list, with shapes
+    del extra['transformer.queries.weight'], extra['vae.extra.weight']
+    torch.save({'state_dict': extra}, bad)
+    assert run(OCCWORLD_TOOL, bad, tmp_path / 'x.pth', '--config', OW_WM_TINY) == 2
+    err = capsys.readouterr().err
+    assert '1 missing key(s)' in err and 'transformer.conv_out.bias' in err
+    assert run(OCCWORLD_TOOL, good, tmp_path / 'x.pth', '--config', OW_VQ_TINY) == 2
+    assert f'does not convert to the occworld4d model of {OW_VQ_TINY}' in capsys.readouterr().err
+    assert run(OCCWORLD_TOOL, good, tmp_path / 'x.pth', '--part', 'vqvae') == 2
+    assert '--part vqvae given' in capsys.readouterr().err
+
+
+def test_occworld_reference_configs_use_exact_gelu():
+    """The reference's FFNs use nn.GELU() (exact); the configs that load its checkpoint too."""
+    from occworld4d.converters.occworld import WM_CONFIG
+    for config in (WM_CONFIG, 'configs/occworld/occworld_wm-dome4to6_8xb1-200e_occ3d-nuscenes.py',
+                   'configs/occworld/occworld_wm_8xb1-200e_carlasc.py',
+                   'configs/occworld/occworld_wm_8xb1-200e_occ3d-waymo.py'):
+        cfg = Config.fromfile(osp.join(ROOT, config))
+        assert cfg.model.transformer.mlp_act == 'gelu', config
+    tiny = build(OW_WM_TINY, **{'model.transformer.mlp_act': 'gelu'})
+    assert tiny.transformer.enc_temporal[0][0].ffn.act.approximate == 'none'
+    assert tiny.transformer.dec_pose_layers[0][0].ffn.act.approximate == 'none'
+    with pytest.raises(ValueError, match='mlp_act must be one of'):
+        build(OW_WM_TINY, **{'model.transformer.mlp_act': 'relu'})
