@@ -95,7 +95,8 @@ def latent_scale(latent_dir: str) -> float:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('--out', default='demo_out', help='output folder')
     parser.add_argument('--vae-iters', type=int, help='VAE iterations (default: the config)')
     parser.add_argument('--dit-iters', type=int, help='DiT iterations (default: the config)')

@@ -36,15 +36,17 @@ import sys
 from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, KeyValueAction, add_trust_checkpoint_argument,
-                                 apply_trust_checkpoint, checkpoint_errors, default_work_dir,
-                                 load_config, resolve_checkpoint_arg, setup_launcher_env)
+from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,
+                                 add_trust_checkpoint_argument, apply_trust_checkpoint,
+                                 checkpoint_errors, default_work_dir, load_config,
+                                 resolve_checkpoint_arg, setup_launcher_env)
 from occworld4d.apis.launcher import setup_distributed
 from occworld4d.utils import save_json_atomic
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Test (evaluate) an occworld4d checkpoint')
+    parser = argparse.ArgumentParser(description='Test (evaluate) an occworld4d checkpoint',
+                                     formatter_class=HelpFormatter)
     parser.add_argument('config', help='config file path')
     parser.add_argument('checkpoint', help='checkpoint file, a work dir (its latest checkpoint), '
                         'or "none" for a model without parameters (a forecasting baseline)')

@@ -21,14 +21,16 @@ import torch
 from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, KeyValueAction, add_trust_checkpoint_argument,
+from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,
+                                 add_trust_checkpoint_argument,
                                  apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
                                  default_work_dir, load_config, setup_launcher_env)
 from occworld4d.apis.launcher import setup_distributed
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Train an occworld4d model')
+    parser = argparse.ArgumentParser(description='Train an occworld4d model',
+                                     formatter_class=HelpFormatter)
     parser.add_argument('config', help='config file path')
     parser.add_argument('--work-dir', help='folder for logs and checkpoints')
     parser.add_argument('--resume', nargs='?', type=str, const='auto',

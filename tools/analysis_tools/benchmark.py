@@ -22,19 +22,21 @@ import torch
 from mmengine.config import DictAction
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import CLIError, load_config
+from occworld4d.apis.cli import (CLIError, HelpFormatter, add_device_argument, load_config,
+                                 resolve_device)
 from occworld4d.evaluation.benchmark import TASKS, format_param_table, run_benchmark
 from occworld4d.utils import save_json_atomic
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Benchmark an occworld4d config')
+    parser = argparse.ArgumentParser(description='Benchmark an occworld4d config',
+                                     formatter_class=HelpFormatter)
     parser.add_argument('config', help='config file path')
     parser.add_argument('--task', choices=TASKS, default='train')
     parser.add_argument('--iters', type=int, default=10, help='timed iterations')
     parser.add_argument('--warmup', type=int, default=2, help='untimed iterations first')
     parser.add_argument('--batch-size', type=int, help='override the dataloader batch size')
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_device_argument(parser)
     parser.add_argument('--threads', type=int, help='torch.set_num_threads (CPU)')
     parser.add_argument('--no-decode', action='store_true',
                         help="--task sample: time the latents only (skip decode_latent)")
@@ -46,6 +48,7 @@ def parse_args(argv=None):
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
+    args.device = resolve_device(args.device)
     if args.iters < 1 or args.warmup < 0:
         raise CLIError(f'--iters must be >= 1 and --warmup >= 0 (got {args.iters}, '
                        f'{args.warmup})')

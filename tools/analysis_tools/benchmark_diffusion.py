@@ -39,6 +39,7 @@ from occworld4d.diffusion import GaussianDiffusion
 from occworld4d.diffusion.analytic import (GaussianDataDenoiser, gaussian_distances,
                                            sampler_law_w2)
 from occworld4d.utils import save_json_atomic
+from occworld4d.apis.cli import HelpFormatter, add_device_argument, resolve_device
 
 # name, sampler, num_steps, eta, extra sample() arguments (the three rows first)
 DEFAULT_RUNS = (
@@ -169,14 +170,15 @@ def format_table(result) -> str:
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument('--num-samples', type=int, default=50000)
     parser.add_argument('--seeds', type=int, default=3, help='repeat the sampling this often')
     parser.add_argument('--dim', type=int, default=4)
     parser.add_argument('--beta-schedule', default='linear',
                         choices=['linear', 'cosine', 'scaled_linear'])
     parser.add_argument('--prediction-type', default='eps', choices=['eps', 'x0', 'v'])
-    parser.add_argument('--device', default='cpu')
+    add_device_argument(parser)
     parser.add_argument('--threads', type=int, default=1, help='torch.set_num_threads')
     parser.add_argument('--progress', action='store_true')
     parser.add_argument('--runs', nargs='+', choices=[r[0] for r in DEFAULT_RUNS],
@@ -191,6 +193,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    args.device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     runs = [r for r in DEFAULT_RUNS if args.runs is None or r[0] in args.runs]
     result = run_benchmark(args.num_samples, args.dim, runs, device=args.device,

@@ -31,6 +31,7 @@ import argparse
 import json
 import os.path as osp
 import sys
+from occworld4d.apis.cli import HelpFormatter, add_device_argument, resolve_device
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT = 'configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py'
@@ -38,13 +39,13 @@ DEFAULT = 'configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py'
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description='Benchmark OccWorld forecasting: cached vs '
-                                'uncached rollout')
+                                'uncached rollout', formatter_class=HelpFormatter)
     p.add_argument('config', nargs='?', default=DEFAULT,
                    help=f'world-model config (default: the reference, {DEFAULT})')
     p.add_argument('--history', type=int, default=None, help='H (default: the config\'s)')
     p.add_argument('--future', type=int, default=None, help='F (default: the config\'s)')
     p.add_argument('--batch', type=int, default=1)
-    p.add_argument('--device', default='cpu', help='cpu or cuda')
+    add_device_argument(p)
     p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     p.add_argument('--iters', type=int, default=1, help='timed forecasts per mode')
     p.add_argument('--warmup', type=int, default=None,
@@ -166,6 +167,7 @@ def _run(args, mode: str) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    args.device = resolve_device(args.device)
     if args.child:
         print(json.dumps(_child(args)))
         return None

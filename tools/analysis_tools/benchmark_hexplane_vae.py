@@ -29,20 +29,21 @@ import statistics
 import subprocess
 import sys
 import time
+from occworld4d.apis.cli import HelpFormatter, add_device_argument, resolve_device
 
 COMBOS = [('transformer', 'expansion_squeeze'), ('transformer', 'query'),
           ('avgpool', 'expansion_squeeze'), ('avgpool', 'query')]
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=HelpFormatter)
     p.add_argument('--full', action='store_true', help='16 x 128 x 128 x 8 (CarlaSC)')
     p.add_argument('--shape', type=int, nargs=4, metavar=('T', 'X', 'Y', 'Z'),
                    help='input window (default 8 64 64 8, or the full size with --full)')
     p.add_argument('--num-classes', type=int, default=12)
     p.add_argument('--threads', type=int, default=2, help='torch CPU threads')
     p.add_argument('--iters', type=int, default=3, help='timed steps (after one warm-up)')
-    p.add_argument('--device', default='cpu', help="'cpu' or 'cuda'")
+    add_device_argument(p)
     p.add_argument('--attn-drop', type=float, default=None,
                    help='projection attention-weight dropout (default: = dropout, 0.1)')
     p.add_argument('--frame-chunk', type=int, default=None,
@@ -95,6 +96,7 @@ def run_worker(args) -> dict:
 
 def main(argv=None):
     args = parse_args(argv)
+    args.device = resolve_device(args.device)
     if args.shape is None:
         args.shape = [16, 128, 128, 8] if args.full else [8, 64, 64, 8]
     if args.worker:

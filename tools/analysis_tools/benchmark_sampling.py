@@ -20,7 +20,8 @@ import statistics
 import torch
 
 import occworld4d  # noqa: F401
-from occworld4d.apis.cli import (CLIError, DictAction, add_trust_checkpoint_argument,
+from occworld4d.apis.cli import (CLIError, DictAction, HelpFormatter, add_device_argument,
+                                 resolve_device, add_trust_checkpoint_argument,
                                  apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
                                  load_config)
 from occworld4d.apis.generation import trajectory_preset
@@ -29,7 +30,8 @@ from occworld4d.registry import MODELS
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=HelpFormatter)
     p.add_argument('config')
     p.add_argument('--checkpoint', help='generator checkpoint (default: random weights)')
     p.add_argument('--sampler', default='dpmpp_2m',
@@ -39,10 +41,11 @@ def main(argv=None):
     p.add_argument('--batch-size', type=int, default=1)
     p.add_argument('--repeats', type=int, default=3)
     p.add_argument('--threads', type=int, default=2)
-    p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_device_argument(p)
     p.add_argument('--cfg-options', nargs='+', action=DictAction)
     add_trust_checkpoint_argument(p)
     args = p.parse_args(argv)
+    args.device = resolve_device(args.device)
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, args.cfg_options)
     apply_trust_checkpoint(args, cfg)

@@ -24,7 +24,9 @@ from mmengine.runner import load_checkpoint
 from tqdm import tqdm
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import (CLIError, add_trust_checkpoint_argument,
+from occworld4d.apis.cli import (CLIError, HelpFormatter, add_device_argument,
+                                 resolve_checkpoint_arg, resolve_device,
+                                 add_trust_checkpoint_argument,
                                  apply_trust_checkpoint)
 from occworld4d.datasets.latent_cache import (latent_to_arrays, write_latent_index,
                                               write_latent_window)
@@ -33,13 +35,15 @@ from occworld4d.utils.compat import CheckpointLoadError, load_checkpoint_file
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Cache tokenizer latents of a dataset')
+    parser = argparse.ArgumentParser(description='Cache tokenizer latents of a dataset',
+                                     formatter_class=HelpFormatter)
     parser.add_argument('config')
-    parser.add_argument('checkpoint')
+    parser.add_argument('checkpoint', help='tokenizer (or stage-2) checkpoint, or a work dir '
+                        '(its latest checkpoint)')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--split', default='train', choices=['train', 'val', 'test'])
     parser.add_argument('--batch-size', type=int, default=1)
-    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    add_device_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     add_trust_checkpoint_argument(parser)
     return parser.parse_args(argv)
@@ -68,6 +72,8 @@ def build_tokenizer(cfg: Config, checkpoint: str, device: str):
 
 def main(argv=None):
     args = parse_args(argv)
+    args.device = resolve_device(args.device)
+    args.checkpoint = resolve_checkpoint_arg(args.checkpoint)
     cfg = Config.fromfile(args.config)
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
