@@ -12,7 +12,7 @@
 #       --work-dir W --cfg-options model.tokenizer_ckpt=VAE_CKPT \
 #       train_dataloader.dataset.cache_dir=W/latents
 #   python tools/test.py configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \
-#       W/iter_3000.pth --sample-dir W/samples --cfg-options model.tokenizer_ckpt=VAE_CKPT \
+#       W --sample-dir W/samples --cfg-options model.tokenizer_ckpt=VAE_CKPT \
 #       test_evaluator.0.checkpoint=EXTRACTOR_CKPT
 #   python tools/analysis_tools/score_samples.py W/samples \
 #       --config configs/dynamiccity/dynamiccity_dit_cpu-30min_synthetic-city.py \

@@ -4,9 +4,9 @@
 # rollout -> DiT-tiny (depth 2, width 32). Point model.tokenizer_ckpt at a checkpoint of
 # dynamiccity_vae_tiny_synthetic-city.py (same tokenizer settings) for meaningful samples.
 #   python tools/train.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/dynamiccity_vae_tiny_synthetic-city/epoch_5.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/dynamiccity_vae_tiny_synthetic-city
 #   python tools/sample.py configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py \
-#       work_dirs/dynamiccity_dit_tiny_synthetic-city/epoch_12.pth --task command --command LEFT
+#       work_dirs/dynamiccity_dit_tiny_synthetic-city --task command --command LEFT
 # Generation scoring of the 4 val windows (samples -> <work_dir>/samples/*.npz, FID / KID / P-R /
 # IS / TC with the tiny 3D extractor; the CPU test tests/test_tools/test_generation_eval_cli.py):
 #   python tools/train.py configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py

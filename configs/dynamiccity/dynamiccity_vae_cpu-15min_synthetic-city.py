@@ -12,7 +12,7 @@
 #   OMP_NUM_THREADS=2 python tools/train.py \
 #       configs/dynamiccity/dynamiccity_vae_cpu-15min_synthetic-city.py --work-dir W
 #   python tools/test.py configs/dynamiccity/dynamiccity_vae_cpu-15min_synthetic-city.py \
-#       W/iter_900.pth --out W/test.json
+#       W --out W/test.json
 _base_ = [
     '../_base_/models/dynamiccity_vae.py',
     '../_base_/datasets/synthetic_city_tiny.py',

@@ -1,7 +1,7 @@
 # BEV feature extractor trained on the tiny synthetic city (CPU-sized; what the tests run).
 # Train:  python tools/train.py \
 #             configs/evaluation/feature_extractor_2d_1xb2-10e_synthetic-city-tiny.py
-# Use:    GenerationMetric(extractor=<this model dict>, checkpoint=work_dirs/.../epoch_10.pth)
+# Use:    GenerationMetric(extractor=<this model dict>, checkpoint=work_dirs/...)
 _base_ = [
     '../_base_/datasets/synthetic_city_tiny.py', '../_base_/models/feature_extractor_2d.py',
     '../_base_/schedules/feature_extractor_adamw_20e.py', '../_base_/default_runtime.py'

@@ -3,9 +3,9 @@
 # tokens 128 x 4 x 25 x 25 / 10; AdamW lr 1e-5 (reference), constant LR, EMA 0.9999 (EMAHook),
 # batch 2 x 8 GPUs, 1.2 M iterations (paper: 108 h on 8 x A100, 47 GB a GPU).
 #   bash tools/dist_train.sh configs/occsora/occsora_dit_8xb2-1200k_occ3d-nuscenes.py 8 \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_8xb1-150e_occ3d-nuscenes/best.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_8xb1-150e_occ3d-nuscenes
 #   python tools/sample.py configs/occsora/occsora_dit_8xb2-1200k_occ3d-nuscenes.py \
-#       work_dirs/occsora_dit_8xb2-1200k_occ3d-nuscenes/iter_1200000.pth --task trajectory \
+#       work_dirs/occsora_dit_8xb2-1200k_occ3d-nuscenes --task trajectory \
 #       --trajectory left --device cuda
 # Training from a latent cache instead of encoding every batch (the reference trains on saved
 # tokens): tools/dataset_converters/cache_latents.py, then

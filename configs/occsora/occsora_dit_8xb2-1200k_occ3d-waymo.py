@@ -4,7 +4,7 @@
 # -> 64 MLP inputs). Recipe as on nuScenes: AdamW 1e-5, EMA 0.9999, batch 2 x 8 GPUs,
 # 1.2 M iterations.
 #   bash tools/dist_train.sh configs/occsora/occsora_dit_8xb2-1200k_occ3d-waymo.py 8 \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_8xb1-150e_occ3d-waymo/best.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_8xb1-150e_occ3d-waymo
 # Generation scoring (configs/_base_/generation_eval.py): one scene sampled per 32-frame
 # validation window (stride 32) with its trajectory, written to <work_dir>/samples/*.npz, scored
 # by the Occ3D-Waymo 3D extractor (train it first:

@@ -6,9 +6,9 @@
 # tiny tokenizer for meaningful samples.
 #   python tools/train.py configs/occsora/occsora_vqvae_tiny_synthetic-city.py
 #   python tools/train.py configs/occsora/occsora_dit_tiny_synthetic-city.py \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_tiny_synthetic-city/epoch_8.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occsora_vqvae_tiny_synthetic-city
 #   python tools/sample.py configs/occsora/occsora_dit_tiny_synthetic-city.py \
-#       work_dirs/occsora_dit_tiny_synthetic-city/epoch_8.pth --task trajectory --trajectory left
+#       work_dirs/occsora_dit_tiny_synthetic-city --task trajectory --trajectory left
 # Generation scoring of the 4 val windows (configs/_base_/generation_eval.py): one scene sampled
 # per window with its trajectory, written to <work_dir>/samples/*.npz, FID / KID / P-R / IS / TC
 # with the tiny 3D extractor (the CPU test tests/test_tools/test_stage2_generation_eval_cli.py):

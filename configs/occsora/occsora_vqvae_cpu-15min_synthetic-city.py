@@ -14,7 +14,7 @@
 #   python tools/train.py configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py \
 #       --work-dir work_dirs/occsora_vqvae_cpu
 #   python tools/test.py configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py \
-#       work_dirs/occsora_vqvae_cpu/iter_1600.pth --out work_dirs/occsora_vqvae_cpu/test.json
+#       work_dirs/occsora_vqvae_cpu --out work_dirs/occsora_vqvae_cpu/test.json
 _base_ = [
     '../_base_/models/occsora_vqvae.py',
     '../_base_/datasets/synthetic_city_tiny.py',

@@ -12,7 +12,7 @@
 #   python tools/train.py configs/occworld/occworld_vqvae_cpu-15min_synthetic-city.py \
 #       --work-dir work_dirs/occworld_vqvae_cpu-15min_synthetic-city
 #   python tools/test.py configs/occworld/occworld_vqvae_cpu-15min_synthetic-city.py \
-#       work_dirs/occworld_vqvae_cpu-15min_synthetic-city/iter_2000.pth --out vqvae.json
+#       work_dirs/occworld_vqvae_cpu-15min_synthetic-city --out vqvae.json
 _base_ = [
     '../_base_/models/occworld_vqvae.py',
     '../_base_/datasets/synthetic_city_tiny.py',

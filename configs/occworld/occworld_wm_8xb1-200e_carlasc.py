@@ -4,12 +4,12 @@
 # Tokens: 128 x 32 x 32 from occworld_vqvae_8xb1-200e_carlasc.py (point tokenizer_ckpt at it);
 # the U-Net levels are 32 / 16 / 8. Forecasts scored in the OccWorld convention (no mask).
 #   bash tools/dist_train.sh configs/occworld/occworld_wm_8xb1-200e_carlasc.py 8 \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_carlasc/best.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_carlasc
 _base_ = ['../_base_/datasets/carlasc.py', '../_base_/recipes/occworld_wm_8xb1-200e.py']
 model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
     tokenizer=dict(num_classes=12, height=8, attn_resolutions=(32, ), resolution=128),
-    tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_carlasc/best.pth',
+    tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_carlasc',
     transformer=dict(token_shape=(128, 32, 32), mlp_act='gelu'),  # exact GELU, as the reference
     history_frames=5, future_frames=6)
 train_dataloader = dict(dataset=dict(num_frames=16, frame_step=5, masks=()))

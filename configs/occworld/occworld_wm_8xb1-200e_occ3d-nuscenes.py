@@ -6,7 +6,7 @@
 # (mIoU_2 / _4 / _6 = 1 s / 2 s / 3 s, _avg = their mean) and PlanningMetric L2 at 1 / 2 / 3 s
 # (mean over the steps up to the horizon) plus frames per second.
 #   bash tools/dist_train.sh configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py 8 \
-#     --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_occ3d-nuscenes/best.pth
+#     --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_occ3d-nuscenes
 #   python tools/test.py configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py CKPT --out m.json
 _base_ = ['../_base_/datasets/occ3d_nuscenes.py', '../_base_/recipes/occworld_wm_8xb1-200e.py']
 history_frames = 5

@@ -4,13 +4,13 @@
 # every 5th frame. Tokens 128 x 50 x 50 from occworld_vqvae_8xb1-200e_occ3d-waymo.py.
 # Forecasts scored in the OccWorld convention (no mask).
 #   bash tools/dist_train.sh configs/occworld/occworld_wm_8xb1-200e_occ3d-waymo.py 8 \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_occ3d-waymo/best.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_8xb1-200e_occ3d-waymo
 _base_ = ['../_base_/datasets/occ3d_waymo.py', '../_base_/recipes/occworld_wm_8xb1-200e.py']
 model = dict(
     data_preprocessor=dict(type='OccDataPreprocessor', num_classes=10),
     tokenizer=dict(num_classes=10),
     transformer=dict(mlp_act='gelu'),  # exact GELU, as the reference
-    tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_occ3d-waymo/best.pth',
+    tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_occ3d-waymo',
     history_frames=5, future_frames=6)
 train_dataloader = dict(dataset=dict(num_frames=16, frame_step=5))
 val_dataloader = dict(dataset=dict(num_frames=11, frame_step=5, window_stride=5, masks=()))

@@ -18,9 +18,9 @@
 # (constant velocity 0.413 / 1.046 / 1.716). Details and the learning curve: README.
 #   python tools/train.py configs/occworld/occworld_wm_cpu-30min_synthetic-city.py \
 #       --work-dir work_dirs/occworld_wm_cpu-30min_synthetic-city --cfg-options \
-#       model.tokenizer_ckpt=work_dirs/occworld_vqvae_cpu-15min_synthetic-city/iter_2000.pth
+#       model.tokenizer_ckpt=work_dirs/occworld_vqvae_cpu-15min_synthetic-city
 #   python tools/test.py configs/occworld/occworld_wm_cpu-30min_synthetic-city.py \
-#       work_dirs/occworld_wm_cpu-30min_synthetic-city/iter_2000.pth --out wm.json
+#       work_dirs/occworld_wm_cpu-30min_synthetic-city --out wm.json
 _base_ = [
     '../_base_/models/occworld_world_model.py',
     '../_base_/datasets/synthetic_city_tiny.py',
@@ -35,7 +35,7 @@ model = dict(
         num_classes=12, height=8, ch=32, ch_mult=(1, 2), num_res_blocks=1,
         attn_resolutions=(16, ), resolution=32, z_channels=32,
         quantizer=dict(num_codes=256, code_dim=32, restart_dead=True, dead_window=20)),
-    tokenizer_ckpt='work_dirs/occworld_vqvae_cpu-15min_synthetic-city/iter_2000.pth',
+    tokenizer_ckpt='work_dirs/occworld_vqvae_cpu-15min_synthetic-city',
     transformer=dict(
         token_shape=(32, 16, 16), channels=(32, 64, 128), num_frames=10, num_codes=256,
         temporal_layers=2, pose_layers=1, pose_dim=32, pose_out_dim=32, num_heads=4),

@@ -6,9 +6,9 @@
 # step a "second": frames_per_second=1).
 #   python tools/train.py configs/occworld/occworld_vqvae_tiny_synthetic-city.py
 #   python tools/train.py configs/occworld/occworld_wm_tiny_synthetic-city.py \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_tiny_synthetic-city/epoch_4.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/occworld_vqvae_tiny_synthetic-city
 #   python tools/test.py configs/occworld/occworld_wm_tiny_synthetic-city.py \
-#       work_dirs/occworld_wm_tiny_synthetic-city/epoch_10.pth --out forecast.json
+#       work_dirs/occworld_wm_tiny_synthetic-city --out forecast.json
 _base_ = [
     '../_base_/models/occworld_world_model.py',
     '../_base_/datasets/synthetic_city_tiny.py',
@@ -23,7 +23,7 @@ model = dict(
         num_classes=12, height=8, ch=16, ch_mult=(1, 2), num_res_blocks=1,
         attn_resolutions=(16, ), resolution=32, z_channels=16,
         quantizer=dict(num_codes=64, code_dim=16, restart_dead=True, dead_window=20)),
-    tokenizer_ckpt='work_dirs/occworld_vqvae_tiny_synthetic-city/epoch_4.pth',
+    tokenizer_ckpt='work_dirs/occworld_vqvae_tiny_synthetic-city',
     transformer=dict(
         token_shape=(16, 16, 16), channels=(16, 32, 64), num_frames=7, num_codes=64,
         temporal_layers=2, pose_layers=1, pose_dim=16, pose_out_dim=16, num_heads=2),

@@ -5,7 +5,7 @@
 # masks can replace it: UniSceneLayout(source='cache', cache_dir=...)). 200 x 200 layouts are
 # max-pooled to the 50 x 50 latent. Frozen VAE of uniscene_vae_8xb1-200e_occ3d-nuscenes.py.
 #   bash tools/dist_train.sh configs/uniscene/uniscene_dit_8xb4-1200e_occ3d-nuscenes.py 8 \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/uniscene_vae_8xb1-200e_occ3d-nuscenes/best.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/uniscene_vae_8xb1-200e_occ3d-nuscenes
 # Scoring (the pattern of configs/_base_/generation_eval.py, with a list of two metrics): one
 # scene sampled per 5-frame val window (stride 5) from its layouts, written to
 # <work_dir>/samples/*.npz, scored by [0] GenerationMetric (FID / KID / P-R / IS / TC with the

@@ -6,10 +6,10 @@
 # minute. Point model.tokenizer_ckpt at the tiny VAE's checkpoint for meaningful samples:
 #   python tools/train.py configs/uniscene/uniscene_vae_tiny_synthetic-city.py
 #   python tools/train.py configs/uniscene/uniscene_dit_tiny_synthetic-city.py \
-#       --cfg-options model.tokenizer_ckpt=work_dirs/uniscene_vae_tiny_synthetic-city/epoch_4.pth
+#       --cfg-options model.tokenizer_ckpt=work_dirs/uniscene_vae_tiny_synthetic-city
 #   python tools/sample.py configs/uniscene/uniscene_dit_tiny_synthetic-city.py \
-#       work_dirs/uniscene_dit_tiny_synthetic-city/epoch_8.pth --task layout --input scene.npz \
-#       --lidar --cameras ../shared/data/real/nuscenes/keyframe_scene-0061/<info>.pkl
+#       work_dirs/uniscene_dit_tiny_synthetic-city --task layout --input scene.npz \
+#       --lidar --cameras nuscenes   # the preset six-camera rig (or an info .pkl)
 # Scoring of the 4 val windows (the pattern of configs/_base_/generation_eval.py, with a list of
 # two metrics): one scene sampled per window from its layout, written to
 # <work_dir>/samples/*.npz, scored by [0] GenerationMetric (FID / KID / P-R / IS / TC with the

@@ -10,7 +10,7 @@
 #   python tools/train.py configs/uniscene/uniscene_vae_cpu-15min_synthetic-city.py \
 #       --work-dir work_dirs/uniscene_vae_cpu
 #   python tools/test.py configs/uniscene/uniscene_vae_cpu-15min_synthetic-city.py \
-#       work_dirs/uniscene_vae_cpu/iter_1600.pth --out work_dirs/uniscene_vae_cpu/test.json
+#       work_dirs/uniscene_vae_cpu --out work_dirs/uniscene_vae_cpu/test.json
 _base_ = [
     '../_base_/models/uniscene_vae.py',
     '../_base_/datasets/synthetic_city_tiny.py',

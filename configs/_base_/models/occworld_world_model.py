@@ -24,7 +24,7 @@ model = dict(
         z_channels=128,
         dropout=0.0,
         quantizer=dict(type='VectorQuantizer', num_codes=512, code_dim=128, beta=1.0)),
-    tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_occ3d-nuscenes/best.pth',
+    tokenizer_ckpt='work_dirs/occworld_vqvae_8xb1-200e_occ3d-nuscenes',
     transformer=dict(
         type='OccWorldTransformer',
         token_shape=(128, 50, 50),
