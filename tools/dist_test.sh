@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Multi-GPU / multi-node evaluation through torchrun and mmengine's 'pytorch' launcher.
 #   bash tools/dist_test.sh CONFIG CHECKPOINT GPUS [test.py args]
+#   CPU only:     the same (gloo backend; docs/reliability.md, section 10)
+# exec: torchrun replaces this shell, so signals sent to its pid reach torchrun
 set -euo pipefail
 CONFIG=$1
 CHECKPOINT=$2

@@ -2,6 +2,8 @@
 # Multi-GPU / multi-node training through torchrun and mmengine's 'pytorch' launcher.
 #   single node:  bash tools/dist_train.sh CONFIG GPUS [train.py args]
 #   multi node:   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash tools/dist_train.sh CONFIG 8
+#   CPU only:     OMP_NUM_THREADS=1 bash tools/dist_train.sh CONFIG 2   (gloo; docs/reliability.md, section 10)
+# exec: torchrun replaces this shell, so signals sent to its pid reach torchrun
 set -euo pipefail
 CONFIG=$1
 GPUS=$2

@@ -68,8 +68,8 @@ def setup_distributed(cfg, launcher: str) -> None:
         # slurm / mpi: mmengine also calls torch.cuda.set_device there; torchrun is the CPU way
         from occworld4d.apis.cli import CLIError
         raise CLIError(f'--launcher {launcher} needs CUDA (mmengine sets a CUDA device '
-                         'for it); on a CPU run several processes with torchrun: '
-                         'bash tools/dist_train.sh CONFIG NPROC (--launcher pytorch)')
+                       'for it); on a CPU run several processes with torchrun: '
+                       'bash tools/dist_train.sh CONFIG NPROC (--launcher pytorch)')
     env_cfg = cfg.setdefault('env_cfg', {})
     dist_cfg = dict(env_cfg.get('dist_cfg') or {})
     backend = dist_cfg.get('backend', 'nccl')
