@@ -25,7 +25,13 @@ $(VENV)/.tests-installed: $(VENV)/.core-installed requirements/tests.txt require
 
 env: $(VENV)/.core-installed
 
+# The HTML-view test drives headless Chromium (Debian package); installed when missing
+# (apt-get as root, else sudo). If it cannot be installed the test fails under CI=1.
+CHROMIUM_INSTALL ?= $$( [ "$$(id -u)" = 0 ] || echo sudo ) sh -c 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium'
+
 test-env: $(VENV)/.tests-installed
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+		$(CHROMIUM_INSTALL) || echo "warning: could not install chromium (apt-get); the browser test fails under CI=1 and is skipped otherwise"
 
 test: test-env
 	$(PY) -m pytest $(PYTEST_ARGS) tests
