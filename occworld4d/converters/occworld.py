@@ -122,7 +122,6 @@ def _transformer_rules() -> Tuple[Tuple[KeyRule, ...], Tuple[GroupRule, ...]]:
     groups: List[GroupRule] = []
 
     def mha(src: str, dst: str) -> None:
-        nonlocal rules, groups
         for p in ('weight', 'bias'):
             groups.append(GroupRule((f'{src}.in_proj_{p}',), (f'{dst}.q.{p}', f'{dst}.kv.{p}'),
                                     _split_in_proj, _join_in_proj))

@@ -24,6 +24,9 @@ DATA = osp.join(ROOT, 'tests/data/model_converters')
 OCCWORLD_TOOL = 'tools/model_converters/occworld_to_occworld4d.py'
 OW_VQ_TINY = 'configs/occworld/occworld_vqvae_tiny_synthetic-city.py'
 OW_WM_TINY = 'configs/occworld/occworld_wm_tiny_synthetic-city.py'
+OCCSORA_TOOL = 'tools/model_converters/occsora_to_occworld4d.py'
+OS_VQ_TINY = 'configs/occsora/occsora_vqvae_tiny_synthetic-city.py'
+OS_DIT_TINY = 'configs/occsora/occsora_dit_tiny_synthetic-city.py'
 
 
 def reference_shapes(name: str, size: str) -> dict:
@@ -32,8 +35,17 @@ def reference_shapes(name: str, size: str) -> dict:
 
 
 def seeded(shapes: dict, seed: int = 0) -> dict:
+    """Seeded values in the reference layout (BatchNorm statistics kept plausible)."""
     g = torch.Generator().manual_seed(seed)
-    return {k: 0.1 * torch.randn(*s, generator=g) for k, s in shapes.items()}
+    out = {}
+    for k, s in shapes.items():
+        if k.endswith('num_batches_tracked'):
+            out[k] = torch.tensor(7)
+        elif k.endswith('running_var'):
+            out[k] = 0.5 + torch.rand(s, generator=g)
+        else:
+            out[k] = 0.1 * torch.randn(s, generator=g)
+    return out
 
 
 def build(config: str, **options):
@@ -68,7 +80,7 @@ def test_occworld_released_layout_matches_the_nuscenes_configs():
     from occworld4d.converters.occworld import (VQVAE_CONFIG, WM_CONFIG, conversion_for,
                                                 detect_part)
     zero = torch.zeros(())  # expanded views: the shapes without the memory
-    full = {k: zero.expand(*s) for k, s in reference_shapes('occworld', 'full').items()}
+    full = {k: zero.expand(s) for k, s in reference_shapes('occworld', 'full').items()}
     vq = {k[len('vae.'):]: v for k, v in full.items() if k.startswith('vae.')}
     assert detect_part(full) == 'wm' and detect_part(vq) == 'vqvae'
     for state, part, config in ((full, 'wm', WM_CONFIG), (vq, 'vqvae', VQVAE_CONFIG)):
@@ -186,3 +198,133 @@ def test_occworld_reference_configs_use_exact_gelu():
     assert tiny.transformer.dec_pose_layers[0][0].ffn.act.approximate == 'none'
     with pytest.raises(ValueError, match='mlp_act must be one of'):
         build(OW_WM_TINY, **{'model.transformer.mlp_act': 'relu'})
+
+
+# --------------------------------------------------------------------------------------------
+# OccSora
+
+
+def reference_dit_file(state: dict) -> dict:
+    """What the reference's train_2.py saves (EMA deliberately different from the model)."""
+    import argparse
+    return {'model': {k: v + 1.0 for k, v in state.items()}, 'ema': state,
+            'opt': {'state': {}, 'param_groups': []},
+            'args': argparse.Namespace(model='DiT-XL/2', global_batch_size=16)}
+
+
+def test_occsora_released_layout_matches_the_nuscenes_configs():
+    from occworld4d.converters.occsora import (DIT_CONFIG, VQVAE_CONFIG, generator_conversion,
+                                               vqvae_conversion)
+    zero = torch.zeros(())
+    full = {part: {k: zero.expand(s) for k, s in shapes.items()}
+            for part, shapes in reference_shapes('occsora', 'full').items()}
+    out = convert(full['vqvae'], vqvae_conversion(), 'released')
+    check_state_dict(out, model_shapes(osp.join(ROOT, VQVAE_CONFIG)), 'released', VQVAE_CONFIG)
+    tok, dit = generator_conversion()
+    out = {**convert(full['vqvae'], tok, 'released'), **convert(full['dit'], dit, 'released')}
+    check_state_dict(out, model_shapes(osp.join(ROOT, DIT_CONFIG)), 'released', DIT_CONFIG)
+    assert sum(v.numel() for v in full['dit'].values()) == 36_819_200
+
+
+def test_occsora_reference_config_has_the_reference_behaviour():
+    from occworld4d.converters.occsora import DIT_CONFIG
+    cfg = Config.fromfile(osp.join(ROOT, DIT_CONFIG))
+    assert cfg.model.denoiser.trajectory_scale == 1.0  # raw values, as the reference
+    assert cfg.model.denoiser.learn_pos_embed is True  # a trained table
+    assert cfg.model.cond_drop_prob == 0.0  # never dropped
+    assert cfg.model.sample_cfg.guidance_scale == 1.0  # its CFG is the conditional output
+    ours = Config.fromfile(
+        osp.join(ROOT, 'configs/occsora/occsora_dit_8xb2-1200k_occ3d-nuscenes.py'))
+    assert ours.model.denoiser.trajectory_scale == 0.1 and ours.model.cond_drop_prob == 0.1
+    # the DiT of both follows DiT's tanh GELU (the reference's approx_gelu)
+    dit = build(OS_DIT_TINY)
+    assert dit.denoiser.blocks[0].mlp.act.approximate == 'tanh'
+
+
+def test_occsora_tokenizer_converts_loads_runs_and_reverses(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    ref = seeded(reference_shapes('occsora', 'tiny')['vqvae'])
+    src, dst, back = tmp_path / 'epoch_150.pth', tmp_path / 'ours.pth', tmp_path / 'back.pth'
+    torch.save(reference_training_checkpoint(ref), src)
+    assert run(OCCSORA_TOOL, src, dst, '--config', OS_VQ_TINY) == 0
+    model = build(OS_VQ_TINY)
+    load_checkpoint(model, str(dst), map_location='cpu', strict=True)
+    sd = model.state_dict()
+    assert torch.equal(sd['encoder.res_stack.0.block.8.attn_h.qkv.weight'][32:64],
+                       ref['encoder_gpt.res_stack.0.block.8.attn_h.w_ks.weight'])
+    voxels = torch.randint(0, 12, (1, 8, 32, 32, 8), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ids = model.encode_to_indices(voxels)
+        logits = model.decode_indices(ids)
+    assert ids.shape == (1, 4, 8, 8) and logits.shape == (1, 12, 8, 32, 32, 8)
+    assert torch.isfinite(logits).all()
+    assert run(OCCSORA_TOOL, dst, back, '--reverse') == 0
+    restored = torch.load(back, weights_only=True)['state_dict']
+    assert sorted(restored) == sorted(ref)
+    for key, value in ref.items():
+        assert torch.equal(restored[key], value) and restored[key].dtype == value.dtype, key
+
+
+def test_occsora_dit_converts_loads_samples_and_reverses(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    shapes = reference_shapes('occsora', 'tiny')
+    ref_tok, ref_dit = seeded(shapes['vqvae']), seeded(shapes['dit'], seed=1)
+    tok, dit = tmp_path / 'vqvae.pth', tmp_path / '0010000.pt'
+    torch.save(reference_training_checkpoint(ref_tok), tok)
+    torch.save(reference_dit_file(ref_dit), dit)
+    dst, back, back_tok = tmp_path / 'gen.pth', tmp_path / 'back.pt', tmp_path / 'back_tok.pth'
+    assert run(OCCSORA_TOOL, dit, dst, '--config', OS_DIT_TINY) == 2  # needs --tokenizer
+    assert '--tokenizer' in capsys.readouterr().err
+    assert run(OCCSORA_TOOL, dit, dst, '--tokenizer', tok, '--config', OS_DIT_TINY) == 0
+    assert f'sample: python tools/sample.py {OS_DIT_TINY}' in capsys.readouterr().out
+    model = build(OS_DIT_TINY)
+    load_checkpoint(model, str(dst), map_location='cpu', strict=True)
+    sd = model.state_dict()
+    assert torch.equal(sd['denoiser.cond_embedder.4.weight'], ref_dit['mlp_trag.fc3.weight'])
+    assert torch.equal(sd['denoiser.pos_embed'], ref_dit['pos_embed'])  # EMA, not model + 1
+    x = torch.randn(2, 16, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        out = model.denoiser(x, torch.tensor([3, 50]), trajectory=torch.randn(2, 8, 3))
+    assert out.shape == (2, 32, 4, 8, 8) and torch.isfinite(out).all()
+    assert run(OCCSORA_TOOL, dit, tmp_path / 'model.pth', '--tokenizer', tok, '--config',
+               OS_DIT_TINY, '--weights', 'model') == 0
+    raw = torch.load(tmp_path / 'model.pth', weights_only=True)['state_dict']
+    assert torch.equal(raw['denoiser.pos_embed'], ref_dit['pos_embed'] + 1.0)
+
+    assert run(OCCSORA_TOOL, dst, back, '--reverse', '--tokenizer-out', back_tok) == 0
+    import argparse
+    with torch.serialization.safe_globals([argparse.Namespace]):
+        restored = torch.load(back, weights_only=True)
+    assert sorted(restored) == ['args', 'ema', 'model', 'opt']
+    for entry in ('model', 'ema'):
+        assert sorted(restored[entry]) == sorted(ref_dit)
+        assert all(torch.equal(restored[entry][k], v) for k, v in ref_dit.items())
+    assert len(restored['opt']['param_groups'][0]['params']) == len(ref_dit)
+    tok_back = torch.load(back_tok, weights_only=True)['state_dict']
+    assert sorted(tok_back) == sorted(ref_tok)
+    assert all(torch.equal(tok_back[k], v) for k, v in ref_tok.items())
+
+
+def test_occsora_bad_files_and_keys(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    shapes = reference_shapes('occsora', 'tiny')
+    ref_dit = seeded(shapes['dit'])
+    dit = tmp_path / 'dit.pt'
+    torch.save(reference_dit_file(ref_dit), dit)
+    truncated = tmp_path / 'cut.pt'
+    truncated.write_bytes(dit.read_bytes()[: len(dit.read_bytes()) // 2])
+    tok = tmp_path / 'tok.pth'
+    torch.save({'state_dict': seeded(shapes['vqvae'])}, tok)
+    assert run(OCCSORA_TOOL, truncated, tmp_path / 'x.pth', '--tokenizer', tok) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and str(truncated) in err
+    bad = dict(ref_dit, **{'y_embedder.embedding_table.weight': torch.zeros(3, 32)})
+    torch.save({'model': bad, 'ema': bad}, tmp_path / 'bad.pt')
+    assert run(OCCSORA_TOOL, tmp_path / 'bad.pt', tmp_path / 'x.pth', '--tokenizer', tok,
+               '--config', OS_DIT_TINY) == 2
+    err = capsys.readouterr().err
+    assert 'y_embedder.embedding_table.weight' in err and 'bad.pt' in err
+    assert run(OCCSORA_TOOL, dit, tmp_path / 'x.pth', '--tokenizer', dit,
+               '--config', OS_DIT_TINY) == 2
+    assert 'expected --tokenizer (a tokenizer checkpoint)' in capsys.readouterr().err
+    assert not (tmp_path / 'x.pth').exists()
