@@ -286,6 +286,13 @@ def test_occsora_dit_converts_loads_samples_and_reverses(tmp_path, monkeypatch, 
     with torch.no_grad():
         out = model.denoiser(x, torch.tensor([3, 50]), trajectory=torch.randn(2, 8, 3))
     assert out.shape == (2, 32, 4, 8, 8) and torch.isfinite(out).all()
+    samples = tmp_path / 'samples'  # tools/sample.py loads it strictly and samples
+    load_tool('tools/sample.py').main([osp.join(ROOT, OS_DIT_TINY), str(dst), '--task',
+                                       'trajectory', '--trajectory', 'left', '--steps', '2',
+                                       '--no-render', '--out', str(samples)])
+    import numpy as np
+    with np.load(samples / 'sample_0.npz') as f:
+        assert f['semantics'].shape == (8, 32, 32, 8)
     assert run(OCCSORA_TOOL, dit, tmp_path / 'model.pth', '--tokenizer', tok, '--config',
                OS_DIT_TINY, '--weights', 'model') == 0
     raw = torch.load(tmp_path / 'model.pth', weights_only=True)['state_dict']
