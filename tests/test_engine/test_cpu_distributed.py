@@ -137,18 +137,13 @@ def _same(a, b):
     return [k for k in a if not torch.equal(a[k], b[k])]
 
 
-@pytest.fixture(scope='module')
-def setup(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp('dist')
+def _config(tmp):
     cfg = tmp / 'cfg.py'
     cfg.write_text(CONFIG)
-    full = tmp / 'full'
-    _finish(_launch('dist_train.sh', tmp / 'full.log', cfg, 2, '--work-dir', full))
-    return cfg, tmp, full
+    return cfg
 
 
-def test_ranks_see_different_data_and_keep_identical_weights(setup):
-    cfg, tmp, full = setup
+def _check_data_and_weights(full):
     rec = [_records(full, r) for r in (0, 1)]
     assert [len(r) for r in rec] == [4, 4]  # 2 epochs of 2 iterations on each rank
     everything = {f'synthetic-0-{i:05d}' for i in range(4)}
@@ -164,8 +159,7 @@ def test_ranks_see_different_data_and_keep_identical_weights(setup):
     assert any(not torch.equal(v, _weights(full / 'epoch_1.pth')[k]) for k, v in w0.items())
 
 
-def test_killing_torchrun_stops_workers_and_resume_is_bit_identical(setup):
-    cfg, tmp, full = setup
+def _check_kill_torchrun_then_resume(cfg, tmp, full):
     cut = tmp / 'cut'
     proc = _launch('dist_train.sh', tmp / 'cut.log', cfg, 2, '--work-dir', cut)
     try:
@@ -194,10 +188,33 @@ def test_killing_torchrun_stops_workers_and_resume_is_bit_identical(setup):
         assert got == _records(full, r), f'rank {r}, stopped after {done} iteration(s)'
 
 
-def test_killing_one_worker_tears_down_the_group(setup):
-    cfg, tmp, full = setup
-    work = tmp / 'kill_worker'
-    proc = _launch('dist_train.sh', tmp / 'kill_worker.log', cfg, 2, '--work-dir', work,
+def _check_dist_test(cfg, tmp, full):
+    ckpt = full / 'epoch_2.pth'
+    out2, out1 = tmp / 'two.json', tmp / 'one.json'
+    _finish(_launch('dist_test.sh', tmp / 'two.log', cfg, ckpt, 2, '--work-dir',
+                    tmp / 'test2', '--out', out2))
+    tool_main('tools/test.py', cfg, ckpt, '--work-dir', tmp / 'test1', '--out', out1)
+    two, one = json.loads(out2.read_text()), json.loads(out1.read_text())
+    metrics = {k for k in one if not k.startswith('_')}
+    assert metrics and metrics == {k for k in two if not k.startswith('_')}
+    for k in metrics:
+        assert two[k] == pytest.approx(one[k], rel=1e-6, abs=1e-9), k
+
+
+def test_two_processes_data_weights_kill_torchrun_resume_and_dist_test(tmp_path):
+    """One test (one pytest-xdist worker): the later checks compare with the first run."""
+    cfg = _config(tmp_path)
+    full = tmp_path / 'full'
+    _finish(_launch('dist_train.sh', tmp_path / 'full.log', cfg, 2, '--work-dir', full))
+    _check_data_and_weights(full)
+    _check_kill_torchrun_then_resume(cfg, tmp_path, full)
+    _check_dist_test(cfg, tmp_path, full)
+
+
+def test_killing_one_worker_tears_down_the_group(tmp_path):
+    cfg = _config(tmp_path)
+    work = tmp_path / 'kill_worker'
+    proc = _launch('dist_train.sh', tmp_path / 'kill_worker.log', cfg, 2, '--work-dir', work,
                    '--cfg-options', 'train_cfg.max_epochs=100')
     try:
         pids = _worker_pids(work)
@@ -210,20 +227,6 @@ def test_killing_one_worker_tears_down_the_group(setup):
         proc.kill()
         _reap(work)
     assert len(_records(work, 0)) < 100 * 2  # it did not train on
-
-
-def test_dist_test_matches_one_process(setup, tmp_path):
-    cfg, tmp, full = setup
-    ckpt = full / 'epoch_2.pth'
-    out2, out1 = tmp_path / 'two.json', tmp_path / 'one.json'
-    _finish(_launch('dist_test.sh', tmp_path / 'two.log', cfg, ckpt, 2, '--work-dir',
-                    tmp_path / 'w2', '--out', out2))
-    tool_main('tools/test.py', cfg, ckpt, '--work-dir', tmp_path / 'w1', '--out', out1)
-    two, one = json.loads(out2.read_text()), json.loads(out1.read_text())
-    metrics = {k for k in one if not k.startswith('_')}
-    assert metrics and metrics == {k for k in two if not k.startswith('_')}
-    for k in metrics:
-        assert two[k] == pytest.approx(one[k], rel=1e-6, abs=1e-9), k
 
 
 def test_slurm_or_mpi_launcher_without_cuda_is_one_error(capsys):
