@@ -30,6 +30,8 @@ that process at import time, in memory (files in DIR are not modified):
 * ``timm``: ``timm.layers.Mlp`` / ``timm.models.vision_transformer.Mlp`` (fc1, act, drop,
   fc2, drop; the same parameters) and ``PatchEmbed`` (a strided Conv2d + flatten);
 * ``wandb`` (an empty module) and ``omegaconf`` (``OmegaConf.load`` on PyYAML);
+* ``skimage``, ``nuscenes``, ``scipy`` when not installed: modules whose attributes raise when
+  called (the reference's planning metric imports them; its training step does not use them);
 * ``Tensor.cuda`` returns the tensor unchanged (the reference calls ``.cuda()`` in forward).
 
 Rows (``--rows``; default: every row this tool can build):
@@ -259,6 +261,29 @@ def install_shims():
 
     sys.modules['wandb'] = types.ModuleType('wandb')
 
+    def unavailable(modname):
+        def getattr_(attr):
+            if attr.startswith('__'):
+                raise AttributeError(attr)
+
+            def missing(*a, **k):
+                raise RuntimeError(f'{modname}.{attr} is a benchmark_vs_reference stub (the '
+                                   'package is not installed; the training step does not use it)')
+            return missing
+        return getattr_
+
+    import importlib.util
+    for name in ('skimage', 'skimage.draw', 'nuscenes', 'nuscenes.utils',
+                 'nuscenes.utils.data_classes', 'scipy', 'scipy.spatial',
+                 'scipy.spatial.transform'):
+        top = name.split('.')[0]
+        if top not in sys.modules and importlib.util.find_spec(top) is not None:
+            continue  # installed: the real package
+        mod = types.ModuleType(name)
+        mod.__getattr__ = unavailable(name)
+        mod.__path__ = []
+        sys.modules[name] = mod
+
     class AttrDict(dict):
         __getattr__ = dict.__getitem__
 
@@ -368,7 +393,8 @@ def run_side(args, row: str, side: str) -> dict:
     t0 = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if out.returncode != 0:
-        return dict(error=f'{side} {row}: exit {out.returncode}: {out.stderr[-1500:]}')
+        return dict(error=f'{side} {row}: exit {out.returncode}: '
+                         + ' | '.join(out.stderr.strip().splitlines()[-3:])[-1500:])
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res['process_wall_s'] = time.perf_counter() - t0
     return res
