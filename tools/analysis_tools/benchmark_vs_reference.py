@@ -283,6 +283,9 @@ def install_shims():
         mod.__getattr__ = unavailable(name)
         mod.__path__ = []
         sys.modules[name] = mod
+        if '.' in name:  # the parent (stubbed just before) holds its child
+            parent, _, child = name.rpartition('.')
+            setattr(sys.modules[parent], child, mod)
 
     class AttrDict(dict):
         __getattr__ = dict.__getitem__
