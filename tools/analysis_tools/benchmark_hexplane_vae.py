@@ -65,7 +65,7 @@ def run_worker(args) -> dict:
     torch.manual_seed(0)
     projection, decoder = args.worker.split(':')
     T, X, Y, Z = args.shape
-    device = torch.device(args.device)
+    device = torch.device(resolve_device(args.device))
     model = HexPlaneVAE(num_classes=args.num_classes, num_frames=T, spatial_size=(X, Y, Z),
                         projection=projection, decoder=decoder,
                         projection_attn_drop=args.attn_drop,
