@@ -48,6 +48,9 @@ DATASET_GRIDS: Dict[str, Tuple[float, ...]] = {
 
 MARGIN = 8
 LEGEND_ROW = 18
+# BEV height shading of the pictures: the ground keeps 70 % of its legend colour, so the
+# legend stays readable (the raw renderer's default darkens to 40 %).
+SHADE_MIN = 0.7
 
 
 @dataclass
@@ -224,7 +227,8 @@ def render_panel(grid: np.ndarray, info: SceneInfo, mode: str = 'bev', scale: in
     free = info.free_label if free_label is None else free_label
     s = scale or auto_scale(grid.shape, mode, min_size)
     if mode == 'bev':
-        img = render_bev(grid, palette, free, height_shading=height_shading, scale=s)
+        img = render_bev(grid, palette, free, height_shading=height_shading, scale=s,
+                         shade_min=SHADE_MIN)
         pad = 0
     elif mode == 'iso':
         raw = render_voxels_iso(grid, palette, free, voxel_px=s)
@@ -290,12 +294,13 @@ def legend_image(entries: Sequence[Tuple[str, Tuple[int, int, int]]], title: str
                  width: int = 190) -> Tuple[np.ndarray, List[Tuple[int, int, int, int]]]:
     """A legend column: one swatch + name per entry. Returns the image and swatch boxes."""
     fnt, tfnt = font(13), font(14)
-    top = MARGIN + (LEGEND_ROW + 4 if title else 0)
+    lines = title.split('\n') if title else []
+    top = MARGIN + (LEGEND_ROW * len(lines) + 4 if lines else 0)
     h = top + LEGEND_ROW * len(entries) + MARGIN
     canvas = Image.new('RGB', (width, h), (255, 255, 255))
     draw = _draw(canvas)
-    if title:
-        draw.text((MARGIN, MARGIN), title, fill=(0, 0, 0), font=tfnt)
+    for i, line in enumerate(lines):
+        draw.text((MARGIN, MARGIN + i * LEGEND_ROW), line, fill=(0, 0, 0), font=tfnt)
     boxes = []
     for i, (name, rgb) in enumerate(entries):
         y = top + i * LEGEND_ROW
@@ -403,9 +408,9 @@ def legend_for(info: SceneInfo, compare: bool = False):
         entries += [(f'diff: {n}', tuple(int(c) for c in DIFF_PALETTE[i]))
                     for i, n in enumerate(DIFF_CLASSES) if i > 0]
     vs = info.voxel_size
-    title = f'{info.vocabulary}  voxel {vs[0]:g} m'
-    return legend_image(entries, title, width=max(190, 8 * max(len(e[0]) for e in entries)
-                                                  + 40))
+    title = f'{info.vocabulary}\nvoxel {vs[0]:.3g} x {vs[1]:.3g} x {vs[2]:.3g} m'
+    longest = max([len(e[0]) + 3 for e in entries] + [len(t) for t in title.split('\n')])
+    return legend_image(entries, title, width=max(190, 8 * longest + 16))
 
 
 def draw_frame(grid, info: SceneInfo, t: int = 0, num_frames: int = 1, mode: str = 'bev',
@@ -418,7 +423,7 @@ def draw_frame(grid, info: SceneInfo, t: int = 0, num_frames: int = 1, mode: str
     panel = render_panel(grid, info, mode, scale, min_size, height_shading=height_shading, t=t)
     legend, boxes = legend_for(info, False)
     header = frame_label(info, t, num_frames) + (f'   {title}' if title else '')
-    img = compose([(f'{mode.upper()}  (+X forward = up)' if mode == 'bev' else
+    img = compose([('BEV  (+X forward = up, darker = lower)' if mode == 'bev' else
                     'isometric', panel)], legend, header, layout)
     if layout is not None:
         layout['legend_boxes'] = boxes

@@ -59,7 +59,8 @@ def top_labels(semantics, free_label: int) -> Tuple[np.ndarray, np.ndarray]:
 
 def render_bev(semantics, palette: PaletteLike = 'occ3d_nuscenes', free_label: int = 17,
                height_shading: bool = False, scale: int = 1,
-               background: Tuple[int, int, int] = BACKGROUND) -> np.ndarray:
+               background: Tuple[int, int, int] = BACKGROUND,
+               shade_min: float = 0.4) -> np.ndarray:
     """Bird's-eye view: each pixel shows the colour of the top-most non-free voxel.
 
     Pixel (row, col) shows column (x, y) = (X - 1 - row // scale, Y - 1 - col // scale),
@@ -69,7 +70,8 @@ def render_bev(semantics, palette: PaletteLike = 'occ3d_nuscenes', free_label: i
         semantics: (X, Y, Z) class ids (numpy or torch).
         palette: vocabulary name or (K, 3) colours.
         free_label: id of free space (not drawn).
-        height_shading: darken lower surfaces: colour * (0.4 + 0.6 * (z + 1) / Z).
+        height_shading: darken lower surfaces: colour * (m + (1 - m) * (z + 1) / Z) with
+            m = ``shade_min`` (0.4 by default).
         scale: pixels per voxel (nearest-neighbour).
         background: colour of empty columns.
 
@@ -81,7 +83,7 @@ def render_bev(semantics, palette: PaletteLike = 'occ3d_nuscenes', free_label: i
     img = _lookup(pal, np.where(heights >= 0, labels, 0)).astype(np.float32)  # (X, Y, 3)
     if height_shading:
         Z = _as_grid(semantics).shape[2]
-        img *= (0.4 + 0.6 * (heights + 1) / Z)[..., None]
+        img *= (shade_min + (1 - shade_min) * (heights + 1) / Z)[..., None]
     img[heights < 0] = background
     img = img[::-1, ::-1]  # rows: +X up; cols: +Y left
     if scale > 1:
