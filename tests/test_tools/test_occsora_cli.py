@@ -61,7 +61,8 @@ def test_tokenizer_dit_trajectory_sampling(tmp_path, capsys):
     bad_runs = [
         (['--task', 'trajectory', '--trajectory', str(tmp_path / 'short.txt')],
          ['short.txt', '(8, 3)']),
-        (['--task', 'command', '--command', 'LEFT'], ["['command']"]),
+        (['--task', 'command', '--command', 'LEFT'],
+         ['cannot run --task command', 'the tasks it can run are', 'trajectory']),
         (['--task', 'inpaint', '--input', str(out / 'sample_0.npz'), '--region', '0', '8', '0',
           '8', '0', '9'], ['region z range [0, 9)', '[0, 8)']),
     ]

@@ -4,6 +4,7 @@ event file whose ``loss`` scalars are the ones the LocalVisBackend logged."""
 import glob
 import json
 import os.path as osp
+import subprocess
 import sys
 
 import pytest
@@ -26,7 +27,6 @@ def test_tensorboard_event_file_from_a_child_config(tmp_path):
     pytest.importorskip('tensorboard')
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    import train
     from occworld4d.apis.cli import load_config
     base = osp.join(ROOT, 'configs/occworld/occworld_vqvae_tiny_synthetic-city.py')
     child = tmp_path / 'tb_child.py'
@@ -41,10 +41,14 @@ def test_tensorboard_event_file_from_a_child_config(tmp_path):
     assert load_config(str(child2)).visualizer.vis_backends == mine
 
     work = tmp_path / 'work'
-    train.main([str(child), '--work-dir', str(work), '--cfg-options',
-                'train_dataloader.dataset.num_scenes=1', 'train_dataloader.dataset.num_frames=4',
-                'train_cfg.max_epochs=1', 'train_cfg.val_interval=5',
-                'default_hooks.logger.interval=1', 'default_hooks.checkpoint.interval=5'])
+    # a fresh process: mmengine's Visualizer is a process-wide singleton that an earlier test
+    # of the same xdist worker may already hold
+    subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), str(child),
+                    '--work-dir', str(work), '--cfg-options',
+                    'train_dataloader.dataset.num_scenes=1',
+                    'train_dataloader.dataset.num_frames=4', 'train_cfg.max_epochs=1',
+                    'train_cfg.val_interval=5', 'default_hooks.logger.interval=1',
+                    'default_hooks.checkpoint.interval=5'], check=True, cwd=ROOT)
     events = glob.glob(str(work / '*' / 'vis_data' / 'events.out.tfevents.*'))
     assert len(events) == 1, events
     acc = EventAccumulator(events[0])
