@@ -246,7 +246,8 @@ def read_scene(path: str) -> dict:
                            f'{sorted(data.files)} (tools/dataset_converters/export_scene.py '
                            'writes a scene npz)')
         scene = {k: np.asarray(data[k]) for k in ('semantics', 'trajectory', 'command',
-                                                  'ego_poses', 'vocabulary') if k in data.files}
+                                                  'ego_poses', 'vocabulary', 'free_label',
+                                                  'pc_range', 'voxel_size') if k in data.files}
     if scene['semantics'].ndim != 4:
         raise CLIError(f'{path}: "semantics" must be (T, X, Y, Z), found shape '
                        f'{scene["semantics"].shape}')
@@ -279,13 +280,16 @@ def run_forecast(cfg, args, model):
     poses = scene.get('ego_poses')
     command = args.command if args.command is not None else (
         int(scene['command']) if 'command' in scene else None)
-    meta = dict(scene=osp.basename(args.input), free_label=int(cfg.get('free_label', 0)))
+    free = scene['free_label'] if 'free_label' in scene else cfg.get('free_label', 0)
+    meta = dict(scene=osp.basename(args.input), free_label=int(free))
     if voc:
         meta['vocabulary'] = voc
-    if cfg.get('pc_range') is not None:
-        pc = [float(v) for v in cfg.pc_range]
+    pc = scene['pc_range'] if 'pc_range' in scene else cfg.get('pc_range')
+    if pc is not None:  # the grid's extent (the ego-warp baseline needs it)
+        pc = [float(v) for v in pc]
         meta['pc_range'] = pc
-        meta['voxel_size'] = [(pc[a + 3] - pc[a]) / sem.shape[a + 1] for a in range(3)]
+        meta['voxel_size'] = ([float(v) for v in scene['voxel_size']] if 'voxel_size' in scene
+                              else [(pc[a + 3] - pc[a]) / sem.shape[a + 1] for a in range(3)])
     if hasattr(model, 'show_progress'):
         model.show_progress = not args.no_progress
     try:
@@ -306,7 +310,7 @@ def run_forecast(cfg, args, model):
                    'history frame), one row per future frame')
     paths.append(txt)
     if not args.no_render:
-        paths += render_forecast(cfg, out, args.out)
+        paths += render_forecast(cfg, out, args.out, meta.get('voxel_size'))
     F = out['semantics'].shape[0]
     last = out['pred_trajectory'][-1]
     print(f'forecast: {H} history -> {F} future frame(s) of shape {out["semantics"].shape[1:]}'
@@ -315,7 +319,7 @@ def run_forecast(cfg, args, model):
     return out
 
 
-def render_forecast(cfg, out: dict, out_dir: str) -> list:
+def render_forecast(cfg, out: dict, out_dir: str, voxel_size=None) -> list:
     """``forecast_bev.png``: the last history frame with the planned path (white dots) and the
     ground-truth path (black) when known; ``forecast.gif``: history then forecast frames."""
     try:
@@ -329,11 +333,7 @@ def render_forecast(cfg, out: dict, out_dir: str) -> list:
     frames = [render_bev(f, palette=palette, free_label=free, scale=scale)
               for f in list(out['history']) + list(out['semantics'])]
     X, Y = out['history'].shape[1:3]
-    pc = cfg.get('pc_range')
-    if pc is not None:
-        size = ((pc[3] - pc[0]) / X, (pc[4] - pc[1]) / Y)
-    else:
-        size = (1.0, 1.0)
+    size = tuple(voxel_size[:2]) if voxel_size is not None else (1.0, 1.0)  # metres a voxel
     picture = frames[len(out['history']) - 1].copy()
     for key, colour in (('gt_trajectory', (0, 0, 0)), ('pred_trajectory', (255, 255, 255))):
         if key in out:
@@ -343,16 +343,18 @@ def render_forecast(cfg, out: dict, out_dir: str) -> list:
 
 
 def draw_path(image: np.ndarray, xy: np.ndarray, voxel_size, shape, scale: int, colour) -> None:
-    """Dots at ego positions ``xy`` (F, 2) metres (ego at the grid centre) on a BEV image whose
-    rows follow x and columns y (``render_bev``'s layout), in place."""
+    """Dots at ego positions ``xy`` (F, 2) metres (the ego at the grid centre) on a BEV image
+    of ``render_bev``'s layout (+X up, +Y left: voxel (x, y) at pixel row X - 1 - x, column
+    Y - 1 - y, times ``scale``), in place; positions outside the grid are not drawn."""
     h, w = image.shape[:2]
+    r = max(1, scale // 2)
     for x, y in np.asarray(xy, float):
-        i = (shape[0] / 2 + x / voxel_size[0]) * h / shape[0]
-        j = (shape[1] / 2 + y / voxel_size[1]) * w / shape[1]
-        r = max(1, scale // 2)
-        i0, j0 = int(round(i)), int(round(j))
-        image[max(i0 - r, 0):max(min(i0 + r + 1, h), 0),
-              max(j0 - r, 0):max(min(j0 + r + 1, w), 0)] = colour
+        xi = int(np.floor(shape[0] / 2 + x / voxel_size[0]))
+        yi = int(np.floor(shape[1] / 2 + y / voxel_size[1]))
+        if not (0 <= xi < shape[0] and 0 <= yi < shape[1]):
+            continue
+        i, j = (shape[0] - 1 - xi) * scale + scale // 2, (shape[1] - 1 - yi) * scale + scale // 2
+        image[max(i - r, 0):min(i + r + 1, h), max(j - r, 0):min(j + r + 1, w)] = colour
 
 
 def main(argv=None):

@@ -126,7 +126,22 @@ def resolve_checkpoint_arg(path: Optional[str], what: str = 'checkpoint') -> Opt
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
                     argparse.RawDescriptionHelpFormatter):
-    """``--help`` shows every option's default and keeps the description's line breaks."""
+    """``--help`` shows every option's default (options without a help text too; not for
+    ``None`` / flags, nor where the help text already names its default) and keeps the
+    description's line breaks."""
+
+    def _format_action(self, action):
+        default = action.default
+        if not action.help and action.option_strings and not (
+                default is None or default is False or default == argparse.SUPPRESS):
+            action.help = '(default: %(default)s)'
+        return super()._format_action(action)
+
+    def _get_help_string(self, action):
+        text = action.help or ''
+        if action.default is None or action.default is False or 'default' in text:
+            return text
+        return super()._get_help_string(action).strip()
 
 
 def resolve_device(name: Optional[str]) -> str:
