@@ -431,6 +431,35 @@ def report(dst: str, config: Optional[str], extra: str = '') -> str:
     return '\n'.join(lines)
 
 
+def converter_parser(doc: str, config_help: str) -> argparse.ArgumentParser:
+    """The arguments every converter tool shares: SRC, DST, ``--reverse``, ``--config``,
+    ``--trust-checkpoint``; a tool adds its own (``--vae``, ``--weights`` ...) to it."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument('src', help='reference checkpoint (or, with --reverse, an occworld4d one)')
+    p.add_argument('dst', help='output checkpoint')
+    p.add_argument('--reverse', action='store_true', help='occworld4d -> reference layout')
+    p.add_argument('--config', help=config_help)
+    p.add_argument('--trust-checkpoint', action='store_true',
+                   help='full-pickle loading (only for files you trust)')
+    return p
+
+
+def trust_of(args: argparse.Namespace) -> Optional[bool]:
+    """``--trust-checkpoint`` as the ``trust`` argument of :func:`read_checkpoint` (None = the
+    config / default rule)."""
+    return True if args.trust_checkpoint else None
+
+
+def add_prefix(state: Mapping[str, Tensor], prefix: str) -> StateDict:
+    """``prefix + key`` for every key (a sub-model's weights inside a generator)."""
+    return {prefix + k: v for k, v in state.items()}
+
+
+def strip_prefix(state: Mapping[str, Tensor], prefix: str) -> StateDict:
+    """The entries under ``prefix``, with it removed (inverse of :func:`add_prefix`)."""
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def run_cli(main: Callable[[Optional[List[str]]], int],
             argv: Optional[List[str]] = None) -> int:
     """Run a converter's ``main``; a :class:`ConversionError` is printed as ``error: ...`` on

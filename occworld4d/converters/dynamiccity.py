@@ -33,8 +33,8 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from .common import (Conversion, ConversionError, KeyRule, TensorTransform, check_state_dict,
-                     convert, prefix_rules, shapes_of)
+from .common import (Conversion, ConversionError, KeyRule, TensorTransform, add_prefix,
+                     check_state_dict, convert, prefix_rules, shapes_of, strip_prefix)
 
 StateDict = Dict[str, Tensor]
 
@@ -293,7 +293,7 @@ def vae_to_ours(state: StateDict, filename: str,
     """Reference ``model_state_dict`` -> HexPlaneVAE state dict (``prefix`` + keys), checked
     against ``expected`` (our model's key -> shape) when given."""
     ours = convert(split_grouped(state), vae_conversion(), filename)
-    ours = {prefix + k: v for k, v in ours.items()}
+    ours = add_prefix(ours, prefix)
     if expected is not None:
         check_state_dict(ours, expected, filename, 'occworld4d\'s HexPlaneVAE')
     return ours
@@ -301,7 +301,7 @@ def vae_to_ours(state: StateDict, filename: str,
 
 def ours_to_vae(state: StateDict, filename: str, prefix: str = '') -> StateDict:
     """HexPlaneVAE state dict (keys under ``prefix``) -> reference ``model_state_dict``."""
-    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    sub = strip_prefix(state, prefix)
     return fuse_grouped(convert(sub, vae_conversion(), filename, reverse=True))
 
 
@@ -312,7 +312,7 @@ def dit_to_ours(state: StateDict, conditions: Sequence[str], hidden: int, filena
     ours = convert(state, dit_conversion(hidden), filename)
     for name in conditions:
         ours[f'null_embeddings.{name}'] = torch.zeros(hidden)
-    ours = {prefix + k: v for k, v in ours.items()}
+    ours = add_prefix(ours, prefix)
     if expected is not None:
         check_state_dict(ours, expected, filename, 'occworld4d\'s RolloutDiT')
     return ours
@@ -320,7 +320,7 @@ def dit_to_ours(state: StateDict, conditions: Sequence[str], hidden: int, filena
 
 def ours_to_dit(state: StateDict, hidden: int, filename: str, prefix: str = '') -> StateDict:
     """RolloutDiT state dict (keys under ``prefix``) -> reference DiT weights."""
-    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    sub = strip_prefix(state, prefix)
     nonzero = [k for k, v in sub.items() if k.startswith('null_embeddings.') and v.abs().any()]
     if nonzero:
         raise ConversionError(f'{filename}: non-zero null embeddings, which the reference '

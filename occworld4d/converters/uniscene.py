@@ -26,7 +26,8 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 
-from .common import Conversion, ConversionError, KeyRule, check_state_dict, convert
+from .common import (Conversion, ConversionError, KeyRule, add_prefix, check_state_dict, convert,
+                     strip_prefix)
 
 StateDict = Dict[str, Tensor]
 
@@ -105,27 +106,27 @@ def dit_rules() -> List[KeyRule]:
 # ------------------------------------------------------------------------------ conversions
 def vae_to_ours(state: StateDict, filename: str, expected=None, prefix: str = '') -> StateDict:
     ours = convert(fuse_qkv(state, filename), Conversion(rules=tuple(vae_rules())), filename)
-    ours = {prefix + k: v for k, v in ours.items()}
+    ours = add_prefix(ours, prefix)
     if expected is not None:
         check_state_dict(ours, expected, filename, 'occworld4d\'s UniSceneOccVAE')
     return ours
 
 
 def ours_to_vae(state: StateDict, filename: str, prefix: str = '') -> StateDict:
-    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    sub = strip_prefix(state, prefix)
     return split_qkv(convert(sub, Conversion(rules=tuple(vae_rules())), filename, reverse=True))
 
 
 def dit_to_ours(state: StateDict, filename: str, expected=None, prefix: str = '') -> StateDict:
     ours = convert(state, Conversion(rules=tuple(dit_rules())), filename)
-    ours = {prefix + k: v for k, v in ours.items()}
+    ours = add_prefix(ours, prefix)
     if expected is not None:
         check_state_dict(ours, expected, filename, 'occworld4d\'s UniSceneOccDiT')
     return ours
 
 
 def ours_to_dit(state: StateDict, filename: str, prefix: str = '') -> StateDict:
-    sub = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+    sub = strip_prefix(state, prefix)
     return convert(sub, Conversion(rules=tuple(dit_rules())), filename, reverse=True)
 
 

@@ -12,22 +12,20 @@ Reverse (``--reverse``): SRC is an occworld4d checkpoint (a HexPlaneVAE, or a Dy
 generator: its denoiser -> a DiT checkpoint, ``--vae-out`` its tokenizer); DST is written in
 the reference layout with ``conf.yaml`` beside it. Logic: :mod:`occworld4d.converters.dynamiccity`.
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from occworld4d.converters.common import run_cli  # noqa: E402
+from occworld4d.converters.common import (converter_parser, run_cli,  # noqa: E402
+                                          trust_of)
 from occworld4d.converters.dynamiccity import (convert_to_occworld4d,  # noqa: E402
                                                convert_to_reference)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('src', help='reference checkpoint (or, with --reverse, an occworld4d one)')
-    p.add_argument('dst', help='output checkpoint')
-    p.add_argument('--reverse', action='store_true', help='occworld4d -> reference layout')
+    p = converter_parser(__doc__, 'occworld4d config to build (default: the CarlaSC VAE or '
+                         'configs/dynamiccity/dynamiccity_dit_reference_carlasc.py)')
     p.add_argument('--conf', help='the run\'s conf.yaml (default: beside SRC; --reverse: the '
                    'one kept in the checkpoint)')
     p.add_argument('--vae', help='DiT: its VAE checkpoint (default: best of ckpts/<vae_name>/)')
@@ -35,16 +33,12 @@ def parse_args(argv=None):
     p.add_argument('--vae-out', help='--reverse of a generator: also write its VAE here')
     p.add_argument('--weights', choices=('ema', 'model_state_dict'),
                    help='entry of a DiT checkpoint to read (default: ema)')
-    p.add_argument('--config', help='occworld4d config to build (default: the CarlaSC VAE or '
-                   'configs/dynamiccity/dynamiccity_dit_reference_carlasc.py)')
-    p.add_argument('--trust-checkpoint', action='store_true',
-                   help='full-pickle loading (only for files you trust)')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    trust = True if args.trust_checkpoint else None
+    trust = trust_of(args)
     if args.reverse:
         print(convert_to_reference(args.src, args.dst, conf=args.conf, vae_out=args.vae_out,
                                    trust=trust))

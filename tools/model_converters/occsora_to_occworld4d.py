@@ -13,38 +13,32 @@ checkpoint. DST loads strictly with the printed config in ``tools/test.py`` /
 an OccSora generator -> the DiT file (and its tokenizer with ``--tokenizer-out``). An unknown
 or missing key stops the tool with the full list. Logic: :mod:`occworld4d.converters.occsora`.
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from occworld4d.converters.common import run_cli  # noqa: E402
+from occworld4d.converters.common import (converter_parser, run_cli,  # noqa: E402
+                                          trust_of)
 from occworld4d.converters.occsora import (convert_to_occworld4d,  # noqa: E402
                                            convert_to_reference)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('src', help='reference checkpoint (or, with --reverse, an occworld4d one)')
-    p.add_argument('dst', help='output checkpoint')
-    p.add_argument('--reverse', action='store_true', help='occworld4d -> reference layout')
+    p = converter_parser(__doc__, 'occworld4d config to load it with (default: the '
+                         'Occ3D-nuScenes tokenizer / configs/occsora/occsora_dit_reference_'
+                         'occ3d-nuscenes.py)')
     p.add_argument('--tokenizer', help='DiT: the reference tokenizer checkpoint it was '
                    'trained on (the occworld4d generator holds both)')
     p.add_argument('--tokenizer-out', help='--reverse of a generator: also write its tokenizer')
     p.add_argument('--weights', choices=('ema', 'model'),
                    help='entry of a DiT checkpoint to read (default: ema)')
-    p.add_argument('--config', help='occworld4d config to load it with (default: the '
-                   'Occ3D-nuScenes tokenizer / configs/occsora/occsora_dit_reference_'
-                   'occ3d-nuscenes.py)')
-    p.add_argument('--trust-checkpoint', action='store_true',
-                   help='full-pickle loading (only for files you trust)')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    trust = True if args.trust_checkpoint else None
+    trust = trust_of(args)
     if args.reverse:
         print(convert_to_reference(args.src, args.dst, tokenizer_out=args.tokenizer_out,
                                    trust=trust))

@@ -30,6 +30,7 @@ import torch  # noqa: E402
 
 from occworld4d.converters.common import (ConversionError, read_checkpoint,  # noqa: E402
                                           run_cli, select_weights)
+from occworld4d.utils.compat import write_text_atomic  # noqa: E402
 
 META_KEYS = ('epoch', 'iter', 'seed', 'experiment_name', 'time', 'mmengine_version',
              'mmengine', 'occworld4d_version', 'dataset_meta', 'converted_from', 'reference',
@@ -55,20 +56,6 @@ def sha256_of(path: str) -> str:
         for block in iter(lambda: f.read(1 << 20), b''):
             h.update(block)
     return h.hexdigest()
-
-
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f'{path}.tmp'
-    try:
-        with open(tmp, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def publish(ckpt_path: str, out: str, config: Optional[str] = None,
@@ -116,7 +103,7 @@ def publish(ckpt_path: str, out: str, config: Optional[str] = None,
         if name != '<root>' else [],
         torch_version=torch.__version__)
     json_path = f'{stem}-{digest[:8]}.json'
-    _atomic_write_text(json_path, json.dumps(info, indent=2) + '\n')
+    write_text_atomic(json_path, json.dumps(info, indent=2) + '\n')
     return final, json_path
 
 

@@ -12,36 +12,30 @@ Reverse (``--reverse``): SRC is an occworld4d UniSceneOccVAE or UniScene generat
 DST the reference layout (``--vae-out``: also the generator's VAE). Logic:
 :mod:`occworld4d.converters.uniscene`.
 """
-import argparse
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
-from occworld4d.converters.common import run_cli  # noqa: E402
+from occworld4d.converters.common import (converter_parser, run_cli,  # noqa: E402
+                                          trust_of)
 from occworld4d.converters.uniscene import (convert_to_occworld4d,  # noqa: E402
                                             convert_to_reference)
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument('src', help='reference checkpoint (or, with --reverse, an occworld4d one)')
-    p.add_argument('dst', help='output checkpoint')
-    p.add_argument('--reverse', action='store_true', help='occworld4d -> reference layout')
+    p = converter_parser(__doc__, 'occworld4d config (default: configs/uniscene/'
+                         'uniscene_{vae,dit}_reference_occ3d-nuscenes.py)')
     p.add_argument('--vae', help='OccDiT: its VAE checkpoint (epoch_<n>.pth)')
     p.add_argument('--vae-out', help='--reverse of a generator: also write its VAE here')
     p.add_argument('--weights', choices=('ema', 'model', 'state_dict'),
                    help='entry to read (default: ema, else state_dict, else model)')
-    p.add_argument('--config', help='occworld4d config (default: configs/uniscene/'
-                   'uniscene_{vae,dit}_reference_occ3d-nuscenes.py)')
-    p.add_argument('--trust-checkpoint', action='store_true',
-                   help='full-pickle loading (only for files you trust)')
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    trust = True if args.trust_checkpoint else None
+    trust = trust_of(args)
     if args.reverse:
         print(convert_to_reference(args.src, args.dst, vae_out=args.vae_out, trust=trust))
     else:
