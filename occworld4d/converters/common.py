@@ -460,6 +460,23 @@ def strip_prefix(state: Mapping[str, Tensor], prefix: str) -> StateDict:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
+def convert_into(state: Mapping[str, Tensor], conversion: 'Conversion', filename: str,
+                 expected: Optional[ShapeMap] = None, prefix: str = '',
+                 what: str = 'the occworld4d model') -> StateDict:
+    """Reference weights -> ours under ``prefix``, checked against ``expected`` (our model's
+    key -> shape) when given; ``what`` names our model in the error."""
+    ours = add_prefix(convert(state, conversion, filename), prefix)
+    if expected is not None:
+        check_state_dict(ours, expected, filename, what)
+    return ours
+
+
+def convert_out_of(state: Mapping[str, Tensor], conversion: 'Conversion', filename: str,
+                   prefix: str = '') -> StateDict:
+    """Our weights under ``prefix`` -> the reference keys (inverse of :func:`convert_into`)."""
+    return convert(strip_prefix(state, prefix), conversion, filename, reverse=True)
+
+
 def run_cli(main: Callable[[Optional[List[str]]], int],
             argv: Optional[List[str]] = None) -> int:
     """Run a converter's ``main``; a :class:`ConversionError` is printed as ``error: ...`` on

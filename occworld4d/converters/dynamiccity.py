@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from .common import (Conversion, ConversionError, KeyRule, TensorTransform, add_prefix,
-                     check_state_dict, convert, prefix_rules, shapes_of, strip_prefix)
+                     check_state_dict, convert, convert_into, convert_out_of, prefix_rules,
+                     shapes_of, strip_prefix)
 
 StateDict = Dict[str, Tensor]
 
@@ -292,17 +293,13 @@ def vae_to_ours(state: StateDict, filename: str,
                 prefix: str = '') -> StateDict:
     """Reference ``model_state_dict`` -> HexPlaneVAE state dict (``prefix`` + keys), checked
     against ``expected`` (our model's key -> shape) when given."""
-    ours = convert(split_grouped(state), vae_conversion(), filename)
-    ours = add_prefix(ours, prefix)
-    if expected is not None:
-        check_state_dict(ours, expected, filename, 'occworld4d\'s HexPlaneVAE')
-    return ours
+    return convert_into(split_grouped(state), vae_conversion(), filename, expected, prefix,
+                        'occworld4d\'s HexPlaneVAE')
 
 
 def ours_to_vae(state: StateDict, filename: str, prefix: str = '') -> StateDict:
     """HexPlaneVAE state dict (keys under ``prefix``) -> reference ``model_state_dict``."""
-    sub = strip_prefix(state, prefix)
-    return fuse_grouped(convert(sub, vae_conversion(), filename, reverse=True))
+    return fuse_grouped(convert_out_of(state, vae_conversion(), filename, prefix))
 
 
 def dit_to_ours(state: StateDict, conditions: Sequence[str], hidden: int, filename: str,

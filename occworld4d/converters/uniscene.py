@@ -26,8 +26,8 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 
-from .common import (Conversion, ConversionError, KeyRule, add_prefix, check_state_dict, convert,
-                     strip_prefix)
+from .common import (Conversion, ConversionError, KeyRule, check_state_dict, convert_into,
+                     convert_out_of)
 
 StateDict = Dict[str, Tensor]
 
@@ -105,29 +105,22 @@ def dit_rules() -> List[KeyRule]:
 
 # ------------------------------------------------------------------------------ conversions
 def vae_to_ours(state: StateDict, filename: str, expected=None, prefix: str = '') -> StateDict:
-    ours = convert(fuse_qkv(state, filename), Conversion(rules=tuple(vae_rules())), filename)
-    ours = add_prefix(ours, prefix)
-    if expected is not None:
-        check_state_dict(ours, expected, filename, 'occworld4d\'s UniSceneOccVAE')
-    return ours
+    return convert_into(fuse_qkv(state, filename), Conversion(rules=tuple(vae_rules())),
+                        filename, expected, prefix, 'occworld4d\'s UniSceneOccVAE')
 
 
 def ours_to_vae(state: StateDict, filename: str, prefix: str = '') -> StateDict:
-    sub = strip_prefix(state, prefix)
-    return split_qkv(convert(sub, Conversion(rules=tuple(vae_rules())), filename, reverse=True))
+    return split_qkv(convert_out_of(state, Conversion(rules=tuple(vae_rules())), filename,
+                                    prefix))
 
 
 def dit_to_ours(state: StateDict, filename: str, expected=None, prefix: str = '') -> StateDict:
-    ours = convert(state, Conversion(rules=tuple(dit_rules())), filename)
-    ours = add_prefix(ours, prefix)
-    if expected is not None:
-        check_state_dict(ours, expected, filename, 'occworld4d\'s UniSceneOccDiT')
-    return ours
+    return convert_into(state, Conversion(rules=tuple(dit_rules())), filename, expected, prefix,
+                        'occworld4d\'s UniSceneOccDiT')
 
 
 def ours_to_dit(state: StateDict, filename: str, prefix: str = '') -> StateDict:
-    sub = strip_prefix(state, prefix)
-    return convert(sub, Conversion(rules=tuple(dit_rules())), filename, reverse=True)
+    return convert_out_of(state, Conversion(rules=tuple(dit_rules())), filename, prefix)
 
 
 def is_dit_state(state: StateDict) -> bool:
