@@ -13,6 +13,9 @@ Examples:
     # OccWorld (and the forecasting baselines, CKPT = none): the future of a scene
     python tools/sample.py OCCWORLD_CONFIG WORK_DIR --task forecast --input scene.npz
     ... [--sampler ddpm|ddim|dpmpp_2m|dpmpp_3m|unipc] [--steps N] [--cfg 4.0] [--num-samples N]
+    # several processes (CPU: gloo; one GPU a rank with CUDA), the same files as one process
+    # with the same --seed / --batch-size (docs/reliability.md, section 10)
+    torchrun --nproc_per_node 2 tools/sample.py CONFIG CKPT --num-samples 8 --launcher pytorch
     # UniScene: a layout-conditioned scene, then its LiDAR sweep and six camera views
     python tools/sample.py CONFIG CKPT --task layout --input scene.npz --lidar \
         --cameras nuscenes   # the preset six-camera rig, or an info .pkl with calibrations
@@ -55,6 +58,7 @@ from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,  # noq
                                  resolve_checkpoint_arg, resolve_device)
 from occworld4d.apis.inferencer import (TASKS, CheckpointMismatchError,  # noqa: E402
                                         OccGenerationInferencer, load_generator)
+from occworld4d.apis.launcher import sample_batches, setup_sampling  # noqa: E402
 from occworld4d.utils import atomic_path, save_npz_atomic  # noqa: E402
 
 
@@ -89,7 +93,15 @@ def parse_args(argv=None):
                    help='RePaint resampling passes for inpaint / outpaint / continuation '
                    '(1 = none)')
     p.add_argument('--num-samples', type=int, default=1)
-    p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--seed', type=int, default=0,
+                   help='batch b of --batch-size samples is drawn with seed SEED + b')
+    p.add_argument('--batch-size', type=int,
+                   help='samples drawn together (default: all of --num-samples, split evenly '
+                   'over the processes of --launcher); the files depend on --seed and '
+                   '--batch-size only, not on the number of processes')
+    p.add_argument('--launcher', choices=['none', 'pytorch'], default='none',
+                   help='pytorch: under torchrun, each rank draws its share of the batches '
+                   '(torchrun --nproc_per_node N tools/sample.py ... --launcher pytorch)')
     add_device_argument(p)
     p.add_argument('--no-progress', action='store_true',
                    help='no progress bar over the sampling / forecasting steps')
@@ -124,7 +136,7 @@ def layout_from_voxels(cfg, voxels):
         raise CLIError(f'--task layout: the input npz has no usable "layout" and {err}') from err
 
 
-def render_sensors(cfg, args, semantics):
+def render_sensors(cfg, args, semantics, first_index=0, seed=None):
     """LiDAR points / camera PNGs of every sample next to it; returns the counts."""
     import torch
 
@@ -148,7 +160,8 @@ def render_sensors(cfg, args, semantics):
             sensor = LidarSensor.preset(args.lidar)
         except KeyError as err:
             raise CLIError(f'--lidar: {err.args[0]}') from err
-        simulator = LidarSimulator(sensor, geometry, free_label=free, seed=args.seed)
+        simulator = LidarSimulator(sensor, geometry, free_label=free,
+                                   seed=args.seed if seed is None else seed)
     cameras, palette = {}, None
     if args.cameras:
         if args.cameras not in CAMERA_RIGS and not osp.isfile(args.cameras):
@@ -165,7 +178,7 @@ def render_sensors(cfg, args, semantics):
     renderer = CameraRenderer(geometry, free_label=free)
     device = torch.device(resolve_device(args.sensor_device or args.device))
     totals = dict(points=0, images=0)
-    for i, s in enumerate(sem):
+    for i, s in enumerate(sem, first_index):
         stats = export_sensors(s, osp.join(args.out, f'sample_{i}_sensors'), simulator,
                                renderer, cameras, palette, device=device)
         totals['points'] += stats['points']
@@ -359,6 +372,15 @@ def draw_path(image: np.ndarray, xy: np.ndarray, voxel_size, shape, scale: int, 
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.num_samples < 1 or (args.batch_size is not None and args.batch_size < 1):
+        raise CLIError(f'--num-samples and --batch-size must be >= 1, got {args.num_samples} '
+                       f'and {args.batch_size}')
+    rank, world = setup_sampling(args.launcher)
+    if world > 1 and args.task == 'forecast':
+        raise CLIError('--task forecast forecasts one scene: run it in one process '
+                       '(without torchrun / --launcher)')
+    if world > 1 and resolve_device(args.device) == 'cuda':  # one GPU a rank
+        args.device = f'cuda:{os.environ.get("LOCAL_RANK", rank)}'
     cfg = load_config(args.config, args.cfg_options)
     apply_trust_checkpoint(args, cfg)
     model = load_model(cfg, args)
@@ -393,11 +415,11 @@ def main(argv=None):
     use_layout = args.task == 'layout' or (
         args.task in ('inpaint', 'single-frame')
         and 'layout' in getattr(model, 'condition_keys', ()))
-    kwargs = dict(num_samples=args.num_samples, seed=args.seed, command=args.command,
+    kwargs = dict(command=args.command,
                   trajectory=args.trajectory, layout=layout if use_layout else None,
                   voxels=voxels, region=args.region, shift=args.shift or (0, 0),
                   num_frames=args.num_frames, overlap=args.overlap)
-    if not args.no_progress:
+    if not args.no_progress and rank == 0:
         kwargs['progress'] = True
     if args.resample_jumps > 1:
         kwargs['resample_jumps'] = args.resample_jumps
@@ -405,17 +427,43 @@ def main(argv=None):
                        ('guidance_scale', args.cfg)):
         if value is not None:
             kwargs[key] = value
-    try:
-        result = inf(args.task, **kwargs)
-    except (ValueError, NotImplementedError) as err:
-        raise CLIError(f'{args.task}: {err}') from err
-    paths = inf.save(result, args.out, render=not args.no_render, extra=npz_meta(cfg))
-    print(f'{args.task}: {result["semantics"].shape[0]} sample(s) of shape '
-          f'{result["semantics"].shape[1:]} -> {osp.abspath(args.out)} ({len(paths)} files)')
-    if args.lidar or args.cameras:
-        stats = render_sensors(cfg, args, result['semantics'])
-        print(f'sensors: {stats["points"]} LiDAR points, {stats["images"]} camera PNGs -> '
-              f'{osp.abspath(args.out)}/sample_*_sensors')
+    batch_size = args.batch_size or -(-args.num_samples // world)
+    who = f'rank {rank}/{world}: ' if world > 1 else ''
+    result = None
+    for first, count, seed in sample_batches(args.num_samples, batch_size, args.seed, rank,
+                                             world):
+        try:
+            result = inf(args.task, num_samples=count, seed=seed, **kwargs)
+        except (ValueError, NotImplementedError) as err:
+            raise CLIError(f'{args.task}: {err}') from err
+        paths = inf.save(result, args.out, render=not args.no_render, extra=npz_meta(cfg),
+                         first_index=first)
+        print(f'{who}{args.task}: {count} sample(s) of shape {result["semantics"].shape[1:]} '
+              f'-> {osp.abspath(args.out)} ({len(paths)} files)')
+        if args.lidar or args.cameras:
+            stats = render_sensors(cfg, args, result['semantics'], first, seed)
+            print(f'{who}sensors: {stats["points"]} LiDAR points, {stats["images"]} camera '
+                  f'PNGs -> {osp.abspath(args.out)}/sample_*_sensors')
+    if world > 1:
+        finish_sampling(args, rank, batch_size)
+    return result
+
+
+def finish_sampling(args, rank: int, batch_size: int) -> None:
+    """Under torchrun: wait for every rank, then rank 0 checks that ``sample_0 ..
+    sample_{N-1}.npz`` are all there (one line, or an error naming the missing ones)."""
+    import torch.distributed as torch_dist
+    torch_dist.barrier()
+    if rank == 0:
+        missing = [i for i in range(args.num_samples)
+                   if not osp.isfile(osp.join(args.out, f'sample_{i}.npz'))]
+        if missing:
+            raise CLIError(f'{args.out}: sample(s) {missing[:10]} missing after all ranks '
+                           'finished')
+        print(f'{args.task}: {args.num_samples} sample(s) in batches of {batch_size} (seed '
+              f'{args.seed} + batch index) over {torch_dist.get_world_size()} processes -> '
+              f'{osp.abspath(args.out)}')
+    torch_dist.destroy_process_group()
 
 
 if __name__ == '__main__':

@@ -165,15 +165,18 @@ class OccGenerationInferencer:
         return int(getattr(self.model.denoiser, 'num_frames', 16))
 
     def save(self, result: Dict[str, object], out_dir: str, render: bool = True,
-             extra: Optional[Dict[str, np.ndarray]] = None) -> List[str]:
+             extra: Optional[Dict[str, np.ndarray]] = None,
+             first_index: int = 0) -> List[str]:
         """Write ``sample_{i}.npz`` (key ``semantics``, uint8 (T, X, Y, Z), plus the ``extra``
         arrays: ``tools/sample.py`` records the ``vocabulary`` and ``pc_range``) and, when the
         visualization package is available, ``sample_{i}_bev.png`` (frame 0) and
-        ``sample_{i}.gif`` (all frames) for every sample. Returns the written paths."""
+        ``sample_{i}.gif`` (all frames) for every sample, ``i`` counting from ``first_index``
+        (a batch of a larger run: tools/sample.py --batch-size / --launcher). Returns the
+        written paths."""
         os.makedirs(out_dir, exist_ok=True)
         paths = []
         sem = np.asarray(result['semantics'], dtype=np.uint8)
-        for i, s in enumerate(sem):
+        for i, s in enumerate(sem, first_index):
             path = osp.join(out_dir, f'sample_{i}.npz')
             save_npz_atomic(path, semantics=s, task=np.array(result['task']), **(extra or {}))
             paths.append(path)
@@ -189,7 +192,7 @@ class OccGenerationInferencer:
             k = max(int(sem.max()) + 1, self.free_label + 1)
             rng = np.random.default_rng(0)
             palette = rng.integers(40, 255, (k, 3)).astype(np.uint8)
-        for i, s in enumerate(sem):
+        for i, s in enumerate(sem, first_index):
             frames = [render_bev(f, palette=palette, free_label=self.free_label, scale=4)
                       for f in s]
             paths.append(save_png(frames[0], osp.join(out_dir, f'sample_{i}_bev.png')))

@@ -96,3 +96,53 @@ def setup_distributed(cfg, launcher: str) -> None:
             kwargs['timeout'] = datetime.timedelta(seconds=timeout)
         torch_dist.init_process_group(
             rank=int(os.environ['RANK']), world_size=int(os.environ['WORLD_SIZE']), **kwargs)
+
+
+def setup_sampling(launcher: str):
+    """``(rank, world_size)`` of a sampling tool (``tools/sample.py --launcher``).
+
+    ``'none'``: ``(0, 1)``. ``'pytorch'`` (under torchrun): the worker dies with torchrun
+    (:func:`die_with_parent`) and joins a gloo process group from torchrun's ``env://``
+    variables, used only for the closing barrier (the ranks share no tensors: each samples its
+    own batches, :func:`sample_batches`), so it works the same with and without CUDA."""
+    from occworld4d.apis.cli import CLIError
+    if launcher == 'none':
+        return 0, 1
+    if launcher != 'pytorch':
+        raise CLIError(f'--launcher {launcher}: sampling runs under torchrun only '
+                       '(--launcher pytorch): torchrun --nproc_per_node N tools/sample.py ... '
+                       '--launcher pytorch')
+    missing = [k for k in ('RANK', 'WORLD_SIZE', 'MASTER_ADDR', 'MASTER_PORT')
+               if k not in os.environ]
+    if missing:
+        raise CLIError(f'--launcher pytorch: {", ".join(missing)} not set; start the tool '
+                       'with torchrun (python -m torch.distributed.run --nproc_per_node N '
+                       'tools/sample.py ... --launcher pytorch)')
+    if under_torchrun():
+        die_with_parent()
+    import torch.distributed as torch_dist
+    if not torch_dist.is_initialized():
+        torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                                      world_size=int(os.environ['WORLD_SIZE']))
+    return torch_dist.get_rank(), torch_dist.get_world_size()
+
+
+def sample_batches(num_samples: int, batch_size: int, seed: int, rank: int = 0,
+                   world_size: int = 1):
+    """The batches of a sampling run that ``rank`` of ``world_size`` draws.
+
+    Samples ``0 .. num_samples - 1`` are cut into batches of ``batch_size`` (the last may be
+    shorter); batch ``b`` holds samples ``b * batch_size ..`` and is drawn with seed
+    ``seed + b``; batch ``b`` goes to rank ``b % world_size``. So the samples depend on
+    ``seed`` and ``batch_size`` only, not on the number of processes or on which rank drew
+    them. Returns ``[(first_sample_index, count, batch_seed), ...]``."""
+    if num_samples < 1 or batch_size < 1:
+        raise ValueError(f'num_samples and batch_size must be >= 1, got {num_samples} and '
+                         f'{batch_size}')
+    if not 0 <= rank < world_size:
+        raise ValueError(f'rank {rank} outside world_size {world_size}')
+    out = []
+    for b, first in enumerate(range(0, num_samples, batch_size)):
+        if b % world_size == rank:
+            out.append((first, min(batch_size, num_samples - first), seed + b))
+    return out
