@@ -127,6 +127,25 @@ def test_layout_channel_values_pooling_and_null_layout():
         model.layout_input(torch.zeros(1, 2, 8, 8), 1)
 
 
+def test_onehot_layout_channels_null_and_forward():
+    model = _tiny(layout_encoding='onehot')
+    assert model.layout_channels == 13 and model.x_embedder.proj.in_channels == 4 + 13
+    lay = torch.zeros(2, 3, 8, 8)
+    lay[0, 0, 2, 3] = 1
+    lay[0, 0, 4, 4] = 12
+    inp = model.layout_input(lay, 2, drop=torch.tensor([False, True]))
+    assert inp.shape == (2, 3, 13, 8, 8)
+    assert inp[0].sum(1).eq(1).all()  # exactly one channel per cell when given
+    assert inp[0, 0, 1, 2, 3] == 1 and inp[0, 0, 12, 4, 4] == 1 and inp[0, 0, 0, 0, 0] == 1
+    assert inp[1].eq(0).all() and model.layout_input(None, 1).eq(0).all()  # null != empty
+    out = model(torch.randn(2, 4, 3, 8, 8), torch.tensor([1, 500]), layout=lay)
+    assert out.shape == (2, 8, 3, 8, 8)
+    with pytest.raises(ValueError, match='layout values must be 0 .. 12'):
+        model.layout_input(torch.full((1, 3, 8, 8), 13.0), 1)
+    with pytest.raises(ValueError, match='layout_encoding'):
+        _tiny(layout_encoding='embed')
+
+
 def test_null_layout_for_cfg_and_condition_errors():
     torch.manual_seed(0)
     model = _randomize(_tiny()).eval()

@@ -24,6 +24,10 @@ uniscene_layout`): 0 = empty, 1 + the index of the top layout channel elsewhere 
 latent) is max-pooled first (the order does not matter: the normalisation is monotonic). The
 null layout of classifier-free guidance is the all -1 map (the reference's ``-ones``), so it
 has no parameters; it coincides with an all-empty layout, as in the reference.
+``layout_encoding='onehot'`` (not the reference's) feeds the pooled map as L + 1 one-hot
+channels (empty = channel 0) instead of one scalar channel, and the null layout is all zeros,
+distinct from an empty layout: the patch embedding then reads a class with one linear map
+instead of thresholding a scalar. The CPU recipe uses it (docs/learning.md).
 
 ``meta`` (off by default) is the reference's 4 occupancy statistics of the ground-truth
 reference frame (see :func:`occupancy_meta`), embedded by a Linear-ReLU-Linear-ReLU-Linear MLP
@@ -83,6 +87,8 @@ class UniSceneOccDiT(nn.Module):
         conditions: subset of ('layout', 'meta'); 'meta' needs ``meta_dim``.
         layout_classes: L, the largest layout value (12 = ``LAYOUT_CHANNELS``).
         null_layout_value: the value of every cell of the null layout (-1, the reference's).
+        layout_encoding: 'scalar' (the reference: one channel (v - 1) / (L - 1), -1 empty) or
+            'onehot' (L + 1 channels, the null layout all zeros).
         meta_dim: size of the meta vector (the reference: 4); None = no meta embedder.
         first_block: 'spatial' (the reference: even blocks spatial) or 'temporal'.
         attn_backend: attention backend of every block.
@@ -96,7 +102,7 @@ class UniSceneOccDiT(nn.Module):
                  patch_size: int = 2, mlp_ratio: float = 4.0, learn_sigma: bool = True,
                  conditions: Sequence[str] = ('layout', ), layout_classes: int = 12,
                  null_layout_value: float = -1.0, meta_dim: Optional[int] = None,
-                 first_block: str = 'spatial', attn_backend: str = 'auto',
+                 layout_encoding: str = 'scalar', first_block: str = 'spatial', attn_backend: str = 'auto',
                  mlp_act: str = 'gelu'):
         super().__init__()
         if arch not in UNISCENE_DIT_PRESETS:
@@ -112,6 +118,9 @@ class UniSceneOccDiT(nn.Module):
         if first_block not in ('spatial', 'temporal'):
             raise ValueError(f'UniSceneOccDiT: first_block must be "spatial" or "temporal", '
                              f'got {first_block!r}')
+        if layout_encoding not in ('scalar', 'onehot'):
+            raise ValueError(f'UniSceneOccDiT: layout_encoding must be "scalar" or "onehot", '
+                             f'got {layout_encoding!r}')
         if int(layout_classes) < 2:
             raise ValueError(f'UniSceneOccDiT: layout_classes must be >= 2, got {layout_classes}')
         d, w, h = UNISCENE_DIT_PRESETS[arch]
@@ -130,13 +139,16 @@ class UniSceneOccDiT(nn.Module):
         self.conditions = tuple(conditions)
         self.layout_classes = int(layout_classes)
         self.null_layout_value = float(null_layout_value)
+        self.layout_encoding = layout_encoding
         self.first_block = first_block
         self.grid = (H // patch_size, W // patch_size)
         num_patches = self.grid[0] * self.grid[1]
 
         # The layout is one extra input channel whether or not it is given (null = -1 map),
         # so a layout-conditioned and an unconditional call share the same patch embedding.
-        self.layout_channels = 1 if 'layout' in self.conditions else 0
+        self.layout_channels = 0
+        if 'layout' in self.conditions:
+            self.layout_channels = 1 if layout_encoding == 'scalar' else self.layout_classes + 1
         self.x_embedder = PatchEmbed2d(in_channels + self.layout_channels, hidden_size,
                                        patch_size)
         self.t_embedder = TimestepEmbedder(hidden_size)
@@ -178,7 +190,8 @@ class UniSceneOccDiT(nn.Module):
     def layout_input(self, layout: Optional[Tensor], batch_size: int,
                      drop: Optional[Tensor] = None, device=None,
                      dtype=torch.float32) -> Tensor:
-        """The layout channel the network sees: (B, T, 1, H, W).
+        """The layout channel(s) the network sees: (B, T, 1, H, W) ('scalar') or
+        (B, T, L + 1, H, W) ('onehot').
 
         Args:
             layout: (B, T, h, w) values 0 (empty) .. L, with (h, w) the latent size or a
@@ -186,8 +199,9 @@ class UniSceneOccDiT(nn.Module):
             drop: bool (B,); True = the null layout for that sample.
         """
         T, (H, W) = self.num_frames, self.input_size
-        null = torch.full((batch_size, T, 1, H, W), self.null_layout_value, device=device,
-                          dtype=dtype)
+        onehot = self.layout_encoding == 'onehot'
+        null = torch.full((batch_size, T, self.layout_channels if onehot else 1, H, W),
+                          0.0 if onehot else self.null_layout_value, device=device, dtype=dtype)
         if layout is None:
             return null
         if layout.ndim != 4 or layout.shape[0] != batch_size or layout.shape[1] != T:
@@ -201,8 +215,16 @@ class UniSceneOccDiT(nn.Module):
         if h != H:
             k = h // H
             lay = F.max_pool2d(lay.flatten(0, 1)[:, None], k).view(batch_size, T, H, W)
-        lay = torch.where(lay > 0, (lay - 1) / (self.layout_classes - 1),
-                          torch.full_like(lay, -1.0))[:, :, None]  # (B, T, 1, H, W)
+        if onehot:
+            idx = lay.round().long()
+            if int(idx.min()) < 0 or int(idx.max()) > self.layout_classes:
+                raise ValueError(f'UniSceneOccDiT: layout values must be 0 .. '
+                                 f'{self.layout_classes}, found {int(idx.min())} .. '
+                                 f'{int(idx.max())}')
+            lay = F.one_hot(idx, self.layout_classes + 1).to(dtype).permute(0, 1, 4, 2, 3)
+        else:
+            lay = torch.where(lay > 0, (lay - 1) / (self.layout_classes - 1),
+                              torch.full_like(lay, -1.0))[:, :, None]  # (B, T, 1, H, W)
         if drop is not None:
             d = drop.to(device).bool().view(-1, 1, 1, 1, 1)
             lay = torch.where(d, null, lay)

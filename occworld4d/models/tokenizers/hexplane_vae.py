@@ -66,6 +66,11 @@ class HexPlaneVAE(BaseTokenizer):
             None = unweighted CE.
         loss_ce_weight, loss_lovasz_weight, loss_kl_weight: loss multipliers (1, 1, 0.0015).
         ignore_index: label given to voxels outside ``inputs['valid_mask']`` in the losses.
+        logvar_init: initial bias of the logvar half of every head (None = PyTorch's default
+            Linear init, as the reference). At the default init the posterior means have std
+            ~0.2 while logvar ~0, so the decoder first trains on a latent that is mostly noise
+            (std 1) and the small KL weight barely moves the bias (-0.06 after 200 Adam steps
+            at lr 3e-3); -6 (noise std 0.05) lets short CPU runs learn (docs/learning.md).
         lean_lovasz: memory-lean Lovasz-softmax with a precomputed gradient (same value and
             gradient as the autograd one up to float rounding; 0.5 GB less peak memory at the
             full CarlaSC window, no faster). Default False: the autograd one, which the
@@ -86,7 +91,7 @@ class HexPlaneVAE(BaseTokenizer):
                  class_frequencies: Optional[Sequence[float]] = None,
                  loss_ce_weight: float = 1.0, loss_lovasz_weight: float = 1.0,
                  loss_kl_weight: float = 0.0015, ignore_index: int = 255,
-                 lean_lovasz: bool = False,
+                 lean_lovasz: bool = False, logvar_init: Optional[float] = None,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None):
         super().__init__(num_classes, data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         if len(spatial_size) != 3 or len(voxel_down) != 3 or len(plane_down) != 4:
@@ -110,6 +115,9 @@ class HexPlaneVAE(BaseTokenizer):
             transformer_mlp_dim, dropout, projection_max_batch, projection_attn_drop)
         self.heads = nn.ModuleDict(
             {p: nn.Linear(latent_channels, 2 * latent_channels) for p in PLANES})
+        if logvar_init is not None:
+            for head in self.heads.values():  # output channels [C, 2C) are the logvar
+                nn.init.constant_(head.bias[latent_channels:], float(logvar_init))
         if decoder == 'expansion_squeeze':
             self.decoder = ExpansionSqueezeDecoder(
                 num_classes, latent_channels, query_channels, hidden_channels,
