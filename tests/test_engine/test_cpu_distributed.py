@@ -25,7 +25,7 @@ import pytest
 import torch
 
 from helpers import ROOT, tool_main
-from occworld4d.utils.compat import load_checkpoint_file
+from occworld4d.utils.compat import checkpoint_is_intact, load_checkpoint_file
 
 BASE = osp.join(ROOT, 'configs', 'occworld', 'occworld_vqvae_tiny_synthetic-city.py')
 # 4 scenes of 2 frames, batch 1 per rank, 2 ranks: 2 iterations an epoch, 2 epochs; no
@@ -227,6 +227,50 @@ def test_killing_one_worker_tears_down_the_group(tmp_path):
         proc.kill()
         _reap(work)
     assert len(_records(work, 0)) < 100 * 2  # it did not train on
+
+
+def _check_complete_files(work_dir):
+    """Only complete files under atomic names: no temporaries of a save, every checkpoint an
+    intact archive that the safe loader reads, ``last_checkpoint`` naming one of them."""
+    names = sorted(os.listdir(work_dir))
+    assert not [n for n in names if n.endswith('.tmp') or '.tmp' in n], names
+    ckpts = [n for n in names if n.endswith('.pth') and not n.startswith('rank')]
+    for name in ckpts:
+        path = osp.join(work_dir, name)
+        assert checkpoint_is_intact(path), f'{path} is not a complete checkpoint'
+        assert load_checkpoint_file(path)['meta']['iter'] >= 1
+    saved = open(osp.join(work_dir, 'last_checkpoint')).read().strip()
+    assert osp.basename(saved) in ckpts, (saved, ckpts)
+    return ckpts, saved
+
+
+def test_sigterm_to_torchrun_stops_every_worker_with_complete_checkpoints(tmp_path):
+    """SIGTERM (a scheduler's stop) sent to torchrun itself, not to a worker: torchrun
+    forwards it to its workers, each rank stops at the same iteration through
+    SignalCheckpointHook (iter_N.pth, exit 143), torchrun exits, no worker outlives it, and
+    the work dir holds only complete checkpoints."""
+    cfg = _config(tmp_path)
+    work = tmp_path / 'sigterm'
+    proc = _launch('dist_train.sh', tmp_path / 'sigterm.log', cfg, 2, '--work-dir', work,
+                   '--cfg-options', 'train_cfg.max_epochs=100')
+    try:
+        pids = _worker_pids(work)  # both ranks are training
+        os.kill(proc.pid, signal.SIGTERM)  # dist_train.sh execs torchrun: this is torchrun
+        proc.wait(timeout=90)  # torchrun waits up to 30 s for its workers, then SIGKILLs
+        assert proc.returncode != 0
+        _wait_for(lambda: not any(_alive(p) for p in pids), 10, f'workers {pids} to stop')
+        assert not _processes_of(work), 'a worker outlived torchrun'
+    finally:
+        proc.kill()
+        _reap(work)
+    out = open(proc.log).read()
+    # every rank stopped cleanly (not torchrun's SIGKILL after its 30 s grace)
+    assert out.count('interrupted: training interrupted by SIGTERM') == 2, out[-4000:]
+    assert 'forcefully exiting' not in out, out[-4000:]
+    ckpts, saved = _check_complete_files(work)
+    done = [len(_records(work, r)) for r in (0, 1)]
+    assert done[0] == done[1] < 100 * 2  # the ranks stopped at the same iteration
+    assert osp.basename(saved) == f'iter_{done[0]}.pth', (saved, done)
 
 
 def test_slurm_or_mpi_launcher_without_cuda_is_one_error(capsys):
