@@ -30,8 +30,8 @@ vis_palette = 'dynamiccity_carlasc'
 model = dict(
     tokenizer=dict(
         type='HexPlaneVAE', num_classes=12, num_frames=8, spatial_size=(32, 32, 8),
-        latent_channels=16, query_channels=64, hidden_channels=128, high_res_channels=32,
-        transformer_mlp_dim=32, dropout=0.0, projection_attn_drop=0.0),
+        latent_channels=16, query_channels=64, hidden_channels=64, high_res_channels=32,
+        transformer_mlp_dim=32, dropout=0.0, projection_attn_drop=0.0, fusion='sum'),
     latent_adapter=dict(hex_shape=(4, 16, 16, 4), voxel_shape=(8, 32, 32, 8)),
     latent_scale=0.5,  # 1 / std of the cached planes (0.508 measured on the demo VAE's cache)
     denoiser=dict(hex_shape=(4, 16, 16, 4), in_channels=16, arch='DiT-S', depth=6,

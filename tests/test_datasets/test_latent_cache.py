@@ -97,6 +97,35 @@ def test_cache_latents_round_trip(tmp_path, planes):
     assert (lat['xy'].shape == (2, 128, 128)) if planes else (lat.shape == (2, 2))
 
 
+def test_cache_latents_dataset_key_for_a_config_that_trains_from_the_cache(tmp_path, capsys):
+    """A stage-2 config whose train set IS the cache names its voxel dataset by a key."""
+    data = str(tmp_path / 'data')
+    _write_data(data)
+    model = _PlaneTokenizer(planes=False)
+    ckpt = str(tmp_path / 'tok.pth')
+    torch.save(dict(state_dict=model.state_dict(), meta={}), ckpt)
+    out = str(tmp_path / 'latents')
+    source = (f"dict(type='CarlaSCDataset', data_root={data!r}, num_frames=2, window_stride=2, "
+              f"pipeline=[dict(type='MakeLayout')])")
+    cfg = tmp_path / 'cfg.py'
+    cfg.write_text(
+        "model = dict(type='_PlaneTokenizer', planes=False)\n"
+        f"latent_source_dataset = {source}\n"
+        f"train_dataloader = dict(batch_size=1, dataset=dict(type='LatentCacheDataset', "
+        f"cache_dir={out!r}))\n")
+    with pytest.raises(SystemExit) as err:  # the train set is the cache itself
+        _tool().main([str(cfg), ckpt, '--out', out, '--device', 'cpu'])
+    assert err.value.code == 2 and 'is itself a latent cache' in capsys.readouterr().err
+    with pytest.raises(SystemExit) as err:
+        _tool().main([str(cfg), ckpt, '--out', out, '--device', 'cpu', '--dataset-key', 'nope'])
+    assert err.value.code == 2 and "--dataset-key 'nope' names no dataset" in \
+        capsys.readouterr().err
+    _tool().main([str(cfg), ckpt, '--out', out, '--device', 'cpu',
+                  '--dataset-key', 'latent_source_dataset'])
+    cache = LatentCacheDataset(out)
+    assert len(cache) == 2 and cache[0]['inputs']['layout'] is not None
+
+
 def test_latent_cache_errors(tmp_path):
     with pytest.raises(DataFormatError, match='latent-cache index not found'):
         LatentCacheDataset(str(tmp_path))

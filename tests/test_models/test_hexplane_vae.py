@@ -69,6 +69,21 @@ def test_tiny_forward_backward_all_ablations(projection, decoder):
     assert model.encoder.embedding.weight.grad.abs().sum() > 0
 
 
+def test_logvar_init_sets_the_logvar_half_of_every_head_bias():
+    torch.manual_seed(0)
+    model = HexPlaneVAE(logvar_init=-6.0, **TINY)
+    C = model.latent_channels
+    for head in model.heads.values():
+        assert torch.equal(head.bias[C:], torch.full((C, ), -6.0))
+        assert not torch.equal(head.bias[:C], torch.full((C, ), -6.0))  # mu half untouched
+    mus, logvars = model.encode_posterior(_voxels())
+    # the posterior noise std starts near exp(-3) ~ 0.05 instead of ~1
+    noise_std = torch.cat([torch.exp(0.5 * v).flatten() for v in logvars.values()])
+    assert noise_std.median() < 0.2
+    default = HexPlaneVAE(**TINY)
+    assert default.heads['xy'].bias[C:].abs().max() < 1.0  # PyTorch's Linear init
+
+
 def test_readout_switch_selects_first_position_or_token():
     torch.manual_seed(0)
     faithful = ProjectionTransformer(length=6, dim=8, num_heads=2, mlp_dim=8, dropout=0.0)

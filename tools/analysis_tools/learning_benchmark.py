@@ -73,6 +73,9 @@ class Recipe:
     parent: Optional[str] = None  # stage-1 recipe whose checkpoint this one loads
     targets: Dict[str, Tuple[str, float]] = field(default_factory=dict)  # metric -> (op, value)
     latent_cache: bool = False  # stage 2 trains from cache_latents.py of the parent
+    # config key of the voxel dataset that cache_latents.py encodes with THIS recipe's config
+    # (e.g. windows with their layouts); None = the parent config's train dataset
+    cache_source: Optional[str] = None
     baselines: Dict[str, str] = field(default_factory=dict)  # name -> config (forecasters)
     sample_options: List[str] = field(default_factory=list)  # extra tools/test.py options
     frames_per_second: float = 2.0  # forecasters: frame rate of the test windows
@@ -108,7 +111,8 @@ RECIPES: List[Recipe] = [
            targets={TOKENIZER_METRIC: ('>=', 0.85)}),
     Recipe('uniscene-dit', 'UniScene', 'layout OccDiT', 'generator',
            'configs/uniscene/uniscene_dit_cpu-30min_synthetic-city.py', 30,
-           parent='uniscene-vae', conditions=('layout', )),
+           parent='uniscene-vae', latent_cache=True, cache_source='latent_source_dataset',
+           conditions=('layout', )),
 ]
 BY_NAME = {r.name: r for r in RECIPES}
 
@@ -270,8 +274,11 @@ def run_recipe(recipe: Recipe, runner: Runner, ckpts: Dict[str, str], reuse: boo
             parent_cfg = configs.get(recipe.parent, BY_NAME[recipe.parent].config)
             cache = osp.join(wdir, 'latents')
             if not (reuse and osp.isdir(cache)):
-                runner.run('tools/dataset_converters/cache_latents.py', parent_cfg, parent_ckpt,
-                           '--out', cache, '--device', 'cpu')
+                source = (['--dataset-key', recipe.cache_source] if recipe.cache_source
+                          else [])
+                runner.run('tools/dataset_converters/cache_latents.py',
+                           config if recipe.cache_source else parent_cfg, parent_ckpt,
+                           '--out', cache, '--device', 'cpu', '--batch-size', '16', *source)
             options.append(f'train_dataloader.dataset.cache_dir={cache}')
     minutes = cpu_minutes = None
     if reuse and osp.isfile(osp.join(wdir, 'last_checkpoint')):

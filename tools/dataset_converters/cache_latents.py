@@ -42,6 +42,9 @@ def parse_args(argv=None):
                         '(its latest checkpoint)')
     parser.add_argument('--out', required=True, help='output folder')
     parser.add_argument('--split', default='train', choices=['train', 'val', 'test'])
+    parser.add_argument('--dataset-key', help='config key of the dataset to encode, e.g. '
+                        'latent_source_dataset for a stage-2 config whose train_dataloader '
+                        'reads the cache itself (default: {split}_dataloader.dataset)')
     parser.add_argument('--batch-size', type=int, default=1)
     add_device_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
@@ -83,7 +86,17 @@ def main(argv=None):
         model = build_tokenizer(cfg, args.checkpoint, args.device)
     except (CheckpointLoadError, FileNotFoundError) as err:
         raise CLIError(str(err)) from err
-    dataset = DATASETS.build(cfg[f'{args.split}_dataloader']['dataset'])
+    if args.dataset_key:
+        ds_cfg = cfg.get(args.dataset_key)
+        if not isinstance(ds_cfg, dict) or 'type' not in ds_cfg:
+            raise CLIError(f'{args.config}: --dataset-key {args.dataset_key!r} names no dataset '
+                           f'config (expected a dict with a "type"); found {ds_cfg!r}')
+    else:
+        ds_cfg = cfg[f'{args.split}_dataloader']['dataset']
+    if ds_cfg.get('type') == 'LatentCacheDataset':
+        raise CLIError(f'{args.config}: the {args.split} dataset is itself a latent cache; give '
+                       '--dataset-key with the config key of the voxel dataset to encode')
+    dataset = DATASETS.build(ds_cfg)
     os.makedirs(args.out, exist_ok=True)
     windows, latent_keys = [], None
     order = list(range(len(dataset)))
