@@ -33,7 +33,7 @@ def test_param_count_matches_reference():
     assert n == 43_730_432 + 314_496 + 1_536 + 2 * 24_960 + 4 * 384
     assert abs(n / 43_730_432 - 1) < 0.01
     assert full.num_tokens == 1416
-    assert DIT_PRESETS['DiT-DC/1'] == (18, 768, 12)
+    assert DIT_PRESETS['DiT-DC/1'] == (18, 768, 12, 2)
 
 
 def test_forward_backward_and_zero_init():

@@ -1,7 +1,7 @@
-from .dit import DIT_PRESETS, DiTBlock, FinalLayer, TimestepEmbedder
+from .dit import DIT_PRESETS, DiTBlock, DiTSize, FinalLayer, TimestepEmbedder, dit_size
 from .occsora_dit import OccSoraDiT
 from .rollout_dit import RolloutDiT
 from .uniscene_dit import UniSceneOccDiT
 
-__all__ = ['DIT_PRESETS', 'DiTBlock', 'FinalLayer', 'TimestepEmbedder', 'RolloutDiT', 'OccSoraDiT',
-           'UniSceneOccDiT']
+__all__ = ['DIT_PRESETS', 'DiTSize', 'dit_size', 'DiTBlock', 'FinalLayer', 'TimestepEmbedder',
+           'RolloutDiT', 'OccSoraDiT', 'UniSceneOccDiT']

@@ -1,5 +1,6 @@
 """Generic Diffusion-Transformer pieces (after Peebles & Xie, "Scalable Diffusion Models with
-Transformers"): the timestep embedder, the adaLN-Zero block, the final layer and size presets.
+Transformers"): the timestep embedder, the adaLN-Zero block, the final layer and the one
+table of size presets (:data:`DIT_PRESETS`, looked up by :func:`dit_size`).
 
 Unlike the class-conditional DiT, the conditioning ``c`` may be PER TOKEN, (B, N, C): DynamicCity
 adds spatially varying condition tokens (layout, previous HexPlane) to the global ones
@@ -9,24 +10,75 @@ adaLN-Zero: each block regresses shift / scale / gate for its attention and MLP 
 ``c``; the regression layers are zero-initialised so every block starts as the identity and
 the final layer outputs zeros (the network starts by predicting eps = 0).
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor, nn
 
 from occworld4d.models.layers import Attention, timestep_embedding
 
-# Named size presets: (depth, width, heads). MLP ratio 4 and patch 2 unless a config says
-# otherwise. DiT-DC/* are DynamicCity's; S/B/L/XL are the original DiT sizes.
-DIT_PRESETS: Dict[str, Tuple[int, int, int]] = {
-    'DiT-DC/2': (16, 384, 8),     # DynamicCity default: 43,730,432 params on CarlaSC (no conds)
-    'DiT-DC/1': (18, 768, 12),    # DynamicCity large
-    'DiT-S': (12, 384, 6),
-    'DiT-B': (12, 768, 12),
-    'DiT-L': (24, 1024, 16),
-    'DiT-XL': (28, 1152, 16),
-    'DiT-tiny': (2, 32, 2),       # CPU tests and the synthetic-city demo
+
+
+class DiTSize(NamedTuple):
+    """The size of a DiT backbone: one row of :data:`DIT_PRESETS`."""
+
+    depth: int         # transformer blocks
+    hidden_size: int   # token width W
+    num_heads: int     # attention heads (W must be a multiple of it)
+    patch_size: int    # p: tokens are p x p patches of a 2D map (1 = one token per cell)
+
+
+#: The one table of named DiT sizes, shared by every DiT denoiser (RolloutDiT, OccSoraDiT,
+#: UniSceneOccDiT) and looked up by :func:`dit_size` only. MLP ratio 4 unless a config says
+#: otherwise.
+DIT_PRESETS: Dict[str, DiTSize] = {
+    # DynamicCity (3DTopia/DynamicCity@eaf0c6e): the default and the large model
+    'DiT-DC/2': DiTSize(16, 384, 8, 2),  # 43,730,432 params on CarlaSC (no conditions)
+    'DiT-DC/1': DiTSize(18, 768, 12, 2),
+    # the original DiT sizes (Peebles & Xie), at patch 2
+    'DiT-S': DiTSize(12, 384, 6, 2),
+    'DiT-B': DiTSize(12, 768, 12, 2),
+    'DiT-L': DiTSize(24, 1024, 16, 2),
+    'DiT-XL': DiTSize(28, 1152, 16, 2),
+    # OccSora's denoiser ("DiT-XL/2" in its code, width 256), one token per latent cell
+    'DiT-OccSora': DiTSize(28, 256, 16, 1),
+    # UniScene's OccDiT (Arlo0o/UniScene DiT_2Frame)
+    'UniScene': DiTSize(12, 512, 16, 2),
+    # CPU tests, the tiny configs and the synthetic-city demo
+    'DiT-tiny': DiTSize(2, 32, 2, 2),
+    'UniScene-tiny': DiTSize(2, 32, 2, 2),
 }
+
+
+def dit_size(owner: str, arch: str, depth: Optional[int] = None,
+             hidden_size: Optional[int] = None, num_heads: Optional[int] = None,
+             patch_size: Optional[int] = None) -> DiTSize:
+    """The one lookup rule of the DiT denoisers: ``DIT_PRESETS[arch]``, where every value
+    given explicitly (not None) replaces the preset's.
+
+    Args:
+        owner: the denoiser's name, for the messages.
+        arch: a key of :data:`DIT_PRESETS`.
+        depth, hidden_size, num_heads, patch_size: explicit overrides.
+
+    Raises:
+        KeyError: an unknown ``arch`` (the message lists the presets).
+        ValueError: a size that is not a positive int, or a width that the heads do not
+            divide.
+    """
+    if arch not in DIT_PRESETS:
+        raise KeyError(f'{owner}: unknown arch {arch!r}; presets: {sorted(DIT_PRESETS)}')
+    given = dict(depth=depth, hidden_size=hidden_size, num_heads=num_heads,
+                 patch_size=patch_size)
+    size = DIT_PRESETS[arch]._replace(**{k: v for k, v in given.items() if v is not None})
+    bad = {k: v for k, v in size._asdict().items()
+           if isinstance(v, bool) or not isinstance(v, int) or v < 1}
+    if bad:
+        raise ValueError(f'{owner}: sizes must be positive ints, found {bad} (arch {arch!r})')
+    if size.hidden_size % size.num_heads:
+        raise ValueError(f'{owner}: hidden_size {size.hidden_size} is not a multiple of '
+                         f'num_heads {size.num_heads} (arch {arch!r})')
+    return size
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:

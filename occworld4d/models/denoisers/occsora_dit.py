@@ -32,7 +32,7 @@ count: any batch size (the reference reshapes to batch 2), any T' x H' x W' grid
 0..N-1 (reference 1..N), a null embedding for CFG (the reference's CFG path feeds the same
 condition to both halves). The command variant: 36,811,520 (first MLP layer 4 -> 128).
 """
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Dict, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -41,16 +41,10 @@ from torch import Tensor, nn
 from occworld4d.models.layers import sincos_1d
 from occworld4d.registry import MODELS
 
-from .dit import (DIT_PRESETS, DiTBlock, FinalLayer, TimestepEmbedder, basic_init,
-                  check_condition_kwargs)
+from .dit import (DiTBlock, FinalLayer, TimestepEmbedder, basic_init, check_condition_kwargs,
+                  dit_size)
 
 CONDITIONS = ('trajectory', 'command')
-
-#: OccSora's size: (depth, width, heads). Other names of :data:`DIT_PRESETS` work too.
-OCCSORA_DIT_PRESETS: Dict[str, Tuple[int, int, int]] = {
-    'DiT-OccSora': (28, 256, 16),   # the reference ("DiT-XL/2" in its code, width 256)
-}
-
 
 @MODELS.register_module()
 class OccSoraDiT(nn.Module):
@@ -58,8 +52,10 @@ class OccSoraDiT(nn.Module):
 
     Args:
         latent_shape: (C, T', H', W') of one latent (OccSora: (128, 4, 25, 25)).
-        arch: a name in :data:`OCCSORA_DIT_PRESETS` or :data:`DIT_PRESETS` giving (depth,
-            width, heads); explicit ``depth`` / ``hidden_size`` / ``num_heads`` override it.
+        arch: a name in :data:`~occworld4d.models.denoisers.dit.DIT_PRESETS` giving (depth,
+            width, heads); explicit ``depth`` / ``hidden_size`` / ``num_heads`` override it
+            (see :func:`~occworld4d.models.denoisers.dit.dit_size`). The preset's patch size
+            does not apply: every latent cell is one token (patch 1).
         mlp_ratio: block MLP width / hidden size.
         learn_sigma: output 2C channels (eps, variance interpolation) instead of C.
         condition: 'trajectory', 'command' or None (unconditional).
@@ -81,17 +77,15 @@ class OccSoraDiT(nn.Module):
                  learned_null: bool = False, learn_pos_embed: bool = False,
                  attn_backend: str = 'auto'):
         super().__init__()
-        presets = {**DIT_PRESETS, **OCCSORA_DIT_PRESETS}
-        if arch not in presets:
-            raise KeyError(f'OccSoraDiT: unknown arch {arch!r}; presets: {sorted(presets)}')
         if condition is not None and condition not in CONDITIONS:
             raise ValueError(f'OccSoraDiT: condition must be one of {CONDITIONS} or None, got '
                              f'{condition!r}')
         if len(latent_shape) != 4:
             raise ValueError(f'OccSoraDiT: latent_shape must be (C, T\', H\', W\'), got '
                              f'{tuple(latent_shape)}')
-        d, w, h = presets[arch]
-        depth, hidden_size, num_heads = depth or d, hidden_size or w, num_heads or h
+        # one token per latent cell: the preset's patch size does not apply (patch 1)
+        depth, hidden_size, num_heads, _ = dit_size('OccSoraDiT', arch, depth, hidden_size,
+                                                    num_heads, patch_size=1)
         self.latent_shape = tuple(int(s) for s in latent_shape)
         self.in_channels = C = self.latent_shape[0]
         self.grid = self.latent_shape[1:]

@@ -35,8 +35,8 @@ from occworld4d.models.layers import PatchEmbed2d, sincos_2d
 from occworld4d.models.tokenizers.rollout import PaddedRollout
 from occworld4d.registry import MODELS
 
-from .dit import (DIT_PRESETS, DiTBlock, FinalLayer, TimestepEmbedder, basic_init,
-                  check_condition_kwargs, unpatchify)
+from .dit import (DiTBlock, FinalLayer, TimestepEmbedder, basic_init,
+                  check_condition_kwargs, dit_size, unpatchify)
 
 CONDITIONS = ('trajectory', 'command', 'layout', 'hexplane')
 
@@ -48,9 +48,10 @@ class RolloutDiT(nn.Module):
     Args:
         hex_shape: plane sizes (T', X', Y', Z'); canvas S = X' + T' + Z'.
         in_channels: latent channels C of each plane.
-        arch: a name in :data:`DIT_PRESETS` giving (depth, hidden_size, num_heads); explicit
-            ``depth`` / ``hidden_size`` / ``num_heads`` override it.
-        patch_size: p (S must be divisible by p).
+        arch: a name in :data:`~occworld4d.models.denoisers.dit.DIT_PRESETS` giving (depth,
+            hidden_size, num_heads, patch_size); the explicit ones override it (see
+            :func:`~occworld4d.models.denoisers.dit.dit_size`).
+        patch_size: p (S must be divisible by p); None = the preset's.
         mlp_ratio: MLP width / hidden size.
         learn_sigma: output 2C channels (eps, variance interpolation) instead of C.
         conditions: subset of ('trajectory', 'command', 'layout', 'hexplane') to embed.
@@ -62,19 +63,18 @@ class RolloutDiT(nn.Module):
 
     def __init__(self, hex_shape: Sequence[int], in_channels: int = 16, arch: str = 'DiT-DC/2',
                  depth: Optional[int] = None, hidden_size: Optional[int] = None,
-                 num_heads: Optional[int] = None, patch_size: int = 2, mlp_ratio: float = 4.0,
-                 learn_sigma: bool = True, conditions: Sequence[str] = CONDITIONS,
+                 num_heads: Optional[int] = None, patch_size: Optional[int] = None,
+                 mlp_ratio: float = 4.0, learn_sigma: bool = True,
+                 conditions: Sequence[str] = CONDITIONS,
                  num_frames: int = 16, num_commands: int = 4, drop_padding: bool = True,
                  attn_backend: str = 'auto'):
         super().__init__()
-        if arch not in DIT_PRESETS:
-            raise KeyError(f'RolloutDiT: unknown arch {arch!r}; presets: {sorted(DIT_PRESETS)}')
         unknown = [c for c in conditions if c not in CONDITIONS]
         if unknown:
             raise ValueError(f'RolloutDiT: unknown conditions {unknown}; expected a subset of '
                              f'{CONDITIONS}')
-        d, w, h = DIT_PRESETS[arch]
-        depth, hidden_size, num_heads = depth or d, hidden_size or w, num_heads or h
+        depth, hidden_size, num_heads, patch_size = dit_size(
+            'RolloutDiT', arch, depth, hidden_size, num_heads, patch_size)
         self.rollout = PaddedRollout(hex_shape)
         self.canvas_size = S = self.rollout.canvas_size
         self.hex_shape = tuple(hex_shape)
@@ -110,8 +110,9 @@ class RolloutDiT(nn.Module):
         self.blocks = nn.ModuleList(
             DiTBlock(hidden_size, num_heads, mlp_ratio, attn_backend) for _ in range(depth))
         self.final_layer = FinalLayer(hidden_size, patch_size, self.out_channels)
-        keep = self.rollout.patch_mask(patch_size) if drop_padding else torch.ones(
-            num_patches, dtype=torch.bool)
+        # on the CPU explicitly, so that the model also builds under torch.device('meta')
+        keep = self.rollout.patch_mask(patch_size, 'cpu') if drop_padding else torch.ones(
+            num_patches, dtype=torch.bool, device='cpu')
         self.register_buffer('keep_index', keep.nonzero().squeeze(1), persistent=False)
         self.reset_parameters()
 

@@ -50,7 +50,7 @@ outputs). Differences from the reference that do not change the parameter count:
 dropout is per sample (the reference drops the layout of the whole batch at once), and CFG
 combines all output channels (the reference's ``forward_with_cfg`` guides only the first 3).
 """
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import torch
 import torch.nn.functional as F
@@ -60,16 +60,9 @@ from occworld4d.models.layers import PatchEmbed2d, sincos_1d, sincos_2d
 from occworld4d.registry import MODELS
 
 from .dit import (DiTBlock, FinalLayer, TimestepEmbedder, basic_init, check_condition_kwargs,
-                  unpatchify)
+                  dit_size, unpatchify)
 
 CONDITIONS = ('layout', 'meta')
-
-# Named sizes: (depth, width, heads). 'UniScene' is the reference's OccDiT.
-UNISCENE_DIT_PRESETS: Dict[str, Tuple[int, int, int]] = {
-    'UniScene': (12, 512, 16),
-    'UniScene-tiny': (2, 32, 2),  # CPU tests and the synthetic-city config
-}
-
 
 @MODELS.register_module()
 class UniSceneOccDiT(nn.Module):
@@ -79,9 +72,11 @@ class UniSceneOccDiT(nn.Module):
         input_size: latent (H, W) a frame (an int for a square latent); 50 for Occ3D.
         in_channels: latent channels C (4).
         num_frames: T of the clip (5); the temporal sin-cos table has T rows.
-        arch: a name in :data:`UNISCENE_DIT_PRESETS` giving (depth, hidden_size, num_heads);
-            explicit ``depth`` / ``hidden_size`` / ``num_heads`` override it.
-        patch_size: p (H and W must be multiples of p).
+        arch: a name in :data:`~occworld4d.models.denoisers.dit.DIT_PRESETS` giving (depth,
+            hidden_size, num_heads, patch_size); the explicit ones override it (see
+            :func:`~occworld4d.models.denoisers.dit.dit_size`). 'UniScene' is the
+            reference's OccDiT.
+        patch_size: p (H and W must be multiples of p); None = the preset's.
         mlp_ratio: MLP width / hidden size.
         learn_sigma: output 2C channels (eps, variance interpolation) instead of C.
         conditions: subset of ('layout', 'meta'); 'meta' needs ``meta_dim``.
@@ -99,15 +94,13 @@ class UniSceneOccDiT(nn.Module):
     def __init__(self, input_size: Union[int, Sequence[int]] = 50, in_channels: int = 4,
                  num_frames: int = 5, arch: str = 'UniScene', depth: Optional[int] = None,
                  hidden_size: Optional[int] = None, num_heads: Optional[int] = None,
-                 patch_size: int = 2, mlp_ratio: float = 4.0, learn_sigma: bool = True,
-                 conditions: Sequence[str] = ('layout', ), layout_classes: int = 12,
+                 patch_size: Optional[int] = None, mlp_ratio: float = 4.0,
+                 learn_sigma: bool = True, conditions: Sequence[str] = ('layout', ),
+                 layout_classes: int = 12,
                  null_layout_value: float = -1.0, meta_dim: Optional[int] = None,
-                 layout_encoding: str = 'scalar', first_block: str = 'spatial', attn_backend: str = 'auto',
-                 mlp_act: str = 'gelu'):
+                 layout_encoding: str = 'scalar', first_block: str = 'spatial',
+                 attn_backend: str = 'auto', mlp_act: str = 'gelu'):
         super().__init__()
-        if arch not in UNISCENE_DIT_PRESETS:
-            raise KeyError(f'UniSceneOccDiT: unknown arch {arch!r}; presets: '
-                           f'{sorted(UNISCENE_DIT_PRESETS)}')
         unknown = [c for c in conditions if c not in CONDITIONS]
         if unknown:
             raise ValueError(f'UniSceneOccDiT: unknown conditions {unknown}; expected a subset '
@@ -123,8 +116,8 @@ class UniSceneOccDiT(nn.Module):
                              f'got {layout_encoding!r}')
         if int(layout_classes) < 2:
             raise ValueError(f'UniSceneOccDiT: layout_classes must be >= 2, got {layout_classes}')
-        d, w, h = UNISCENE_DIT_PRESETS[arch]
-        depth, hidden_size, num_heads = depth or d, hidden_size or w, num_heads or h
+        depth, hidden_size, num_heads, patch_size = dit_size(
+            'UniSceneOccDiT', arch, depth, hidden_size, num_heads, patch_size)
         H, W = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
         if H % patch_size or W % patch_size:
             raise ValueError(f'UniSceneOccDiT: input_size {(H, W)} is not divisible by '
