@@ -11,6 +11,7 @@ import numpy as np
 
 from occworld4d.registry import DATASETS
 from .base import BaseOccSequenceDataset, DataFormatError, load_npz_checked
+from .geometry import command_from_heading_lateral, command_from_trajectory
 from .waymo_records import SegmentPoses, read_waymo_poses
 
 RESOLUTIONS = {
@@ -19,6 +20,8 @@ RESOLUTIONS = {
     '0.1m': dict(pattern=r'^(\d{3})\.npz$', grid=(1600, 1600, 64), voxel=0.1,
                  pc_range=[-80.0, -80.0, -5.0, 80.0, 80.0, 7.8]),
 }
+COMMAND_RULES = dict(heading_lateral=command_from_heading_lateral,
+                     dynamiccity=command_from_trajectory)
 WAYMO_MASKS = dict(mask_lidar='origin_voxel_state', mask_camera='final_voxel_state',
                    mask_infov='infov')
 
@@ -58,6 +61,11 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
             folders, and the folders are exactly ``000 .. N-1``.
         pose_cache_dir: folder for per-segment pose caches (see
             :func:`.waymo_records.read_waymo_poses`); segments are always cached in-process.
+        command_rule: the window's driving command from its real poses:
+            ``'heading_lateral'`` (default; :func:`.geometry.command_from_heading_lateral`, the
+            rule of every real reader, docs/reliability.md section 8) or ``'dynamiccity'``
+            (:func:`.geometry.command_from_trajectory`, DynamicCity's per-step rule, which
+            reads the heading jitter of real poses as turns; only to reproduce it).
 
     Frames take poses by the frame number in their file name: ``<frame:03d>`` = k takes the
     segment's k-th frame in timestamp order (v1 records / v2 rows); a frame number past the
@@ -76,7 +84,8 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
                  pose_source: Union[None, str, dict] = None, masks=(), pipeline=(),
                  test_mode: bool = False, skip_corrupt: bool = False, cache_dir: str = None,
                  verify_crc: bool = True, scene_map: Union[None, str, dict] = None,
-                 pose_pairing: str = 'map', pose_cache_dir: Optional[str] = None, **kwargs):
+                 pose_pairing: str = 'map', pose_cache_dir: Optional[str] = None,
+                 command_rule: str = 'heading_lateral', **kwargs):
         if resolution not in RESOLUTIONS:
             raise ValueError(f'resolution must be one of {list(RESOLUTIONS)}, got {resolution!r}')
         if free_label not in ('auto', 15, 23):
@@ -84,6 +93,10 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
         if pose_pairing not in ('map', 'sorted_index'):
             raise ValueError(f"pose_pairing must be 'map' or 'sorted_index', got "
                              f'{pose_pairing!r}')
+        if command_rule not in COMMAND_RULES:
+            raise ValueError(f'command_rule must be one of {sorted(COMMAND_RULES)}, got '
+                             f'{command_rule!r}')
+        self.command_rule = command_rule
         self.split, self.resolution, self.free = split, resolution, free_label
         self.pose_source, self.verify_crc = pose_source, verify_crc
         self.scene_map, self.pose_pairing = scene_map, pose_pairing
@@ -222,6 +235,13 @@ class Occ3DWaymoDataset(BaseOccSequenceDataset):
                                   path=osp.join(split_dir, scene, n), pose=pose)
                              for n, pose in zip(names, poses)]
         return scenes
+
+    def window_command(self, frames: List[dict], trajectory: np.ndarray) -> int:
+        # real poses: heading / lateral thresholds, as Occ3D-nuScenes (command_source='poses');
+        # DynamicCity's per-step rule calls 41 of the 184 16-frame windows of a real v2 segment
+        # a turn where the heading never changes by more than 3.5 degrees
+        # (tests/test_datasets/test_waymo_command_rule.py)
+        return COMMAND_RULES[self.command_rule](trajectory)
 
     def load_frame(self, record: dict) -> Dict[str, np.ndarray]:
         path = record['path']

@@ -112,7 +112,10 @@ def test_occ3d_waymo_free_labels_masks_and_merge(tmp_path):
     vox = s['inputs']['voxels']
     assert vox[0, 1, 2, 3] == 8 and vox[0, 4, 5, 6] == 7 and int((vox != 0).sum()) == 8
     assert int(s['data_samples'].mask_infov.sum()) == 4 * 100 * 200 * 16
-    assert int(s['inputs']['command']) == LEFT
+    # 3.4 degrees over 3 m: FORWARD by the real-pose rule, LEFT by DynamicCity's per-step one
+    assert int(s['inputs']['command']) == FORWARD
+    assert int(Occ3DWaymoDataset(str(tmp_path), num_frames=4, command_rule='dynamiccity')[0][
+        'inputs']['command']) == LEFT
     np.testing.assert_allclose(s['inputs']['trajectory'].numpy(), trajectory_from_poses(poses),
                                atol=1e-6)
     raw = Occ3DWaymoDataset(str(tmp_path), num_frames=4, class_merge=None)[0]
