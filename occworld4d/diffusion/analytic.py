@@ -173,8 +173,7 @@ def sampler_law(engine, model: GaussianDataDenoiser, sampler: str, num_steps=Non
         cur = Level(0.0 if (zero_top and i == top) else float(chain.alphas_cumprod[i]))
         nxt = None if i == 0 else Level(float(chain.alphas_cumprod[i - 1]))
         t = torch.full((dim + 1, ), int(chain.timesteps[i]), dtype=torch.int64)
-        index = torch.full((dim + 1, ), i, dtype=torch.int64)
-        p = engine.p_mean_variance(model(probes, t), probes, index, chain)
+        p = engine.p_mean_variance(model(probes, t), probes, t, chain)
         lam = float(chain.log_snr[i])
         out = step(probes, p, cur, nxt, lam, lambda: torch.zeros_like(probes))
         offset = out[0]

@@ -10,8 +10,20 @@ DDPM: log var = (v+1)/2 log beta_t + (1-(v+1)/2) log beta~_t.
 
 Notation: abar_t = prod_{s<=t} (1 - beta_s); a_t = sqrt(abar_t); s_t = sqrt(1 - abar_t);
 x_t = a_t x0 + s_t eps; v = a_t eps - s_t x0.
+
+One index space: every ``t`` the engine's methods take or the network sees is an ORIGINAL
+timestep index in [0, N). A respaced chain (:class:`NoiseSchedule` of
+:meth:`GaussianDiffusion.schedule_for`) is a subset of those timesteps; the methods that
+depend on the chain (the posterior and the reverse step) take it as ``chain=`` and find
+the positions of ``t`` in it themselves (:meth:`NoiseSchedule.positions`). Positions in a
+chain exist only inside the sampling loop and ``NoiseSchedule``.
+
+Sampling: :meth:`GaussianDiffusion.sample_request` takes one typed
+:class:`~occworld4d.diffusion.request.SampleRequest`; :meth:`GaussianDiffusion.sample` is
+its keyword form. Samplers are registered with
+:func:`~occworld4d.diffusion.samplers.register_sampler` (see docs/diffusion.md).
 """
-from typing import Callable, Dict, Optional, Sequence, Union
+from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -20,21 +32,14 @@ from occworld4d.registry import DIFFUSION
 from .common import check_mask, randn_like
 from .losses import (NATS_PER_BIT, discretized_gaussian_log_likelihood, masked_mean,
                      normal_kl)
-from .samplers import SAMPLERS, run_sampler
+from .guidance import repaint_moves
+from .request import ChainSpec, Guidance, Inpainting, SampleRequest
+from .samplers import SAMPLERS, sample_loop, spacing_of
 from .schedules import SPACING_KINDS, NoiseSchedule, make_betas, space_timesteps
 
 PREDICTION_TYPES = ('eps', 'x0', 'v')
 LOSS_TYPES = ('mse', 'hybrid')
 FIXED_VARIANCES = ('large', 'small')
-# what a bare step count K means per sampler by default: the most accurate spacing measured
-# with the exact Gaussian denoiser (tools/analysis_tools/benchmark_diffusion.py)
-# (UniPC and DPM-Solver++(3M): log-SNR on every schedule; DPM-Solver++(2M) depends on the
-# schedule's shape).
-DEFAULT_TIMESTEP_SPACING = dict(ddpm='linspace', ddim='linspace', dpmpp_2m='cubic',
-                                dpmpp_3m='logsnr', unipc='logsnr')
-# per beta schedule, for the samplers whose best spacing depends on it (law W2 at 20 steps)
-SCHEDULE_TIMESTEP_SPACING = dict(
-    dpmpp_2m=dict(linear='cubic', scaled_linear='quad', cosine='trailing'))
 
 
 @DIFFUSION.register_module()
@@ -62,8 +67,8 @@ class GaussianDiffusion:
             ``'linspace'`` (both ends), ``'leading'``, ``'trailing'``, ``'quad'``,
             ``'cubic'``, ``'logsnr'`` (see :func:`space_timesteps`) for every sampler, or a
             dict {sampler: kind} overriding the per-sampler defaults: the most accurate
-            measured (``DEFAULT_TIMESTEP_SPACING``; ``SCHEDULE_TIMESTEP_SPACING`` per
-            schedule for DPM-Solver++(2M)).
+            measured, registered with each sampler (``register_sampler(default_spacing=,
+            schedule_spacing=)``; DPM-Solver++(2M)'s depends on the beta schedule).
         start_at_zero_snr: read the top of every sampling chain as the pure-noise level
             abar = 0 (where x_T ~ N(0, I) is exact) and take the first step from there; the
             network is still called at its top timestep. Removes the terminal-SNR mismatch
@@ -108,9 +113,9 @@ class GaussianDiffusion:
         self.fixed_variance = fixed_variance
         self.timestep_respacing = timestep_respacing
         self.vb_bin_width = vb_bin_width
-        spacing = dict(DEFAULT_TIMESTEP_SPACING)
-        for name, per_schedule in SCHEDULE_TIMESTEP_SPACING.items():
-            spacing[name] = per_schedule.get(beta_schedule, spacing[name])
+        spacing = {name: spacing_of(name, beta_schedule) for name in SAMPLERS}
+        # a str applies to every sampler, also to one registered after this engine was built
+        self._spacing_for_all = timestep_spacing if isinstance(timestep_spacing, str) else None
         if isinstance(timestep_spacing, str):
             spacing = {name: timestep_spacing for name in SAMPLERS}
         elif isinstance(timestep_spacing, dict):
@@ -160,16 +165,26 @@ class GaussianDiffusion:
             return self.schedule
         return self.schedule.respace(kept.numpy())
 
-    def _check_t(self, t: torch.Tensor, x: torch.Tensor, chain: NoiseSchedule) -> torch.Tensor:
+    def _check_t(self, t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Validate original timesteps ``t``: an int tensor (B,) with values in [0, N)."""
         if not torch.is_tensor(t) or t.ndim != 1 or t.shape[0] != x.shape[0]:
             raise ValueError(f'GaussianDiffusion: t must be an int tensor (B,) with '
                              f'B={x.shape[0]}, found '
                              f'{tuple(t.shape) if torch.is_tensor(t) else type(t).__name__}')
-        if t.dtype.is_floating_point or int(t.min()) < 0 or int(t.max()) >= chain.num_steps:
+        if t.dtype.is_floating_point or int(t.min()) < 0 or \
+                int(t.max()) >= self.num_timesteps:
             raise ValueError(f'GaussianDiffusion: t must be integer indices in '
-                             f'[0, {chain.num_steps - 1}], found dtype {t.dtype}, '
+                             f'[0, {self.num_timesteps - 1}], found dtype {t.dtype}, '
                              f'range [{t.min().item()}, {t.max().item()}]')
         return t
+
+    def _positions(self, t: torch.Tensor, x: torch.Tensor,
+                   chain: Optional[NoiseSchedule]) -> Tuple[NoiseSchedule, torch.Tensor]:
+        """(chain, positions of the original timesteps ``t`` in it); default the full chain."""
+        self._check_t(t, x)
+        if chain is None or chain is self.schedule:
+            return self.schedule, t
+        return chain, chain.positions(t)
 
     # ----------------------------------------------------- forward process q
     def q_mean_variance(self, x0: torch.Tensor, t: torch.Tensor):
@@ -182,7 +197,7 @@ class GaussianDiffusion:
             (mean (B, C, ...), variance (B, 1, ...), log_variance (B, 1, ...)).
         """
         s = self.schedule
-        self._check_t(t, x0, s)
+        self._check_t(t, x0)
         mean = s.gather('sqrt_alphas_cumprod', t, x0) * x0
         var = 1 - s.gather('alphas_cumprod', t, x0)
         return mean, var, var.log()
@@ -192,76 +207,82 @@ class GaussianDiffusion:
                  t: torch.Tensor,
                  noise: Optional[torch.Tensor] = None,
                  generator: Optional[torch.Generator] = None) -> torch.Tensor:
-        """Draw x_t = a_t x0 + s_t noise (noise ~ N(0, I) when not given). Shapes (B, C, ...)."""
-        return self._q_sample(x0, t, self.schedule, noise, generator)
+        """Draw x_t = a_t x0 + s_t noise (noise ~ N(0, I) when not given). Shapes (B, C, ...).
 
-    def _q_sample(self, x0, index, chain, noise=None, generator=None):
-        self._check_t(index, x0, chain)
+        ``t`` are original timesteps; the marginal q(x_t | x_0) is the same on every chain
+        that keeps t, so no chain is needed.
+        """
+        self._check_t(t, x0)
         if noise is None:
             noise = randn_like(x0, generator)
         elif noise.shape != x0.shape:
             raise ValueError(f'GaussianDiffusion: noise shape {tuple(noise.shape)} != x0 shape '
                              f'{tuple(x0.shape)}')
-        return (chain.gather('sqrt_alphas_cumprod', index, x0) * x0 +
-                chain.gather('sqrt_one_minus_alphas_cumprod', index, x0) * noise)
+        s = self.schedule
+        return (s.gather('sqrt_alphas_cumprod', t, x0) * x0 +
+                s.gather('sqrt_one_minus_alphas_cumprod', t, x0) * noise)
 
-    def q_posterior_mean_variance(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor):
-        """Moments of q(x_{t-1} | x_t, x_0).
+    def q_posterior_mean_variance(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
+                                  chain: Optional[NoiseSchedule] = None):
+        """Moments of q(x_{t-1} | x_t, x_0), x_{t-1} being the chain's step before t.
 
         mean = sqrt(abar_{t-1}) beta_t / (1 - abar_t) x0 + sqrt(alpha_t) (1 - abar_{t-1}) /
         (1 - abar_t) x_t; variance = beta_t (1 - abar_{t-1}) / (1 - abar_t).
 
+        Args:
+            x0, x_t: (B, C, ...). t: int64 (B,) original timesteps, all on ``chain``.
+            chain: the (respaced) chain; default the full one (on a respaced chain the
+                coefficients are those of its betas 1 - abar_t / abar_prev).
+
         Returns:
             (mean (B, C, ...), variance (B, 1, ...), log_variance_clipped (B, 1, ...)); the
-            log variance at t = 0 (variance 0) is replaced by its t = 1 value.
+            log variance at the chain's first step (variance 0) is replaced by its second.
         """
-        return self._q_posterior(x0, x_t, t, self.schedule)
-
-    def _q_posterior(self, x0, x_t, index, chain):
-        self._check_t(index, x_t, chain)
+        chain, index = self._positions(t, x_t, chain)
         mean = (chain.gather('posterior_mean_coef1', index, x_t) * x0 +
                 chain.gather('posterior_mean_coef2', index, x_t) * x_t)
         return (mean, chain.gather('posterior_variance', index, x_t),
                 chain.gather('posterior_log_variance_clipped', index, x_t))
 
     # -------------------------------------------------------- conversions
-    def predict_x0_from_eps(self, x_t, t, eps, chain: Optional[NoiseSchedule] = None):
+    # (at original timesteps t: a_t and s_t are the same on every chain that keeps t)
+    def predict_x0_from_eps(self, x_t, t, eps):
         """x0 = (x_t - s_t eps) / a_t."""
-        c = chain or self.schedule
+        c = self.schedule
         return (x_t - c.gather('sqrt_one_minus_alphas_cumprod', t, x_t) * eps) / c.gather(
             'sqrt_alphas_cumprod', t, x_t)
 
-    def predict_eps_from_x0(self, x_t, t, x0, chain: Optional[NoiseSchedule] = None):
+    def predict_eps_from_x0(self, x_t, t, x0):
         """eps = (x_t - a_t x0) / s_t."""
-        c = chain or self.schedule
+        c = self.schedule
         return (x_t - c.gather('sqrt_alphas_cumprod', t, x_t) * x0) / c.gather(
             'sqrt_one_minus_alphas_cumprod', t, x_t)
 
-    def predict_v(self, x0, eps, t, chain: Optional[NoiseSchedule] = None):
+    def predict_v(self, x0, eps, t):
         """v = a_t eps - s_t x0."""
-        c = chain or self.schedule
+        c = self.schedule
         return (c.gather('sqrt_alphas_cumprod', t, x0) * eps -
                 c.gather('sqrt_one_minus_alphas_cumprod', t, x0) * x0)
 
-    def predict_x0_from_v(self, x_t, t, v, chain: Optional[NoiseSchedule] = None):
+    def predict_x0_from_v(self, x_t, t, v):
         """x0 = a_t x_t - s_t v."""
-        c = chain or self.schedule
+        c = self.schedule
         return (c.gather('sqrt_alphas_cumprod', t, x_t) * x_t -
                 c.gather('sqrt_one_minus_alphas_cumprod', t, x_t) * v)
 
-    def predict_eps_from_v(self, x_t, t, v, chain: Optional[NoiseSchedule] = None):
+    def predict_eps_from_v(self, x_t, t, v):
         """eps = s_t x_t + a_t v."""
-        c = chain or self.schedule
+        c = self.schedule
         return (c.gather('sqrt_one_minus_alphas_cumprod', t, x_t) * x_t +
                 c.gather('sqrt_alphas_cumprod', t, x_t) * v)
 
-    def prediction_to_x0(self, pred, x_t, t, chain: Optional[NoiseSchedule] = None):
+    def prediction_to_x0(self, pred, x_t, t):
         """x0 implied by a network prediction of ``prediction_type``."""
         if self.prediction_type == 'eps':
-            return self.predict_x0_from_eps(x_t, t, pred, chain)
+            return self.predict_x0_from_eps(x_t, t, pred)
         if self.prediction_type == 'x0':
             return pred
-        return self.predict_x0_from_v(x_t, t, pred, chain)
+        return self.predict_x0_from_v(x_t, t, pred)
 
     def prediction_target(self, x0, noise, t):
         """The regression target of ``prediction_type`` for x_t = q_sample(x0, t, noise)."""
@@ -289,16 +310,18 @@ class GaussianDiffusion:
     def p_mean_variance(self,
                         output: torch.Tensor,
                         x_t: torch.Tensor,
-                        index: torch.Tensor,
+                        t: torch.Tensor,
                         chain: Optional[NoiseSchedule] = None,
                         clip_x0: Optional[float] = None,
                         detach_mean: bool = False) -> Dict[str, torch.Tensor]:
-        """Moments of p(x_{i-1} | x_i) from a network output.
+        """Moments of p(x_prev | x_t) from a network output, x_prev being the chain's step
+        before t.
 
         Args:
             output: (B, C or 2C, ...) network output at x_t.
             x_t: (B, C, ...) noisy input.
-            index: int64 (B,) positions in ``chain`` (original timesteps for the full chain).
+            t: int64 (B,) original timesteps (what the network was called at), all on
+                ``chain``.
             chain: the (respaced) chain; default the full one.
             clip_x0: clamp the predicted x0 to [-clip_x0, clip_x0] when set.
             detach_mean: stop the gradient into the mean (the VB term of the hybrid loss).
@@ -306,15 +329,15 @@ class GaussianDiffusion:
         Returns:
             dict with mean, variance, log_variance (B, C or 1, ...), x0 and eps (B, C, ...).
         """
-        chain = chain or self.schedule
+        chain, index = self._positions(t, x_t, chain)
         pred, var_values = self.split_output(output, x_t)
         if detach_mean:
             pred = pred.detach()
-        x0 = self.prediction_to_x0(pred, x_t, index, chain)
+        x0 = self.prediction_to_x0(pred, x_t, t)
         if clip_x0 is not None:
             x0 = x0.clamp(-clip_x0, clip_x0)
-        eps = self.predict_eps_from_x0(x_t, index, x0, chain)
-        mean, _, _ = self._q_posterior(x0, x_t, index, chain)
+        eps = self.predict_eps_from_x0(x_t, t, x0)
+        mean, _, _ = self.q_posterior_mean_variance(x0, x_t, t, chain)
         log_small = chain.gather('posterior_log_variance_clipped', index, x_t)
         log_large = large_log_variance(chain, index, x_t)
         if var_values is not None:
@@ -365,7 +388,7 @@ class GaussianDiffusion:
             t = torch.randint(0, self.num_timesteps, (batch, ), generator=generator,
                               device='cpu' if generator is None else generator.device)
             t = t.to(x0.device)
-        self._check_t(t, x0, self.schedule)
+        self._check_t(t, x0)
         if mask is not None:
             mask = check_mask(mask, x0.shape, 'mask', x0.device)
         if weights is not None and (weights.shape != (batch, )):
@@ -415,7 +438,7 @@ class GaussianDiffusion:
                shape: Sequence[int],
                cond: Optional[dict] = None,
                sampler: str = 'ddpm',
-               num_steps=None,
+               num_steps: ChainSpec = None,
                eta: float = 0.0,
                guidance_scale: float = 1.0,
                guidance_keys: Optional[Sequence[str]] = None,
@@ -431,8 +454,10 @@ class GaussianDiffusion:
                device=None,
                dtype: torch.dtype = torch.float32,
                start_at_zero_snr: Optional[bool] = None,
-               solver_order: Optional[int] = None) -> torch.Tensor:
-        """Draw samples x0 of ``shape`` = (B, C, ...).
+               solver_order: Optional[int] = None,
+               sampler_options: Optional[dict] = None) -> torch.Tensor:
+        """Draw samples x0 of ``shape`` = (B, C, ...): the keyword form of
+        :meth:`sample_request` (it builds the :class:`SampleRequest`).
 
         Args:
             model: the denoiser, ``model(x_t, t, **cond)``.
@@ -470,40 +495,87 @@ class GaussianDiffusion:
                 generator's, else CPU).
             dtype: floating dtype of the samples.
             start_at_zero_snr: override the engine's ``start_at_zero_snr``.
-            solver_order: highest order of ``'unipc'`` (1, 2 or 3; default 3).
+            solver_order: highest order of ``'unipc'`` (1, 2 or 3; default 3); the
+                request's ``options=dict(order=solver_order)``.
+            sampler_options: keyword arguments of the sampler's step class (the request's
+                ``options``), for samplers registered with options of their own.
 
         Returns:
             (B, C, ...) samples.
         """
+        self._check_sampler(sampler)
+        options = dict(sampler_options or {})
+        if solver_order is not None:
+            if sampler != 'unipc':
+                raise ValueError(f'GaussianDiffusion.sample: solver_order is an option of the '
+                                 f'unipc sampler, not of {sampler!r}')
+            if options.get('order', solver_order) != solver_order:
+                raise ValueError(f'GaussianDiffusion.sample: solver_order={solver_order} and '
+                                 f'sampler_options order={options["order"]} disagree')
+            options['order'] = solver_order
+        if (known is None) != (known_mask is None):
+            raise ValueError('GaussianDiffusion.sample: known and known_mask go together; '
+                             f'found known={"set" if known is not None else None}, known_mask='
+                             f'{"set" if known_mask is not None else None}')
+        repaint_moves(1, resample_steps, resample_jumps)  # both must be >= 1
+        inpainting = None
+        if known is not None:
+            inpainting = Inpainting(known, known_mask, resample_jumps, resample_steps)
+        elif resample_jumps != 1:
+            raise ValueError('GaussianDiffusion.sample: resample_jumps > 1 (RePaint) needs '
+                             'known and known_mask')
+        return self.sample_request(model, SampleRequest(
+            shape=shape, sampler=sampler, num_steps=num_steps, cond=cond, eta=eta,
+            options=options, guidance=Guidance(guidance_scale, guidance_keys),
+            inpainting=inpainting, valid_mask=valid_mask, x_T=x_T, clip_x0=clip_x0,
+            start_at_zero_snr=start_at_zero_snr, generator=generator, device=device,
+            dtype=dtype, progress=progress))
+
+    def sample_request(self, model: Callable, request: SampleRequest) -> torch.Tensor:
+        """Draw the samples a :class:`~occworld4d.diffusion.request.SampleRequest` describes.
+
+        The chain is ``schedule_for(steps_for(request.sampler, request.num_steps))``; the
+        loop is :func:`~occworld4d.diffusion.samplers.sample_loop`.
+
+        Args:
+            model: the denoiser, ``model(x_t, t, **cond)`` (t: original timesteps).
+            request: what to sample.
+
+        Returns:
+            (B, C, ...) samples of ``request.shape``.
+        """
+        if not isinstance(request, SampleRequest):
+            raise ValueError(f'GaussianDiffusion.sample_request: expected a SampleRequest, '
+                             f'found {type(request).__name__}')
+        self._check_sampler(request.sampler)
+        chain = self.schedule_for(self.steps_for(request.sampler, request.num_steps))
+        zero_snr = request.start_at_zero_snr
+        if zero_snr is None:
+            zero_snr = self.start_at_zero_snr
+        return sample_loop(self, model, request, chain, start_at_zero_snr=zero_snr)
+
+    @staticmethod
+    def _check_sampler(sampler: str) -> None:
         if sampler not in SAMPLERS:
             raise ValueError(f'GaussianDiffusion.sample: unknown sampler {sampler!r}; '
                              f'expected one of {tuple(SAMPLERS)}')
-        if solver_order is not None and sampler != 'unipc':
-            raise ValueError(f'GaussianDiffusion.sample: solver_order is an option of the '
-                             f'unipc sampler, not of {sampler!r}')
-        chain = self.schedule_for(self.steps_for(sampler, num_steps))
-        if start_at_zero_snr is None:
-            start_at_zero_snr = self.start_at_zero_snr
-        return run_sampler(
-            self, model, tuple(int(s) for s in shape), cond=dict(cond or {}), sampler=sampler,
-            chain=chain, eta=eta, guidance_scale=guidance_scale,
-            guidance_keys=guidance_keys, known=known, known_mask=known_mask,
-            resample_jumps=resample_jumps, resample_steps=resample_steps,
-            valid_mask=valid_mask, generator=generator, progress=progress, clip_x0=clip_x0,
-            x_T=x_T, device=device, dtype=dtype, start_at_zero_snr=start_at_zero_snr,
-            solver_order=solver_order)
 
     def steps_for(self, sampler: str, num_steps=None):
         """The chain spec ``sample(sampler=sampler, num_steps=num_steps)`` uses.
 
         None becomes ``timestep_respacing``; a bare int K < N becomes
-        ``'<timestep_spacing[sampler]>K'``; anything else is returned unchanged.
+        ``'<timestep_spacing[sampler]>K'`` (for a sampler registered after this engine was
+        built: a str ``timestep_spacing`` given to the engine, else its registered
+        spacing); anything else is returned unchanged.
         """
         if num_steps is None:
             num_steps = self.timestep_respacing
         if isinstance(num_steps, (int, np.integer)) and not isinstance(num_steps, bool) and \
                 0 < num_steps < self.num_timesteps:
-            kind = self.timestep_spacing.get(sampler, 'linspace')
+            kind = self.timestep_spacing.get(sampler) or self._spacing_for_all
+            if kind is None:
+                kind = spacing_of(sampler, self.beta_schedule) if sampler in SAMPLERS else \
+                    'linspace'
             if kind != 'linspace':
                 return f'{kind}{int(num_steps)}'
         return num_steps

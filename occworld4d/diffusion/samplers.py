@@ -1,13 +1,18 @@
 """Sampling loops: ancestral DDPM, DDIM, DPM-Solver++ (2M, 3M) and UniPC on any (respaced)
-chain.
+chain, and the sampler registry.
 
 Every sampler walks the positions i = K-1 .. 0 of a :class:`NoiseSchedule` (the network
 sees the original timestep ``chain.timesteps[i]``) and one ``step`` maps x at position i to
-position i-1 (position -1 = the clean sample). The same loop handles guidance, inpainting
-(with RePaint re-noising moves) and padding masks, so every sampler supports all of them.
+position i-1 (position -1 = the clean sample). The same loop (:func:`sample_loop`) handles
+guidance, inpainting (with RePaint re-noising moves) and padding masks, so every sampler
+supports all of them. Chain positions stay inside this loop: every engine method it calls
+takes original timesteps.
+
+A new sampler is one :class:`SamplerStep` subclass decorated with :func:`register_sampler`;
+neither the loop nor the engine changes (docs/diffusion.md has an example).
 """
 import math
-from typing import NamedTuple
+from typing import Callable, Dict, NamedTuple, Optional, Type
 
 import numpy as np
 import torch
@@ -15,7 +20,8 @@ from tqdm import tqdm
 
 from .common import check_mask
 from .guidance import ClassifierFreeGuidance, repaint_moves
-from .schedules import NoiseSchedule
+from .request import SampleRequest
+from .schedules import SPACING_KINDS, NoiseSchedule
 
 
 class Level(NamedTuple):
@@ -55,8 +61,16 @@ class SamplerStep:
     exact only there) while the network was called at the chain's top timestep.
     ``start(chain)`` is called once before the first step with the sampling chain
     (:class:`NoiseSchedule`); ``reset()`` forgets any multistep history (called after a
-    RePaint jump).
+    RePaint jump). The constructor takes ``eta`` and the request's ``options``.
+
+    A subclass becomes a sampler with :func:`register_sampler` (docs/diffusion.md, 'Adding a
+    sampler').
     """
+
+    # set by :func:`register_sampler`
+    name: str = ''
+    default_spacing: str = 'linspace'
+    schedule_spacing: Dict[str, str] = {}
 
     def __init__(self, eta: float = 0.0):
         self.eta = float(eta)
@@ -73,6 +87,73 @@ class SamplerStep:
         return x if cur.abar == 0 else p['eps']
 
 
+# sampler name -> step class, in registration order; filled by :func:`register_sampler`.
+SAMPLERS: Dict[str, Type[SamplerStep]] = {}
+
+
+def register_sampler(name: str, default_spacing: str = 'linspace',
+                     schedule_spacing: Optional[Dict[str, str]] = None,
+                     force: bool = False) -> Callable[[type], type]:
+    """Class decorator: register a :class:`SamplerStep` subclass under ``name``.
+
+    Args:
+        name: the ``sampler=`` name of :meth:`GaussianDiffusion.sample`.
+        default_spacing: what a bare step count K means for this sampler (a kind of
+            :data:`~occworld4d.diffusion.schedules.SPACING_KINDS`), unless the engine's
+            ``timestep_spacing`` says otherwise.
+        schedule_spacing: per beta schedule, a spacing overriding ``default_spacing``.
+        force: replace a sampler already registered under ``name``.
+
+    Raises:
+        ValueError: ``name`` taken (without ``force``), a class that is not a SamplerStep,
+            or an unknown spacing kind.
+    """
+    schedule_spacing = dict(schedule_spacing or {})
+    bad = {k: v for k, v in dict(schedule_spacing, default=default_spacing).items()
+           if v not in SPACING_KINDS}
+    if bad:
+        raise ValueError(f'register_sampler({name!r}): spacing {bad} not among {SPACING_KINDS}')
+
+    def decorate(cls):
+        if not (isinstance(cls, type) and issubclass(cls, SamplerStep)):
+            raise ValueError(f'register_sampler({name!r}): {cls!r} is not a SamplerStep '
+                             'subclass')
+        if name in SAMPLERS and SAMPLERS[name] is not cls and not force:
+            raise ValueError(f'register_sampler: {name!r} is already registered '
+                             f'({SAMPLERS[name].__name__}); pass force=True to replace it')
+        cls.name = name
+        cls.default_spacing = default_spacing
+        cls.schedule_spacing = schedule_spacing
+        SAMPLERS[name] = cls
+        return cls
+
+    return decorate
+
+
+def spacing_of(sampler: str, beta_schedule: str) -> str:
+    """The registered spacing of a bare step count for ``sampler`` on ``beta_schedule``."""
+    cls = SAMPLERS[sampler]
+    return cls.schedule_spacing.get(beta_schedule, cls.default_spacing)
+
+
+def build_step(sampler: str, eta: float = 0.0, options: Optional[dict] = None) -> SamplerStep:
+    """A fresh step object of a registered sampler: ``SAMPLERS[sampler](eta=eta, **options)``.
+
+    Raises:
+        ValueError: an unknown sampler, or options its class does not take.
+    """
+    if sampler not in SAMPLERS:
+        raise ValueError(f'GaussianDiffusion.sample: unknown sampler {sampler!r}; '
+                         f'expected one of {tuple(SAMPLERS)}')
+    try:
+        return SAMPLERS[sampler](eta=eta, **dict(options or {}))
+    except TypeError as err:
+        raise ValueError(f'GaussianDiffusion.sample: sampler {sampler!r} '
+                         f'({SAMPLERS[sampler].__name__}) does not take the options '
+                         f'{sorted(options or {})}: {err}') from err
+
+
+@register_sampler('ddpm')
 class DDPMStep(SamplerStep):
     """Ancestral sampling: x_{i-1} = mu(x_i, x0_hat) + sigma_i z (no noise to the clean end).
 
@@ -88,6 +169,7 @@ class DDPMStep(SamplerStep):
         return p['mean'] + (0.5 * p['log_variance']).exp() * noise_fn()
 
 
+@register_sampler('ddim')
 class DDIMStep(SamplerStep):
     """DDIM: x_{i-1} = a_{i-1} x0_hat + sqrt(1 - abar_{i-1} - sigma^2) eps_hat + sigma z,
     sigma = eta sqrt((1 - abar_{i-1}) / (1 - abar_i)) sqrt(1 - abar_i / abar_{i-1}).
@@ -106,6 +188,9 @@ class DDIMStep(SamplerStep):
         return x
 
 
+@register_sampler('dpmpp_2m', default_spacing='cubic',
+                  schedule_spacing=dict(linear='cubic', scaled_linear='quad',
+                                        cosine='trailing'))
 class DPMSolverPP2MStep(SamplerStep):
     """DPM-Solver++(2M), data-prediction form, lambda = log(a / s):
 
@@ -159,6 +244,7 @@ class DPMSolverPP2MStep(SamplerStep):
         return nxt.a * (-phi_1 * x0 + phi_2 * d1 - phi_3 * d2)
 
 
+@register_sampler('dpmpp_3m', default_spacing='logsnr')
 class DPMSolverPP3MStep(DPMSolverPP2MStep):
     """DPM-Solver++(3M) (Lu et al. 2022, multistep third order), data-prediction form.
 
@@ -210,6 +296,7 @@ class DPMSolverPP3MStep(DPMSolverPP2MStep):
         return order
 
 
+@register_sampler('unipc', default_spacing='logsnr')
 class UniPCStep(SamplerStep):
     """UniPC (Zhao et al. 2023), data prediction, B(h) = exp(-h) - 1 ('bh2').
 
@@ -306,11 +393,6 @@ class UniPCStep(SamplerStep):
         return self._update(x, cur, nxt, x0, diffs, rhos)
 
 
-# sampler name -> step class; a new sampler is one SamplerStep subclass added here.
-SAMPLERS = {'ddpm': DDPMStep, 'ddim': DDIMStep, 'dpmpp_2m': DPMSolverPP2MStep,
-            'dpmpp_3m': DPMSolverPP3MStep, 'unipc': UniPCStep}
-
-
 def _pick_device(device, known, cond, generator):
     if device is not None:
         return torch.device(device)
@@ -325,48 +407,52 @@ def _pick_device(device, known, cond, generator):
 
 
 @torch.no_grad()
-def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0.0,
-                guidance_scale=1.0, guidance_keys=None, known=None, known_mask=None,
-                resample_jumps=1, resample_steps=1, valid_mask=None, generator=None,
-                progress=False, clip_x0=None, x_T=None, device=None, dtype=torch.float32,
-                start_at_zero_snr=False, solver_order=None):
-    """The shared sampling loop behind :meth:`GaussianDiffusion.sample` (see its arguments).
+def sample_loop(engine, model: Callable, request: SampleRequest, chain: NoiseSchedule,
+                start_at_zero_snr: bool = False) -> torch.Tensor:
+    """The shared sampling loop behind :meth:`GaussianDiffusion.sample_request`.
 
-    With ``start_at_zero_snr`` the top position of the chain is read as the pure-noise level
-    abar = 0, where x_T ~ N(0, I) is exact: the network is still called at the chain's top
-    timestep, but the first step integrates from abar = 0 (and a RePaint jump back to the
-    top re-draws pure noise). Without it, x_T ~ N(0, I) stands for the marginal at
-    abar_T > 0, whose mean a_T E[x0] it lacks: a deterministic sampler carries that
-    mismatch to its samples (law W2 ~0.01 on the linear schedule's benchmark).
+    Args:
+        engine: the :class:`GaussianDiffusion`; the loop calls only its public
+            ``p_mean_variance`` and ``q_sample``, with original timesteps.
+        model: the denoiser, ``model(x_t, t, **cond)``.
+        request: what to sample (:class:`~occworld4d.diffusion.request.SampleRequest`).
+        chain: the (respaced) sampling chain.
+        start_at_zero_snr: read the top position of the chain as the pure-noise level
+            abar = 0, where x_T ~ N(0, I) is exact: the network is still called at the
+            chain's top timestep, but the first step integrates from abar = 0 (and a RePaint
+            jump back to the top re-draws pure noise). Without it, x_T ~ N(0, I) stands for
+            the marginal at abar_T > 0, whose mean a_T E[x0] it lacks: a deterministic
+            sampler carries that mismatch to its samples (law W2 ~0.01 on the linear
+            schedule's benchmark).
 
     Returns:
         (B, C, ...) samples.
     """
-    device = _pick_device(device, known, cond, generator)
-    if (known is None) != (known_mask is None):
-        raise ValueError('GaussianDiffusion.sample: known and known_mask go together; found '
-                         f'known={"set" if known is not None else None}, known_mask='
-                         f'{"set" if known_mask is not None else None}')
-    if known is not None:
+    shape, dtype, cond = request.shape, request.dtype, request.cond
+    inpaint = request.inpainting
+    known = known_mask = None
+    if inpaint is not None:
+        known = inpaint.known
         if tuple(known.shape) != tuple(shape):
             raise ValueError(f'GaussianDiffusion.sample: known has shape {tuple(known.shape)}, '
                              f'expected {tuple(shape)}')
+    device = _pick_device(request.device, known, cond, request.generator)
+    jumps, jump_length = (inpaint.resample_jumps, inpaint.resample_steps) if inpaint else (1, 1)
+    if inpaint is not None:
         known = known.to(device, dtype)
-        known_mask = check_mask(known_mask, shape, 'known_mask', device).bool()
-    elif resample_jumps != 1:
-        raise ValueError('GaussianDiffusion.sample: resample_jumps > 1 (RePaint) needs known '
-                         'and known_mask')
+        known_mask = check_mask(inpaint.mask, shape, 'known_mask', device).bool()
+    valid_mask = request.valid_mask
     if valid_mask is not None:
         valid_mask = check_mask(valid_mask, shape, 'valid_mask', device).bool()
+    generator = request.generator
 
     def noise_fn():
         return torch.randn(shape, generator=generator,
                            device=generator.device if generator is not None else device,
                            dtype=dtype).to(device)
 
-    denoiser = ClassifierFreeGuidance(model, cond, guidance_scale, guidance_keys)
-    step = SAMPLERS[sampler](eta=eta, **({} if solver_order is None else
-                                         dict(order=solver_order)))
+    denoiser = ClassifierFreeGuidance(model, cond, request.guidance.scale, request.guidance.keys)
+    step = build_step(request.sampler, request.eta, request.options)
     step.start(chain)
     batch = shape[0]
     top = chain.num_steps - 1
@@ -378,38 +464,39 @@ def run_sampler(engine, model, shape, cond, sampler, chain: NoiseSchedule, eta=0
             return None
         return Level(0.0 if (zero_top and pos == top) else float(chain.alphas_cumprod[pos]))
 
+    def timestep(pos):
+        """The original timestep of chain position ``pos`` for the whole batch: int64 (B,)."""
+        return torch.full((batch, ), int(chain.timesteps[pos]), dtype=torch.int64,
+                          device=device)
+
     def constrain(x, pos):
         """Impose the known region at chain position ``pos`` (-1 = clean) and the padding."""
         if known is not None:
-            if pos < 0:
-                target = known
-            else:
-                index = torch.full((batch, ), pos, dtype=torch.int64, device=device)
-                target = engine._q_sample(known, index, chain, noise_fn())
+            target = known if pos < 0 else engine.q_sample(known, timestep(pos), noise_fn())
             x = torch.where(known_mask, target, x)
         if valid_mask is not None:
             x = torch.where(valid_mask, x, torch.zeros_like(x))
         return x
 
-    if x_T is None:
+    if request.x_T is None:
         x = noise_fn()
     else:
-        if tuple(x_T.shape) != tuple(shape):
-            raise ValueError(f'GaussianDiffusion.sample: x_T has shape {tuple(x_T.shape)}, '
-                             f'expected {tuple(shape)}')
-        x = x_T.to(device, dtype)
+        if tuple(request.x_T.shape) != tuple(shape):
+            raise ValueError(f'GaussianDiffusion.sample: x_T has shape '
+                             f'{tuple(request.x_T.shape)}, expected {tuple(shape)}')
+        x = request.x_T.to(device, dtype)
     x = constrain(x, chain.num_steps - 1)
-    moves = repaint_moves(chain.num_steps, resample_steps, resample_jumps)
-    for kind, src, dst in tqdm(moves, disable=not progress, desc=f'{sampler} sampling'):
+    moves = repaint_moves(chain.num_steps, jump_length, jumps)
+    for kind, src, dst in tqdm(moves, disable=not request.progress,
+                               desc=f'{request.sampler} sampling'):
         if kind == 'up':  # re-noise from position src to dst > src: q(x_dst | x_src)
             ratio = level(dst).abar / level(src).abar
             x = ratio**0.5 * x + (1 - ratio)**0.5 * noise_fn()
             step.reset()
         else:
-            index = torch.full((batch, ), src, dtype=torch.int64, device=device)
-            t = torch.full((batch, ), int(chain.timesteps[src]), dtype=torch.int64, device=device)
+            t = timestep(src)
             output = denoiser(x, t)
-            p = engine.p_mean_variance(output.to(dtype), x, index, chain, clip_x0=clip_x0)
+            p = engine.p_mean_variance(output.to(dtype), x, t, chain, clip_x0=request.clip_x0)
             x = step(x, p, level(src), level(dst), float(chain.log_snr[src]), noise_fn)
         x = constrain(x, dst)
     return x

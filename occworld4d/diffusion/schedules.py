@@ -257,6 +257,21 @@ class NoiseSchedule:
         kept = torch.as_tensor(np.asarray(kept, dtype=np.int64))
         return NoiseSchedule(self.alphas_cumprod[kept].numpy(), self.timesteps[kept].numpy())
 
+    def positions(self, t: torch.Tensor) -> torch.Tensor:
+        """Positions in this chain (int64, t's shape, on the CPU) of original timesteps ``t``.
+
+        Raises:
+            ValueError: a timestep this chain does not keep (naming the first few).
+        """
+        flat = t.detach().cpu().long()
+        pos = torch.searchsorted(self.timesteps, flat).clamp(max=self.num_steps - 1)
+        off = self.timesteps[pos] != flat
+        if bool(off.any()):
+            raise ValueError(f'NoiseSchedule: timesteps {flat[off].unique()[:8].tolist()} are '
+                             f'not on this chain of {self.num_steps} steps (kept timesteps '
+                             f'{self.timesteps[:8].tolist()}...)')
+        return pos
+
     def gather(self, name: str, index: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
         """``self.<name>[index]`` shaped (B, 1, ..., 1) to broadcast against ``like``.
 

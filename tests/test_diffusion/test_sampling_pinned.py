@@ -6,7 +6,8 @@ three prediction types, float32 and float64), and the generator path
 
 Each case is reduced to three checksums of the float64 sample: its sum, a sum weighted by a
 fixed ramp, and its sum of squares. The EXPECTED values were printed by ``_checksums`` on
-the engine as it was before the refactor (commit 9676205) and must match to 1e-6.
+the engine as it was before the refactor (this file was committed first, in 67673cb, and
+passed there) and must match to 1e-6.
 """
 import os.path as osp
 import sys

@@ -27,7 +27,7 @@ from occworld4d.structures import OccDataSample
 
 DEFAULT_SAMPLE_CFG = dict(sampler='ddpm', num_steps=None, guidance_scale=4.0, eta=0.0)
 # further sample_cfg keys handed to the engine's sample() as they are
-ENGINE_SAMPLE_KEYS = ('solver_order', 'start_at_zero_snr', 'clip_x0')
+ENGINE_SAMPLE_KEYS = ('solver_order', 'start_at_zero_snr', 'clip_x0', 'sampler_options')
 
 
 def build_engine(cfg: dict):
@@ -92,7 +92,8 @@ class LatentDiffusion(FrozenTokenizerModel):
             ``dict(hexplane=0.0, default=0.1)``); a condition left unnamed without a default
             is an error (it used to fall back to 0.1 silently).
         sample_cfg: defaults of :meth:`sample`: sampler, num_steps, guidance_scale, eta (and
-            the engine's solver_order, start_at_zero_snr, clip_x0 when given).
+            the engine's solver_order, start_at_zero_snr, clip_x0, sampler_options when
+            given).
         encode_kwargs: extra keyword arguments of ``tokenizer.encode``.
         context_stride: train the ``hexplane`` (previous window) condition from longer
             windows: inputs with T + s frames (T = the adapter's window) are split into the
@@ -348,7 +349,8 @@ class LatentDiffusion(FrozenTokenizerModel):
             x_T: (B, C, ...) start of the chain (default: noise drawn by the engine).
 
         ``sample_cfg`` may also set the engine's ``solver_order`` (UniPC),
-        ``start_at_zero_snr`` and ``clip_x0``; they are passed through when given.
+        ``start_at_zero_snr``, ``clip_x0`` and ``sampler_options`` (keyword arguments of a
+        registered sampler's step); they are passed through when given.
         """
         cfg = self.sample_cfg
         cond = {k: v.to(self.device) if torch.is_tensor(v) else v
