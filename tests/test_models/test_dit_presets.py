@@ -141,13 +141,21 @@ def test_every_preset_builds_in_every_denoiser(arch):
     assert rollout.patch_size == uniscene.patch_size == patch
 
 
-def test_config_list_is_complete():
-    assert _configs_with_denoiser() == sorted(CONFIG_DENOISERS)
+CONFIGS = _configs_with_denoiser()
 
 
-@pytest.mark.parametrize('config', sorted(CONFIG_DENOISERS))
+def test_pinned_configs_exist():
+    missing = sorted(set(CONFIG_DENOISERS) - set(CONFIGS))
+    assert not missing, f'configs pinned here but gone (or without a denoiser): {missing}'
+
+
+@pytest.mark.parametrize('config', CONFIGS)
 def test_config_denoiser_builds_unchanged(config):
+    """Every config's denoiser builds; the ones recorded before the merge are unchanged."""
     cfg = Config.fromfile(osp.join(ROOT, 'configs', config))
     with DefaultScope.overwrite_default_scope('occworld4d'), torch.device('meta'):
         denoiser = MODELS.build(cfg.model.denoiser.copy())
-    assert _fingerprint(denoiser) == CONFIG_DENOISERS[config]
+    kind, count, entries, digest = _fingerprint(denoiser)
+    assert count > 0 and entries > 0
+    if config in CONFIG_DENOISERS:  # configs added later are only built
+        assert (kind, count, entries, digest) == CONFIG_DENOISERS[config]
