@@ -380,7 +380,13 @@ def main(argv=None):
         raise CLIError('--task forecast forecasts one scene: run it in one process '
                        '(without torchrun / --launcher)')
     if world > 1 and resolve_device(args.device) == 'cuda':  # one GPU a rank
-        args.device = f'cuda:{os.environ.get("LOCAL_RANK", rank)}'
+        import torch
+        local = int(os.environ.get('LOCAL_RANK', rank))
+        if local >= torch.cuda.device_count():
+            raise CLIError(f'--launcher pytorch: local rank {local} needs GPU cuda:{local}, '
+                           f'this machine has {torch.cuda.device_count()}; start at most that '
+                           'many processes a node, or sample on the CPU (--device cpu)')
+        args.device = f'cuda:{local}'
     cfg = load_config(args.config, args.cfg_options)
     apply_trust_checkpoint(args, cfg)
     model = load_model(cfg, args)
