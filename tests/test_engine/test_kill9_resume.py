@@ -16,9 +16,10 @@ import pytest
 import torch
 
 from helpers import ROOT
-from test_bit_identical_resume import _run, _states, dit_cfg, vae_cfg, vqvae_cfg
 
 HERE = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, HERE)  # the sibling test module, whatever pytest's --import-mode
+from test_bit_identical_resume import _run, _states, dit_cfg, vae_cfg, vqvae_cfg  # noqa: E402
 CONFIGS = dict(vqvae=vqvae_cfg, vae=vae_cfg, dit=dit_cfg)
 
 PROLOGUE = f"""
