@@ -18,10 +18,8 @@ depend on the chain (the posterior and the reverse step) take it as ``chain=`` a
 the positions of ``t`` in it themselves (:meth:`NoiseSchedule.positions`). Positions in a
 chain exist only inside the sampling loop and ``NoiseSchedule``.
 
-Sampling: :meth:`GaussianDiffusion.sample_request` takes one typed
-:class:`~occworld4d.diffusion.request.SampleRequest`; :meth:`GaussianDiffusion.sample` is
-its keyword form. Samplers are registered with
-:func:`~occworld4d.diffusion.samplers.register_sampler` (see docs/diffusion.md).
+Sampling: ``sample_request(model, SampleRequest)``, or its keyword form ``sample``; samplers
+are registered with :func:`~occworld4d.diffusion.samplers.register_sampler` (docs/diffusion.md).
 """
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -463,38 +461,19 @@ class GaussianDiffusion:
             model: the denoiser, ``model(x_t, t, **cond)``.
             shape: (B, C, ...) of the samples.
             cond: condition tensors (B, ...), passed through (may hold ``drop``).
-            sampler: ``'ddpm'`` (ancestral), ``'ddim'`` (``eta`` = 0 deterministic, 1 = DDPM
-                variance; first order: its error falls as 1 / K), ``'dpmpp_2m'``
-                (DPM-Solver++ 2M, data prediction, multistep, second order), ``'dpmpp_3m'``
-                (DPM-Solver++ 3M, third order, lower-order warm-up and final steps) or
-                ``'unipc'`` (UniPC predictor-corrector, order ``solver_order``, default 3:
-                the most accurate per network call).
+            sampler: a name in ``SAMPLERS``: ``'ddpm'`` (ancestral), ``'ddim'`` (first
+                order), ``'dpmpp_2m'`` / ``'dpmpp_3m'`` (DPM-Solver++, second / third
+                order), ``'unipc'`` (order ``solver_order``, default 3) or a registered one.
             num_steps: chain for sampling, see :meth:`timesteps_for`; None = the engine's
                 ``timestep_respacing`` or all N steps. A bare int K (here or as
                 ``timestep_respacing``) is spread by the engine's ``timestep_spacing`` of
                 this sampler (see :meth:`steps_for`); pass a string (``'20'`` = linspace,
                 ``'trailing20'``, ``'logsnr20'``) to choose.
-            eta: DDIM stochasticity.
-            guidance_scale: classifier-free guidance s; != 1 runs ONE batched forward on
-                [cond; uncond] and uses pred_u + s (pred_c - pred_u) (variance channels
-                from the conditional half).
-            guidance_keys: conditions dropped in the unconditional half (default all keys).
-            known: (B, C, ...) latent whose ``known_mask`` region is kept (inpainting /
-                outpainting): at every step that region is replaced by q_sample(known) at the
-                current noise level, and by ``known`` exactly at the end.
-            known_mask: bool broadcastable to ``shape``; True = keep ``known``.
-            resample_jumps: RePaint: how many times each block of ``resample_steps`` steps is
-                denoised (1 = no resampling); between passes the chain is re-noised back up.
-            valid_mask: bool broadcastable to ``shape``; invalid cells are 0 throughout.
-            generator: torch.Generator for every random draw (reproducible samples).
-            progress: show a tqdm progress bar.
-            clip_x0: clamp the predicted x0 to [-clip_x0, clip_x0] when set.
-            resample_steps: RePaint jump length (in steps of the sampling chain).
-            x_T: (B, C, ...) starting noise; drawn when None.
-            device: device of the samples (default: ``known``'s, a condition's, the
-                generator's, else CPU).
-            dtype: floating dtype of the samples.
-            start_at_zero_snr: override the engine's ``start_at_zero_snr``.
+            eta, clip_x0, valid_mask, x_T, start_at_zero_snr, generator, device, dtype,
+                progress: the fields of :class:`SampleRequest` of those names.
+            guidance_scale, guidance_keys: :class:`Guidance` (``scale``, ``keys``).
+            known, known_mask, resample_jumps, resample_steps: :class:`Inpainting` (``known``,
+                ``mask``, RePaint jumps and jump length); inpainting when ``known`` is given.
             solver_order: highest order of ``'unipc'`` (1, 2 or 3; default 3); the
                 request's ``options=dict(order=solver_order)``.
             sampler_options: keyword arguments of the sampler's step class (the request's

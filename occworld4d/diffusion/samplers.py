@@ -406,6 +406,24 @@ def _pick_device(device, known, cond, generator):
     return torch.device('cpu')
 
 
+def _loop_tensors(request: SampleRequest):
+    """(device, known, known_mask, valid_mask) of a request: validated, on the samples'
+    device (known in the samples' dtype, the masks bool); None where not given."""
+    shape, inpaint = request.shape, request.inpainting
+    known = known_mask = valid_mask = None
+    if inpaint is not None and tuple(inpaint.known.shape) != tuple(shape):
+        raise ValueError(f'GaussianDiffusion.sample: known has shape '
+                         f'{tuple(inpaint.known.shape)}, expected {tuple(shape)}')
+    device = _pick_device(request.device, inpaint.known if inpaint else None, request.cond,
+                          request.generator)
+    if inpaint is not None:
+        known = inpaint.known.to(device, request.dtype)
+        known_mask = check_mask(inpaint.mask, shape, 'known_mask', device).bool()
+    if request.valid_mask is not None:
+        valid_mask = check_mask(request.valid_mask, shape, 'valid_mask', device).bool()
+    return device, known, known_mask, valid_mask
+
+
 @torch.no_grad()
 def sample_loop(engine, model: Callable, request: SampleRequest, chain: NoiseSchedule,
                 start_at_zero_snr: bool = False) -> torch.Tensor:
@@ -428,23 +446,10 @@ def sample_loop(engine, model: Callable, request: SampleRequest, chain: NoiseSch
     Returns:
         (B, C, ...) samples.
     """
-    shape, dtype, cond = request.shape, request.dtype, request.cond
+    shape, dtype, cond, generator = request.shape, request.dtype, request.cond, request.generator
+    device, known, known_mask, valid_mask = _loop_tensors(request)
     inpaint = request.inpainting
-    known = known_mask = None
-    if inpaint is not None:
-        known = inpaint.known
-        if tuple(known.shape) != tuple(shape):
-            raise ValueError(f'GaussianDiffusion.sample: known has shape {tuple(known.shape)}, '
-                             f'expected {tuple(shape)}')
-    device = _pick_device(request.device, known, cond, request.generator)
     jumps, jump_length = (inpaint.resample_jumps, inpaint.resample_steps) if inpaint else (1, 1)
-    if inpaint is not None:
-        known = known.to(device, dtype)
-        known_mask = check_mask(inpaint.mask, shape, 'known_mask', device).bool()
-    valid_mask = request.valid_mask
-    if valid_mask is not None:
-        valid_mask = check_mask(valid_mask, shape, 'valid_mask', device).bool()
-    generator = request.generator
 
     def noise_fn():
         return torch.randn(shape, generator=generator,
