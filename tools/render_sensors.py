@@ -25,7 +25,7 @@ from typing import List, Optional
 
 import numpy as np
 from occworld4d.apis.cli import HelpFormatter, add_device_argument, resolve_device
-from occworld4d.datasets.base import DataFormatError
+from occworld4d.structures.errors import DataFormatError
 from occworld4d.rendering.camera import CAMERA_RIGS, CameraRenderer, load_cameras
 from occworld4d.rendering.export import export_sensors
 from occworld4d.rendering.lidar import LIDAR_PRESETS, LidarSensor, LidarSimulator, \

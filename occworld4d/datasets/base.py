@@ -24,13 +24,14 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from mmengine.dataset import BaseDataset
 from mmengine.logging import MMLogger
+from tqdm import tqdm
 
 from occworld4d.registry import TRANSFORMS
-from .geometry import command_from_trajectory, pose_problem, trajectory_from_poses
-
-
-class DataFormatError(ValueError):
-    """A data file is missing, truncated or not in the expected format (names the file)."""
+from occworld4d.structures.errors import DataFormatError
+from occworld4d.structures.geometry import (command_from_trajectory, pose_problem,
+                                            trajectory_from_poses)
+from occworld4d.utils import atomic_path
+from .transforms import PackOccInputs, RemapClasses
 
 
 def load_npz_checked(path: str, keys: Sequence[str], shape: Optional[Sequence[int]] = None,
@@ -203,7 +204,6 @@ class BaseOccSequenceDataset(BaseDataset):
         self._cache_arrays: Dict[tuple, np.ndarray] = {}
         self.class_merge = class_merge
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]
-        from .transforms import PackOccInputs, RemapClasses
         if class_merge is not None:
             built.insert(0, RemapClasses(merge=class_merge))
         if not built or not isinstance(built[-1], PackOccInputs):
@@ -402,11 +402,6 @@ def pack_window_cache(dataset: BaseOccSequenceDataset, out_dir: str,
     Returns:
         The index dict that was written.
     """
-    import os
-
-    from tqdm import tqdm
-
-    from occworld4d.utils import atomic_path
     dataset.full_init()
     os.makedirs(out_dir, exist_ok=True)
     keys = ['semantics'] + list(dataset.masks)

@@ -9,7 +9,8 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from occworld4d.registry import DATASETS
-from .base import BaseOccSequenceDataset, DataFormatError
+from occworld4d.structures.errors import DataFormatError
+from .base import BaseOccSequenceDataset
 
 CARLASC_GRID = (128, 128, 8)
 CARLASC_NUM_CLASSES = 23

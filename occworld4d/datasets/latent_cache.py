@@ -20,8 +20,9 @@ import torch
 from mmengine.dataset import BaseDataset
 
 from occworld4d.registry import DATASETS, TRANSFORMS
+from occworld4d.structures.errors import DataFormatError
 from occworld4d.utils import atomic_path, save_npz_atomic
-from .base import DataFormatError
+from .transforms import PackLatentInputs
 
 LATENT_CACHE_FORMAT = 'occworld4d-latent-cache-v1'
 CONDITION_KEYS = ('trajectory', 'command', 'layout')
@@ -91,7 +92,6 @@ class LatentCacheDataset(BaseDataset):
     def __init__(self, cache_dir: str, pipeline: Sequence = (), test_mode: bool = False,
                  indices=None, lazy_init: bool = False, max_refetch: int = 100,
                  metainfo: Optional[dict] = None):
-        from .transforms import PackLatentInputs
         self.cache_dir = cache_dir
         self.latent_keys: List[str] = []
         built = [TRANSFORMS.build(t) if isinstance(t, dict) else t for t in pipeline]

@@ -6,9 +6,10 @@ from typing import Dict, List
 import numpy as np
 
 from occworld4d.registry import DATASETS
-from .base import BaseOccSequenceDataset, DataFormatError, check_labels, load_npz_checked
-from .geometry import command_from_heading_lateral, command_from_vad_onehot
-from .nuscenes_infos import info_pose, load_nuscenes_infos  # noqa: F401  (re-exported)
+from occworld4d.structures.errors import DataFormatError
+from occworld4d.structures.geometry import command_from_heading_lateral, command_from_vad_onehot
+from occworld4d.structures.nuscenes_infos import info_pose, load_nuscenes_infos
+from .base import BaseOccSequenceDataset, check_labels, load_npz_checked
 
 OCC3D_NUSCENES_GRID = (200, 200, 16)
 

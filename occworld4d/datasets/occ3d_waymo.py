@@ -10,8 +10,9 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from occworld4d.registry import DATASETS
-from .base import BaseOccSequenceDataset, DataFormatError, load_npz_checked
-from .geometry import command_from_heading_lateral, command_from_trajectory
+from occworld4d.structures.errors import DataFormatError
+from occworld4d.structures.geometry import command_from_heading_lateral, command_from_trajectory
+from .base import BaseOccSequenceDataset, load_npz_checked
 from .waymo_records import SegmentPoses, read_waymo_poses
 
 RESOLUTIONS = {

@@ -31,9 +31,9 @@ import numpy as np
 from mmengine.dataset import BaseDataset
 
 from occworld4d.registry import DATASETS, TRANSFORMS
+from occworld4d.structures.geometry import command_from_trajectory, trajectory_from_poses
 from occworld4d.structures.vocabularies import (MERGES, VOCABULARIES, Vocabulary,
                                                 get_vocabulary)
-from .geometry import command_from_trajectory, trajectory_from_poses
 from .transforms.formatting import PackOccInputs
 
 # ----------------------------------------------------------------------------- vocabulary

@@ -16,7 +16,8 @@ from typing import Dict, Iterator, List, NamedTuple, Optional, Tuple
 
 import numpy as np
 
-from .base import DataFormatError
+from occworld4d.structures.errors import DataFormatError
+from occworld4d.utils import atomic_path, save_npz_atomic
 
 _POLY = 0x82F63B78
 _MASK_DELTA = 0xA282EAD8
@@ -131,7 +132,6 @@ def read_tfrecord(path: str, verify: bool = True) -> Iterator[bytes]:
 def write_tfrecord(path: str, payloads) -> None:
     """Write payloads (bytes) with TFRecord framing (the inverse of :func:`read_tfrecord`),
     atomically."""
-    from occworld4d.utils import atomic_path
     with atomic_path(path) as tmp:
         with open(tmp, 'wb') as f:
             for payload in payloads:
@@ -303,7 +303,6 @@ def read_waymo_poses(path: str, verify: bool = True, cache_dir: Optional[str] = 
                                   'than once; expected one pose per frame')
         got = (SegmentPoses(poses, stamps, name, key[0]), checked)
         if disk:
-            from occworld4d.utils import save_npz_atomic
             os.makedirs(cache_dir, exist_ok=True)
             save_npz_atomic(disk, poses=poses, timestamps=stamps, segment=np.array(name),
                             crc_checked=np.array(checked),

@@ -29,10 +29,9 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
+from occworld4d.structures.geometry import (pose_matrix, quaternion_from_matrix,
+                                            vad_command_onehot, vad_ego_trajectories)
 from occworld4d.utils import atomic_path, save_npz_atomic
-
-from .geometry import (pose_matrix, quaternion_from_matrix, quaternion_to_matrix,  # noqa: F401
-                       vad_command_onehot, vad_ego_trajectories)
 
 CARLASC_NUM_CLASSES = 23
 CARLASC_MIN_BOUND = (-25.6, -25.6, -2.0)
@@ -297,8 +296,10 @@ def build_nuscenes_infos(scene_name: str, ego2global, timestamps,
                          his_steps: int = 2, map_location: str = 'synthetic-city') -> List[Dict]:
     """Frame dicts of one scene in the schema of the real temporal info pkl.
 
-    Ego trajectories and the command come from :func:`.geometry.vad_ego_trajectories` and
-    :func:`.geometry.vad_command_onehot` (the converter uses the same two functions), in the
+    Ego trajectories and the command come from
+    :func:`~occworld4d.structures.geometry.vad_ego_trajectories` and
+    :func:`~occworld4d.structures.geometry.vad_command_onehot` (the converter uses the same
+    two functions), in the
     real file's convention: per-step LiDAR-origin offsets in the current LiDAR axes, future
     steps past the scene end zero with ``gt_ego_fut_masks`` 0, missing history steps copy the
     nearest existing step, ``gt_ego_fut_cmd`` one-hot (right, left, straight).

@@ -35,10 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from occworld4d.datasets.nuscenes_infos import load_info_frames
 from occworld4d.registry import TASK_UTILS
+from occworld4d.structures.geometry import pose_matrix, yaw_of
 from occworld4d.structures.vocabularies import get_vocabulary
-from .transforms import pose_matrix, yaw_of
 
 LAYOUT_CHANNELS = ('road', 'crossing', 'sidewalk', 'ground', 'building', 'vegetation',
                    'barrier', 'pole', 'other', 'vehicle', 'bicycle', 'pedestrian')
@@ -232,7 +231,8 @@ def boxes_from_info(info: dict, source: str = 'info') -> Tuple[np.ndarray, List[
       ``ann_infos`` ego boxes of the real infos).
     * mmdet3d v1.1 infos (``instances`` with ``bbox_3d`` = LiDAR x, y, z (bottom centre), l, w,
       h, yaw and ``bbox_label_3d``, plus ``lidar_points.lidar2ego``); ``names`` are looked up
-      in ``info['_categories']`` (set by :func:`load_infos` from the file's metainfo).
+      in ``info['_categories']`` (set from the file's metainfo by
+      :func:`occworld4d.structures.nuscenes_infos.load_info_frames`).
     """
     if 'gt_boxes' in info:
         for key in ('gt_names', 'lidar2ego_rotation', 'lidar2ego_translation'):
@@ -267,12 +267,6 @@ def boxes_from_info(info: dict, source: str = 'info') -> Tuple[np.ndarray, List[
                        f'"instances" (mmdet3d v1.1); found keys {sorted(info)}')
     yaw = (yaw + np.pi) % (2 * np.pi) - np.pi
     return np.concatenate([centre, dims, yaw[:, None]], axis=1), names
-
-
-def load_infos(pkl_path: str) -> List[dict]:
-    """Frames of an info pkl in file order (VAD-style list or scene dict, or mmdet3d v1.1 with
-    ``_categories`` id -> name): :func:`occworld4d.datasets.nuscenes_infos.load_info_frames`."""
-    return load_info_frames(pkl_path)
 
 
 def occupancy_channel_lut(vocabulary: str, channels: Sequence[str] = LAYOUT_CHANNELS,

@@ -16,11 +16,11 @@ import numpy as np
 import torch
 from PIL import Image
 
-from occworld4d.datasets.nuscenes_infos import load_info_frames
 from occworld4d.registry import TASK_UTILS
+from occworld4d.structures.geometry import pose_matrix
+from occworld4d.structures.nuscenes_infos import load_info_frames
 from occworld4d.utils import atomic_path
 from .raycast import GridGeometry, cast_rays, to_grid_tensor
-from .transforms import pose_matrix
 
 NUSCENES_CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK',
                     'CAM_BACK_LEFT', 'CAM_BACK_RIGHT')

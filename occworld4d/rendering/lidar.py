@@ -19,8 +19,10 @@ import numpy as np
 import torch
 
 from occworld4d.registry import TASK_UTILS
+from occworld4d.structures.errors import DataFormatError
+from occworld4d.structures.geometry import pose_matrix
+from occworld4d.structures.nuscenes_infos import load_info_frames
 from .raycast import GridGeometry, cast_rays, to_grid_tensor
-from .transforms import pose_matrix
 
 
 def _pose(translation=(0.0, 0.0, 0.0)) -> Tuple[Tuple[float, ...], ...]:
@@ -110,12 +112,10 @@ LIDAR_PRESETS: Dict[str, LidarSensor] = {
 def load_lidar2ego(pkl_path: str, index: int = 0) -> np.ndarray:
     """The real ``lidar2ego`` (4 x 4) of frame ``index`` of a nuScenes info pkl.
 
-    Any layout the one info reader accepts (:mod:`occworld4d.datasets.nuscenes_infos`): mmdet3d
+    Any layout the one info reader accepts (:mod:`occworld4d.structures.nuscenes_infos`): mmdet3d
     v1.1 (``lidar_points.lidar2ego``) or temporal / converter infos
     (``lidar2ego_rotation`` + ``lidar2ego_translation``).
     """
-    from occworld4d.datasets.base import DataFormatError
-    from occworld4d.datasets.nuscenes_infos import load_info_frames
     frames = load_info_frames(pkl_path)
     if not 0 <= index < len(frames):
         raise DataFormatError(f'{pkl_path}: frame index {index} out of range; the file has '

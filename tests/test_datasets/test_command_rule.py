@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from occworld4d.datasets import Occ3DNuScenesDataset
-from occworld4d.datasets.geometry import (FORWARD, LEFT, RIGHT, STATIC,
+from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, STATIC,
                                           command_from_heading_lateral, command_from_trajectory,
                                           command_from_vad_onehot)
 from occworld4d.utils import real_data_root

@@ -8,7 +8,7 @@ import torch
 from mmengine.dataset import default_collate
 
 from occworld4d.datasets import CarlaSCDataset, Occ3DNuScenesDataset, Occ3DWaymoDataset
-from occworld4d.datasets.geometry import FORWARD, LEFT, RIGHT, STATIC, trajectory_from_poses
+from occworld4d.structures.geometry import FORWARD, LEFT, RIGHT, STATIC, trajectory_from_poses
 from occworld4d.datasets.writers import (build_nuscenes_infos, write_carlasc_sequence,
                                          write_nuscenes_infos, write_occ3d_nuscenes_frame,
                                          write_occ3d_waymo_frame)

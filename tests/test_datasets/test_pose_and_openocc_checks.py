@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from occworld4d.datasets import DataFormatError, Occ3DNuScenesDataset, Occ3DWaymoDataset
-from occworld4d.datasets.geometry import pose_problem, quaternion_to_matrix
+from occworld4d.structures.geometry import pose_problem, quaternion_to_matrix
 from occworld4d.datasets.writers import (build_nuscenes_infos, write_nuscenes_infos,
                                          write_occ3d_nuscenes_frame)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from occworld4d.datasets import writers as W
+from occworld4d.structures.geometry import quaternion_to_matrix
 
 
 # ----------------------------------------------------------------------------- writers
@@ -399,7 +400,7 @@ def test_converter_occ3d_nuscenes_tree_loads_with_the_reader(tmp_path):
     assert set(data['infos'][0]['gt_names']) <= {'car', 'truck', 'pedestrian'}
     # every car box centre (lidar frame) lands on a car voxel of its frame's labels.npz
     lidar2ego = np.eye(4)
-    lidar2ego[:3, :3] = W.quaternion_to_matrix(data['infos'][0]['lidar2ego_rotation'])
+    lidar2ego[:3, :3] = quaternion_to_matrix(data['infos'][0]['lidar2ego_rotation'])
     lidar2ego[:3, 3] = data['infos'][0]['lidar2ego_translation']
     checked = 0
     for info in data['infos']:

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from occworld4d.datasets.geometry import (FORWARD, LEFT, RIGHT, STATIC,
+from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, STATIC,
                                           command_from_trajectory, trajectory_from_poses)
 from occworld4d.datasets.transforms import (CropVoxels, MakeLayout, PackOccInputs, RandomFlip,
                                             RandomRotate90, RemapClasses, ResizeVoxels,
@@ -146,7 +146,7 @@ def test_pack_contract_and_registry_build():
 
 def test_quaternion_round_trip_including_half_turns():
     """Rotations by ~180 degrees (w ~ 0) keep the relative signs of x, y, z."""
-    from occworld4d.datasets.geometry import quaternion_from_matrix, quaternion_to_matrix
+    from occworld4d.structures.geometry import quaternion_from_matrix, quaternion_to_matrix
     rng = np.random.default_rng(0)
     axes = [(1, 1, 0), (1, -1, 0), (0, 1, -1), (1, 1, 1), (0, 0, 1)]
     cases = [(0.0, *(np.asarray(a, float) / np.linalg.norm(a))) for a in axes]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from occworld4d.datasets import Occ3DWaymoDataset
-from occworld4d.datasets.geometry import (FORWARD, LEFT, RIGHT, STATIC, STOP_DISTANCE,
+from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, STATIC, STOP_DISTANCE,
                                           TURN_HEADING_CONFIRM, trajectory_from_poses)
 from occworld4d.datasets.writers import write_occ3d_waymo_frame
 from occworld4d.utils import real_data_root

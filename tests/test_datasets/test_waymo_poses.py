@@ -8,7 +8,7 @@ import pytest
 
 from occworld4d.datasets import DataFormatError, Occ3DWaymoDataset
 from occworld4d.datasets import waymo_records
-from occworld4d.datasets.geometry import pose_matrix
+from occworld4d.structures.geometry import pose_matrix
 from occworld4d.datasets.waymo_records import read_tfrecord, read_waymo_poses
 from occworld4d.datasets.writers import write_occ3d_waymo_frame, write_waymo_segment_poses
 

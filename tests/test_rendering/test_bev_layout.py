@@ -8,9 +8,10 @@ import torch
 from occworld4d.registry import TASK_UTILS
 from occworld4d.rendering.bev_layout import (LAYOUT_CHANNELS, BEVGrid, box_channel,
                                              boxes_from_info, collapse_layout,
-                                             layout_from_occupancy, load_infos,
-                                             occupancy_channel_lut, rasterize_boxes,
-                                             rasterize_map, rasterize_polygon, uniscene_layout)
+                                             layout_from_occupancy, occupancy_channel_lut,
+                                             rasterize_boxes, rasterize_map, rasterize_polygon,
+                                             uniscene_layout)
+from occworld4d.structures.nuscenes_infos import load_info_frames
 from occworld4d.structures.vocabularies import VOCABULARIES
 
 CH = {name: i for i, name in enumerate(LAYOUT_CHANNELS)}
@@ -136,7 +137,8 @@ def test_collapse_priority_and_uniscene_pooling():
 
 
 def test_real_vad_infos_boxes_match_bevdet_ego_boxes(real_root):
-    infos = load_infos(osp.join(real_root, 'nuscenes', 'infos', 'nuscenes_mini_infos_val.pkl'))
+    infos = load_info_frames(osp.join(real_root, 'nuscenes', 'infos',
+                                      'nuscenes_mini_infos_val.pkl'))
     assert len(infos) == 81
     pos_err, yaw_err, dim_err = [], [], []
     for info in infos[::8]:

@@ -25,8 +25,8 @@ from typing import List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from occworld4d.rendering.bev_layout import (LAYOUT_CHANNELS, BEVLayoutRasterizer,
-                                             collapse_layout, load_infos)
+from occworld4d.rendering.bev_layout import LAYOUT_CHANNELS, BEVLayoutRasterizer, collapse_layout
+from occworld4d.structures.nuscenes_infos import load_info_frames
 from occworld4d.structures.vocabularies import VOCABULARIES
 from occworld4d.utils import join_inside, safe_file_name, save_npz_atomic
 
@@ -66,7 +66,7 @@ def _write(path: str, layout: np.ndarray) -> None:
 
 
 def from_infos(args, rast: BEVLayoutRasterizer) -> int:
-    infos = load_infos(args.infos)
+    infos = load_info_frames(args.infos)
     written = 0
     for i, info in enumerate(tqdm(infos, desc='layouts from infos')):
         token = info.get('token', info.get('sample_idx', i))

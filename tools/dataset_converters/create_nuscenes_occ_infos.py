@@ -6,7 +6,7 @@ order and writes, for each: ``token``, ``scene_token``, ``scene_name``, ``prev``
 ``timestamp``, ``frame_idx``, ``lidar_path``, ``ego2global_*`` / ``lidar2ego_*``
 (quaternion w, x, y, z + translation), ``gt_ego_fut_trajs`` (6, 2), ``gt_ego_fut_masks``
 (6,), ``gt_ego_his_trajs`` (2, 2) and ``gt_ego_fut_cmd`` (3,) one-hot (right, left,
-straight) from ``occworld4d.datasets.geometry.vad_ego_trajectories`` /
+straight) from ``occworld4d.structures.geometry.vad_ego_trajectories`` /
 ``vad_command_onehot`` (the same functions the synthetic-city writer uses; the real info
 file's convention: per-step LiDAR-origin offsets in the current LiDAR axes), boxes in the
 LiDAR frame as in VAD / mmdet3d-0.x infos (``gt_boxes`` (N, 7) = x, y, z, w, l, h,
@@ -35,7 +35,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
-from occworld4d.datasets.geometry import pose_matrix, vad_command_onehot, vad_ego_trajectories
+from occworld4d.structures.geometry import pose_matrix, vad_command_onehot, vad_ego_trajectories
 from occworld4d.utils import atomic_path
 
 NAME_MAPPING = {

@@ -36,7 +36,7 @@ from mmengine.registry import init_default_scope
 import occworld4d  # noqa: F401  (registries)
 from occworld4d.apis import generation as G
 from occworld4d.apis.cli import CLIError, HelpFormatter, KeyValueAction, load_config
-from occworld4d.datasets.base import DataFormatError
+from occworld4d.structures.errors import DataFormatError
 from occworld4d.registry import DATASETS
 from occworld4d.utils import save_npz_atomic
 

@@ -35,10 +35,10 @@ from occworld4d.datasets.synthetic_city import (PEDESTRIAN, PRESETS, SCENARIOS,
                                                 city_label_lut, generate_sequence)
 from occworld4d.datasets.writers import (NUSCENES_LIDAR2EGO_ROTATION,
                                          NUSCENES_LIDAR2EGO_TRANSLATION, build_nuscenes_infos,
-                                         quaternion_to_matrix, occ3d_annotations_from_infos,
-                                         write_carlasc_sequence, write_nuscenes_infos,
-                                         write_occ3d_annotations, write_occ3d_nuscenes_frame,
-                                         write_occ3d_waymo_frame)
+                                         occ3d_annotations_from_infos, write_carlasc_sequence,
+                                         write_nuscenes_infos, write_occ3d_annotations,
+                                         write_occ3d_nuscenes_frame, write_occ3d_waymo_frame)
+from occworld4d.structures.geometry import quaternion_to_matrix
 
 FORMATS = ('carlasc', 'occ3d_nuscenes', 'occ3d_waymo')
 TRAFFIC = (('Light', 0.5), ('Medium', 1.0), ('Heavy', 1.8))

@@ -9,7 +9,7 @@ from typing import Optional, Sequence
 import numpy as np
 
 from occworld4d.registry import TRANSFORMS
-from ..geometry import LEFT, RIGHT
+from occworld4d.structures.geometry import LEFT, RIGHT
 from .formatting import VOXEL_KEYS
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from occworld4d.registry import TRANSFORMS
-from ..geometry import command_from_trajectory, se2_compose_relative
+from occworld4d.structures.geometry import command_from_trajectory, se2_compose_relative
 from .formatting import VOXEL_KEYS
 
 

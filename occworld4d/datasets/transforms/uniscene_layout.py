@@ -27,15 +27,13 @@ from typing import Dict, Optional, Sequence
 import numpy as np
 
 from occworld4d.registry import TRANSFORMS
+from occworld4d.rendering.bev_layout import (LAYOUT_CHANNELS, BEVLayoutRasterizer,
+                                             collapse_layout, layout_from_occupancy,
+                                             uniscene_layout)
+from occworld4d.structures.nuscenes_infos import load_info_frames
 from occworld4d.utils.io import safe_file_name
 
 SOURCES = ('occupancy', 'infos', 'cache')
-
-
-def _bev():
-    """occworld4d.rendering.bev_layout, imported on first use (rendering imports datasets)."""
-    from occworld4d.rendering import bev_layout
-    return bev_layout
 
 
 @TRANSFORMS.register_module()
@@ -66,8 +64,7 @@ class UniSceneLayout:
             raise ValueError('UniSceneLayout(source="infos") needs ann_file (an info pkl)')
         if source == 'cache' and not cache_dir:
             raise ValueError('UniSceneLayout(source="cache") needs cache_dir')
-        bev = _bev()
-        channels = bev.LAYOUT_CHANNELS
+        channels = LAYOUT_CHANNELS
         bad = [c for c in map_from_occupancy if c not in channels]
         if bad:
             raise ValueError(f'UniSceneLayout: map_from_occupancy names unknown channels {bad}; '
@@ -82,7 +79,7 @@ class UniSceneLayout:
         self.cache_dir = osp.join(data_root, cache_dir) if cache_dir and data_root and \
             not osp.isabs(cache_dir) else cache_dir
         self.map_from_occupancy = tuple(map_from_occupancy)
-        self.rasterizer = bev.BEVLayoutRasterizer(x_range, y_range, resolution)
+        self.rasterizer = BEVLayoutRasterizer(x_range, y_range, resolution)
         self.vocabulary = vocabulary
         self._infos: Optional[Dict[str, dict]] = None
 
@@ -91,7 +88,7 @@ class UniSceneLayout:
         if self._infos is None:
             if not osp.isfile(self.ann_file):
                 raise FileNotFoundError(f'UniSceneLayout: info file {self.ann_file!r} not found')
-            infos = _bev().load_infos(self.ann_file)
+            infos = load_info_frames(self.ann_file)
             self._infos = {str(i.get('token', i.get('sample_idx'))): i for i in infos}
         return self._infos
 
@@ -138,7 +135,7 @@ class UniSceneLayout:
         if 'semantics' not in results:
             raise KeyError(f'UniSceneLayout: the window has no "semantics"; found '
                            f'{sorted(results)}')
-        return _bev().layout_from_occupancy(results['semantics'], self._vocabulary(results))
+        return layout_from_occupancy(results['semantics'], self._vocabulary(results))
 
     # --------------------------------------------------------------- call
     def __call__(self, results: dict) -> dict:
@@ -162,9 +159,9 @@ class UniSceneLayout:
             raise ValueError(f'UniSceneLayout: {len(layout)} layout frames for a window of '
                              f'{num_t} frames')
         if self.out_size:
-            sem = _bev().uniscene_layout(layout, self.out_size)  # (T, out, out)
+            sem = uniscene_layout(layout, self.out_size)  # (T, out, out)
         else:
-            sem = _bev().collapse_layout(layout).float()  # (T, H, W)
+            sem = collapse_layout(layout).float()  # (T, H, W)
         results['layout'] = sem.numpy().astype(np.float32)
         return results
 

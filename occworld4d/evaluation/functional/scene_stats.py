@@ -29,10 +29,10 @@ frame (16 m/s, 3 rad/s at ``frame_rate``): exhaustive on maps pooled to ~16 x 16
 then 3 x 3 x 3 candidates on the full grid around the best, halving the step down to 1/8
 voxel; a tiny penalty on the distance from the centre makes ties (a frame without static
 structure) give no motion. The steps are chained into a trajectory in frame 0's axes (the
-convention of ``datasets.geometry.trajectory_from_poses``), and the command is LEFT / RIGHT
+convention of ``structures.geometry.trajectory_from_poses``), and the command is LEFT / RIGHT
 when the total heading change exceeds ``yaw_threshold``, else FORWARD when the net
 displacement exceeds ``distance_threshold``, else STATIC (the order of
-``datasets.geometry.command_from_trajectory``, with thresholds for whole windows that
+``structures.geometry.command_from_trajectory``, with thresholds for whole windows that
 registration resolves, instead of its per-step 0.0025 rad / 0.03 m).
 
 Measured (``docs/evaluation.md``): 256 / 256 tiny synthetic-city val windows (8 x 32 x 32 x 8,
@@ -436,7 +436,7 @@ def integrate_steps(steps: ArrayLike) -> np.ndarray:
 
     Returns:
         float64 (N, T, 3) (or (T, 3)) rows (dx, dy, yaw) of frame t in frame 0's axes, row 0
-        zeros: the convention of ``datasets.geometry.trajectory_from_poses``.
+        zeros: the convention of ``structures.geometry.trajectory_from_poses``.
     """
     st = _np(steps).astype(np.float64)
     single = st.ndim == 2

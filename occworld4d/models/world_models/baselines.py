@@ -221,7 +221,7 @@ class EgoWarpForecaster(ForecastBaseline):
 
     Poses: the data sample's ``ego_poses`` (T, 4, 4), **world-from-ego** (ego -> world:
     ``p_world = P_t @ p_ego``; ego axes x forward, y left, z up), the convention of every
-    reader (``occworld4d/datasets/geometry.py``): the nuScenes infos' ``ego2global``
+    reader (``occworld4d/structures/geometry.py``): the nuScenes infos' ``ego2global``
     rotation + translation (``nuscenes_infos.info_pose``), Waymo's ``Frame.pose`` /
     ``vehicle_pose`` (world-from-vehicle) or the npz ``ego2global``, CarlaSC's
     ``poses.txt`` (row-major 3 x 4 rows, read as world-from-ego), and the synthetic city's

@@ -1,4 +1,5 @@
-"""Ego poses -> trajectory and driving command (pure numpy, shared by every reader).
+"""Ego poses -> trajectory and driving command; rigid transforms (pure numpy, shared by the
+dataset readers, the sensors and the layout rasterizer).
 
 Conventions: a pose is a (4, 4) world-from-ego transform; ego axes are x forward, y left,
 z up. A trajectory row is ``(dx, dy, yaw)`` of frame t relative to frame 0, expressed in
@@ -286,3 +287,8 @@ def se2_compose_relative(trajectory: np.ndarray, base: int) -> np.ndarray:
     dx, dy = traj[:, 0] - x0, traj[:, 1] - y0
     out = np.stack([c * dx + s * dy, -s * dx + c * dy, wrap_angle(traj[:, 2] - yaw0)], axis=1)
     return out.astype(np.float32)
+
+
+def yaw_of(rotation: np.ndarray) -> float:
+    """Heading (radians, about +z) of a 3 x 3 (or 4 x 4) rotation."""
+    return float(np.arctan2(rotation[1, 0], rotation[0, 0]))

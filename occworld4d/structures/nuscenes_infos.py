@@ -27,7 +27,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .base import DataFormatError
+from .errors import DataFormatError
 from .geometry import pose_matrix, pose_problem
 
 
