@@ -57,9 +57,11 @@ from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,  # noq
                                  apply_trust_checkpoint, checkpoint_errors, load_config,
                                  resolve_checkpoint_arg, resolve_device)
 from occworld4d.apis.inferencer import (TASKS, CheckpointMismatchError,  # noqa: E402
-                                        OccGenerationInferencer, load_generator)
+                                        OccGenerationInferencer, config_picture_meta,
+                                        load_generator)
 from occworld4d.apis.launcher import sample_batches, setup_sampling  # noqa: E402
 from occworld4d.utils import atomic_path, save_npz_atomic  # noqa: E402
+from occworld4d.visualization import picture_meta  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -218,16 +220,12 @@ def read_input(path, cfg=None):
     return voxels, layout
 
 
-def npz_meta(cfg) -> dict:
-    """What every npz of this tool records besides the arrays: the config's ``vocabulary``
-    (a name of ``occworld4d.structures.VOCABULARIES``; tools/visualize.py reads it) and the
-    grid's ``pc_range`` when the config has one."""
-    meta = {}
-    if cfg.get('vocabulary'):
-        meta['vocabulary'] = np.array(str(cfg.vocabulary))
-    if cfg.get('pc_range') is not None:
-        meta['pc_range'] = np.asarray(cfg.pc_range, np.float32)
-    return meta
+def npz_meta(cfg, grid_shape) -> dict:
+    """What every npz of this tool records besides the arrays, so that tools/visualize.py
+    draws it without the config: the config's ``vocabulary`` (name = palette name),
+    ``class_names``, ``free_label``, the grid's ``pc_range`` and ``voxel_size`` (range /
+    ``grid_shape``) and ``frame_rate`` when known (:func:`config_picture_meta`)."""
+    return config_picture_meta(cfg, grid_shape)
 
 
 def load_model(cfg, args):
@@ -312,8 +310,10 @@ def run_forecast(cfg, args, model):
         raise CLIError(f'forecast {args.input}: {err}') from err
     os.makedirs(args.out, exist_ok=True)
     path = osp.join(args.out, 'forecast.npz')
-    arrays = {k: v for k, v in out.items()}
-    save_npz_atomic(path, task=np.array('forecast'), **npz_meta(cfg), **arrays,
+    pictures = npz_meta(cfg, sem.shape[1:])  # the scene's own grid wins over the config's
+    pictures.update(picture_meta(None, meta.get('pc_range'), meta.get('voxel_size')))
+    arrays = dict(pictures, **out)
+    save_npz_atomic(path, task=np.array('forecast'), **arrays,
                     command=np.int64(G.parse_command(command) if command is not None else 1))
     paths = [path]
     txt = osp.join(args.out, 'forecast_trajectory.txt')
@@ -323,7 +323,8 @@ def run_forecast(cfg, args, model):
                    'history frame), one row per future frame')
     paths.append(txt)
     if not args.no_render:
-        paths += render_forecast(cfg, out, args.out, meta.get('voxel_size'))
+        paths += render_forecast(cfg, out, args.out, pictures,
+                                 None if traj is None else traj[:T])
     F = out['semantics'].shape[0]
     last = out['pred_trajectory'][-1]
     print(f'forecast: {H} history -> {F} future frame(s) of shape {out["semantics"].shape[1:]}'
@@ -332,42 +333,42 @@ def run_forecast(cfg, args, model):
     return out
 
 
-def render_forecast(cfg, out: dict, out_dir: str, voxel_size=None) -> list:
-    """``forecast_bev.png``: the last history frame with the planned path (white dots) and the
-    ground-truth path (black) when known; ``forecast.gif``: history then forecast frames."""
-    try:
-        from occworld4d.visualization import render_bev, save_gif, save_png
-    except ImportError as err:  # pragma: no cover - the package is part of the toolkit
-        print(f'note: renders skipped ({err})')
-        return []
-    palette = cfg.get('vis_palette') or cfg.get('vocabulary') or 'occ3d_nuscenes'
-    free = int(cfg.get('free_label', 0))
-    scale = 4
-    frames = [render_bev(f, palette=palette, free_label=free, scale=scale)
-              for f in list(out['history']) + list(out['semantics'])]
-    X, Y = out['history'].shape[1:3]
-    size = tuple(voxel_size[:2]) if voxel_size is not None else (1.0, 1.0)  # metres a voxel
-    picture = frames[len(out['history']) - 1].copy()
-    for key, colour in (('gt_trajectory', (0, 0, 0)), ('pred_trajectory', (255, 255, 255))):
-        if key in out:
-            draw_path(picture, out[key], size, (X, Y), scale, colour)
-    return [save_png(picture, osp.join(out_dir, 'forecast_bev.png')),
-            save_gif(frames, osp.join(out_dir, 'forecast.gif'))]
-
-
-def draw_path(image: np.ndarray, xy: np.ndarray, voxel_size, shape, scale: int, colour) -> None:
-    """Dots at ego positions ``xy`` (F, 2) metres (the ego at the grid centre) on a BEV image
-    of ``render_bev``'s layout (+X up, +Y left: voxel (x, y) at pixel row X - 1 - x, column
-    Y - 1 - y, times ``scale``), in place; positions outside the grid are not drawn."""
-    h, w = image.shape[:2]
-    r = max(1, scale // 2)
-    for x, y in np.asarray(xy, float):
-        xi = int(np.floor(shape[0] / 2 + x / voxel_size[0]))
-        yi = int(np.floor(shape[1] / 2 + y / voxel_size[1]))
-        if not (0 <= xi < shape[0] and 0 <= yi < shape[1]):
-            continue
-        i, j = (shape[0] - 1 - xi) * scale + scale // 2, (shape[1] - 1 - yi) * scale + scale // 2
-        image[max(i - r, 0):min(i + r + 1, h), max(j - r, 0):min(j + r + 1, w)] = colour
+def render_forecast(cfg, out: dict, out_dir: str, scene_meta: dict,
+                    trajectory=None) -> list:
+    """The pictures of a forecast, drawn like tools/visualize.py (legend, scale bar, ego
+    marker, frame index and time): ``forecast_bev.png``, the last history frame with the
+    planned path; ``forecast.gif``, history then forecast frames (with the input's
+    trajectory, the ego path); with the ground-truth future ``forecast_compare.gif``, GT |
+    forecast | difference of every future frame."""
+    from occworld4d.visualization import draw_frame, info_from_meta, save_gif, save_png
+    hist, fut = np.asarray(out['history']), np.asarray(out['semantics'])
+    H, Fu = len(hist), len(fut)
+    shape = hist.shape[1:]
+    meta = dict(scene_meta, trajectory=None)
+    plan = np.asarray(out['pred_trajectory'], np.float64)
+    # the planned path from the last history frame: positions in its ego axes, heading kept
+    info = info_from_meta(dict(meta, trajectory=np.concatenate(
+        [np.zeros((1, 3)), np.pad(plan, ((0, 0), (0, 1)))])), shape, first_frame=H - 1)
+    paths = [save_png(draw_frame(hist[-1], info, 0, 1, title='last history frame, planned '
+                                 'path'), osp.join(out_dir, 'forecast_bev.png'))]
+    traj = None
+    if trajectory is not None and len(trajectory) >= H:
+        t = np.asarray(trajectory, np.float64)[:H]
+        c, s_ = np.cos(t[-1, 2]), np.sin(t[-1, 2])
+        world = t[-1, :2] + plan @ np.array([[c, s_], [-s_, c]])  # last frame -> frame 0
+        traj = np.concatenate([t, np.concatenate([world, np.full((Fu, 1), t[-1, 2])], 1)])
+    info = info_from_meta(dict(meta, trajectory=traj), shape)
+    frames = [draw_frame(g, info, k, H + Fu, title='history' if k < H else 'forecast')
+              for k, g in enumerate(list(hist) + list(fut))]
+    fps = info.frame_rate or 4.0
+    paths.append(save_gif(frames, osp.join(out_dir, 'forecast.gif'), fps))
+    if 'gt_semantics' in out:
+        from occworld4d.visualization import scene_frames
+        info = info_from_meta(meta, shape, first_frame=H)
+        frames = scene_frames(fut, info, gt=np.asarray(out['gt_semantics']),
+                              title='GT | forecast | difference')
+        paths.append(save_gif(frames, osp.join(out_dir, 'forecast_compare.gif'), fps))
+    return paths
 
 
 def main(argv=None):
@@ -395,8 +396,7 @@ def main(argv=None):
         raise CLIError(refusal)
     if args.task == 'forecast':
         return run_forecast(cfg, args, model)
-    inf = OccGenerationInferencer(model, palette=cfg.get('vis_palette') or cfg.get('vocabulary'),
-                                  free_label=cfg.get('free_label', 0))
+    inf = OccGenerationInferencer(model, free_label=cfg.get('free_label', 0), config=cfg)
     voxels = layout = None
     if args.input:
         voxels, layout = read_input(args.input, cfg)
@@ -442,8 +442,7 @@ def main(argv=None):
             result = inf(args.task, num_samples=count, seed=seed, **kwargs)
         except (ValueError, NotImplementedError) as err:
             raise CLIError(f'{args.task}: {err}') from err
-        paths = inf.save(result, args.out, render=not args.no_render, extra=npz_meta(cfg),
-                         first_index=first)
+        paths = inf.save(result, args.out, render=not args.no_render, first_index=first)
         print(f'{who}{args.task}: {count} sample(s) of shape {result["semantics"].shape[1:]} '
               f'-> {osp.abspath(args.out)} ({len(paths)} files)')
         if args.lidar or args.cameras:

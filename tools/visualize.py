@@ -3,8 +3,9 @@
 The npz holds ``semantics`` or ``pred_semantics`` (or the only 3-D / 4-D array), shaped
 (T, X, Y, Z) or (X, Y, Z). Every picture has a legend of the class names and colours, a
 scale bar in metres, the ego marker (position and heading), the frame index and the time.
-What the npz records is used: ``vocabulary`` (colours and names; ``--vocabulary`` wins,
-and without either occ3d_nuscenes is assumed with a warning), ``voxel_size`` /
+What the npz records is used: ``vocabulary`` (colours and names; ``--vocabulary`` wins;
+else the recorded ``class_names`` / ``free_label``, colours by name; without any of them
+occ3d_nuscenes is assumed with a warning), ``voxel_size`` /
 ``pc_range`` (the scale bar and ego position; else the vocabulary's dataset grid),
 ``frame_rate`` (Hz: the time of each frame and the GIF / MP4 speed) and ``trajectory``
 (T, 3) (the ego's future path drawn from each frame).
@@ -23,16 +24,18 @@ Examples:
 import argparse
 import os.path as osp
 import sys
+from typing import Optional
 
 import numpy as np
 
 from occworld4d.apis.cli import CLIError
 from occworld4d.structures import VOCABULARIES, get_vocabulary
 from occworld4d.visualization import save_frames, save_png
-from occworld4d.visualization.figure import scene_frames, scene_info
+from occworld4d.visualization.figure import scene_frames, scene_info, unnamed_vocabulary
 
 KEYS = ('semantics', 'pred_semantics', 'gt_semantics')
-META = ('vocabulary', 'voxel_size', 'pc_range', 'frame_rate', 'trajectory')
+META = ('vocabulary', 'voxel_size', 'pc_range', 'frame_rate', 'trajectory', 'class_names',
+        'free_label')
 DEFAULT_VOCABULARY = 'occ3d_nuscenes'
 
 
@@ -76,21 +79,37 @@ def load_semantics(path: str):
     return sem, meta.get('vocabulary')
 
 
-def pick_vocabulary(flag, recorded, path: str) -> str:
-    """--vocabulary wins; else the npz's; else the default, with a warning."""
+def pick_vocabulary(flag, recorded, path: str, meta: Optional[dict] = None):
+    """--vocabulary wins; else the npz's ``vocabulary``; else its ``class_names`` (the known
+    vocabulary with those names, or one made of them); else the default, with a warning.
+    Returns a :class:`~occworld4d.structures.Vocabulary`."""
+    meta = meta or {}
+    names = meta.get('class_names')
     if flag:
         if recorded and recorded != flag:
             print(f'note: --vocabulary {flag} overrides the vocabulary {recorded!r} recorded '
                   f'in {path}', file=sys.stderr)
-        return flag
+        return get_vocabulary(flag)
     if recorded:
-        if recorded not in VOCABULARIES:
+        if recorded in VOCABULARIES:
+            return get_vocabulary(recorded)
+        if names is None:
             raise CLIError(f'{path!r} records vocabulary {recorded!r}, which is not one of '
                            f'{sorted(VOCABULARIES)}; pass --vocabulary')
-        return recorded
+    if names is not None:
+        names = tuple(str(n) for n in np.asarray(names).ravel())
+        free = meta.get('free_label')
+        free = int(free) if free is not None else len(names) - 1
+        same = [v for v in VOCABULARIES.values() if v.classes == names and v.free_label == free]
+        if same:
+            return same[0]
+        try:
+            return unnamed_vocabulary(len(names), free, names)
+        except ValueError as err:
+            raise CLIError(f'{path!r}: class_names / free_label: {err}') from err
     print(f'warning: {path} records no "vocabulary"; assuming {DEFAULT_VOCABULARY} '
           '(pass --vocabulary to choose the colours and class names)', file=sys.stderr)
-    return DEFAULT_VOCABULARY
+    return get_vocabulary(DEFAULT_VOCABULARY)
 
 
 def parse_args(argv=None):
@@ -149,7 +168,7 @@ def _align(sem, gt, offset, path):
 def main(argv=None) -> str:
     args = parse_args(argv)
     sem, meta = load_npz(args.input)
-    voc = get_vocabulary(pick_vocabulary(args.vocabulary, meta.get('vocabulary'), args.input))
+    voc = pick_vocabulary(args.vocabulary, meta.get('vocabulary'), args.input, meta)
     if sem.max() >= voc.num_classes or sem.min() < 0:
         raise CLIError(f'{args.input}: labels span [{sem.min()}, {sem.max()}] but vocabulary '
                        f'{voc.name!r} has {voc.num_classes} classes; pass --vocabulary')
@@ -172,7 +191,7 @@ def main(argv=None) -> str:
         traj = traj[first:first + sem.shape[0]] if len(traj) >= first + sem.shape[0] else \
             traj[:sem.shape[0]]
     try:
-        info = scene_info(voc.name, sem.shape[1:], meta.get('pc_range'),
+        info = scene_info(voc, sem.shape[1:], meta.get('pc_range'),
                           args.voxel_size or meta.get('voxel_size'), meta.get('frame_rate'),
                           traj, first)
     except ValueError as err:

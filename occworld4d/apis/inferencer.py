@@ -10,7 +10,7 @@ Example::
 """
 import os
 import os.path as osp
-from typing import Dict, List, Optional, Union
+from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
@@ -23,6 +23,49 @@ from occworld4d.registry import INFERENCERS, MODELS
 from occworld4d.utils import save_npz_atomic
 
 from . import generation as G
+
+def _dataset_cfg(cfg) -> dict:
+    """The test (else val, else train) dataset config, unwrapped one level (wrappers)."""
+    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        ds = (cfg.get(key) or {}).get('dataset')
+        if ds:
+            for inner in ('dataset', 'source'):
+                if isinstance(ds.get(inner), dict) and ds[inner].get('type'):
+                    ds = ds[inner]
+            return ds
+    return {}
+
+
+def config_picture_meta(cfg, grid_shape: Sequence[int]) -> Dict[str, np.ndarray]:
+    """What an npz of this config's scenes records for the pictures (see
+    :func:`occworld4d.visualization.picture_meta`): the ``vocabulary`` (config
+    ``vocabulary`` / ``vis_palette`` / the dataset's), its ``class_names`` / ``free_label``,
+    the grid's ``pc_range`` (config, dataset config, synthetic-city preset or the dataset
+    class's ``METAINFO``), ``voxel_size`` = range / ``grid_shape`` and ``frame_rate`` (config
+    or dataset config ``frame_rate``, or the synthetic-city preset's) when known."""
+    from occworld4d.structures import VOCABULARIES
+    from occworld4d.visualization import picture_meta
+    cfg = cfg or {}
+    ds = _dataset_cfg(cfg) if hasattr(cfg, 'get') else {}
+    voc = next((v for v in (cfg.get('vocabulary'), cfg.get('vis_palette'), ds.get('vocabulary'))
+                if isinstance(v, str) and v in VOCABULARIES), None)
+    pc_range, rate = cfg.get('pc_range') or ds.get('pc_range'), cfg.get('frame_rate') or \
+        ds.get('frame_rate')
+    kind = ds.get('type')
+    if kind == 'SyntheticCityDataset':
+        from occworld4d.datasets.synthetic_city import PRESETS
+        preset = PRESETS.get(ds.get('preset', 'carlasc'))
+        if preset is not None:
+            pc_range, rate = pc_range or preset.pc_range, rate or preset.frame_rate
+            voc = voc or ds.get('vocabulary') or preset.vocabulary
+    elif pc_range is None and isinstance(kind, str):
+        from occworld4d.registry import DATASETS
+        try:
+            pc_range = getattr(DATASETS.get(kind), 'METAINFO', {}).get('pc_range')
+        except Exception:  # noqa: BLE001 - an unregistered / custom type: no range known
+            pc_range = None
+    return picture_meta(voc, pc_range, None, rate, grid_shape)
+
 
 TASKS = ('uncond', 'command', 'trajectory', 'layout', 'continue', 'long', 'inpaint',
          'outpaint', 'single-frame')
@@ -80,21 +123,34 @@ class OccGenerationInferencer:
         model: a built generator, or a config path / Config.
         checkpoint: checkpoint to load when ``model`` is a config.
         device: torch device.
-        palette: vocabulary name or (K, 3) colours for the renders (default: the config's
-            ``vis_palette`` if any, else a palette of distinct colours).
+        palette: vocabulary name of the pictures and of the npz's ``vocabulary`` (default:
+            the config's, see :func:`config_picture_meta`; without one the pictures name
+            the labels ``class k``).
         free_label: class id of free space (default: config ``free_label`` or 0).
         cfg_options: overrides merged into the config.
+        config: the config of a built ``model`` (for the npz metadata and the pictures).
     """
 
     def __init__(self, model, checkpoint: Optional[str] = None, device: str = 'cpu',
                  palette=None, free_label: Optional[int] = None,
-                 cfg_options: Optional[dict] = None):
-        cfg = None
+                 cfg_options: Optional[dict] = None, config: Optional[Config] = None):
+        cfg = config
         if isinstance(model, (str, Config)):
             cfg = Config.fromfile(model) if isinstance(model, str) else model
             model = load_generator(cfg, checkpoint, device, cfg_options)
         self.model = model.eval()
-        self.palette = palette if palette is not None else (cfg or {}).get('vis_palette')
+        self.cfg = cfg
+        if palette is not None and not isinstance(palette, str):
+            raise ValueError('OccGenerationInferencer: palette must be a vocabulary name (one '
+                             'of occworld4d.structures.VOCABULARIES), got '
+                             f'{type(palette).__name__}')
+        if palette is not None:
+            from occworld4d.structures import get_vocabulary
+            try:
+                get_vocabulary(palette)
+            except KeyError as err:
+                raise ValueError(f'OccGenerationInferencer: palette: {err.args[0]}') from None
+        self.palette = palette
         self.free_label = free_label if free_label is not None else int(
             (cfg or {}).get('free_label', 0))
 
@@ -164,37 +220,48 @@ class OccGenerationInferencer:
             return int(shape[0])
         return int(getattr(self.model.denoiser, 'num_frames', 16))
 
+    def picture_meta(self, grid_shape: Sequence[int],
+                     extra: Optional[Dict[str, np.ndarray]] = None) -> Dict[str, np.ndarray]:
+        """The npz keys that describe the scene for a later tool (vocabulary, class names,
+        free label, grid range, voxel size, frame rate): the config's, the ``palette``
+        vocabulary, then ``extra`` (wins)."""
+        from occworld4d.visualization import picture_meta
+        meta = config_picture_meta(self.cfg, grid_shape) if self.cfg is not None else {}
+        if self.palette is not None:
+            meta.update(picture_meta(self.palette))
+        meta.update({k: np.asarray(v) for k, v in (extra or {}).items()})
+        if 'pc_range' in meta and 'voxel_size' not in meta:
+            meta.update(picture_meta(None, meta['pc_range'], None, None, grid_shape))
+        return meta
+
     def save(self, result: Dict[str, object], out_dir: str, render: bool = True,
              extra: Optional[Dict[str, np.ndarray]] = None,
-             first_index: int = 0) -> List[str]:
-        """Write ``sample_{i}.npz`` (key ``semantics``, uint8 (T, X, Y, Z), plus the ``extra``
-        arrays: ``tools/sample.py`` records the ``vocabulary`` and ``pc_range``) and, when the
-        visualization package is available, ``sample_{i}_bev.png`` (frame 0) and
-        ``sample_{i}.gif`` (all frames) for every sample, ``i`` counting from ``first_index``
-        (a batch of a larger run: tools/sample.py --batch-size / --launcher). Returns the
-        written paths."""
+             first_index: int = 0, mode: str = 'bev') -> List[str]:
+        """Write ``sample_{i}.npz`` (key ``semantics``, uint8 (T, X, Y, Z), with what a later
+        tool needs to draw it without the config: ``vocabulary`` / ``class_names`` /
+        ``free_label``, ``pc_range`` / ``voxel_size``, ``frame_rate`` when known (see
+        :meth:`picture_meta`), plus the ``extra`` arrays) and the pictures of
+        ``tools/visualize.py`` (:func:`occworld4d.visualization.save_scene_pictures`:
+        legend, scale bar, ego marker, frame index and time): ``sample_{i}_bev.png`` (frame
+        0) and ``sample_{i}.gif`` (all frames), ``i`` counting from ``first_index`` (a batch
+        of a larger run: tools/sample.py --batch-size / --launcher). Returns the paths."""
         os.makedirs(out_dir, exist_ok=True)
         paths = []
         sem = np.asarray(result['semantics'], dtype=np.uint8)
+        meta = self.picture_meta(sem.shape[-3:], extra)
         for i, s in enumerate(sem, first_index):
             path = osp.join(out_dir, f'sample_{i}.npz')
-            save_npz_atomic(path, semantics=s, task=np.array(result['task']), **(extra or {}))
+            save_npz_atomic(path, semantics=s, task=np.array(result['task']), **meta)
             paths.append(path)
         if not render:
             return paths
-        try:
-            from occworld4d.visualization import render_bev, save_gif, save_png
-        except ImportError as err:  # the visualization package may not be there yet
-            print(f'note: renders skipped ({err})')
-            return paths
-        palette = self.palette
-        if palette is None:
-            k = max(int(sem.max()) + 1, self.free_label + 1)
-            rng = np.random.default_rng(0)
-            palette = rng.integers(40, 255, (k, 3)).astype(np.uint8)
+        from occworld4d.visualization import info_from_meta, save_scene_pictures, \
+            unnamed_vocabulary
+        voc = None
+        if 'vocabulary' not in meta and 'class_names' not in meta:
+            voc = unnamed_vocabulary(max(int(sem.max()) + 1, self.free_label + 1),
+                                     self.free_label)
+        info = info_from_meta(meta, sem.shape[-3:], vocabulary=voc)
         for i, s in enumerate(sem, first_index):
-            frames = [render_bev(f, palette=palette, free_label=self.free_label, scale=4)
-                      for f in s]
-            paths.append(save_png(frames[0], osp.join(out_dir, f'sample_{i}_bev.png')))
-            paths.append(save_gif(frames, osp.join(out_dir, f'sample_{i}.gif')))
+            paths += save_scene_pictures(s, info, osp.join(out_dir, f'sample_{i}'), mode)
         return paths

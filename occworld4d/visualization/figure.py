@@ -23,7 +23,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from occworld4d.structures import get_vocabulary
+from occworld4d.structures import VOCABULARIES, Vocabulary, get_vocabulary
 
 from .palettes import get_palette
 from .render import iso_pixel, render_bev, render_voxels_iso
@@ -58,7 +58,8 @@ class SceneInfo:
     """What a picture needs besides the voxels.
 
     Attributes:
-        vocabulary: vocabulary name.
+        vocabulary: vocabulary name, or a :class:`~occworld4d.structures.Vocabulary` of
+            recorded class names (colours by class name; see :func:`vocabulary_of`).
         pc_range: (x0, y0, z0, x1, y1, z1) metres of the grid in the ego frame.
         voxel_size: (vx, vy, vz) metres.
         frame_rate: frames per second, or None (then no time is shown).
@@ -67,7 +68,7 @@ class SceneInfo:
             is drawn from each frame's ego position.
         first_frame: index of the first frame (frame numbers in the header start there).
     """
-    vocabulary: str
+    vocabulary: object
     pc_range: Tuple[float, ...]
     voxel_size: Tuple[float, float, float]
     frame_rate: Optional[float] = None
@@ -77,13 +78,38 @@ class SceneInfo:
     notes: List[str] = field(default_factory=list)
 
     @property
+    def vocab(self) -> Vocabulary:
+        return vocabulary_of(self.vocabulary)
+
+    @property
+    def vocabulary_name(self) -> str:
+        return self.vocab.name
+
+    @property
     def free_label(self) -> int:
-        return get_vocabulary(self.vocabulary).free_label
+        return self.vocab.free_label
 
     def ego_cell(self) -> Tuple[float, float, float]:
         """Continuous grid coordinates (x, y, z) of the ego origin."""
         lo, v = self.pc_range[:3], self.voxel_size
         return tuple((0.0 - lo[a]) / v[a] for a in range(3))
+
+
+def vocabulary_of(vocabulary) -> Vocabulary:
+    """The :class:`Vocabulary` of a name (``VOCABULARIES``) or the object itself."""
+    return vocabulary if isinstance(vocabulary, Vocabulary) else get_vocabulary(vocabulary)
+
+
+def unnamed_vocabulary(num_classes: int, free_label: int,
+                       class_names: Optional[Sequence[str]] = None) -> Vocabulary:
+    """A vocabulary for labels without a known name: the recorded ``class_names`` (colours
+    by name) or ``class 0 .. class K-1``; ``free_label`` is never drawn."""
+    names = tuple(str(n) for n in class_names) if class_names is not None else tuple(
+        'free' if k == free_label else f'class {k}' for k in range(num_classes))
+    if not 0 <= free_label < len(names):
+        raise ValueError(f'free_label {free_label} outside the {len(names)} classes {names}')
+    return Vocabulary('unnamed vocabulary' if class_names is None else 'recorded classes',
+                      names, int(free_label))
 
 
 def scene_info(vocabulary: str, grid_shape: Sequence[int], pc_range=None, voxel_size=None,
@@ -95,21 +121,23 @@ def scene_info(vocabulary: str, grid_shape: Sequence[int], pc_range=None, voxel_
     dataset grid of the vocabulary (:data:`DATASET_GRIDS`) is stretched over the shape
     (so a 32 x 32 resize of Occ3D has 2.5 m voxels).
     """
-    get_vocabulary(vocabulary)
+    name = vocabulary_of(vocabulary).name
     X, Y, Z = (int(s) for s in grid_shape[-3:])
     recorded = pc_range is not None or voxel_size is not None
     notes = []
     if pc_range is None and voxel_size is not None:
         vs = [float(v) for v in np.asarray(voxel_size).ravel()[:3]]
-        zlo = DATASET_GRIDS.get(vocabulary, (0, 0, 0))[2]
+        zlo = DATASET_GRIDS.get(name, (0, 0, 0))[2]
         pc_range = (-X * vs[0] / 2, -Y * vs[1] / 2, zlo, X * vs[0] / 2, Y * vs[1] / 2,
                     zlo + Z * vs[2])
     if pc_range is None:
-        pc_range = DATASET_GRIDS.get(vocabulary)
+        pc_range = DATASET_GRIDS.get(name)
         if pc_range is None:  # unknown dataset: 1 m voxels centred on the ego
             pc_range = (-X / 2, -Y / 2, 0.0, X / 2, Y / 2, float(Z))
-        notes.append('grid geometry not recorded: assumed the '
-                     f'{vocabulary} dataset range {list(pc_range)}')
+            notes.append(f'grid geometry not recorded: assumed 1 m voxels {list(pc_range)}')
+        else:
+            notes.append('grid geometry not recorded: assumed the '
+                         f'{name} dataset range {list(pc_range)}')
     pc_range = tuple(float(v) for v in np.asarray(pc_range).ravel()[:6])
     if len(pc_range) != 6:
         raise ValueError(f'pc_range must have 6 values (x0, y0, z0, x1, y1, z1); got {pc_range}')
@@ -311,10 +339,10 @@ def legend_image(entries: Sequence[Tuple[str, Tuple[int, int, int]]], title: str
     return np.asarray(canvas).copy(), boxes
 
 
-def class_entries(vocabulary: str) -> List[Tuple[str, Tuple[int, int, int]]]:
-    """(name, colour) of every class of the vocabulary except free."""
-    voc = get_vocabulary(vocabulary)
-    pal = get_palette(vocabulary)
+def class_entries(vocabulary) -> List[Tuple[str, Tuple[int, int, int]]]:
+    """(name, colour) of every class of the vocabulary (name or object) except free."""
+    voc = vocabulary_of(vocabulary)
+    pal = get_palette(voc)
     return [(n, tuple(int(c) for c in pal[i])) for i, n in enumerate(voc.classes)
             if i != voc.free_label]
 
@@ -408,7 +436,7 @@ def legend_for(info: SceneInfo, compare: bool = False):
         entries += [(f'diff: {n}', tuple(int(c) for c in DIFF_PALETTE[i]))
                     for i, n in enumerate(DIFF_CLASSES) if i > 0]
     vs = info.voxel_size
-    title = f'{info.vocabulary}\nvoxel {vs[0]:.3g} x {vs[1]:.3g} x {vs[2]:.3g} m'
+    title = f'{info.vocabulary_name}\nvoxel {vs[0]:.3g} x {vs[1]:.3g} x {vs[2]:.3g} m'
     longest = max([len(e[0]) + 3 for e in entries] + [len(t) for t in title.split('\n')])
     return legend_image(entries, title, width=max(190, 8 * longest + 16))
 
@@ -471,3 +499,85 @@ def scene_frames(semantics, info: SceneInfo, mode: str = 'bev', gt=None, **kw) -
     if gt.shape != sem.shape:
         raise ValueError(f'GT {gt.shape} and sample {sem.shape} must have one shape')
     return [draw_comparison(gt[t], sem[t], info, t, T, mode, **kw) for t in range(T)]
+
+
+# ------------------------------------------------------------------- recorded metadata
+# What the npz writers record for the pictures (tools/sample.py, SaveOccSamplesHook,
+# export_scene.py) and what :func:`info_from_meta` reads back.
+META_KEYS = ('vocabulary', 'class_names', 'free_label', 'voxel_size', 'pc_range', 'frame_rate',
+             'trajectory')
+
+
+def picture_meta(vocabulary=None, pc_range=None, voxel_size=None, frame_rate=None,
+                 grid_shape: Optional[Sequence[int]] = None) -> Dict[str, np.ndarray]:
+    """The npz arrays that let a later tool draw a scene without its config:
+    ``vocabulary`` (name = palette name), ``class_names``, ``free_label``, ``pc_range``,
+    ``voxel_size`` (range / ``grid_shape`` when only the range is known) and ``frame_rate``
+    (Hz). Unknown values are left out (old files without them stay readable)."""
+    out: Dict[str, np.ndarray] = {}
+    if vocabulary is not None:
+        voc = vocabulary_of(vocabulary)
+        if VOCABULARIES.get(voc.name) == voc:  # a named vocabulary (its palette's name)
+            out['vocabulary'] = np.array(voc.name)
+        out['class_names'] = np.array(voc.classes)
+        out['free_label'] = np.int64(voc.free_label)
+    if pc_range is not None:
+        pc = np.asarray(pc_range, np.float32).ravel()
+        if pc.size != 6:
+            raise ValueError(f'pc_range must have 6 values (x0, y0, z0, x1, y1, z1); got {pc}')
+        out['pc_range'] = pc
+        if voxel_size is None and grid_shape is not None:
+            X, Y, Z = (int(v) for v in grid_shape[-3:])
+            voxel_size = [(pc[a + 3] - pc[a]) / n for a, n in enumerate((X, Y, Z))]
+    if voxel_size is not None:
+        out['voxel_size'] = np.asarray(voxel_size, np.float32).ravel()[:3]
+    if frame_rate is not None:
+        out['frame_rate'] = np.float32(frame_rate)
+    return out
+
+
+def info_from_meta(meta: dict, grid_shape: Sequence[int], vocabulary=None,
+                   voxel_size=None, first_frame: int = 0) -> SceneInfo:
+    """:class:`SceneInfo` from recorded metadata (npz keys of :data:`META_KEYS`).
+
+    ``vocabulary`` (a name) wins over the recorded one; a recorded name that is not a known
+    vocabulary, or only ``class_names``, gives a vocabulary of those names (colours by
+    name); ``voxel_size`` wins over the recorded one. Raises ValueError on bad values.
+    """
+    def get(k):
+        v = meta.get(k)
+        return None if v is None else np.asarray(v)
+
+    voc = vocabulary
+    if voc is None and get('vocabulary') is not None:
+        name = str(get('vocabulary'))
+        try:
+            voc = get_vocabulary(name)
+        except KeyError:
+            voc = None
+            if get('class_names') is None:
+                raise ValueError(f'records vocabulary {name!r}, which is not one of the known '
+                                 'vocabularies, and no class_names')
+    if voc is None and get('class_names') is not None:
+        names = [str(n) for n in get('class_names').ravel()]
+        free = int(get('free_label')) if get('free_label') is not None else len(names) - 1
+        voc = unnamed_vocabulary(len(names), free, names)
+    if voc is None:
+        raise ValueError('records no vocabulary / class_names')
+    traj = get('trajectory')
+    return scene_info(voc, grid_shape, get('pc_range'),
+                      voxel_size if voxel_size is not None else get('voxel_size'),
+                      get('frame_rate'), traj, first_frame)
+
+
+def save_scene_pictures(semantics, info: SceneInfo, prefix: str, mode: str = 'bev',
+                        gt=None, fps: Optional[float] = None, **kw) -> List[str]:
+    """The pictures every sample writer makes, drawn like ``tools/visualize.py``:
+    ``<prefix>_<mode>.png`` (frame 0) and ``<prefix>.gif`` (every frame; ``fps`` default
+    the frame rate, else 4). Each has the legend, scale bar, ego
+    marker, frame index and time; with ``gt`` each picture is GT | sample | difference.
+    Returns the written paths."""
+    from .io import save_gif, save_png
+    frames = scene_frames(semantics, info, mode, gt=gt, **kw)
+    return [save_png(frames[0], f'{prefix}_{mode}.png'),
+            save_gif(frames, f'{prefix}.gif', fps or info.frame_rate or 4.0)]

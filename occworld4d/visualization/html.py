@@ -15,7 +15,6 @@ from typing import Dict
 
 import numpy as np
 
-from occworld4d.structures import get_vocabulary
 from occworld4d.utils import atomic_path
 
 from .figure import EGO_COLOUR, SceneInfo, frame_label
@@ -161,8 +160,8 @@ def scene_figure(semantics: np.ndarray, info: SceneInfo, max_voxels: int = 400_0
         sem = sem[None]
     if sem.ndim != 4:
         raise ValueError(f'semantics must be (T, X, Y, Z) or (X, Y, Z); got {sem.shape}')
-    voc = get_vocabulary(info.vocabulary)
-    pal = get_palette(info.vocabulary)
+    voc = info.vocab
+    pal = get_palette(voc)
     T = sem.shape[0]
     counts = [_surface_count(sem[t], voc.free_label) for t in range(T)]
     keep = keep_frames(counts, max_voxels)

@@ -11,7 +11,7 @@ from typing import Dict, Tuple, Union
 
 import numpy as np
 
-from occworld4d.structures import get_vocabulary
+from occworld4d.structures import Vocabulary, get_vocabulary
 
 # Occ3D-nuScenes standard occupancy colours, in vocabulary order (ids 0..16) + free.
 _NUSCENES_COLOURS = (
@@ -56,7 +56,7 @@ NAME_COLOURS.update({
     'walkable': NAME_COLOURS['sidewalk'],
 })
 
-PaletteLike = Union[str, np.ndarray, list, tuple]
+PaletteLike = Union[str, Vocabulary, np.ndarray, list, tuple]
 
 
 def _name_colour(name: str) -> Tuple[int, int, int]:
@@ -72,14 +72,16 @@ def get_palette(vocabulary: PaletteLike) -> np.ndarray:
     """Palette of a vocabulary (by name) or a palette given as a (K, 3) array / list.
 
     Args:
-        vocabulary: a name in :mod:`occworld4d.structures.vocabularies`, or colours.
+        vocabulary: a name in :mod:`occworld4d.structures.vocabularies`, a
+            :class:`~occworld4d.structures.Vocabulary` (e.g. the class names an npz
+            records, colours by name), or colours.
 
     Returns:
         uint8 array (K, 3); row k is the RGB colour of label k. The free label's row is
         white (it is only used as the background colour).
     """
-    if isinstance(vocabulary, str):
-        voc = get_vocabulary(vocabulary)
+    if isinstance(vocabulary, (str, Vocabulary)):
+        voc = get_vocabulary(vocabulary) if isinstance(vocabulary, str) else vocabulary
         pal = np.array([_name_colour(n) for n in voc.classes], dtype=np.uint8)  # (K, 3)
         pal[voc.free_label] = (255, 255, 255)
         return pal

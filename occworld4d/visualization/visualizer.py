@@ -88,7 +88,7 @@ def draw_occ_sample(data_sample, vocabulary: str = 'occ3d_nuscenes', mode: str =
         rows.append([(f'difference  frame {t}', render_difference(gt[t], pred[t], info, mode,
                                                                   s, t)) for t in idx])
     legend, boxes = legend_for(info, compare=len(rows) == 3)
-    header = f'{info.vocabulary}: ' + ' / '.join(
+    header = f'{info.vocabulary_name}: ' + ' / '.join(
         n for n, seq in (('GT', gt), ('prediction', pred), ('difference', pred if gt is not
                                                             None else None)) if seq is not None)
     img = compose_grid(rows, legend, header, layout)

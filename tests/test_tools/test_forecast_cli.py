@@ -73,7 +73,7 @@ def test_forecast_from_a_work_dir(world_model, tmp_path, capsys):
     log = capsys.readouterr()
     assert 'epoch_1.pth' in log.out + log.err  # the resolver said which file it used
     assert sorted(os.listdir(out)) == ['forecast.gif', 'forecast.npz', 'forecast_bev.png',
-                                       'forecast_trajectory.txt']
+                                       'forecast_compare.gif', 'forecast_trajectory.txt']
     f = np.load(osp.join(out, 'forecast.npz'))
     z = np.load(scene)
     assert str(f['vocabulary']) == 'dynamiccity_carlasc'
@@ -238,16 +238,19 @@ def test_layouts_move_between_configs_of_one_vocabulary(tmp_path, capsys):
 
 
 def test_planned_path_is_drawn_where_render_bev_puts_the_voxel():
-    import sample
-
-    from occworld4d.visualization import render_bev
-    grid = np.zeros((4, 4, 2), np.uint8)
-    grid[3, 2, 0] = 1  # the voxel 1 m ahead of the ego (grid centre, 1 m voxels)
-    palette = np.array([[0, 0, 0], [10, 20, 30]], np.uint8)
-    img = render_bev(grid, palette=palette, free_label=0, scale=1)
-    (row, col), = np.argwhere((img == [10, 20, 30]).all(-1))
-    canvas = np.zeros((4, 4, 3), np.uint8)
-    sample.draw_path(canvas, np.array([[1.2, 0.3], [9.0, 0.0]]), (1.0, 1.0), (4, 4), 1,
-                     (255, 255, 255))
-    assert [tuple(p) for p in np.argwhere(canvas.any(-1))] == [
-        (r, c) for r in range(max(row - 1, 0), row + 2) for c in range(col - 1, col + 2)]
+    """The forecast picture's planned path (the figure renderer's trajectory overlay) lands
+    on the BEV cell of the voxel at that position (1 m voxels, ego at the grid centre)."""
+    from occworld4d.visualization import render_bev, scene_info
+    from occworld4d.visualization.figure import TRAJ_COLOUR, render_panel
+    grid = np.zeros((32, 32, 2), np.uint8)
+    grid[21, 12, 0] = 1  # the voxel of (5.5 m, -3.5 m) in a grid over [-16, 16] m
+    info = scene_info('dynamiccity_carlasc', grid.shape, (-16, -16, 0, 16, 16, 2),
+                      trajectory=np.array([[0, 0, 0], [5.5, -3.5, 0]]))
+    plain = render_bev(grid, 'dynamiccity_carlasc', 0, scale=16, height_shading=False)
+    cell = np.argwhere((plain != 255).any(-1))
+    panel = render_panel(grid, info, 'bev', 16, height_shading=False)
+    ex, ey, _ = info.ego_cell()
+    col, row = (int(v) for v in panel.pixel(ex + 5.5, ey - 3.5))
+    assert tuple(panel.image[row, col]) == TRAJ_COLOUR
+    assert cell.min(0)[0] <= row <= cell.max(0)[0] and cell.min(0)[1] <= col <= cell.max(0)[1]
+    assert tuple(plain[row, col]) != (255, 255, 255)
