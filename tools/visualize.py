@@ -104,7 +104,7 @@ def pick_vocabulary(flag, recorded, path: str, meta: Optional[dict] = None):
         if same:
             return same[0]
         try:
-            return unnamed_vocabulary(len(names), free, names)
+            return unnamed_vocabulary(len(names), free, names, recorded)
         except ValueError as err:
             raise CLIError(f'{path!r}: class_names / free_label: {err}') from err
     print(f'warning: {path} records no "vocabulary"; assuming {DEFAULT_VOCABULARY} '

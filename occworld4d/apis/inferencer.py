@@ -249,19 +249,19 @@ class OccGenerationInferencer:
         paths = []
         sem = np.asarray(result['semantics'], dtype=np.uint8)
         meta = self.picture_meta(sem.shape[-3:], extra)
+        from occworld4d.visualization import info_from_meta, picture_meta, \
+            save_scene_pictures, unnamed_vocabulary
+        if 'vocabulary' not in meta and 'class_names' not in meta:  # 'class k' names
+            meta.update(picture_meta(unnamed_vocabulary(
+                max(int(sem.max()) + 1, self.free_label + 1), self.free_label)))
         for i, s in enumerate(sem, first_index):
             path = osp.join(out_dir, f'sample_{i}.npz')
             save_npz_atomic(path, semantics=s, task=np.array(result['task']), **meta)
             paths.append(path)
         if not render:
             return paths
-        from occworld4d.visualization import info_from_meta, save_scene_pictures, \
-            unnamed_vocabulary
-        voc = None
-        if 'vocabulary' not in meta and 'class_names' not in meta:
-            voc = unnamed_vocabulary(max(int(sem.max()) + 1, self.free_label + 1),
-                                     self.free_label)
-        info = info_from_meta(meta, sem.shape[-3:], vocabulary=voc)
+        info = info_from_meta(meta, sem.shape[-3:])
         for i, s in enumerate(sem, first_index):
-            paths += save_scene_pictures(s, info, osp.join(out_dir, f'sample_{i}'), mode)
+            paths += save_scene_pictures(s, info, osp.join(out_dir, f'sample_{i}'), mode,
+                                         title=f'sample_{i}.npz')
         return paths

@@ -101,15 +101,16 @@ def vocabulary_of(vocabulary) -> Vocabulary:
 
 
 def unnamed_vocabulary(num_classes: int, free_label: int,
-                       class_names: Optional[Sequence[str]] = None) -> Vocabulary:
+                       class_names: Optional[Sequence[str]] = None,
+                       name: Optional[str] = None) -> Vocabulary:
     """A vocabulary for labels without a known name: the recorded ``class_names`` (colours
     by name) or ``class 0 .. class K-1``; ``free_label`` is never drawn."""
     names = tuple(str(n) for n in class_names) if class_names is not None else tuple(
         'free' if k == free_label else f'class {k}' for k in range(num_classes))
     if not 0 <= free_label < len(names):
         raise ValueError(f'free_label {free_label} outside the {len(names)} classes {names}')
-    return Vocabulary('unnamed vocabulary' if class_names is None else 'recorded classes',
-                      names, int(free_label))
+    return Vocabulary(name or ('unnamed vocabulary' if class_names is None else
+                               'recorded classes'), names, int(free_label))
 
 
 def scene_info(vocabulary: str, grid_shape: Sequence[int], pc_range=None, voxel_size=None,
@@ -561,7 +562,8 @@ def info_from_meta(meta: dict, grid_shape: Sequence[int], vocabulary=None,
     if voc is None and get('class_names') is not None:
         names = [str(n) for n in get('class_names').ravel()]
         free = int(get('free_label')) if get('free_label') is not None else len(names) - 1
-        voc = unnamed_vocabulary(len(names), free, names)
+        voc = unnamed_vocabulary(len(names), free, names,
+                                 None if get('vocabulary') is None else str(get('vocabulary')))
     if voc is None:
         raise ValueError('records no vocabulary / class_names')
     traj = get('trajectory')

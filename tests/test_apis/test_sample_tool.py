@@ -142,3 +142,44 @@ def test_layout_task_without_a_layout_and_sensor_errors(setup, capsys):
     pts = pts.reshape(-1, 4)  # (N, 4) x, y, z, label: inside the 8 x 8 x 4 m grid
     assert pts.size == 0 or (pts[:, :3].min() >= -1e-3 and pts[:, :2].max() <= 8 + 1e-3)
     assert len(os.listdir(osp.join(out, 'sample_0_sensors', 'lidar'))) == VOXELS[0]
+
+
+def _gif_frames(path):
+    from PIL import Image, ImageSequence
+    with Image.open(path) as im:
+        return [np.asarray(f.convert('RGB')) for f in ImageSequence.Iterator(im)]
+
+
+def test_sample_pictures_are_the_visualize_tools_and_the_npz_draws_alone(setup):
+    """sample.py records vocabulary, class names, free label, grid and frame rate in every
+    npz; its pictures are pixel-identical to what tools/visualize.py draws from the npz
+    alone (one renderer: legend, scale bar, ego, frame / time, >= 512 px)."""
+    import sample
+    import visualize
+    from PIL import Image
+
+    from occworld4d.structures import get_vocabulary
+    cfg = str(setup['tmp'] / 'tiny_named.py')
+    with open(cfg, 'w') as f:
+        f.write(CONFIG.format(model=tiny_model_cfg()) + "vocabulary = 'dynamiccity_carlasc'\n"
+                'pc_range = [-12.8, -12.8, -2.0, 12.8, 12.8, 1.0]\nframe_rate = 2.0\n')
+    for config, name in ((cfg, 'named'), (setup['cfg'], 'bare')):
+        out = str(setup['tmp'] / f'pictures_{name}')
+        args = [a for a in _args(setup, 'uncond', out) if a != '--no-render']
+        sample.main([config] + args[1:])
+        z = np.load(osp.join(out, 'sample_0.npz'))
+        if name == 'named':
+            assert str(z['vocabulary']) == 'dynamiccity_carlasc'
+            assert tuple(z['class_names']) == get_vocabulary('dynamiccity_carlasc').classes
+            np.testing.assert_allclose(z['voxel_size'], [3.2, 3.2, 0.75])
+            assert float(z['frame_rate']) == 2.0
+        else:  # no vocabulary in the config: the labels are named 'class k'
+            assert 'vocabulary' not in z and list(z['class_names'])[1] == 'class 1'
+            assert int(z['free_label']) == 0
+        vis = osp.join(out, 'vis.gif')
+        visualize.main([osp.join(out, 'sample_0.npz'), '--out', vis])
+        mine, theirs = _gif_frames(osp.join(out, 'sample_0.gif')), _gif_frames(vis)
+        assert len(mine) == VOXELS[0] == len(theirs)
+        assert all(np.array_equal(a, b) for a, b in zip(mine, theirs)), name
+        png = np.asarray(Image.open(osp.join(out, 'sample_0_bev.png')).convert('RGB'))
+        assert np.array_equal(png, mine[0]) and min(png.shape[:2]) >= 512

@@ -1,5 +1,6 @@
 """OccVisualizationHook renders val predictions to the LocalVisBackend inside a real Runner."""
 import os
+import os.path as osp
 
 import numpy as np
 import torch
@@ -123,3 +124,69 @@ def test_save_samples_hook_writes_one_npz_per_sample(tmp_path):
         assert (f['gt_semantics'] == 0).all()
     with pytest.raises(KeyError, match='pred_semantics'):
         hook.after_test_iter(FakeRunner(), 4, None, [dict(gt_semantics=torch.zeros(1))])
+
+
+def _gif_frames(path):
+    from PIL import Image, ImageSequence
+    with Image.open(path) as im:
+        return [np.asarray(f.convert('RGB')) for f in ImageSequence.Iterator(im)]
+
+
+def test_save_samples_hook_records_the_vocabulary_and_draws_like_visualize(tmp_path):
+    """The npz records vocabulary / class names / grid / frame rate from the sample's
+    metainfo (else the config), render=True draws the pictures tools/visualize.py draws from
+    that npz alone (pixel-identical), and a file without the keys (old format) still renders
+    with the default vocabulary."""
+    import sys
+
+    from mmengine.config import Config
+
+    from occworld4d.engine.hooks import SaveOccSamplesHook
+    from occworld4d.structures import get_vocabulary
+    sys.path.insert(0, osp.join(osp.dirname(__file__), '..', '..', 'tools'))
+    import visualize
+
+    class FakeRunner:
+        work_dir = str(tmp_path)
+        cfg = Config(dict(vocabulary='dynamiccity_carlasc'))
+
+    rng = np.random.default_rng(0)
+    sem = rng.integers(0, 12, (3, 16, 16, 4)).astype(np.uint8)
+    sem[sem > 4] = 0
+    s = OccDataSample(metainfo=dict(scene='s', frame_ids=['0', '1', '2'], frame_rate=10.0,
+                                    pc_range=[-25.6, -25.6, -2.0, 25.6, 25.6, 1.0]))
+    s.pred_semantics = torch.from_numpy(sem)
+    s.gt_semantics = torch.from_numpy(np.roll(sem, 1, axis=1))
+    hook = SaveOccSamplesHook(out_dir='gen', render=True)
+    hook.after_test_iter(FakeRunner(), 0, None, [s])
+    gen = tmp_path / 'gen'
+    assert sorted(p.name for p in gen.iterdir()) == ['s_0.gif', 's_0.npz', 's_0_bev.png']
+    with np.load(gen / 's_0.npz') as f:
+        assert str(f['vocabulary']) == 'dynamiccity_carlasc'  # from the config
+        assert tuple(f['class_names']) == get_vocabulary('dynamiccity_carlasc').classes
+        assert int(f['free_label']) == 0 and float(f['frame_rate']) == 10.0
+        np.testing.assert_allclose(f['voxel_size'], [3.2, 3.2, 0.75])
+    out = str(tmp_path / 'vis.gif')
+    visualize.main([str(gen / 's_0.npz'), '--out', out])
+    mine, theirs = _gif_frames(gen / 's_0.gif'), _gif_frames(out)
+    assert len(mine) == 3 and all(np.array_equal(a, b) for a, b in zip(mine, theirs))
+    png = np.asarray(Image.open(gen / 's_0_bev.png').convert('RGB'))
+    assert np.array_equal(png, mine[0]) and min(png.shape[:2]) >= 512
+    # the metainfo's vocabulary wins over the config's; with save_gt: GT | sample | diff
+    s.set_metainfo(dict(vocabulary='occ3d_nuscenes'))
+    sem17 = np.where(sem == 0, 17, sem).astype(np.uint8)
+    s.pred_semantics = torch.from_numpy(sem17)
+    s.gt_semantics = torch.from_numpy(sem17)
+    SaveOccSamplesHook(out_dir='gt', render=True, save_gt=True).after_test_iter(
+        FakeRunner(), 0, None, [s])
+    with np.load(tmp_path / 'gt' / 's_0.npz') as f:
+        assert str(f['vocabulary']) == 'occ3d_nuscenes' and int(f['free_label']) == 17
+    wide = np.asarray(Image.open(tmp_path / 'gt' / 's_0_bev.png'))
+    assert wide.shape[1] > 2.5 * png.shape[1] - 400  # three panels
+    # an old file: semantics only -> the default vocabulary, with a warning
+    np.savez(tmp_path / 'old.npz', semantics=sem17)
+    assert visualize.main([str(tmp_path / 'old.npz'), '--frame', '0']).endswith('.png')
+    # only class_names recorded (a vocabulary name unknown to this version): drawn by name
+    np.savez(tmp_path / 'names.npz', semantics=sem, vocabulary='my_city',
+             class_names=np.array(['free', 'road', 'car', 'tree', 'wall']), free_label=0)
+    assert visualize.main([str(tmp_path / 'names.npz'), '--frame', '0']).endswith('.png')

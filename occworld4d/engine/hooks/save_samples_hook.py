@@ -139,7 +139,8 @@ class SaveOccSamplesHook(Hook):
         gt = arrays.get('gt_semantics')
         if gt is not None and np.shape(gt) != sem.shape:
             gt = gt[-sem.shape[0]:] if gt.shape[1:] == sem.shape[1:] else None  # a forecast
-        return save_scene_pictures(sem, info, prefix, self.mode, gt=gt)
+        return save_scene_pictures(sem, info, prefix, self.mode, gt=gt,
+                                   title=osp.basename(prefix) + '.npz')
 
     def after_test(self, runner) -> None:
         if self.enabled and self.written:
