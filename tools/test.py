@@ -38,7 +38,8 @@ from mmengine.runner import Runner
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,
                                  add_trust_checkpoint_argument, apply_trust_checkpoint,
-                                 checkpoint_errors, default_work_dir, load_config,
+                                 check_vis_backends, checkpoint_errors, default_work_dir,
+                                 load_config,
                                  resolve_checkpoint_arg, setup_launcher_env)
 from occworld4d.apis.launcher import setup_distributed
 from occworld4d.utils import save_json_atomic
@@ -143,6 +144,7 @@ def main(argv=None):
         raise CLIError('checkpoint "none" (a parameter-free baseline) runs in one process: '
                        'drop --launcher / use tools/test.py, not dist_test.sh')
     cfg = load_config(args.config, args.cfg_options)
+    check_vis_backends(cfg)
     cfg.launcher = args.launcher
     setup_distributed(cfg, args.launcher)  # CPU: gloo, DDP without device_ids
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)

@@ -23,7 +23,8 @@ from mmengine.runner import Runner
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,
                                  add_trust_checkpoint_argument,
-                                 apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
+                                 apply_trust_checkpoint, check_checkpoint, check_vis_backends,
+                                 checkpoint_errors,
                                  default_work_dir, load_config, setup_launcher_env)
 from occworld4d.apis.launcher import setup_distributed
 
@@ -50,6 +51,7 @@ def main(argv=None):
     args = parse_args(argv)
     setup_launcher_env(args.launcher)
     cfg = load_config(args.config, args.cfg_options)
+    check_vis_backends(cfg)
     cfg.launcher = args.launcher
     setup_distributed(cfg, args.launcher)  # CPU: gloo, DDP without device_ids
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or default_work_dir(args.config)

@@ -102,6 +102,37 @@ def sync_vis_backends(cfg: Config) -> None:
         vis['vis_backends'] = top
 
 
+# Visualization backends that need a package mmengine does not install: (module, pip command).
+VIS_BACKEND_PACKAGES = {
+    'WandbVisBackend': ('wandb', 'pip install wandb'),
+    'TensorboardVisBackend': ('tensorboard', 'pip install tensorboard'),
+    'MLflowVisBackend': ('mlflow', 'pip install mlflow'),
+}
+
+
+def check_vis_backends(cfg: Config) -> None:
+    """One ``CLIError`` naming the pip command when a selected visualization backend's
+    package is missing (mmengine would fail only at the first logged value, mid-run)."""
+    import importlib.util
+    vis = cfg.get('visualizer')
+    backends = (vis.get('vis_backends') if isinstance(vis, dict) else None) or []
+    for b in backends:
+        kind = b.get('type') if isinstance(b, dict) else None
+        name = kind if isinstance(kind, str) else getattr(kind, '__name__', '')
+        if name not in VIS_BACKEND_PACKAGES:
+            continue
+        module, pip = VIS_BACKEND_PACKAGES[name]
+        try:
+            missing = importlib.util.find_spec(module) is None
+        except ValueError:  # sys.modules[module] is None: import blocked
+            missing = True
+        if missing:
+            offline = (" (no account: init_kwargs=dict(project='occworld4d', mode='offline') "
+                       'or WANDB_MODE=offline)') if module == 'wandb' else ''
+            raise CLIError(f'vis_backends selects {name}, which needs the {module} package: '
+                           f'run `{pip}`{offline}, or remove {name} from vis_backends')
+
+
 def default_work_dir(config_path: str) -> str:
     return osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
 

@@ -3,6 +3,7 @@ that redefines ``vis_backends`` trains through tools/train.py and writes a real 
 event file whose ``loss`` scalars are the ones the LocalVisBackend logged."""
 import glob
 import json
+import os
 import os.path as osp
 import subprocess
 import sys
@@ -62,3 +63,69 @@ def test_tensorboard_event_file_from_a_child_config(tmp_path):
     assert len(tb) == len(local) >= 1
     for (s1, v1), (s2, v2) in zip(tb, local):
         assert s1 == s2 and v1 == pytest.approx(v2, rel=1e-5)
+
+
+WANDB_CHILD = """_base_ = [{base!r}]
+vis_backends = [dict(type='LocalVisBackend'),
+                dict(type='WandbVisBackend', init_kwargs=dict(project='occworld4d',
+                                                              mode='offline'))]
+"""
+TINY = ['train_dataloader.dataset.num_scenes=1', 'train_dataloader.dataset.num_frames=4',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=5', 'default_hooks.logger.interval=1',
+        'default_hooks.checkpoint.interval=5']
+
+
+def test_missing_vis_backend_package_names_the_pip_command(monkeypatch):
+    """Selecting W&B (or TensorBoard) without its package: one line with the pip command,
+    before anything is built (mmengine would fail at the first logged value)."""
+    from occworld4d.apis.cli import check_vis_backends, load_config
+    base = osp.join(ROOT, 'configs/occworld/occworld_vqvae_tiny_synthetic-city.py')
+    cfg = load_config(base)
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend'), dict(type='WandbVisBackend')]
+    monkeypatch.setitem(sys.modules, 'wandb', None)  # wandb not importable
+    with pytest.raises(SystemExit) as err:
+        check_vis_backends(cfg)
+    assert err.value.code == 2
+    monkeypatch.setitem(sys.modules, 'tensorboard', None)
+    cfg.visualizer.vis_backends = [dict(type='TensorboardVisBackend')]
+    with pytest.raises(SystemExit):
+        check_vis_backends(cfg)
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
+    check_vis_backends(cfg)  # nothing to install
+
+
+def test_missing_wandb_message(monkeypatch, capsys):
+    from occworld4d.apis.cli import check_vis_backends, load_config
+    cfg = load_config(osp.join(ROOT, 'configs/occworld/occworld_vqvae_tiny_synthetic-city.py'))
+    cfg.visualizer.vis_backends = [dict(type='WandbVisBackend')]
+    monkeypatch.setitem(sys.modules, 'wandb', None)
+    with pytest.raises(SystemExit):
+        check_vis_backends(cfg)
+    err = capsys.readouterr().err.strip()
+    assert err.count('\n') == 0 and 'run `pip install wandb`' in err
+    assert "mode='offline'" in err and 'WandbVisBackend' in err
+
+
+def test_wandb_hint_of_default_runtime(tmp_path):
+    """The W&B hint of default_runtime.py as written (offline mode): with wandb installed,
+    a 1-iteration training writes an offline W&B run; without it, train.py stops before
+    training with the pip command."""
+    import importlib.util
+    base = osp.join(ROOT, 'configs/occworld/occworld_vqvae_tiny_synthetic-city.py')
+    child = tmp_path / 'wandb_child.py'
+    child.write_text(WANDB_CHILD.format(base=base))
+    work = tmp_path / 'work'
+    env = dict(os.environ, WANDB_MODE='offline', WANDB_DIR=str(tmp_path),
+               WANDB_SILENT='true', OMP_NUM_THREADS='1')
+    res = subprocess.run([sys.executable, osp.join(ROOT, 'tools', 'train.py'), str(child),
+                          '--work-dir', str(work), '--cfg-options', *TINY], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=600)
+    if importlib.util.find_spec('wandb') is None:
+        assert res.returncode == 2, res.stderr[-2000:]
+        assert 'run `pip install wandb`' in res.stderr
+        assert 'Traceback' not in res.stderr and not glob.glob(str(work / '*.pth'))
+        return
+    assert res.returncode == 0, res.stderr[-2000:]
+    runs = glob.glob(str(tmp_path / 'wandb' / 'offline-run-*'))
+    assert len(runs) == 1, runs
+    assert glob.glob(osp.join(runs[0], '*.wandb'))
