@@ -5,8 +5,6 @@ with the real nuScenes infos' ``gt_ego_fut_cmd`` (VAD's labels), pinned.
 The real-data test needs ``../shared/data/real`` (or $OCCWORLD4D_REAL_DATA): it skips without
 it on a user's clone, and FAILS when the environment variable CI is set (CI always has it).
 """
-import os
-import os.path as osp
 from collections import Counter
 
 import numpy as np
@@ -14,9 +12,8 @@ import pytest
 
 from occworld4d.datasets import Occ3DNuScenesDataset
 from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, STATIC,
-                                          command_from_heading_lateral, command_from_trajectory,
-                                          command_from_vad_onehot)
-from occworld4d.utils import real_data_root
+                                            command_from_heading_lateral, command_from_trajectory,
+                                            command_from_vad_onehot)
 
 INFOS = 'nuscenes/infos/nuscenes_mini_infos_val.pkl'
 
@@ -70,14 +67,8 @@ def test_rule_on_hand_built_trajectories():
 
 
 @pytest.fixture
-def real_infos():
-    path = osp.join(real_data_root(), INFOS)
-    if not osp.isfile(path):
-        message = f'real nuScenes infos not found at {path} (set OCCWORLD4D_REAL_DATA)'
-        if os.environ.get('CI'):
-            pytest.fail(message + '; CI must have ../shared/data/real')
-        pytest.skip(message)
-    return path
+def real_infos(real_path):
+    return real_path(INFOS, what='real nuScenes infos')
 
 
 def confusion(path):

@@ -17,7 +17,7 @@ import pytest
 
 from occworld4d.datasets import Occ3DNuScenesDataset
 from occworld4d.structures.geometry import (RIGHT, pose_matrix, vad_command_onehot,
-                                          vad_ego_trajectories)
+                                            vad_ego_trajectories)
 from occworld4d.datasets.writers import (NUSCENES_LIDAR2EGO_ROTATION,
                                          NUSCENES_LIDAR2EGO_TRANSLATION, build_nuscenes_infos)
 

@@ -8,7 +8,7 @@ import pytest
 
 from occworld4d.datasets import DataFormatError, Occ3DNuScenesDataset, Occ3DWaymoDataset
 from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, command_from_vad_onehot,
-                                          pose_matrix, trajectory_from_poses)
+                                            pose_matrix, trajectory_from_poses)
 from occworld4d.datasets.waymo_records import (crc32c, masked_crc32c, read_tfrecord,
                                                read_v1_poses, read_v2_poses)
 from occworld4d.structures import get_merge

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, STATIC,
-                                          command_from_trajectory, trajectory_from_poses)
+                                            command_from_trajectory, trajectory_from_poses)
 from occworld4d.datasets.transforms import (CropVoxels, MakeLayout, PackOccInputs, RandomFlip,
                                             RandomRotate90, RemapClasses, ResizeVoxels,
                                             TemporalSubsample)

@@ -8,31 +8,23 @@ $OCCWORLD4D_REAL_DATA; skipped without it, a failure when ``CI`` is set): 199 po
 degrees and back, then stands still. The Occ3D frame files beside it are written here (no
 real Occ3D-Waymo voxels are public); the test reads the commands through the dataset.
 """
-import os
-import os.path as osp
 
 import numpy as np
 import pytest
 
 from occworld4d.datasets import Occ3DWaymoDataset
-from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, STATIC, STOP_DISTANCE,
-                                          TURN_HEADING_CONFIRM, trajectory_from_poses)
 from occworld4d.datasets.writers import write_occ3d_waymo_frame
-from occworld4d.utils import real_data_root
+from occworld4d.structures.geometry import (FORWARD, LEFT, RIGHT, STATIC, STOP_DISTANCE,
+                                            TURN_HEADING_CONFIRM, trajectory_from_poses)
 
 V2 = 'waymo/v2_vehicle_pose/10023947602400723454_1120_000_1140_000.parquet'
 GRID = (200, 200, 16)
 
 
 @pytest.fixture(scope='module')
-def waymo_tree(tmp_path_factory):
+def waymo_tree(tmp_path_factory, real_path):
     pytest.importorskip('pyarrow.parquet', reason='needs pyarrow (requirements/tests.txt)')
-    segment = osp.join(real_data_root(), V2)
-    if not osp.isfile(segment):
-        message = f'real Waymo segment not found at {segment} (set OCCWORLD4D_REAL_DATA)'
-        if os.environ.get('CI'):
-            pytest.fail(message + '; CI must have ../shared/data/real')
-        pytest.skip(message)
+    segment = real_path(V2, what='real Waymo segment')
     root = tmp_path_factory.mktemp('occ3d_waymo')
     lab = np.full(GRID, 23, np.uint8)
     lab[100, 100, 2] = 1

@@ -276,7 +276,7 @@ def test_reference_gt_prior_is_explicit_and_uses_ground_truth():
         model.predict(dict(layout=torch.zeros(1, 3, 8, 8)), data_samples=[None])
 
 
-def test_uniscene_layout_transform_from_occupancy_and_infos(real_root):
+def test_uniscene_layout_transform_from_occupancy_and_infos(real_path):
     # occupancy: a vehicle column and a road column of the synthetic city's vocabulary
     sem = np.zeros((2, 8, 8, 4), np.uint8)
     t = TRANSFORMS.build(dict(type='UniSceneLayout', source='occupancy', out_size=4))
@@ -295,11 +295,8 @@ def test_uniscene_layout_transform_from_occupancy_and_infos(real_root):
         dict(semantics=sem, vocabulary='dynamiccity_carlasc'))['layout']
     assert full.shape == (2, 8, 8) and full[0, 1, 1] == 1 + LAYOUT_CHANNELS.index('road')
     # infos: the real nuScenes mini infos' boxes for two frames of scene-0103
-    import os.path as osp
     import pickle
-    pkl = osp.join(real_root, 'nuscenes', 'infos', 'nuscenes_mini_infos_val.pkl')
-    if not osp.isfile(pkl):
-        pytest.skip(f'{pkl} not found')
+    pkl = real_path('nuscenes', 'infos', 'nuscenes_mini_infos_val.pkl', what='real infos')
     with open(pkl, 'rb') as f:
         infos = pickle.load(f)['infos']
     infos = infos if isinstance(infos, list) else [i for v in infos.values() for i in v]

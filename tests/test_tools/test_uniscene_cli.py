@@ -1,8 +1,5 @@
 """UniScene through the tools: tiny VAE train -> tiny OccDiT train on the frozen VAE -> sample a
 layout-conditioned scene -> its LiDAR sweeps and camera views, all from the CLI entry points."""
-import os
-import os.path as osp
-
 import numpy as np
 import pytest
 import torch
@@ -16,15 +13,7 @@ SMALL = ['train_dataloader.dataset.num_scenes=4', 'train_cfg.max_epochs=1',
          'default_hooks.checkpoint.interval=1']
 
 
-def _calib(real_root):
-    folder = osp.join(real_root, 'nuscenes', 'keyframe_scene-0061')
-    pkls = [f for f in os.listdir(folder) if f.endswith('.pkl')] if osp.isdir(folder) else []
-    if not pkls:
-        pytest.skip(f'no calibration pkl in {folder}')
-    return osp.join(folder, pkls[0])
-
-
-def test_vae_then_dit_then_layout_sample_to_lidar_and_cameras(tmp_path, real_root, capsys):
+def test_vae_then_dit_then_layout_sample_to_lidar_and_cameras(tmp_path, real_path, capsys):
     vae_dir, dit_dir, out = tmp_path / 'vae', tmp_path / 'dit', tmp_path / 'out'
     run_cli('tools/train.py', VAE_CFG, '--work-dir', str(vae_dir), '--cfg-options', *SMALL,
             'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None')
@@ -46,7 +35,8 @@ def test_vae_then_dit_then_layout_sample_to_lidar_and_cameras(tmp_path, real_roo
     scene = ds[0]['inputs']['voxels'].numpy()
     npz = tmp_path / 'scene.npz'
     np.savez(npz, semantics=scene)
-    calib = _calib(real_root)
+    calib = real_path.glob('nuscenes', 'keyframe_scene-0061', pattern='*.pkl',
+                           what='real calibration infos')[0]
     capsys.readouterr()
     tool_main('tools/sample.py', DIT_CFG, str(dit_ckpt), '--task', 'layout', '--input',
               str(npz), '--steps', '2', '--seed', '0', '--out', str(out), '--no-render',
