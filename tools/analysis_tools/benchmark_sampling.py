@@ -23,7 +23,7 @@ import occworld4d  # noqa: F401
 from occworld4d.apis.cli import (CLIError, DictAction, HelpFormatter, add_device_argument,
                                  resolve_device, add_trust_checkpoint_argument,
                                  apply_trust_checkpoint, check_checkpoint, checkpoint_errors,
-                                 load_config)
+                                 load_config, resolve_checkpoint_arg)
 from occworld4d.apis.generation import trajectory_preset
 from occworld4d.evaluation.benchmark import MemoryProbe, time_iterations
 from occworld4d.registry import MODELS
@@ -33,7 +33,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=HelpFormatter)
     p.add_argument('config')
-    p.add_argument('--checkpoint', help='generator checkpoint (default: random weights)')
+    p.add_argument('--checkpoint', help='generator checkpoint or a work dir (its latest '
+                   'checkpoint; default: random weights)')
     p.add_argument('--sampler', default='dpmpp_2m',
                    choices=['ddpm', 'ddim', 'dpmpp_2m', 'dpmpp_3m', 'unipc'])
     p.add_argument('--steps', type=int, default=25)
@@ -57,6 +58,7 @@ def main(argv=None):
     if not callable(getattr(model, 'sample', None)) or not hasattr(model, 'decode_latent'):
         raise CLIError(f'{args.config}: model {type(model).__name__} is not a latent generator')
     if args.checkpoint:
+        args.checkpoint = resolve_checkpoint_arg(args.checkpoint, '--checkpoint')
         check_checkpoint(args.checkpoint)
         from mmengine.runner import load_checkpoint
         try:  # the safe loader (docs/reliability.md); refused / unreadable: one error line
