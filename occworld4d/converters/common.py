@@ -434,7 +434,8 @@ def report(dst: str, config: Optional[str], extra: str = '') -> str:
 def converter_parser(doc: str, config_help: str) -> argparse.ArgumentParser:
     """The arguments every converter tool shares: SRC, DST, ``--reverse``, ``--config``,
     ``--trust-checkpoint``; a tool adds its own (``--vae``, ``--weights`` ...) to it."""
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    from occworld4d.apis.cli import HelpFormatter  # --help shows the defaults
+    p = argparse.ArgumentParser(description=doc.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument('src', help='reference checkpoint (or, with --reverse, an occworld4d one)')
     p.add_argument('dst', help='output checkpoint')
     p.add_argument('--reverse', action='store_true', help='occworld4d -> reference layout')

@@ -16,6 +16,7 @@ import time
 
 import numpy as np
 
+from occworld4d.apis.cli import HelpFormatter
 from occworld4d.datasets import Occ3DNuScenesDataset, pack_window_cache
 from occworld4d.datasets.writers import (build_nuscenes_infos, write_nuscenes_infos,
                                          write_occ3d_nuscenes_frame)
@@ -73,7 +74,8 @@ def compare(files, cached, indices, rounds: int = 3):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument('--scenes', type=int, default=2)
     parser.add_argument('--frames', type=int, default=40, help='frames per scene')
     parser.add_argument('--windows', type=int, default=20, help='windows timed per round')

@@ -17,13 +17,15 @@ import time
 import numpy as np
 import torch
 
+from occworld4d.apis.cli import HelpFormatter
 from occworld4d.evaluation.benchmark import REAL_OCC3D_FRAME
 from occworld4d.rendering.lidar import LIDAR_PRESETS, LidarSimulator
 from occworld4d.utils import real_data_root
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Benchmark the LiDAR ray-casting simulator')
+    p = argparse.ArgumentParser(description='Benchmark the LiDAR ray-casting simulator',
+                                formatter_class=HelpFormatter)
     p.add_argument('--labels', help='Occ3D labels.npz (default: the shared real frame)')
     p.add_argument('--preset', default='nuscenes_lidar_top', choices=sorted(LIDAR_PRESETS))
     p.add_argument('--repeats', type=int, default=5)

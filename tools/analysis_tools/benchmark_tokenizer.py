@@ -35,7 +35,8 @@ SUPPORTED = ('OccWorldVQVAE', 'OccSoraVQVAE', 'UniSceneOccVAE')
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Benchmark one tokenizer training step on CPU')
+    p = argparse.ArgumentParser(description='Benchmark one tokenizer training step on CPU',
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('config', help=f'config path or one of {sorted(NAMES)}')
     p.add_argument('--frames', type=int, default=4, help='T frames of the input clip')
     p.add_argument('--size', type=int, nargs=3, default=None, metavar=('X', 'Y', 'Z'),

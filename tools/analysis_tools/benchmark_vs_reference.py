@@ -72,7 +72,8 @@ TIME_TARGET, MEMORY_TARGET = 2.0, 0.5
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--reference-root', required=False,
                    help='folder holding the reference checkouts (DynamicCity/, OccWorld/, ...)')
     p.add_argument('--rows', nargs='+', default=list(ROWS), help=f'rows: {sorted(ROWS)}')

@@ -42,7 +42,7 @@ from mmengine.utils import import_modules_from_strings
 from tqdm import tqdm
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import CLIError, load_config
+from occworld4d.apis.cli import CLIError, HelpFormatter, load_config
 from occworld4d.registry import DATASETS
 from occworld4d.structures.vocabularies import VOCABULARIES
 from occworld4d.utils import atomic_path
@@ -51,7 +51,8 @@ MASK_KEYS = ('valid_mask', 'mask_camera', 'mask_lidar', 'mask_infov')
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Per-class voxel counts of a dataset split')
+    p = argparse.ArgumentParser(description='Per-class voxel counts of a dataset split',
+                                formatter_class=HelpFormatter)
     p.add_argument('config', help='a dataset, tokenizer or generator config')
     p.add_argument('--split', default='train', choices=['train', 'val', 'test'])
     p.add_argument('--out', help='write the counts: .json (dict) or .py (config fragment)')

@@ -11,14 +11,15 @@ from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import load_config
+from occworld4d.apis.cli import HelpFormatter, load_config
 from occworld4d.evaluation.benchmark import count_parameters, format_param_table
 from occworld4d.registry import MODELS
 from occworld4d.utils import save_json_atomic
 
 
 def main(argv=None) -> dict:
-    parser = argparse.ArgumentParser(description='Count the parameters of a config model')
+    parser = argparse.ArgumentParser(description='Count the parameters of a config model',
+                                     formatter_class=HelpFormatter)
     parser.add_argument('config')
     parser.add_argument('--json', help='also write the table as JSON')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)

@@ -37,7 +37,7 @@ import sys
 import numpy as np
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import CLIError, DictAction
+from occworld4d.apis.cli import CLIError, DictAction, HelpFormatter
 from occworld4d.evaluation.sample_scoring import (CHANCE_COMMAND_ACCURACY, FIDScorer,
                                                   score_scenes, scoring_configs,
                                                   split_windows)
@@ -48,7 +48,8 @@ BASELINES = ('floor', 'random_training_scene', 'iid_voxels', 'frozen')
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Generation floor and trivial baselines')
+    p = argparse.ArgumentParser(description='Generation floor and trivial baselines',
+                                formatter_class=HelpFormatter)
     p.add_argument('--config', required=True,
                    help='config whose val / train dataloader datasets are the splits')
     p.add_argument('--train-config', help='config of the training split (default --config)')

@@ -121,7 +121,8 @@ def time_limit(seconds: float):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--out', default='work_dirs/gpu_check.json', help='JSON to write')
     p.add_argument('--dry-run', action='store_true',
                    help='tiny configs on the CPU, 1 step: checks the tool, measures nothing')

@@ -494,7 +494,8 @@ def table(rows: Sequence[dict]) -> str:
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--recipes', nargs='+', default=['all'],
                    help=f"recipe names or 'all': {', '.join(BY_NAME)}")
     p.add_argument('--work-dir', default='work_dirs/learning_benchmark')

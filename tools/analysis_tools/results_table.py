@@ -22,6 +22,7 @@ import os.path as osp
 import sys
 from typing import Dict, List, Optional, Sequence
 
+from occworld4d.apis.cli import HelpFormatter
 from occworld4d.utils import atomic_path
 
 
@@ -111,7 +112,8 @@ def build_table(paths: Sequence[str], keys: Optional[Sequence[str]] = None,
 
 
 def main(argv=None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument('files', nargs='+', help='metrics JSON files (tools/test.py --out)')
     parser.add_argument('--keys', nargs='+', help='metric columns (full key or its last part)')
     parser.add_argument('--names', nargs='+', help='row names (default: the config name)')

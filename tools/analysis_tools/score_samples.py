@@ -44,7 +44,7 @@ import sys
 
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
-from occworld4d.apis.cli import CLIError, DictAction
+from occworld4d.apis.cli import CLIError, DictAction, HelpFormatter
 from occworld4d.evaluation.sample_scoring import (FIDScorer, SampleFileError, format_table,
                                                   load_sample_layouts, load_samples,
                                                   parse_command, score_scenes,
@@ -54,7 +54,8 @@ from occworld4d.utils import save_json_atomic
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Score generated samples against a val split')
+    p = argparse.ArgumentParser(description='Score generated samples against a val split',
+                                formatter_class=HelpFormatter)
     p.add_argument('samples', nargs='+', help='folders of npz, globs or npz files')
     p.add_argument('--config', required=True,
                    help='config whose val / train dataloader datasets are the splits')

@@ -25,6 +25,7 @@ from typing import List, Optional
 import numpy as np
 from tqdm import tqdm
 
+from occworld4d.apis.cli import HelpFormatter
 from occworld4d.rendering.bev_layout import LAYOUT_CHANNELS, BEVLayoutRasterizer, collapse_layout
 from occworld4d.structures.nuscenes_infos import load_info_frames
 from occworld4d.structures.vocabularies import VOCABULARIES
@@ -32,7 +33,8 @@ from occworld4d.utils import join_inside, safe_file_name, save_npz_atomic
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description='Write per-frame BEV layout caches (npz)')
+    p = argparse.ArgumentParser(description='Write per-frame BEV layout caches (npz)',
+                                formatter_class=HelpFormatter)
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument('--infos', help='info pkl (VAD-style temporal infos or mmdet3d v1.1)')
     src.add_argument('--occ-root', help='root of a semantic occupancy tree')

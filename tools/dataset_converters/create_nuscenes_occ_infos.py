@@ -35,6 +35,7 @@ from typing import Dict, List, Optional
 import numpy as np
 from tqdm import tqdm
 
+from occworld4d.apis.cli import HelpFormatter
 from occworld4d.structures.geometry import pose_matrix, vad_command_onehot, vad_ego_trajectories
 from occworld4d.utils import atomic_path
 
@@ -281,7 +282,8 @@ def write_infos(path: str, infos: Dict[str, List[dict]], version: str, flat: boo
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=HelpFormatter)
     parser.add_argument('--dataroot', required=True)
     parser.add_argument('--version', default='v1.0-trainval')
     parser.add_argument('--out', required=True, help='output pkl')

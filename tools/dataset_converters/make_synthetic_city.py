@@ -31,6 +31,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 from tqdm import tqdm
 
+from occworld4d.apis.cli import HelpFormatter
 from occworld4d.datasets.synthetic_city import (PEDESTRIAN, PRESETS, SCENARIOS,
                                                 city_label_lut, generate_sequence)
 from occworld4d.datasets.writers import (NUSCENES_LIDAR2EGO_ROTATION,
@@ -161,7 +162,7 @@ def make_occ3d_waymo(out: str, num_scenes: int, num_frames: int, grid=(200, 200,
 
 
 def parse_args(argv: Optional[Sequence[str]] = None):
-    p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    p = argparse.ArgumentParser(description=__doc__.split('\n')[0], formatter_class=HelpFormatter)
     p.add_argument('--format', required=True, choices=FORMATS)
     p.add_argument('--out', required=True, help='output root folder')
     p.add_argument('--num-scenes', type=int, default=4)

@@ -15,12 +15,14 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 
 import occworld4d  # noqa: F401  (registries)
+from occworld4d.apis.cli import HelpFormatter
 from occworld4d.datasets import pack_window_cache
 from occworld4d.registry import DATASETS
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description='Pack a window cache of a dataset config')
+    parser = argparse.ArgumentParser(description='Pack a window cache of a dataset config',
+                                     formatter_class=HelpFormatter)
     parser.add_argument('config', help='config with {train,val,test}_dataloader.dataset')
     parser.add_argument('--out', required=True, help='output folder of the cache')
     parser.add_argument('--split', default='train', choices=['train', 'val', 'test'])
