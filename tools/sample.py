@@ -33,12 +33,16 @@ Forecast input npz (``tools/dataset_converters/export_scene.py`` writes one): ``
 output ``forecast.npz`` (``semantics`` (F, X, Y, Z) future frames, ``history``,
 ``pred_trajectory`` (F, 2) planned ego positions in metres from the last history frame, with
 ``gt_semantics`` / ``gt_trajectory`` when the input holds the future), ``forecast_trajectory.txt``,
-``forecast_bev.png`` (last history frame with the planned path) and ``forecast.gif``
-(history then forecast).
+``forecast_bev.png`` (last history frame with the planned path), ``forecast.gif``
+(history then forecast) and, with the future in the input, ``forecast_compare.gif`` (GT |
+forecast | difference).
 Outputs (written atomically) in --out: ``sample_{i}.npz`` (``semantics`` uint8 (T, X, Y, Z)),
-``sample_{i}_bev.png`` and ``sample_{i}.gif``; every npz records the config's
-``vocabulary`` (tools/visualize.py colours it with that vocabulary); with ``--lidar`` /
-``--cameras`` the sampled
+``sample_{i}_bev.png`` (``_iso.png`` with ``--view iso``) and ``sample_{i}.gif``. Every
+picture is drawn by tools/visualize.py's renderer (legend, scale bar, ego marker, frame index
+and time); every npz records the ``vocabulary``, ``class_names``, ``free_label``,
+``pc_range``, ``voxel_size`` and ``frame_rate`` known from the config, so tools/visualize.py
+draws it without the config (docs/visualization.md); with ``--lidar`` / ``--cameras`` the
+sampled
 occupancy goes straight to the sensor renderers (:func:`occworld4d.rendering.export_sensors`):
 ``sample_{i}_sensors/lidar/{t:03d}.bin`` (float32 x, y, z, label) and
 ``sample_{i}_sensors/cameras/{t:03d}/{CAM}_{semantic,depth}.png``. The grid lies over
@@ -109,6 +113,9 @@ def parse_args(argv=None):
                    help='no progress bar over the sampling / forecasting steps')
     p.add_argument('--out', default='outputs/sample', help='output folder')
     p.add_argument('--no-render', action='store_true', help='write npz only')
+    p.add_argument('--view', choices=('bev', 'iso'), default='bev',
+                   help='picture view: bird\'s-eye (sample_{i}_bev.png) or isometric '
+                   '(sample_{i}_iso.png); both with legend, scale bar, ego, frame and time')
     add_trust_checkpoint_argument(p)
     p.add_argument('--cfg-options', nargs='+', action=KeyValueAction,
                    help='override config keys, e.g. model.sample_cfg.num_steps=50')
@@ -324,7 +331,7 @@ def run_forecast(cfg, args, model):
     paths.append(txt)
     if not args.no_render:
         paths += render_forecast(cfg, out, args.out, pictures,
-                                 None if traj is None else traj[:T])
+                                 None if traj is None else traj[:T], args.view)
     F = out['semantics'].shape[0]
     last = out['pred_trajectory'][-1]
     print(f'forecast: {H} history -> {F} future frame(s) of shape {out["semantics"].shape[1:]}'
@@ -334,12 +341,13 @@ def run_forecast(cfg, args, model):
 
 
 def render_forecast(cfg, out: dict, out_dir: str, scene_meta: dict,
-                    trajectory=None) -> list:
+                    trajectory=None, mode: str = 'bev') -> list:
     """The pictures of a forecast, drawn like tools/visualize.py (legend, scale bar, ego
     marker, frame index and time): ``forecast_bev.png``, the last history frame with the
     planned path; ``forecast.gif``, history then forecast frames (with the input's
     trajectory, the ego path); with the ground-truth future ``forecast_compare.gif``, GT |
-    forecast | difference of every future frame."""
+    forecast | difference of every future frame. ``mode`` 'iso': the isometric view
+    (``forecast_iso.png``)."""
     from occworld4d.visualization import draw_frame, info_from_meta, save_gif, save_png
     hist, fut = np.asarray(out['history']), np.asarray(out['semantics'])
     H, Fu = len(hist), len(fut)
@@ -349,8 +357,8 @@ def render_forecast(cfg, out: dict, out_dir: str, scene_meta: dict,
     # the planned path from the last history frame: positions in its ego axes, heading kept
     info = info_from_meta(dict(meta, trajectory=np.concatenate(
         [np.zeros((1, 3)), np.pad(plan, ((0, 0), (0, 1)))])), shape, first_frame=H - 1)
-    paths = [save_png(draw_frame(hist[-1], info, 0, 1, title='last history frame, planned '
-                                 'path'), osp.join(out_dir, 'forecast_bev.png'))]
+    paths = [save_png(draw_frame(hist[-1], info, 0, 1, mode, title='last history frame, '
+                                 'planned path'), osp.join(out_dir, f'forecast_{mode}.png'))]
     traj = None
     if trajectory is not None and len(trajectory) >= H:
         t = np.asarray(trajectory, np.float64)[:H]
@@ -358,14 +366,15 @@ def render_forecast(cfg, out: dict, out_dir: str, scene_meta: dict,
         world = t[-1, :2] + plan @ np.array([[c, s_], [-s_, c]])  # last frame -> frame 0
         traj = np.concatenate([t, np.concatenate([world, np.full((Fu, 1), t[-1, 2])], 1)])
     info = info_from_meta(dict(meta, trajectory=traj), shape)
-    frames = [draw_frame(g, info, k, H + Fu, title='history' if k < H else 'forecast')
+    frames = [draw_frame(g, info, k, H + Fu, mode,
+                         title='history' if k < H else 'forecast')
               for k, g in enumerate(list(hist) + list(fut))]
     fps = info.frame_rate or 4.0
     paths.append(save_gif(frames, osp.join(out_dir, 'forecast.gif'), fps))
     if 'gt_semantics' in out:
         from occworld4d.visualization import scene_frames
         info = info_from_meta(meta, shape, first_frame=H)
-        frames = scene_frames(fut, info, gt=np.asarray(out['gt_semantics']),
+        frames = scene_frames(fut, info, mode, gt=np.asarray(out['gt_semantics']),
                               title='GT | forecast | difference')
         paths.append(save_gif(frames, osp.join(out_dir, 'forecast_compare.gif'), fps))
     return paths
@@ -442,7 +451,8 @@ def main(argv=None):
             result = inf(args.task, num_samples=count, seed=seed, **kwargs)
         except (ValueError, NotImplementedError) as err:
             raise CLIError(f'{args.task}: {err}') from err
-        paths = inf.save(result, args.out, render=not args.no_render, first_index=first)
+        paths = inf.save(result, args.out, render=not args.no_render, first_index=first,
+                         mode=args.view)
         print(f'{who}{args.task}: {count} sample(s) of shape {result["semantics"].shape[1:]} '
               f'-> {osp.abspath(args.out)} ({len(paths)} files)')
         if args.lidar or args.cameras:

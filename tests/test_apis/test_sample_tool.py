@@ -183,3 +183,18 @@ def test_sample_pictures_are_the_visualize_tools_and_the_npz_draws_alone(setup):
         assert all(np.array_equal(a, b) for a, b in zip(mine, theirs)), name
         png = np.asarray(Image.open(osp.join(out, 'sample_0_bev.png')).convert('RGB'))
         assert np.array_equal(png, mine[0]) and min(png.shape[:2]) >= 512
+
+
+def test_sample_view_iso(setup):
+    """--view iso: the isometric picture, drawn as tools/visualize.py --mode iso draws it."""
+    import sample
+    import visualize
+    from PIL import Image
+    out = str(setup['tmp'] / 'iso')
+    args = [a for a in _args(setup, 'uncond', out) if a != '--no-render']
+    sample.main(args + ['--view', 'iso'])
+    assert sorted(os.listdir(out)) == ['sample_0.gif', 'sample_0.npz', 'sample_0_iso.png']
+    vis = osp.join(out, 'vis.gif')
+    visualize.main([osp.join(out, 'sample_0.npz'), '--mode', 'iso', '--out', vis])
+    mine = np.asarray(Image.open(osp.join(out, 'sample_0_iso.png')).convert('RGB'))
+    assert np.array_equal(mine, _gif_frames(vis)[0]) and min(mine.shape[:2]) >= 512
