@@ -86,6 +86,9 @@ def main(argv=None):
     parser.add_argument('--dit-iters', type=int, help='DiT iterations (default: the config)')
     parser.add_argument('--num-samples', type=int, default=8,
                         help='scenes to generate (uniscene: the first N val windows\' layouts)')
+    parser.add_argument('--train-scenes', type=int,
+                        help='training scenes of both stages (default: the configs)')
+    parser.add_argument('--sample-steps', type=int, help='sampling steps (default: the config)')
     parser.add_argument('--seed', type=int, default=0)
     args = parser.parse_args(argv)
     pipe = PIPELINES[args.method]
@@ -101,10 +104,12 @@ def main(argv=None):
         return [f'train_cfg.max_iters={n}', f'train_cfg.val_interval={n if val else n + 1}',
                 f'default_hooks.checkpoint.interval={n}']
 
+    scenes = [] if args.train_scenes is None else [
+        f'train_dataloader.dataset.num_scenes={args.train_scenes}']
     vae_dir, dit_dir = osp.join(out, 'vae'), osp.join(out, 'dit')
     times['vae'] = run(f'1/7 train the {pipe["vae_name"]}', [
         'tools/train.py', vae_cfg, '--work-dir', vae_dir, '--cfg-options',
-        *iters(args.vae_iters), f'randomness.seed={args.seed}'])
+        *iters(args.vae_iters), *scenes, f'randomness.seed={args.seed}'])
     vae_ckpt = latest_checkpoint(vae_dir)
 
     metrics_file = osp.join(out, 'vae_test_metrics.json')
@@ -114,8 +119,11 @@ def main(argv=None):
     latent_dir = osp.join(out, 'latents')
     if args.method == 'uniscene':  # the DiT config knows the windows and their layouts
         cache_args = [dit_cfg, vae_ckpt, '--dataset-key', 'latent_source_dataset']
+        if args.train_scenes is not None:
+            cache_args += ['--cfg-options',
+                           f'latent_source_dataset.num_scenes={args.train_scenes}']
     else:
-        cache_args = [vae_cfg, vae_ckpt]
+        cache_args = [vae_cfg, vae_ckpt, *(['--cfg-options', *scenes] if scenes else [])]
     times['cache'] = run('3/7 cache the latents of the training windows', [
         'tools/dataset_converters/cache_latents.py', *cache_args, '--out', latent_dir,
         '--device', 'cpu', '--batch-size', '16'])
@@ -123,6 +131,8 @@ def main(argv=None):
     scale = latent_scale(latent_dir)
     print(f'latent scale (1 / std of the cached latents): {scale:.4g}', flush=True)
     model_opts = [f'model.tokenizer_ckpt={vae_ckpt}', f'model.latent_scale={scale:.6g}']
+    if args.sample_steps is not None:
+        model_opts.append(f'model.sample_cfg.num_steps={args.sample_steps}')
     times['dit'] = run(f'4/7 train the {pipe["dit_name"]} on the cached latents (frozen VAE)', [
         'tools/train.py', dit_cfg, '--work-dir', dit_dir, '--cfg-options', *model_opts,
         f'train_dataloader.dataset.cache_dir={latent_dir}', *iters(args.dit_iters, val=False),
