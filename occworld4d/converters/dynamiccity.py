@@ -33,6 +33,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from occworld4d.utils.io import atomic_open, atomic_path
 from .common import (Conversion, ConversionError, KeyRule, TensorTransform, add_prefix,
                      check_state_dict, convert, convert_into, convert_out_of, prefix_rules,
                      shapes_of, strip_prefix)
@@ -530,12 +531,11 @@ def convert_to_reference(src: str, dst: str, conf: Optional[str] = None,
         target = osp.join(osp.dirname(osp.abspath(path)), CONF_NAME)
         if conf is not None and path == dst:
             if osp.abspath(conf) != target:
-                shutil.copyfile(conf, target)
+                with atomic_path(target) as tmp:
+                    shutil.copyfile(conf, tmp)
         elif run_conf is not None:
-            with open(target + '.tmp', 'w') as f:
+            with atomic_open(target, 'w') as f:
                 yaml.safe_dump(run_conf, f, sort_keys=False)
-            import os
-            os.replace(target + '.tmp', target)
         else:
             written.append(f'note: no conf.yaml for {path} (give --conf); the reference '
                            f'reads ckpts/<name>/{CONF_NAME}')

@@ -17,9 +17,13 @@
    A *work dir* is accepted wherever a checkpoint file is (:func:`resolve_checkpoint`): its
    latest checkpoint is used (``last_checkpoint``'s target, else the newest ``*.pth`` /
    ``best_*.pth`` / ``.safetensors``) and the chosen file is logged.
-2. **Atomic saves.** mmengine writes checkpoints in place; local saves go to
-   ``<name>.tmp``, are fsynced and renamed, so a checkpoint file is either complete or absent.
-   (Rotation, ``last_checkpoint`` and resume fallback: ``occworld4d.engine.hooks.checkpoint_hook``.)
+2. **Atomic saves.** mmengine writes checkpoints in place; local saves
+   (:func:`atomic_save_checkpoint`, installed as mmengine's ``save_checkpoint``, which the
+   Runner's ``save_checkpoint``, ``CheckpointHook`` and ``EMAHook`` call) go through the one
+   atomic-write helper, :func:`occworld4d.utils.io.atomic_open`: ``<stem>.tmp<pid>.pth``,
+   fsynced, renamed, the temporary removed on failure; a checkpoint file is either complete or
+   absent. (Rotation, ``last_checkpoint`` and resume fallback:
+   ``occworld4d.engine.hooks.checkpoint_hook``.)
 """
 import contextlib
 import os
@@ -32,6 +36,8 @@ from typing import Optional, Tuple
 import torch
 from mmengine.logging import print_log
 from mmengine.runner import checkpoint as _ckpt
+
+from .io import atomic_open, is_temporary
 
 _APPLIED = False
 _TRUST = False
@@ -168,7 +174,8 @@ def latest_checkpoint(work_dir: str) -> Tuple[Optional[str], str]:
     if target is not None:
         return target, f'{osp.join(work_dir, "last_checkpoint")} names it'
     files = [osp.join(work_dir, n) for n in os.listdir(work_dir)
-             if n.endswith(CHECKPOINT_SUFFIXES) and osp.isfile(osp.join(work_dir, n))]
+             if n.endswith(CHECKPOINT_SUFFIXES) and not is_temporary(n)
+             and osp.isfile(osp.join(work_dir, n))]
     files.sort(key=lambda p: (osp.getmtime(p), osp.basename(p)), reverse=True)
     for path in files:
         if checkpoint_is_intact(path):
@@ -300,53 +307,15 @@ def checkpoint_is_intact(filename: str) -> bool:
 
 
 def atomic_save_checkpoint(checkpoint, filename, file_client_args=None, backend_args=None):
-    """``mmengine.runner.checkpoint.save_checkpoint`` with a write-fsync-rename for local paths.
+    """``mmengine.runner.checkpoint.save_checkpoint`` through the atomic-write helper
+    (:func:`occworld4d.utils.io.atomic_open`) for local paths.
 
     A failure during the write removes the temporary and leaves any older file untouched.
     """
     if '://' in str(filename):  # remote backends keep mmengine's behaviour
         return _ORIGINAL_SAVE(checkpoint, filename, file_client_args, backend_args)
-    filename = str(filename)
-    directory = osp.dirname(osp.abspath(filename))
-    os.makedirs(directory, exist_ok=True)
-    tmp = filename + '.tmp'
-    try:
-        with open(tmp, 'wb') as f:
-            torch.save(checkpoint, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filename)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    fsync_dir(directory)
-
-
-def fsync_dir(directory: str) -> None:
-    """Make a rename in ``directory`` durable (no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def write_text_atomic(path: str, text: str) -> None:
-    """Write a small text file (``last_checkpoint``) by write-fsync-rename."""
-    tmp = f'{path}.tmp'
-    try:
-        with open(tmp, 'w') as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.remove(tmp)
-        raise
-    fsync_dir(osp.dirname(osp.abspath(path)))
+    with atomic_open(str(filename), 'wb') as f:
+        torch.save(checkpoint, f)
 
 
 _ORIGINAL_SAVE = _ckpt.save_checkpoint

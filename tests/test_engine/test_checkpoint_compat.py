@@ -10,6 +10,7 @@ from torch import nn
 
 import occworld4d  # noqa: F401  (applies the compat fixes)
 from occworld4d.utils.compat import load_trusted_local_checkpoint
+from occworld4d.utils.io import is_temporary
 
 
 class ToyModel(BaseModel):
@@ -57,7 +58,7 @@ def test_save_load_from_and_resume(tmp_path):
     runner.train()
     ckpt = osp.join(work, 'epoch_2.pth')
     assert osp.isfile(ckpt)
-    assert not [f for f in os.listdir(work) if f.endswith('.tmp')], 'temporary file left behind'
+    assert not [f for f in os.listdir(work) if is_temporary(f)], 'temporary file left behind'
     saved = load_trusted_local_checkpoint(ckpt)
     assert saved['meta']['iter'] == 8 and saved['meta']['epoch'] == 2
     lr_saved = runner.optim_wrapper.get_lr()['lr'][0]

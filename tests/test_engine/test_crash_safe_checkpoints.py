@@ -15,6 +15,7 @@ from mmengine.registry import HOOKS, DefaultScope
 
 from occworld4d.engine.hooks.checkpoint_hook import SafeCheckpointHook, find_intact_checkpoint
 from occworld4d.utils.compat import checkpoint_is_intact, load_checkpoint_file
+from occworld4d.utils.io import is_temporary, temporary_target
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -99,8 +100,9 @@ def test_truncated_last_checkpoint_falls_back_with_warning(tmp_path):
     newest = osp.join(work, 'epoch_2.pth')
     with open(newest, 'r+b') as f:  # a save cut short (e.g. disk full, copied half)
         f.truncate(osp.getsize(newest) // 2)
-    with open(osp.join(work, 'epoch_3.pth.tmp'), 'wb') as f:  # a killed save's leftover
-        f.write(b'partial')
+    for name in ('epoch_3.tmp999.pth', 'epoch_3.pth.tmp'):  # killed saves' leftovers (+ old name)
+        with open(osp.join(work, name), 'wb') as f:
+            f.write(b'partial')
     runner = make_runner(work, max_epochs=3, resume=True)
     with pytest.warns(UserWarning, match='epoch_2.pth') as rec:
         runner.train()
@@ -108,7 +110,7 @@ def test_truncated_last_checkpoint_falls_back_with_warning(tmp_path):
     assert 'epoch_2.pth (truncated or corrupt)' in msg
     assert 'resuming from ' + osp.join(work, 'epoch_1.pth') in msg
     assert runner.iter == 12  # resumed at iteration 4 (epoch 1), trained epochs 2 and 3
-    assert not osp.exists(osp.join(work, 'epoch_3.pth.tmp'))
+    assert not [n for n in os.listdir(work) if is_temporary(n)]
     assert load_checkpoint_file(osp.join(work, 'epoch_3.pth'))['meta']['iter'] == 12
 
 
@@ -156,13 +158,14 @@ def test_kill_minus_9_during_save_then_resume(tmp_path):
     proc = subprocess.run([sys.executable, '-c', script], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == -9, proc.stderr[-2000:]
-    assert osp.exists(osp.join(work, 'epoch_2.pth.tmp'))  # what the kill left
+    left = [n for n in os.listdir(work) if is_temporary(n)]  # what the kill left
+    assert [temporary_target(n) for n in left] == ['epoch_2.pth'], left
     assert last_checkpoint(work) == osp.join(work, 'epoch_1.pth')
     assert checkpoint_is_intact(osp.join(work, 'epoch_1.pth'))
     runner = make_runner(work, max_epochs=3, checkpoint=dict(max_keep_ckpts=1), resume=True)
     runner.train()
     assert runner.iter == 12
-    assert sorted(os.listdir(work)).count('epoch_2.pth.tmp') == 0
+    assert not [n for n in os.listdir(work) if is_temporary(n)]
     assert sorted(f for f in os.listdir(work) if f.endswith('.pth')) == ['epoch_3.pth']
 
 

@@ -28,7 +28,7 @@ def test_train_resume_test_sample(tmp_path):
     run_cli('tools/train.py', VAE_CFG, *common[:3], 'train_cfg.max_epochs=1', *common[3:])
     first = load(vae_dir / 'epoch_1.pth')
     assert first['meta']['epoch'] == 1 and first['meta']['iter'] == 2
-    assert not list(vae_dir.glob('*.tmp')), 'a temporary checkpoint file was left behind'
+    assert not list(vae_dir.glob('*.tmp*')), 'a temporary checkpoint file was left behind'
 
     # Resume from the latest checkpoint: continues at iteration 2 with the saved optimizer.
     run_cli('tools/train.py', VAE_CFG, *common[:3], 'train_cfg.max_epochs=2', *common[3:],

@@ -121,7 +121,7 @@ def test_save_is_loadable_strictly_by_mmengine(tmp_path):
     model = torch.nn.Linear(2, 3)
     dst = tmp_path / 'out.pth'
     save_occworld4d_checkpoint(model.state_dict(), str(dst), {'converted_from': 'x'})
-    assert not (tmp_path / 'out.pth.tmp').exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['out.pth']  # no temporary left
     other = torch.nn.Linear(2, 3)
     load_checkpoint(other, str(dst), map_location='cpu', strict=True)
     assert torch.equal(other.weight, model.weight)

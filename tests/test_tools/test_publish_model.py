@@ -42,7 +42,7 @@ def test_publish_drops_training_state_and_names_by_sha(trained, tmp_path, capsys
     assert set(state) == set(full['state_dict'])
     assert all(torch.equal(state[k], full['state_dict'][k]) for k in state)
     assert info['num_parameters'] == sum(v.numel() for v in state.values())
-    assert not list((tmp_path / 'pub').glob('*.tmp'))
+    assert not list((tmp_path / 'pub').glob('*.tmp*'))
     assert str(weights) in capsys.readouterr().out
 
 

@@ -19,7 +19,6 @@ The sha256 is that of the ``.safetensors`` file. Both files are written atomical
 import argparse
 import hashlib
 import json
-import os
 import os.path as osp
 import sys
 from typing import Any, Dict, Optional, Tuple
@@ -30,7 +29,7 @@ import torch  # noqa: E402
 
 from occworld4d.converters.common import (ConversionError, read_checkpoint,  # noqa: E402
                                           run_cli, select_weights)
-from occworld4d.utils.compat import write_text_atomic  # noqa: E402
+from occworld4d.utils.io import write_bytes_atomic, write_text_atomic  # noqa: E402
 
 META_KEYS = ('epoch', 'iter', 'seed', 'experiment_name', 'time', 'mmengine_version',
              'mmengine', 'occworld4d_version', 'dataset_meta', 'converted_from', 'reference',
@@ -50,18 +49,10 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def sha256_of(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(1 << 20), b''):
-            h.update(block)
-    return h.hexdigest()
-
-
 def publish(ckpt_path: str, out: str, config: Optional[str] = None,
             trust: Optional[bool] = None) -> Tuple[str, str]:
     """Write the published weights and their JSON; returns (safetensors path, json path)."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
     ckpt = read_checkpoint(ckpt_path, trust)
     state, name = select_weights(ckpt, ckpt_path, candidates=('state_dict', ))
     if name == '<root>':
@@ -72,18 +63,11 @@ def publish(ckpt_path: str, out: str, config: Optional[str] = None,
     tensors = {k: v.detach().cpu().contiguous().clone() for k, v in state.items()}
     stem = out[:-len('.safetensors')] if out.endswith('.safetensors') else (
         osp.splitext(out)[0] if out.endswith(('.pth', '.json')) else out)
-    directory = osp.dirname(osp.abspath(stem))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f'{stem}.safetensors.tmp'
-    try:
-        save_file(tensors, tmp, metadata={'format': 'pt', 'source': osp.basename(ckpt_path)})
-        digest = sha256_of(tmp)
-        final = f'{stem}-{digest[:8]}.safetensors'
-        os.replace(tmp, final)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    # the bytes first: the file name carries their hash (the same bytes save_file writes)
+    data = safetensors_bytes(tensors, metadata={'format': 'pt', 'source': osp.basename(ckpt_path)})
+    digest = hashlib.sha256(data).hexdigest()
+    final = f'{stem}-{digest[:8]}.safetensors'
+    write_bytes_atomic(final, data)
     if config is not None:
         if not osp.isfile(config):
             raise ConversionError(f'{config}: no such config')

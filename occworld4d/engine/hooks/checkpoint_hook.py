@@ -4,7 +4,8 @@ mmengine 0.10.7's hook removes the oldest checkpoint (rotation with ``max_keep_c
 previous best one (``save_best``) *before* it writes the new one, writes ``last_checkpoint`` in
 place and resumes from whatever ``last_checkpoint`` names. This subclass:
 
-- writes the new checkpoint first (atomically: ``occworld4d.utils.compat.atomic_save_checkpoint``)
+- writes the new checkpoint first (atomically: ``occworld4d.utils.compat.atomic_save_checkpoint``,
+  through the one atomic-write helper ``occworld4d.utils.io.atomic_open``)
   and removes the old ones only after the write succeeded; a failed write leaves every older
   checkpoint, ``last_checkpoint`` and the rotation list as they were;
 - writes ``last_checkpoint`` by write-fsync-rename;
@@ -16,8 +17,8 @@ place and resumes from whatever ``last_checkpoint`` names. This subclass:
 - on ``load_from`` without resume, compares the checkpoint's keys and shapes with the model and
   raises :class:`LoadFromMismatchError` listing missing / unexpected / mismatched keys, unless
   the config sets ``load_from_strict=False``;
-- removes stale temporaries (``*.pth.tmp``, ``last_checkpoint.tmp``) of killed saves before
-  training;
+- removes stale temporaries (``*.tmp<pid>.pth``, ``last_checkpoint.tmp<pid>``) of killed saves
+  before training;
 - applies the config key ``trust_checkpoint=True`` (full-pickle loading, see
   ``occworld4d.utils.compat``).
 
@@ -37,8 +38,8 @@ from mmengine.model import is_model_wrapper
 
 from occworld4d.registry import HOOKS
 from occworld4d.utils.compat import (CheckpointLoadError, checkpoint_is_intact, is_safetensors,
-                                     load_checkpoint_file, set_trust_checkpoint,
-                                     write_text_atomic)
+                                     load_checkpoint_file, set_trust_checkpoint)
+from occworld4d.utils.io import is_temporary, temporary_target, write_text_atomic
 
 
 class NonFiniteCheckpointError(RuntimeError):
@@ -66,11 +67,12 @@ def non_finite_parameters(model) -> List[str]:
 
 
 def is_stale_temporary(name: str) -> bool:
-    """Temporaries of an interrupted atomic save (``X.pth.tmp``, ``last_checkpoint.tmp``)."""
-    if '.tmp' not in name:
-        return False
-    stem = name[:name.index('.tmp')]
-    return stem.endswith(('.pth', '.safetensors')) or stem == 'last_checkpoint'
+    """Temporaries of an interrupted atomic save of a checkpoint or of ``last_checkpoint``
+    (``epoch_3.tmp<pid>.pth``, ``last_checkpoint.tmp<pid>``; also the ``X.pth.tmp`` /
+    ``last_checkpoint.tmp`` of older releases): :func:`occworld4d.utils.io.temporary_target`."""
+    target = temporary_target(name)
+    return target is not None and (target.endswith(('.pth', '.safetensors'))
+                                   or target == 'last_checkpoint')
 
 
 def find_intact_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
@@ -96,7 +98,7 @@ def find_intact_checkpoint(work_dir: str) -> Tuple[Optional[str], List[str]]:
     others = []
     for folder in folders:
         for path in glob.glob(osp.join(glob.escape(folder), '*.pth')):
-            if not osp.basename(path).startswith('best_'):
+            if not osp.basename(path).startswith('best_') and not is_temporary(path):
                 others.append(path)
     others.sort(key=lambda p: (osp.getmtime(p), p), reverse=True)
     seen = set()
@@ -168,8 +170,9 @@ class SafeCheckpointHook(CheckpointHook):
 
     Args:
         check_finite (bool): refuse to save non-finite parameters. Default True.
-        clean_temporaries (bool): remove stale ``*.pth.tmp`` / ``last_checkpoint.tmp`` from
-            the checkpoint folder before training. Default True.
+        clean_temporaries (bool): remove stale temporaries (``*.tmp<pid>.pth``,
+            ``last_checkpoint.tmp<pid>``) from the checkpoint folder before training. Default
+            True.
         *args, **kwargs: those of ``mmengine.hooks.CheckpointHook``.
     """
 

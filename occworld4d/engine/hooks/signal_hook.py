@@ -30,7 +30,7 @@ from mmengine.dist import all_reduce, get_world_size, is_main_process
 from mmengine.hooks import CheckpointHook, Hook
 
 from occworld4d.registry import HOOKS
-from occworld4d.utils.compat import write_text_atomic
+from occworld4d.utils.io import write_text_atomic
 
 
 class TrainingInterrupted(RuntimeError):
