@@ -188,7 +188,7 @@ def main(argv=None):
     print(f'everything is in {out}')
 
 
-def render_samples(sample_files, out_dir: str, max_pictures: int = 4) -> list:
+def render_samples(sample_files, out_dir: str, max_pictures: int = 2) -> list:
     """GIFs of the first samples (tools/visualize.py): GT | sample | difference when the npz
     holds the window's ground truth (``gt_semantics``), else the sample alone."""
     import numpy as np

@@ -8,7 +8,7 @@
 #   python tools/demo.py
 _base_ = ['./uniscene_dit_cpu-30min_synthetic-city.py']
 latent_source_dataset = dict(num_scenes=512)
-max_iters = 600
+max_iters = 400
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
 default_hooks = dict(checkpoint=dict(interval=max_iters, max_keep_ckpts=1))
 test_dataloader = dict(dataset=dict(num_scenes=8))
