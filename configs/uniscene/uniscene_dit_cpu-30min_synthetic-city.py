@@ -3,20 +3,26 @@
 # uniscene_vae_cpu-15min_synthetic-city.py (same tokenizer settings): 8 frames x 32 x 32 x 8
 # voxels -> latent (C, T, H, W) = (4, 8, 16, 16), posterior means x 0.48 (latent_scale: 1 / the
 # measured std 2.09 of the recipe VAE's means). Same blocks as the reference OccDiT
-# (alternating spatial / temporal DiT blocks, 2D + 1D sin-cos positions, the BEV layout as a
-# 5th input channel, learned sigma, hybrid loss) at depth 4, width 128, 4 heads, patch 2
+# (alternating spatial / temporal DiT blocks, 2D + 1D sin-cos positions, the BEV layout
+# concatenated to the input, learned sigma, hybrid loss) at depth 4, width 128, 4 heads, patch 2
 # (64 tokens a frame). The layout of each frame is built from the window's own occupancy
-# (UniSceneLayout, source 'occupancy', max-pooled to the 16 x 16 latent grid).
-# 512 training scenes (seed 0), val 32 windows of other seeds (seed 1), each sampled from its
-# own layout (DDIM 50, CFG 2.0 against the null layout).
-# AdamW lr 1e-3 (50 warm-up), batch 16, 700 iterations, EMA 0.01. Measured (shared 2-core box,
-# OMP_NUM_THREADS=1, load average ~5): 987 s CPU (16.4 min; 33.3 min wall); score_samples.py on
-# the 32 val windows: layout mIoU 17.3 % (random training scene 11.3 %; target 70: NOT met),
-# TV 0.046 all classes / 0.080 occupied (target 0.05), change rate 15.3 % vs val 9.6 % (1.60x;
-# target 1.5x: not met), FID 23.8 vs train-vs-val floor 3.24 (7.3x; target 2x: not met),
-# memorisation mIoU max 0.20 (val windows 0.52). Details: configs/uniscene/README.md.
+# (UniSceneLayout, source 'occupancy', max-pooled to the 16 x 16 latent grid) and fed one-hot
+# (layout_encoding='onehot', 13 channels; the reference's single scalar channel is the default
+# of UniSceneOccDiT). Trained from a latent cache of 1,024 training scenes (seed 0); val 32
+# windows of other seeds (seed 1), each sampled from its own layout (DDIM 50, CFG 2.0 against
+# the null layout). AdamW lr 1e-3 (50 warm-up), batch 16, 1,500 iterations, EMA 0.01.
+# Measured (session 5, learning_benchmark.py --recipes uniscene-dit --threads 2; 32.0 min wall,
+# 49.5 CPU min = 24.8 min on 2 idle cores): TV 0.026 all / 0.029 occupied classes (target
+# 0.05: met), change rate 12.3 % vs val 9.6 % (1.29x: met), FID 1.05 vs train-vs-val floor
+# 2.2 (0.48x: met), memorisation mIoU mean / max 0.32 / 0.44 (val windows 0.38 / 0.52: no
+# copies), layout agreement 62.8 % BEV mIoU (random training scene 11.3 %; target 70: NOT met).
+# After 500 iterations: layout 46.9 %, TV 0.054 / 0.097 (8 windows). docs/learning.md.
+#   python tools/dataset_converters/cache_latents.py \
+#       configs/uniscene/uniscene_dit_cpu-30min_synthetic-city.py VAE_CKPT \
+#       --dataset-key latent_source_dataset --batch-size 16 --out W/latents
 #   python tools/train.py configs/uniscene/uniscene_dit_cpu-30min_synthetic-city.py \
-#       --work-dir W --cfg-options model.tokenizer_ckpt=VAE_CKPT
+#       --work-dir W --cfg-options model.tokenizer_ckpt=VAE_CKPT \
+#       train_dataloader.dataset.cache_dir=W/latents
 #   python tools/test.py configs/uniscene/uniscene_dit_cpu-30min_synthetic-city.py \
 #       W/iter_N.pth --sample-dir W/samples --cfg-options model.tokenizer_ckpt=VAE_CKPT
 #   python tools/analysis_tools/score_samples.py W/samples \
@@ -79,7 +85,7 @@ test_evaluator = [
          mask_key='valid_mask'),
 ]
 optim_wrapper = dict(optimizer=dict(lr=1e-3))
-max_iters = 2000
+max_iters = 1500
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50)]
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
