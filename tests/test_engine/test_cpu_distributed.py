@@ -159,19 +159,29 @@ def _check_data_and_weights(full):
     assert any(not torch.equal(v, _weights(full / 'epoch_1.pth')[k]) for k, v in w0.items())
 
 
+def _signal_torchrun(proc, work_dir, sig, exit_timeout, worker_timeout, check_started=False):
+    """Send ``sig`` to torchrun (dist_train.sh execs it) once both ranks train in
+    ``work_dir``; wait for it and every worker to stop and check that no worker outlives it.
+    Returns torchrun's exit code."""
+    try:
+        pids = _worker_pids(work_dir)  # training has started on both ranks
+        if check_started:
+            assert all(_alive(p) for p in pids)
+        os.kill(proc.pid, sig)
+        proc.wait(timeout=exit_timeout)
+        _wait_for(lambda: not any(_alive(p) for p in pids), worker_timeout,
+                  f'workers {pids} to stop')
+        assert not _processes_of(work_dir), f'a worker outlived torchrun ({sig.name})'
+        return proc.returncode
+    finally:
+        proc.kill()
+        _reap(work_dir)
+
+
 def _check_kill_torchrun_then_resume(cfg, tmp, full):
     cut = tmp / 'cut'
     proc = _launch('dist_train.sh', tmp / 'cut.log', cfg, 2, '--work-dir', cut)
-    try:
-        pids = _worker_pids(cut)  # training has started on both ranks (iteration 1 of 4)
-        assert all(_alive(p) for p in pids)
-        os.kill(proc.pid, signal.SIGKILL)  # dist_train.sh execs torchrun: this is torchrun
-        proc.wait(timeout=10)
-        _wait_for(lambda: not any(_alive(p) for p in pids), 60, f'workers {pids} to stop')
-        assert not _processes_of(cut), 'an orphan worker survived torchrun'
-    finally:
-        proc.kill()
-        _reap(cut)
+    _signal_torchrun(proc, cut, signal.SIGKILL, 10, 60, check_started=True)
     out = open(proc.log).read()
     assert 'interrupted by SIGTERM' in out, out[-4000:]  # each rank saved and stopped cleanly
     saved = open(cut / 'last_checkpoint').read().strip()
@@ -253,16 +263,8 @@ def test_sigterm_to_torchrun_stops_every_worker_with_complete_checkpoints(tmp_pa
     work = tmp_path / 'sigterm'
     proc = _launch('dist_train.sh', tmp_path / 'sigterm.log', cfg, 2, '--work-dir', work,
                    '--cfg-options', 'train_cfg.max_epochs=100')
-    try:
-        pids = _worker_pids(work)  # both ranks are training
-        os.kill(proc.pid, signal.SIGTERM)  # dist_train.sh execs torchrun: this is torchrun
-        proc.wait(timeout=90)  # torchrun waits up to 30 s for its workers, then SIGKILLs
-        assert proc.returncode != 0
-        _wait_for(lambda: not any(_alive(p) for p in pids), 10, f'workers {pids} to stop')
-        assert not _processes_of(work), 'a worker outlived torchrun'
-    finally:
-        proc.kill()
-        _reap(work)
+    # torchrun waits up to 30 s for its workers, then SIGKILLs them
+    assert _signal_torchrun(proc, work, signal.SIGTERM, 90, 10) != 0
     out = open(proc.log).read()
     # every rank stopped cleanly (not torchrun's SIGKILL after its 30 s grace)
     assert out.count('interrupted: training interrupted by SIGTERM') == 2, out[-4000:]
