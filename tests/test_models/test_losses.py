@@ -44,6 +44,24 @@ def test_lean_lovasz_matches_autograd_with_ignore_index(ignore):
     assert LovaszSoftmaxLoss(classes='all', lean=True).lean is False  # 'all': autograd only
 
 
+@pytest.mark.parametrize('max_elements', [1, 120, 1 << 24])
+def test_batched_lovasz_chunks_match_per_class_autograd(max_elements):
+    # The lean path scores the present classes in (C, N) blocks of at most max_elements
+    # values: 1 and 120 force one and two classes per block (N = 60), 1 << 24 all at once.
+    from occworld4d.models.losses.lovasz import _lovasz_value_and_grad
+    torch.manual_seed(1)
+    logits = (2 * torch.randn(60, 5)).requires_grad_(True)  # (N, K)
+    labels = torch.randint(0, 4, (60,))  # class 4 absent
+    ref = lovasz_softmax(logits.t()[None], labels[None])  # the per-class autograd version
+    g_ref, = torch.autograd.grad(ref, logits)
+    probs = logits.detach().softmax(1)
+    loss, grad_p = _lovasz_value_and_grad(probs, labels, max_elements=max_elements)
+    g = probs * (grad_p - (grad_p * probs).sum(1, keepdim=True))  # through the softmax
+    assert loss.item() == pytest.approx(ref.item(), rel=1e-6)
+    assert torch.allclose(g, g_ref, atol=1e-7)
+    assert torch.count_nonzero(grad_p[:, 4]) == 0  # absent class: no gradient
+
+
 def test_lovasz_gradient_flows():
     logits = torch.randn(2, 3, 4, 4, requires_grad=True)
     lovasz_softmax(logits, torch.randint(0, 3, (2, 4, 4))).backward()
