@@ -41,7 +41,7 @@ from .common import (Conversion, ConversionError, KeyRule, TensorTransform, add_
 StateDict = Dict[str, Tensor]
 
 PLANES = ('xy', 'xz', 'yz', 'tx', 'ty', 'tz')
-VAE_CONFIG = 'configs/dynamiccity/dynamiccity_vae_8xb1-100e_carlasc.py'
+VAE_CONFIG = 'configs/dynamiccity/dynamiccity_vae_reference_carlasc.py'
 DIT_CONFIG = 'configs/dynamiccity/dynamiccity_dit_reference_carlasc.py'
 CONF_NAME = 'conf.yaml'
 MAX_LEVELS = 8
@@ -458,7 +458,8 @@ def convert_to_occworld4d(src: str, dst: str, conf: Optional[str] = None,
         vae: a DiT's VAE checkpoint (default: the best one of ``ckpts/<vae_name>/``).
         vae_conf: a DiT's VAE ``conf.yaml`` (default: ``ckpts/<vae_name>/conf.yaml``).
         weights: the entry to read (default: ``ema`` for a DiT, as ``infer_dit.py`` samples).
-        config: the occworld4d config (default: the CarlaSC VAE / the reference DiT config).
+        config: the occworld4d config (default: the reference VAE / DiT config,
+            dynamiccity_vae_reference_carlasc.py / dynamiccity_dit_reference_carlasc.py).
     """
     from .common import (model_shapes, read_checkpoint, save_occworld4d_checkpoint,
                          select_weights)

@@ -38,6 +38,7 @@ from .schedules import SPACING_KINDS, NoiseSchedule, make_betas, space_timesteps
 PREDICTION_TYPES = ('eps', 'x0', 'v')
 LOSS_TYPES = ('mse', 'hybrid')
 FIXED_VARIANCES = ('large', 'small')
+VB_AVERAGES = ('valid', 'all')
 
 
 @DIFFUSION.register_module()
@@ -72,6 +73,13 @@ class GaussianDiffusion:
             network is still called at its top timestep. Removes the terminal-SNR mismatch
             of the linear schedule (abar_999 = 4e-5) that deterministic samplers would carry
             to their samples; no extra network call, no retraining.
+        vb_average: what the hybrid loss's VB averages over given a ``mask``: ``'valid'``
+            (default) the valid elements, like the MSE; ``'all'`` every element, as
+            3DTopia/DynamicCity @ eaf0c6e (``diffusion/gaussian_diffusion.py``,
+            ``training_losses`` masks only the MSE). A masked element then counts with the
+            reference network's output on padding (zeros) at the un-zeroed x_t: a constant,
+            so the VB gradient is the ``'valid'`` one x valid / all elements (5664 / 5776 on
+            DynamicCity's CarlaSC rollout).
     """
 
     def __init__(self,
@@ -86,7 +94,8 @@ class GaussianDiffusion:
                  timestep_respacing: Union[None, int, str, Sequence[int]] = None,
                  vb_bin_width: float = 2.0 / 255.0,
                  timestep_spacing: Union[None, str, Dict[str, str]] = None,
-                 start_at_zero_snr: bool = True):
+                 start_at_zero_snr: bool = True,
+                 vb_average: str = 'valid'):
         if prediction_type not in PREDICTION_TYPES:
             raise ValueError(f'GaussianDiffusion: prediction_type must be one of '
                              f'{PREDICTION_TYPES}, found {prediction_type!r}')
@@ -100,6 +109,9 @@ class GaussianDiffusion:
                 'GaussianDiffusion: learn_sigma=True needs loss_type="hybrid" (the variance '
                 'channels are trained only by the variational bound) and "hybrid" needs '
                 f'learn_sigma=True; found learn_sigma={learn_sigma}, loss_type={loss_type!r}')
+        if vb_average not in VB_AVERAGES:
+            raise ValueError(f'GaussianDiffusion: vb_average must be one of {VB_AVERAGES}, '
+                             f'found {vb_average!r}')
         if fixed_variance not in FIXED_VARIANCES:
             raise ValueError(f'GaussianDiffusion: fixed_variance must be one of '
                              f'{FIXED_VARIANCES}, found {fixed_variance!r}')
@@ -111,6 +123,7 @@ class GaussianDiffusion:
         self.fixed_variance = fixed_variance
         self.timestep_respacing = timestep_respacing
         self.vb_bin_width = vb_bin_width
+        self.vb_average = vb_average
         spacing = {name: spacing_of(name, beta_schedule) for name in SAMPLERS}
         # a str applies to every sampler, also to one registered after this engine was built
         self._spacing_for_all = timestep_spacing if isinstance(timestep_spacing, str) else None
@@ -366,7 +379,8 @@ class GaussianDiffusion:
             t: int64 (B,) timesteps; None draws them uniformly from [0, N).
             cond: conditions passed to the model untouched (may hold ``drop``).
             mask: bool/float broadcastable to x0; nonzero = valid. MSE and VB are means over
-                valid elements only; masked elements contribute exactly nothing.
+                valid elements only; masked elements contribute exactly nothing (the VB:
+                see ``vb_average``; with ``'all'`` a float mask counts as bool there).
             weights: (B,) per-sample weights applied to ``loss``.
             noise: (B, C, ...) the eps of q_sample; drawn when None.
             generator: RNG for t and noise.
@@ -375,7 +389,8 @@ class GaussianDiffusion:
 
         Returns:
             dict(loss=(B,), mse=(B,)[, vb=(B,)]): ``loss`` = (mse [+ vb]) * weights; mse and
-            vb unweighted. VB in bits per valid element.
+            vb unweighted. VB in bits per valid element (per element with
+            ``vb_average='all'``).
         """
         if not torch.is_tensor(x0) or x0.ndim < 2 or not x0.dtype.is_floating_point:
             raise ValueError(f'training_losses: x0 must be a float tensor (B, C, ...), found '
@@ -394,7 +409,7 @@ class GaussianDiffusion:
                              f'{tuple(weights.shape)}')
         if noise is None:
             noise = randn_like(x0, generator)
-        x_t = self.q_sample(x0, t, noise)
+        x_t = x_t_noised = self.q_sample(x0, t, noise)
         if mask is not None and zero_masked_inputs:
             x_t = torch.where(mask != 0, x_t, torch.zeros_like(x_t))
         output = model(x_t, t, **cond)
@@ -414,14 +429,18 @@ class GaussianDiffusion:
         losses = dict(mse=mse)
         total = mse
         if self.loss_type == 'hybrid':
-            vb = self._vb_terms(output, x0, x_t, t, mask)
+            vb = self._vb_terms(output, x0, x_t_noised, t, mask)
             losses['vb'] = vb
             total = total + vb
         losses['loss'] = total if weights is None else total * weights.to(total.dtype)
         return losses
 
     def _vb_terms(self, output, x0, x_t, t, mask):
-        """Per-sample variational bound term L_t in bits (decoder NLL at t = 0), mean-frozen."""
+        """Per-sample variational bound term L_t in bits (decoder NLL at t = 0), mean-frozen;
+        the mean over ``mask`` or, with ``vb_average='all'``, over every element."""
+        if mask is not None and self.vb_average == 'all':  # padding outputs: the reference's 0
+            valid = (mask != 0).expand_as(x0)
+            output, mask = torch.where(torch.cat([valid, valid], dim=1), output, 0.0), None
         true_mean, _, true_log_var = self.q_posterior_mean_variance(x0, x_t, t)
         p = self.p_mean_variance(output, x_t, t, detach_mean=True)
         kl = normal_kl(true_mean, true_log_var, p['mean'], p['log_variance']) / NATS_PER_BIT

@@ -24,7 +24,8 @@ from occworld4d.converters.dynamiccity import (convert_to_occworld4d,  # noqa: E
 
 
 def parse_args(argv=None):
-    p = converter_parser(__doc__, 'occworld4d config to build (default: the CarlaSC VAE or '
+    p = converter_parser(__doc__, 'occworld4d config to build (default: configs/dynamiccity/'
+                         'dynamiccity_vae_reference_carlasc.py or '
                          'configs/dynamiccity/dynamiccity_dit_reference_carlasc.py)')
     p.add_argument('--conf', help='the run\'s conf.yaml (default: beside SRC; --reverse: the '
                    'one kept in the checkpoint)')

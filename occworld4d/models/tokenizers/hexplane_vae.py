@@ -64,6 +64,10 @@ class HexPlaneVAE(BaseTokenizer):
         frame_chunk: frames per checkpointed decoder chunk in training (None = no chunking).
         class_frequencies: per-class frequencies -> CE weights (max p / p_c) ** (1/3);
             None = unweighted CE.
+        class_weight_eps: None (default): a class of frequency 0 weighs 0 in the CE;
+            1e-10: the reference's weights (p_c + eps in the ratio, so CarlaSC's unseen slot
+            11 weighs 2069.43), see :func:`~occworld4d.models.losses.frequency_class_weights`.
+            Training only (no label 11 in CarlaSC: the same loss either way).
         loss_ce_weight, loss_lovasz_weight, loss_kl_weight: loss multipliers (1, 1, 0.0015).
         ignore_index: label given to voxels outside ``inputs['valid_mask']`` in the losses.
         logvar_init: initial bias of the logvar half of every head (None = PyTorch's default
@@ -89,6 +93,7 @@ class HexPlaneVAE(BaseTokenizer):
                  high_res_channels: int = 32, num_freq: int = 3, query_mlp_channels: int = 256,
                  query_mlp_layers: int = 4, frame_chunk: Optional[int] = None,
                  class_frequencies: Optional[Sequence[float]] = None,
+                 class_weight_eps: Optional[float] = None,
                  loss_ce_weight: float = 1.0, loss_lovasz_weight: float = 1.0,
                  loss_kl_weight: float = 0.0015, ignore_index: int = 255,
                  lean_lovasz: bool = False, logvar_init: Optional[float] = None,
@@ -127,7 +132,8 @@ class HexPlaneVAE(BaseTokenizer):
                 num_classes, latent_channels, query_channels, query_mlp_channels,
                 query_mlp_layers, voxel_down, plane_down, num_freq, fusion)
         self.loss_ce = VoxelCrossEntropyLoss(loss_ce_weight, class_frequencies=class_frequencies,
-                                             ignore_index=ignore_index)
+                                             ignore_index=ignore_index,
+                                             class_weight_eps=class_weight_eps)
         self.loss_lovasz = LovaszSoftmaxLoss(loss_lovasz_weight, ignore_index=ignore_index,
                                              lean=lean_lovasz)
         self.loss_kl_weight = loss_kl_weight
