@@ -98,44 +98,10 @@ def space_timesteps(num_timesteps: int,
     """
     if isinstance(spacing, str):
         text = spacing.strip()
-        if text.startswith('ddim'):
-            count = _count(text[len('ddim'):], num_timesteps, spacing)
-            for stride in range(1, num_timesteps + 1):
-                if len(range(0, num_timesteps, stride)) == count:
-                    return np.arange(0, num_timesteps, stride, dtype=np.int64)
-            raise ValueError(f'space_timesteps: no integer stride gives exactly {count} of '
-                             f'{num_timesteps} steps for {spacing!r}')
-        if text.startswith('linspace'):
-            return space_timesteps(num_timesteps,
-                                   _count(text[len('linspace'):], num_timesteps, spacing))
-        if text.startswith('leading'):
-            count = _count(text[len('leading'):], num_timesteps, spacing)
-            return np.arange(count, dtype=np.int64) * (num_timesteps // count)
-        if text.startswith('trailing'):
-            count = _count(text[len('trailing'):], num_timesteps, spacing)
-            kept = np.round(np.arange(num_timesteps, 0, -num_timesteps / count)) - 1
-            return np.unique(kept.astype(np.int64))
-        for prefix, power in (('quad', 2), ('cubic', 3)):
-            if text.startswith(prefix):
-                count = _count(text[len(prefix):], num_timesteps, spacing)
-                grid = np.linspace(0, 1, count)**power * (num_timesteps - 1)
-                return _strictly_increasing(np.round(grid).astype(np.int64), num_timesteps)
-        if text.startswith('logsnr'):
-            count = _count(text[len('logsnr'):], num_timesteps, spacing)
-            if alphas_cumprod is None:
-                raise ValueError(f'space_timesteps: {spacing!r} needs alphas_cumprod')
-            abar = np.asarray(alphas_cumprod, dtype=np.float64)
-            lam = 0.5 * (np.log(abar) - np.log1p(-abar))  # decreasing in t
-            if count == num_timesteps:
-                return np.arange(num_timesteps, dtype=np.int64)
-            low, top = lam[-1], []
-            if lam[-1] < LOGSNR_MIN and count > 2:
-                # the top step (the sampler's start) jumps straight to LOGSNR_MIN
-                low, top, count = LOGSNR_MIN, [num_timesteps - 1], count - 1
-            targets = np.linspace(low, lam[0], count)
-            grid = np.interp(targets, lam[::-1], np.arange(num_timesteps)[::-1].astype(float))
-            grid = np.concatenate([np.round(grid).astype(np.int64), top]).astype(np.int64)
-            return _strictly_increasing(grid, num_timesteps)
+        for kind, rule in _KIND_RULES.items():  # '<kind>K' strings
+            if text.startswith(kind):
+                count = _count(text[len(kind):], num_timesteps, spacing)
+                return rule(num_timesteps, count, alphas_cumprod, spacing)
         if ',' in text:
             parts = [c.strip() for c in text.split(',')]
             if not all(c.isdigit() for c in parts):
@@ -152,15 +118,74 @@ def space_timesteps(num_timesteps: int,
         if not 1 <= count <= num_timesteps:
             raise ValueError(f'space_timesteps: step count must be in [1, {num_timesteps}], '
                              f'found {count}')
-        if count == 1:
-            return np.array([num_timesteps - 1], dtype=np.int64)
-        kept = np.round(np.linspace(0, num_timesteps - 1, count)).astype(np.int64)
-        return np.unique(kept)
+        return _linspace(num_timesteps, count)
     kept = np.unique(np.asarray(list(spacing), dtype=np.int64))
     if kept.size == 0 or kept[0] < 0 or kept[-1] >= num_timesteps:
         raise ValueError(f'space_timesteps: indices must be non-empty and in '
                          f'[0, {num_timesteps - 1}], found {kept.tolist()[:8]}...')
     return kept
+
+
+# ---------------------------------------------------------------- rules of '<kind>K' spacings
+# Each rule maps (N, K, alphas_cumprod or None, the spacing as given) to the kept indices;
+# K is already checked to lie in [1, N]. See :func:`space_timesteps` for what each means.
+def _linspace(num_timesteps: int, count: int, *_) -> np.ndarray:
+    """K steps evenly spread over [0, N-1], both ends included (rounded); K = 1: [N-1]."""
+    if count == 1:
+        return np.array([num_timesteps - 1], dtype=np.int64)
+    return np.unique(np.round(np.linspace(0, num_timesteps - 1, count)).astype(np.int64))
+
+
+def _ddim(num_timesteps: int, count: int, _abar, spacing) -> np.ndarray:
+    """``range(0, N, stride)`` with the integer stride that gives exactly K steps."""
+    for stride in range(1, num_timesteps + 1):
+        if len(range(0, num_timesteps, stride)) == count:
+            return np.arange(0, num_timesteps, stride, dtype=np.int64)
+    raise ValueError(f'space_timesteps: no integer stride gives exactly {count} of '
+                     f'{num_timesteps} steps for {spacing!r}')
+
+
+def _leading(num_timesteps: int, count: int, *_) -> np.ndarray:
+    """``arange(K) * (N // K)``."""
+    return np.arange(count, dtype=np.int64) * (num_timesteps // count)
+
+
+def _trailing(num_timesteps: int, count: int, *_) -> np.ndarray:
+    """``round(arange(N, 0, -N / K)) - 1``."""
+    kept = np.round(np.arange(num_timesteps, 0, -num_timesteps / count)) - 1
+    return np.unique(kept.astype(np.int64))
+
+
+def _power_rule(power: int):
+    """t_k = round((k / (K-1))^power (N-1)), bumped apart to stay distinct."""
+    def rule(num_timesteps: int, count: int, *_) -> np.ndarray:
+        grid = np.linspace(0, 1, count)**power * (num_timesteps - 1)
+        return _strictly_increasing(np.round(grid).astype(np.int64), num_timesteps)
+    return rule
+
+
+def _logsnr(num_timesteps: int, count: int, alphas_cumprod, spacing) -> np.ndarray:
+    """K steps uniform in lambda = log(a / s); below ``LOGSNR_MIN`` only the top step."""
+    if alphas_cumprod is None:
+        raise ValueError(f'space_timesteps: {spacing!r} needs alphas_cumprod')
+    abar = np.asarray(alphas_cumprod, dtype=np.float64)
+    lam = 0.5 * (np.log(abar) - np.log1p(-abar))  # decreasing in t
+    if count == num_timesteps:
+        return np.arange(num_timesteps, dtype=np.int64)
+    low, top = lam[-1], []
+    if lam[-1] < LOGSNR_MIN and count > 2:
+        # the top step (the sampler's start) jumps straight to LOGSNR_MIN
+        low, top, count = LOGSNR_MIN, [num_timesteps - 1], count - 1
+    targets = np.linspace(low, lam[0], count)
+    grid = np.interp(targets, lam[::-1], np.arange(num_timesteps)[::-1].astype(float))
+    grid = np.concatenate([np.round(grid).astype(np.int64), top]).astype(np.int64)
+    return _strictly_increasing(grid, num_timesteps)
+
+
+# '<kind>K' prefix -> rule (no prefix is a prefix of another, so the order does not matter)
+_KIND_RULES = {'ddim': _ddim, 'linspace': _linspace, 'leading': _leading,
+               'trailing': _trailing, 'quad': _power_rule(2), 'cubic': _power_rule(3),
+               'logsnr': _logsnr}
 
 
 def _count(text: str, num_timesteps: int, spacing) -> int:
