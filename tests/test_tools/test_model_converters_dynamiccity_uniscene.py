@@ -215,6 +215,24 @@ def test_dc_bad_inputs_give_one_clear_message(tmp_path):
     assert not (tmp_path / 'x.pth').exists()
 
 
+def test_dc_converted_generator_samples_in_tools_sample(tmp_path, capsys):
+    """A converted DiT run (+ its VAE run) with the printed config and --cfg-options:
+    tools/sample.py loads it strictly and samples (2 DDPM steps)."""
+    import numpy as np
+    _, _, _, dit_src = write_dc_runs(tmp_path)
+    gen = tmp_path / 'gen.pth'
+    assert tool_main(DC_TOOL, dit_src, gen) == 0
+    capsys.readouterr()
+    meta = torch.load(gen, map_location='cpu', weights_only=True)['meta']
+    assert meta['config'] == dc.DIT_CONFIG and meta['cfg_options']
+    out = tmp_path / 'samples'
+    tool_main('tools/sample.py', dc.DIT_CONFIG, gen, '--task', 'uncond', '--steps', '2',
+              '--no-render', '--no-progress', '--out', out, '--cfg-options',
+              *meta['cfg_options'])
+    with np.load(out / 'sample_0.npz') as f:
+        assert f['semantics'].shape == (8, 16, 16, 8)
+
+
 # ------------------------------------------------------------------------------ UniScene
 def test_us_full_size_keys_match_the_reference_configs():
     ours = us.vae_to_ours(seeded(US['vae_full'], device='meta'), 'epoch_296.pth',
