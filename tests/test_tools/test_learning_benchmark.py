@@ -71,3 +71,27 @@ def test_recipe_table_is_consistent(tmp_path):
     missing = lb.Recipe('x', 'M', 'S', 'tokenizer', 'configs/none/missing.py', 15)
     rows = lb.run_recipe(missing, lb.Runner(str(tmp_path), 1, dry_run=True), {}, False, [], {})
     assert len(rows) == 1 and rows[0]['passed'] is False and rows[0]['value'] is None
+
+
+def test_occsora_dit_recipe_trajectory_rows():
+    """The OccSora DiT recipe trains from a latent cache of its own latent_source_dataset and
+    its table has trajectory rows whose baseline is the random training scene's path against
+    the requested one (chance), with the val windows' own recovery error in the target."""
+    lb = load_tool(TOOL)
+    recipe = lb.BY_NAME['occsora-dit']
+    assert recipe.latent_cache and recipe.cache_source == 'latent_source_dataset'
+    assert osp.isfile(osp.join(ROOT, recipe.config))
+    scores = dict(trajectory_ade=1.5, trajectory_fde=3.0, trajectory_yaw_error=0.2,
+                  val_trajectory_ade=0.4, val_trajectory_fde=0.8,
+                  val_trajectory_yaw_error=0.05, tv_all=0.04)
+    refs = dict(random_training_scene=dict(trajectory_ade=6.0, trajectory_fde=12.0,
+                                           trajectory_yaw_error=0.7, tv_all=0.01))
+    rows = {r['metric']: r for r in lb.generator_rows(recipe, scores, refs, dict(method='M'))}
+    assert {'trajectory_ade', 'trajectory_fde', 'trajectory_yaw_error'} <= set(rows)
+    ade = rows['trajectory_ade']
+    assert ade['value'] == 1.5 and ade['baseline'] == 6.0 and ade['passed'] is None
+    assert 'random training scene' in ade['baseline_name']
+    assert "val windows' own recovery error 0.400" in ade['target']
+    assert rows['trajectory_fde']['baseline'] == 12.0
+    assert rows['tv_all']['passed'] is True and rows['tv_all']['baseline'] == 0.01
+    assert 'layout_miou' not in rows and 'command_accuracy' not in rows

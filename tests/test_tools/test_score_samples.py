@@ -142,6 +142,30 @@ def test_generation_baselines_cli(tmp_path):
     assert res['iid_voxels']['tv_all'] < 0.05  # drawn from the val frequencies ...
     assert res['iid_voxels']['change_rate_ratio'] > 3  # ... but speckle in time
     assert res['iid_voxels']['memorisation_miou_max'] < floor['val_memorisation_miou_mean']
+    # trajectory chance: a random training scene's own path against the requested (val) one
+    rts, chance = res['random_training_scene'], res['trajectory_chance']
+    assert set(chance) == {'ade', 'fde', 'yaw_error'}
+    assert rts['trajectory_ade'] == chance['ade'] and rts['trajectory_fde'] == chance['fde']
+    assert chance['ade'] > floor['trajectory_ade']  # worse than following its own trajectory
+
+
+def test_trajectory_chance_of_the_val_windows_is_their_recovery_error():
+    """Scenes that are the val windows themselves, in order, ask for their own trajectory:
+    the chance function then gives the val recovery error of score_scenes, and a shuffled
+    order (each window against another's trajectory) gives more."""
+    from helpers import load_tool
+    from occworld4d.apis.cli import load_config
+    from occworld4d.evaluation.sample_scoring import score_scenes, split_windows
+    gb = load_tool(BASELINES)
+    cfg = load_config(CONFIG, {'val_dataloader.dataset.num_scenes': 4})
+    val = split_windows(cfg, 'val')
+    own = gb.trajectory_chance(val['semantics'], val)
+    ref = score_scenes(val['semantics'], val, None, None, list(val['trajectories']))
+    assert own['ade'] == pytest.approx(ref['val_trajectory_ade'])
+    assert own['fde'] == pytest.approx(ref['val_trajectory_fde'])
+    assert own['ade'] == pytest.approx(ref['trajectory_ade'])
+    other = gb.trajectory_chance(val['semantics'][[1, 2, 3, 0]], val)
+    assert other['ade'] > own['ade'] + 0.5
 
 
 def test_rebase_trajectory_and_errors_hand():

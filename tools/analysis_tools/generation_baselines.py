@@ -19,6 +19,12 @@ exactly as generated samples are (``occworld4d.evaluation.sample_scoring.score_s
   TV near 0 but a change rate and FID far off (TV alone does not judge a sample).
 * ``frozen``: frame 0 of each training window repeated: change rate 0, command STATIC.
 * ``command_chance``: 0.25 (four commands; the synthetic city's scenarios are balanced).
+* ``trajectory_chance``: a generator that ignores its trajectory: the ego trajectory
+  recovered from each random training scene (registered between frames, as for samples)
+  against the trajectory of val window i, the request of the i-th sample (ADE / FDE / final
+  yaw error). ``random_training_scene``'s ``trajectory_*`` are these; the floor's are each
+  training window against its own trajectory, and ``val_trajectory_*`` the recovery error on
+  the val windows (what a generator that follows its trajectory perfectly gets).
 
 Example (the floor table of docs/evaluation.md):
     OMP_NUM_THREADS=1 python tools/analysis_tools/generation_baselines.py \
@@ -33,14 +39,16 @@ import datetime
 import os
 import shlex
 import sys
+from typing import Optional
 
 import numpy as np
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import CLIError, DictAction, HelpFormatter
-from occworld4d.evaluation.sample_scoring import (CHANCE_COMMAND_ACCURACY, FIDScorer,
-                                                  score_scenes, scoring_configs,
-                                                  split_windows)
+from occworld4d.evaluation.functional.scene_stats import recover_commands
+from occworld4d.evaluation.sample_scoring import (CHANCE_COMMAND_ACCURACY, DEFAULT_FRAME_RATE,
+                                                  FIDScorer, score_scenes, scoring_configs,
+                                                  split_windows, trajectory_errors)
 from occworld4d.structures.vocabularies import COMMANDS, get_vocabulary
 from occworld4d.utils import save_json_atomic
 
@@ -89,6 +97,23 @@ def baseline_sets(train: np.ndarray, train_cmds: np.ndarray, train_trajs: np.nda
                 frozen=(frozen, cmds, trajs))
 
 
+def trajectory_chance(scenes: np.ndarray, val: dict,
+                      frame_rate: Optional[float] = None) -> dict:
+    """Trajectory errors of scenes that ignore their request: the ego trajectory recovered
+    from ``scenes[i]`` (N, T, X, Y, Z) against ``val['trajectories'][i % len(val)]`` (the
+    trajectory the i-th sample asks for); mean ``ade`` / ``fde`` (m) and ``yaw_error``
+    (rad), as :func:`trajectory_errors`."""
+    requests = val['trajectories']
+    if len(requests) == 0:
+        raise ValueError('the val split has no windows to take trajectories from')
+    rate = frame_rate or val.get('frame_rate') or DEFAULT_FRAME_RATE
+    rec = recover_commands(scenes, get_vocabulary(val['vocabulary']).classes,
+                           val['free_label'], val['pc_range'], frame_rate=rate)
+    errs = [trajectory_errors(r, requests[i % len(requests)])
+            for i, r in enumerate(rec['trajectory'])]
+    return {k: float(np.mean([e[k] for e in errs])) for k in ('ade', 'fde', 'yaw_error')}
+
+
 def main(argv=None) -> dict:
     args = parse_args(argv)
     cfg, train_cfg, split = scoring_configs(args)
@@ -125,7 +150,12 @@ def main(argv=None) -> dict:
     rts = dict(out['floor'])
     rts['note'] = ('a random training scene: the floor windows themselves; memorisation 1.0 '
                    'by construction (they are among the training windows)')
+    chance = trajectory_chance(sets['floor'][0], val, args.frame_rate)
+    rts.update({f'trajectory_{k}': v for k, v in chance.items()})
+    rts['note'] += ('; trajectory_*: its recovered path against the requested (val window) '
+                    'trajectory, a generator that ignores the trajectory')
     out['random_training_scene'] = rts
+    out['trajectory_chance'] = chance
     out['floor']['note'] = ('training windows scored as samples against the val split: the '
                             'floor of TV, change rate and FID at this number of windows')
     out['iid_voxels']['note'] = 'voxels drawn independently from the val class frequencies'
@@ -174,7 +204,9 @@ def format_baselines(out: dict) -> str:
                  f'{f(fl["val_memorisation_miou_max"])} | {f(fl["val_memorisation_iou_mean"])}'
                  f' / {f(fl["val_memorisation_iou_max"])} | '
                  f'{f(fl["val_command_accuracy"], 2)} | {f(fl["val_trajectory_ade"], 2)} |')
-    lines.append(f'| chance | | | | | | | {out["command_chance"]:.2f} | |')
+    tc = out.get('trajectory_chance') or {}
+    lines.append(f'| chance | | | | | | | {out["command_chance"]:.2f} | '
+                 f'{f(tc.get("ade"), 2)} |')
     if fl['fid_floor'] is not None:
         lines.append(f'\nFID floor (train vs val, {len(fl["fid_floor_values"])} draws of '
                      f'{fl["num_samples"]} training windows): {fl["fid_floor"]:.3g} +- '

@@ -1,0 +1,105 @@
+# OccSora trajectory-conditioned DiT, CPU learning recipe on the synthetic city (issue 13):
+# budget 30 min of training on 2 idle cores. Stage 2 on the frozen 4D VQ tokenizer of
+# occsora_vqvae_cpu-15min_synthetic-city.py (same tokenizer dict, so its checkpoint loads):
+# 8 frames x 32 x 32 x 8 voxels -> quantized tokens (C, T', H', W') = (16, 4, 16, 16).
+# Same blocks as the reference DiT (wzzheng/OccSora @ 9f8d1f0): two linear 3x3x3 input convs,
+# one token per latent cell (1,024 tokens, patch 1 by design), 1D sin-cos positions,
+# adaLN-Zero blocks, learned sigma, hybrid loss; the ego (x, y) of the 8 frames (x 0.1) ->
+# MLP 16 -> 128 -> 128 -> W added to the timestep embedding, dropped (zero null) with p 0.1
+# for classifier-free guidance. Here depth 4, width 64, 4 heads (560,608 parameters): the
+# 1,024-token full attention is most of a step (width 128: 1.7x the cost of width 64).
+# Trained from a latent cache of 1,024 training scenes (seed 0; quantized tokens + each
+# window's trajectory / command); val: 32 windows of other seeds (seed 1), each sampled with its
+# own trajectory (DDIM 50, CFG 2.0 against the null trajectory). AdamW lr 1e-3 (50 warm-up),
+# batch 8, 900 iterations, EMA 0.01.
+# Step cost (session 5, a scratch timing of model.train_step on random latents, box under load
+# 7-8): batch 8 = 2.35 CPU-s on 1 thread (2.4 / 2.3 over two steps after the first); on 2
+# threads the loaded box inflates CPU time (spinning threads: 6.0 CPU-s); batch 16 width 128
+# 12.6 and width 64 7.5 CPU-s on 2 loaded threads. 900 iterations = 35 CPU-min on 1 thread,
+# ~21-25 min on 2 idle cores (1.4-1.65x from the second thread). Not yet run end to end.
+# latent_scale 1.0 is a PLACEHOLDER: the quantized latents' std is that of the trained
+# codebook (a fresh codebook is uniform +-1/512, meaningless), so set latent_scale = 1 / std
+# (as UniScene's 0.48 = 1 / 2.09) measured on the trained tokenizer's cache:
+#   python -c "import glob, numpy as np; a = np.stack([np.load(f)['latent'] for f in
+#       sorted(glob.glob('W/latents/0*.npz'))[:256]]); print(a.std(), 1 / a.std())"
+# Trajectory following is measured from the samples: score_samples.py registers the ego motion
+# between consecutive frames of each sample (scene_stats.register_frames), chains it into a
+# trajectory and compares it with the requested one (trajectory_ade / fde / yaw_error);
+# learning_benchmark.py reports it beside a random training scene's recovered trajectory
+# against the same requests (chance) and the recovery error on the val windows themselves.
+#   python tools/dataset_converters/cache_latents.py \
+#       configs/occsora/occsora_dit_cpu-30min_synthetic-city.py VQ_CKPT \
+#       --dataset-key latent_source_dataset --batch-size 16 --out W/latents
+#   python tools/train.py configs/occsora/occsora_dit_cpu-30min_synthetic-city.py \
+#       --work-dir W --cfg-options model.tokenizer_ckpt=VQ_CKPT \
+#       train_dataloader.dataset.cache_dir=W/latents
+#   python tools/test.py configs/occsora/occsora_dit_cpu-30min_synthetic-city.py \
+#       W/iter_N.pth --sample-dir W/samples --cfg-options model.tokenizer_ckpt=VQ_CKPT
+#   python tools/analysis_tools/score_samples.py W/samples \
+#       --config configs/occsora/occsora_dit_cpu-30min_synthetic-city.py \
+#       --train-config configs/occsora/occsora_vqvae_cpu-15min_synthetic-city.py
+_base_ = [
+    '../_base_/models/occsora_dit.py',
+    '../_base_/datasets/synthetic_city_tiny.py',
+    '../_base_/schedules/adamw_constant_diffusion.py',
+    '../_base_/default_runtime.py',
+]
+vis_palette = 'dynamiccity_carlasc'
+num_frames = 8
+latent_shape = (16, 4, 16, 16)
+model = dict(
+    data_preprocessor=dict(type='OccDataPreprocessor', num_classes=12),
+    # = occsora_vqvae_cpu-15min_synthetic-city.py's model (its checkpoint loads)
+    tokenizer=dict(
+        num_classes=12, height=8, hidden=64, num_res_blocks=1, token_preset=None,
+        downsample=(2, 2, 2), z_channels=16,
+        quantizer=dict(num_codes=512, code_dim=16, restart_dead=True, dead_window=20)),
+    latent_shape=latent_shape,
+    latent_scale=1.0,
+    latent_adapter=dict(stride=(2, 2, 2)),  # a token: 2 frames x 2 x 2 voxels (all of Z)
+    denoiser=dict(latent_shape=latent_shape, num_frames=num_frames, depth=4, hidden_size=128,
+                  num_heads=4),
+    diffusion=dict(num_timesteps=1000),
+    sample_cfg=dict(sampler='ddim', num_steps=50, guidance_scale=2.0, eta=0.0),
+    cond_drop_prob=0.1,
+)
+# Training reads the latent cache of the frozen tokenizer (quantized tokens + each window's
+# trajectory and command), written once from latent_source_dataset (1,024 training scenes):
+#   python tools/dataset_converters/cache_latents.py \
+#       configs/occsora/occsora_dit_cpu-30min_synthetic-city.py VQ_CKPT \
+#       --dataset-key latent_source_dataset --batch-size 16 --out W/latents
+latent_source_dataset = dict(
+    type='SyntheticCityDataset', num_scenes=1024, num_frames=num_frames, grid_size=(32, 32, 8),
+    preset='carlasc', vocabulary='dynamiccity_carlasc', seed=0, masks=('valid_mask', ),
+    pipeline=[dict(type='PackOccInputs')])
+train_dataloader = dict(
+    batch_size=8,
+    dataset=dict(_delete_=True, type='LatentCacheDataset', cache_dir='work_dirs/latents'))
+val_cfg = None
+val_dataloader = None
+val_evaluator = None
+# 32 val windows (seed 1), one sample each with the window's own trajectory (the dataset
+# derives it from the ego poses; SaveOccSamplesHook writes it into each sample's npz).
+test_dataloader = dict(batch_size=8, dataset=dict(num_scenes=32))
+test_cfg = dict(type='TestLoop')
+# generation scores of the samples (tools/test.py needs the extractor checkpoint:
+# --cfg-options test_evaluator.checkpoint=CKPT of the tiny 3D extractor; its own reference
+# cache: these are 32 val windows).
+test_evaluator = dict(
+    type='GenerationMetric',
+    extractor='configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py',
+    checkpoint=None,
+    reference_cache='work_dirs/generation_eval/synthetic-city-occsora-cpu-val-8f_{version}.npz',
+    is_splits=2)
+optim_wrapper = dict(optimizer=dict(lr=1e-3))
+max_iters = 900
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50)]
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters + 1)
+log_processor = dict(by_epoch=False)
+default_hooks = dict(
+    logger=dict(interval=25),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=300, max_keep_ckpts=3),
+    save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))
+custom_hooks = [dict(type='EMAHook', momentum=0.01, update_buffers=True, priority=49)]
