@@ -8,9 +8,10 @@ array (T, X, Y, Z) of class ids; a set of scenes is (N, T, X, Y, Z) or a sequenc
 * :func:`total_variation`: TV distance ``0.5 * sum |p - q|`` of two frequency vectors.
 * :func:`frame_change_rates` / :func:`change_rate`: fraction of voxels whose class changes
   between consecutive frames (31 % in a speckled sample, 9 % in the tiny synthetic city).
-* :func:`memorisation`: each sample's best IoU against every training scene (semantic mIoU
-  in the ``dynamiccity`` convention, training scene = ground truth, and binary occupancy
-  IoU), vectorised as one matrix product per class over chunks of training scenes.
+* :func:`memorisation` (in :mod:`.memorisation`, importable from here): each sample's best
+  IoU against every training scene (semantic mIoU in the ``dynamiccity`` convention,
+  training scene = ground truth, and binary occupancy IoU), vectorised as one matrix
+  product per class over chunks of training scenes.
 * :func:`register_frames` / :func:`integrate_steps` / :func:`command_from_motion` /
   :func:`recover_commands`: the ego's motion recovered from a scene alone by registering
   consecutive frames, and the driving command it implies.
@@ -41,13 +42,15 @@ Measured (``docs/evaluation.md``): 256 / 256 tiny synthetic-city val windows (8 
 """
 import math
 import warnings
-from typing import Dict, Iterable, Optional, Sequence, Tuple, Union
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from occworld4d.structures.vocabularies import COMMANDS
+from .memorisation import memorisation  # noqa: F401  (part of this module's interface)
+from .scenes import ArrayLike, Scenes, _np, _stack
 
 STATIC, FORWARD, LEFT, RIGHT = (COMMANDS.index(c) for c in ('STATIC', 'FORWARD', 'LEFT',
                                                              'RIGHT'))
@@ -58,38 +61,6 @@ DYNAMIC_CLASS_NAMES = frozenset({
     'vehicle', 'vehicles', 'car', 'bus', 'truck', 'trailer', 'construction_vehicle',
     'motorcycle', 'bicycle', 'pedestrian', 'person', 'cyclist', 'bicyclist', 'motorcyclist',
     'dynamic'})
-
-ArrayLike = Union[np.ndarray, torch.Tensor]
-Scenes = Union[ArrayLike, Sequence[ArrayLike]]
-
-
-# ----------------------------------------------------------------------------- helpers
-def _np(x) -> np.ndarray:
-    return x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-
-
-def _stack(scenes: Scenes, name: str = 'scenes') -> np.ndarray:
-    """(N, T, X, Y, Z) integer array from an array or a sequence of (T, X, Y, Z) arrays."""
-    if isinstance(scenes, (np.ndarray, torch.Tensor)):
-        arr = _np(scenes)
-        if arr.ndim == 4:
-            arr = arr[None]
-    else:
-        items = [_np(s) for s in scenes]
-        if not items:
-            raise ValueError(f'{name}: no scenes given')
-        shapes = sorted({a.shape for a in items})
-        if len(shapes) > 1:
-            raise ValueError(f'{name}: scenes of different shapes {shapes}; expected one '
-                             '(T, X, Y, Z)')
-        arr = np.stack(items)
-    if arr.ndim != 5:
-        raise ValueError(f'{name}: expected (N, T, X, Y, Z) or (T, X, Y, Z) class ids, got '
-                         f'shape {arr.shape}')
-    if not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f'{name}: expected integer class ids, got dtype {arr.dtype}')
-    return arr
-
 
 def static_classes(class_names: Sequence[str], free_label: int) -> Tuple[int, ...]:
     """Ids of the classes that do not move on their own (not free, not in
@@ -171,102 +142,6 @@ def frame_change_rates(scenes: Scenes) -> np.ndarray:
 def change_rate(scenes: Scenes) -> float:
     """Per-frame change rate (:func:`frame_change_rates`) averaged over frames and scenes."""
     return float(frame_change_rates(scenes).mean())
-
-
-# ----------------------------------------------------------------------------- memorisation
-def memorisation(samples: Scenes, train: Union[Scenes, Iterable[ArrayLike]], num_classes: int,
-                 free_label: int, chunk: int = 64) -> Dict[str, np.ndarray]:
-    """Each sample's best IoU against every training scene (how close it is to a copy).
-
-    For a pair (sample s, training scene r), with r as ground truth and every voxel of the
-    4D window counted once: semantic mIoU in the ``dynamiccity`` convention (mean IoU over
-    the non-free classes present in r; the classes absent from r are skipped) and binary
-    occupancy IoU (non-free vs free). The best over r is kept. A copy of a training scene
-    scores 1 on both. Per class one matrix product (M, V) x (V, chunk) of 0/1 float32
-    indicators gives the intersections of all pairs, so 32 samples x 512 training windows
-    of 8 x 32 x 32 x 8 take about a second per CPU thread.
-
-    Args:
-        samples: (M, T, X, Y, Z) or a sequence of (T, X, Y, Z) class ids.
-        train: (N, T, X, Y, Z), a sequence of (T, X, Y, Z), or an iterable of such arrays
-            or of (n, T, X, Y, Z) blocks (streamed, never all one-hot in memory).
-        num_classes: K.
-        free_label: id of free space.
-        chunk: training scenes per matrix product.
-
-    Returns:
-        dict of (M,) arrays: ``miou`` / ``iou`` (float64, best value; NaN when no training
-        scene has a non-free class), ``miou_index`` / ``iou_index`` (int64, the index of
-        the best training scene in the order given).
-    """
-    s = _stack(samples, 'samples')
-    M, shape = s.shape[0], s.shape[1:]
-    s_flat = torch.from_numpy(s.reshape(M, -1).astype(np.int64))  # (M, V)
-    classes = [c for c in range(num_classes) if c != free_label]
-    s_ind = [(s_flat == c).float() for c in classes]  # K-1 x (M, V)
-    s_cnt = torch.stack([x.sum(1) for x in s_ind], 1)  # (M, K-1)
-    s_occ = (s_flat != free_label).float()  # (M, V)
-    s_occ_cnt = s_occ.sum(1)  # (M,)
-    best = dict(miou=np.full(M, -np.inf), iou=np.full(M, -np.inf),
-                miou_index=np.full(M, -1, np.int64), iou_index=np.full(M, -1, np.int64))
-    offset = 0
-
-    def blocks():
-        if isinstance(train, (np.ndarray, torch.Tensor)):
-            arr = _stack(train, 'train')
-            for i in range(0, len(arr), chunk):
-                yield arr[i:i + chunk]
-            return
-        buf = []
-        for item in train:
-            a = _np(item)
-            if a.ndim == 5:
-                yield from (a[i:i + chunk] for i in range(0, len(a), chunk))
-                continue
-            buf.append(a)
-            if len(buf) == chunk:
-                yield _stack(buf, 'train')
-                buf = []
-        if buf:
-            yield _stack(buf, 'train')
-
-    for block in blocks():
-        if block.shape[1:] != shape:
-            raise ValueError(f'memorisation: training scenes of shape {block.shape[1:]} != '
-                             f'samples {shape}; compare windows of one (T, X, Y, Z)')
-        n = block.shape[0]
-        r = torch.from_numpy(block.reshape(n, -1).astype(np.int64))  # (n, V)
-        inter = torch.zeros(M, n, len(classes))  # (M, n, K-1)
-        r_cnt = torch.zeros(n, len(classes))  # (n, K-1)
-        for j, c in enumerate(classes):
-            rc = (r == c).float()  # (n, V)
-            r_cnt[:, j] = rc.sum(1)
-            inter[:, :, j] = s_ind[j] @ rc.T  # (M, n)
-        inter, r_cnt = inter.double(), r_cnt.double()  # exact integer counts (< 2^24)
-        union = s_cnt.double()[:, None] + r_cnt[None] - inter  # (M, n, K-1)
-        present = (r_cnt > 0)[None].expand_as(inter)  # dynamiccity: classes in the GT only
-        iou_c = torch.where(present, inter / union.clamp(min=1), torch.zeros(()))
-        n_present = present.sum(-1)  # (M, n)
-        miou = torch.where(n_present > 0, iou_c.sum(-1) / n_present.clamp(min=1),
-                           torch.full((), float('nan'))).double().numpy()  # (M, n)
-        r_occ = (r != free_label).float()  # (n, V)
-        occ_inter = (s_occ @ r_occ.T).double()  # (M, n)
-        occ_union = s_occ_cnt.double()[:, None] + r_occ.sum(1).double()[None] - occ_inter
-        iou = torch.where(occ_union > 0, occ_inter / occ_union.clamp(min=1),
-                          torch.full((), float('nan'))).double().numpy()  # (M, n)
-        for key, val in (('miou', miou), ('iou', iou)):
-            filled = np.where(np.isnan(val), -np.inf, val)
-            arg = filled.argmax(1)
-            top = filled[np.arange(M), arg]
-            better = top > best[key]
-            best[key] = np.where(better, top, best[key])
-            best[key + '_index'] = np.where(better, arg + offset, best[key + '_index'])
-        offset += n
-    if offset == 0:
-        raise ValueError('memorisation: no training scenes given')
-    for key in ('miou', 'iou'):
-        best[key] = np.where(np.isinf(best[key]), np.nan, best[key])
-    return best
 
 
 # ----------------------------------------------------------------------------- ego motion
