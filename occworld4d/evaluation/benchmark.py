@@ -6,6 +6,7 @@ call them in-process. The helpers under "inputs" and "subprocesses" are shared b
 the tools that measure each setting in a fresh process (benchmark_tokenizer.py,
 benchmark_forecast.py).
 """
+import contextlib
 import inspect
 import json
 import os
@@ -16,8 +17,16 @@ import subprocess
 import time
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
+from mmengine.dataset import default_collate, pseudo_collate
+from mmengine.optim import OptimWrapper, build_optim_wrapper
+from mmengine.registry import init_default_scope
+from mmengine.utils import import_modules_from_strings
 from torch import nn
+
+from occworld4d.registry import DATASETS, MODELS
+from occworld4d.utils import real_data_root
 
 TASKS = ('train', 'infer', 'sample', 'data')
 
@@ -123,9 +132,6 @@ def real_or_random_clip(batch: int, frames: int, size: Sequence[int],
     sample data is present and the model has its vocabulary and grid (18 classes,
     200 x 200 x 16); otherwise class ids drawn from torch's global generator (seed it first).
     """
-    import numpy as np
-
-    from occworld4d.utils import real_data_root
     X, Y, Z = size
     frame = osp.join(real_data_root(), *REAL_OCC3D_FRAME)
     if num_classes == 18 and (X, Y, Z) == (200, 200, 16) and osp.isfile(frame):
@@ -137,14 +143,14 @@ def real_or_random_clip(batch: int, frames: int, size: Sequence[int],
 # ---------------------------------------------------------------------------- subprocesses
 def process_cpu_seconds() -> float:
     """User + system CPU seconds of this process so far (all threads)."""
-    import resource
+    import resource  # POSIX only: kept local so that the rest of the module imports anywhere
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
 
 
 def process_peak_rss_mb() -> float:
     """Peak resident set size of this process since it started, MiB (Linux ru_maxrss)."""
-    import resource
+    import resource  # POSIX only (see process_cpu_seconds)
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -182,7 +188,6 @@ def time_iterations(fn: Callable[[], object], iters: int, warmup: int,
 
 
 def _collate_fn(loader_cfg):
-    from mmengine.dataset import default_collate, pseudo_collate
     name = (loader_cfg.get('collate_fn') or {}).get('type', 'pseudo_collate')
     fns = dict(default_collate=default_collate, pseudo_collate=pseudo_collate)
     if name not in fns:
@@ -235,26 +240,13 @@ def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
         JSON-serialisable dict: seconds per iteration (median of ``iters`` after
         ``warmup``; all timings too), samples per second, peak memory, parameters.
     """
-    from mmengine.registry import init_default_scope
-    from mmengine.utils import import_modules_from_strings
-
-    import occworld4d  # noqa: F401  (registries, compat)
-    from occworld4d.registry import DATASETS, MODELS
-
     if task not in TASKS:
         raise ValueError(f'benchmark: unknown task {task!r}; expected one of {TASKS}')
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'occworld4d'))
     dev = torch.device(device)
-    loader_key = 'train_dataloader' if task == 'train' or not cfg.get('val_dataloader') \
-        else 'val_dataloader'
-    loader_cfg = cfg.get(loader_key)
-    if loader_cfg is None:
-        raise KeyError(f'benchmark: config has no {loader_key} (needed to build the data)')
-    dataset = DATASETS.build(loader_cfg['dataset'])
-    if len(dataset) == 0:
-        raise ValueError(f'benchmark: {loader_key}.dataset is empty')
+    dataset, loader_cfg = _benchmark_dataset(cfg, task)
     bs = batch_size or loader_cfg.get('batch_size', 1)
     result = dict(task=task, device=str(dev), batch_size=bs, iters=iters, warmup=warmup,
                   torch=torch.__version__, python=platform.python_version(),
@@ -272,28 +264,11 @@ def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
         result['model'] = type(model).__name__
         result['params'] = count_parameters(model)
         batch = _collate_fn(loader_cfg)([dataset[i % len(dataset)] for i in range(bs)])
-        if task == 'train':
-            from mmengine.optim import OptimWrapper, build_optim_wrapper
-            model.train()
-            if cfg.get('optim_wrapper'):
-                wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-            else:
-                wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
-            fn = lambda: model.train_step(batch, wrapper)  # noqa: E731
-        else:
-            model.eval()
-            if task == 'infer':
-                fn = lambda: model.val_step(batch)  # noqa: E731
-            else:
-                data = model.data_preprocessor(batch, False)
-                fn, result['sample_fn'] = _sample_call(model, data, bs, decode)
+        fn, data = _model_task(cfg, task, model, batch, bs, decode, result)
         probe = MemoryProbe(dev)
         probe.start()
-        if task == 'train':
+        with torch.no_grad() if task != 'train' else contextlib.nullcontext():
             times = time_iterations(fn, iters, warmup, dev)
-        else:
-            with torch.no_grad():
-                times = time_iterations(fn, iters, warmup, dev)
         per_sample = bs
     memory = probe.peak()  # of the timed iterations only
     if task == 'sample' and result.get('sample_fn') == 'sample+decode_latent':
@@ -307,3 +282,35 @@ def run_benchmark(cfg, task: str, iters: int = 10, warmup: int = 2,
                   samples_per_sec=per_sample / med if med > 0 else float('inf'),
                   memory=memory, pid=os.getpid())
     return result
+
+
+def _benchmark_dataset(cfg, task: str):
+    """(dataset, loader config) of the split ``task`` reads: train for 'train', else val
+    when the config has one."""
+    loader_key = 'train_dataloader' if task == 'train' or not cfg.get('val_dataloader') \
+        else 'val_dataloader'
+    loader_cfg = cfg.get(loader_key)
+    if loader_cfg is None:
+        raise KeyError(f'benchmark: config has no {loader_key} (needed to build the data)')
+    dataset = DATASETS.build(loader_cfg['dataset'])
+    if len(dataset) == 0:
+        raise ValueError(f'benchmark: {loader_key}.dataset is empty')
+    return dataset, loader_cfg
+
+
+def _model_task(cfg, task: str, model, batch, batch_size: int, decode: bool, result: dict):
+    """(the callable timed for a model task, the preprocessed batch or None); the model is
+    put in train / eval mode and ``result['sample_fn']`` set for 'sample'."""
+    if task == 'train':
+        model.train()
+        if cfg.get('optim_wrapper'):
+            wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        else:
+            wrapper = OptimWrapper(torch.optim.AdamW(model.parameters(), lr=1e-4))
+        return (lambda: model.train_step(batch, wrapper)), None
+    model.eval()
+    if task == 'infer':
+        return (lambda: model.val_step(batch)), None
+    data = model.data_preprocessor(batch, False)
+    fn, result['sample_fn'] = _sample_call(model, data, batch_size, decode)
+    return fn, data
