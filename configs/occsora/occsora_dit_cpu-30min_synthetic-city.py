@@ -16,7 +16,9 @@
 # 7-8): batch 8 = 2.35 CPU-s on 1 thread (2.4 / 2.3 over two steps after the first); on 2
 # threads the loaded box inflates CPU time (spinning threads: 6.0 CPU-s); batch 16 width 128
 # 12.6 and width 64 7.5 CPU-s on 2 loaded threads. 900 iterations = 35 CPU-min on 1 thread,
-# ~21-25 min on 2 idle cores (1.4-1.65x from the second thread). Not yet run end to end.
+# ~21-25 min on 2 idle cores (1.4-1.65x from the second thread). Not yet run end to end:
+# a smoke run (learning_benchmark.py, 16 cached windows, 4 iterations, 4 val windows, DDIM 2)
+# went through cache -> train -> test (samples written with their requested trajectory).
 # latent_scale 1.0 is a PLACEHOLDER: the quantized latents' std is that of the trained
 # codebook (a fresh codebook is uniform +-1/512, meaningless), so set latent_scale = 1 / std
 # (as UniScene's 0.48 = 1 / 2.09) measured on the trained tokenizer's cache:
