@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from helpers import run_cli
+from helpers import tool_main
 from occworld4d.evaluation import OccupancyMetric, PlanningMetric
 from occworld4d.models.world_models import constant_velocity_plan, step_displacements
 from occworld4d.registry import MODELS
@@ -204,14 +204,29 @@ def test_constant_velocity_plan_hand_computed_l2():
 
 
 # ----------------------------------------------------------------------------- tools/test.py
-def test_tools_test_runs_the_baselines_without_a_checkpoint(tmp_path):
+def _exit_code(capfd, *args):
+    """``tools/<tool>.py ARGS`` in this process, expected to stop with SystemExit: its code
+    and what it printed to stderr. (A traceback would be an exception other than SystemExit
+    escaping ``main``, which fails the test.)"""
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as info:
+        tool_main(*args)
+    return info.value.code, capfd.readouterr().err
+
+
+def test_tools_test_runs_the_baselines_without_a_checkpoint(tmp_path, capfd, monkeypatch):
+    """tools/test.py / train.py through ``main(argv)`` in this process (the same code path
+    as ``python tools/test.py``): 5 runs that each paid ~8 s CPU of interpreter + mmengine
+    start-up as subprocesses."""
     small = ['--cfg-options', 'test_dataloader.dataset.num_scenes=2']
     res = {}
     for name, cfg in (('copy', COPY_CFG), ('warp', WARP_CFG)):
         out = tmp_path / f'{name}.json'
-        proc = run_cli('tools/test.py', cfg, 'none', '--work-dir', tmp_path / name, '--out',
-                       out, *small)
-        log = proc.stdout + proc.stderr
+        capfd.readouterr()
+        tool_main('tools/test.py', cfg, 'none', '--work-dir', tmp_path / name, '--out', out,
+                  *small)
+        captured = capfd.readouterr()
+        log = captured.out + captured.err
         assert 'occworld/mIoU_1' in log and 'plan/L2_1s' in log and 'metrics written to' in log
         res[name] = json.loads(out.read_text())
         assert res[name]['_checkpoint'] == 'none'
@@ -224,15 +239,17 @@ def test_tools_test_runs_the_baselines_without_a_checkpoint(tmp_path):
     # the 4 tiny val scenes: 80.6 vs 54.5 % mIoU at step 1)
     assert res['warp']['occworld/mIoU_1'] > res['copy']['occworld/mIoU_1'] + 0.1
     # a model with parameters refuses "none", with one clear message
-    proc = run_cli('tools/test.py', WM_CFG, 'none', '--work-dir', tmp_path / 'wm', *small,
-                   expect_ok=False)
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    assert 'checkpoint "none" is only for models without parameters' in proc.stderr
-    assert 'OccWorld' in proc.stderr and 'Traceback' not in proc.stderr
-    # DDP cannot wrap a model without parameters: said before anything is built
-    proc = run_cli('tools/test.py', COPY_CFG, 'none', '--launcher', 'pytorch', expect_ok=False)
-    assert proc.returncode == 2 and 'runs in one process' in proc.stderr
+    code, err = _exit_code(capfd, 'tools/test.py', WM_CFG, 'none', '--work-dir',
+                           tmp_path / 'wm', *small)
+    assert code == 2, err[-2000:]
+    assert 'checkpoint "none" is only for models without parameters' in err
+    assert 'OccWorld' in err and 'Traceback' not in err
+    # DDP cannot wrap a model without parameters: said before anything is built (LOCAL_RANK
+    # as torchrun sets it, so that the launcher setup leaves this process's environment alone)
+    monkeypatch.setenv('LOCAL_RANK', '0')
+    code, err = _exit_code(capfd, 'tools/test.py', COPY_CFG, 'none', '--launcher', 'pytorch')
+    assert code == 2 and 'runs in one process' in err
     # nothing to train: tools/train.py says so instead of an empty-optimizer traceback
-    proc = run_cli('tools/train.py', COPY_CFG, '--work-dir', tmp_path / 'train', expect_ok=False)
-    assert proc.returncode == 2 and 'no trainable parameters' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+    code, err = _exit_code(capfd, 'tools/train.py', COPY_CFG, '--work-dir', tmp_path / 'train')
+    assert code == 2 and 'no trainable parameters' in err
+    assert 'Traceback' not in err
