@@ -1,11 +1,19 @@
 """Helpers shared by the command-line tools (train / test / sample / benchmark)."""
 import argparse
+import importlib.util
 import os
 import os.path as osp
 import sys
 from typing import Optional
 
+import torch
 from mmengine.config import Config, DictAction  # noqa: F401  (DictAction re-exported)
+
+from occworld4d.engine.hooks import (LoadFromMismatchError, NonFiniteCheckpointError,
+                                     NonFiniteLossError)
+from occworld4d.models.tokenizers.base import MissingTokenizerCheckpointError
+from occworld4d.utils.compat import (CheckpointLoadError, resolve_checkpoint,
+                                     set_trust_checkpoint)
 
 
 class CLIError(SystemExit):
@@ -113,7 +121,6 @@ VIS_BACKEND_PACKAGES = {
 def check_vis_backends(cfg: Config) -> None:
     """One ``CLIError`` naming the pip command when a selected visualization backend's
     package is missing (mmengine would fail only at the first logged value, mid-run)."""
-    import importlib.util
     vis = cfg.get('visualizer')
     backends = (vis.get('vis_backends') if isinstance(vis, dict) else None) or []
     for b in backends:
@@ -148,7 +155,6 @@ def resolve_checkpoint_arg(path: Optional[str], what: str = 'checkpoint') -> Opt
     A missing path or a folder without a checkpoint is one ``CLIError``."""
     if path is None:
         return None
-    from occworld4d.utils.compat import resolve_checkpoint
     try:
         return resolve_checkpoint(path)
     except FileNotFoundError as err:
@@ -178,7 +184,6 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
 def resolve_device(name: Optional[str]) -> str:
     """``auto`` (or None) -> ``cuda`` when a GPU is visible, else ``cpu``; other names pass
     through after a check that CUDA is there when asked for."""
-    import torch
     name = 'auto' if name is None else str(name)
     if name == 'auto':
         return 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -212,7 +217,6 @@ def add_trust_checkpoint_argument(parser) -> None:
 
 def apply_trust_checkpoint(args, cfg=None) -> None:
     """``--trust-checkpoint`` or the config key ``trust_checkpoint=True`` allow full pickles."""
-    from occworld4d.utils.compat import set_trust_checkpoint
     trust = bool(getattr(args, 'trust_checkpoint', False))
     if cfg is not None and cfg.get('trust_checkpoint', False):
         trust = True
@@ -222,9 +226,5 @@ def apply_trust_checkpoint(args, cfg=None) -> None:
 
 def checkpoint_errors() -> tuple:
     """Exceptions of checkpoint loading / saving / training that the tools report in one line."""
-    from occworld4d.engine.hooks import (LoadFromMismatchError, NonFiniteCheckpointError,
-                                         NonFiniteLossError)
-    from occworld4d.models.tokenizers.base import MissingTokenizerCheckpointError
-    from occworld4d.utils.compat import CheckpointLoadError
     return (CheckpointLoadError, LoadFromMismatchError, NonFiniteCheckpointError,
             NonFiniteLossError, MissingTokenizerCheckpointError)

@@ -37,14 +37,19 @@ model has it. Two adapters exist:
   that context (RePaint resampling with ``resample_jumps`` > 1 harmonizes the join). In every
   task the given voxels are pasted back, so they are kept exactly.
 """
+import json
 import os.path as osp
 from typing import Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from mmengine.dataset import pseudo_collate
+from mmengine.registry import DefaultScope
 from torch import Tensor
 
+from occworld4d.datasets.transforms.formatting import PackOccInputs
 from occworld4d.models.tokenizers.rollout import SPATIAL_PLANES
+from occworld4d.registry import TRANSFORMS
 
 COMMANDS = dict(STATIC=0, FORWARD=1, LEFT=2, RIGHT=3)
 TRAJECTORY_PRESETS = ('straight', 'left', 'right', 'stop', 'accelerate')
@@ -480,9 +485,6 @@ def forecast_scene(model, semantics, trajectory=None, command=None, ego_poses=No
         frame), gt_semantics / gt_trajectory when the window has the future, and
         forecast_seconds).
     """
-    from mmengine.dataset import pseudo_collate
-
-    from occworld4d.datasets.transforms.formatting import PackOccInputs
     H, Fu = int(model.history_frames), int(model.future_frames)
     sem = np.asarray(semantics)
     if sem.ndim != 4 or sem.shape[0] not in (H, H + Fu):
@@ -532,7 +534,6 @@ def layout_transform_spec(cfg) -> Optional[dict]:
 def layout_spec_key(spec: Optional[dict]) -> str:
     """A canonical string of a layout spec (what ``layout_spec`` in a scene npz holds): two
     configs make the same layouts when their keys are equal."""
-    import json
     return json.dumps(spec, sort_keys=True, default=str) if spec is not None else ''
 
 
@@ -543,9 +544,6 @@ def layout_from_scene(cfg, voxels) -> np.ndarray:
     Raises:
         ValueError: the config builds no layout or names no vocabulary.
     """
-    from mmengine.registry import DefaultScope
-
-    from occworld4d.registry import TRANSFORMS
     spec = layout_transform_spec(cfg)
     if spec is None:
         raise ValueError('the config\'s training pipeline has no layout transform '

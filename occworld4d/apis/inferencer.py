@@ -19,8 +19,12 @@ from mmengine.registry import DefaultScope
 from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from mmengine.utils import import_modules_from_strings
 
-from occworld4d.registry import INFERENCERS, MODELS
+from occworld4d.datasets.synthetic_city import PRESETS
+from occworld4d.registry import DATASETS, INFERENCERS, MODELS
+from occworld4d.structures import VOCABULARIES, get_vocabulary
 from occworld4d.utils import save_npz_atomic
+from occworld4d.visualization import (info_from_meta, picture_meta, save_scene_pictures,
+                                      unnamed_vocabulary)
 
 from . import generation as G
 
@@ -43,8 +47,6 @@ def config_picture_meta(cfg, grid_shape: Sequence[int]) -> Dict[str, np.ndarray]
     the grid's ``pc_range`` (config, dataset config, synthetic-city preset or the dataset
     class's ``METAINFO``), ``voxel_size`` = range / ``grid_shape`` and ``frame_rate`` (config
     or dataset config ``frame_rate``, or the synthetic-city preset's) when known."""
-    from occworld4d.structures import VOCABULARIES
-    from occworld4d.visualization import picture_meta
     cfg = cfg or {}
     ds = _dataset_cfg(cfg) if hasattr(cfg, 'get') else {}
     voc = next((v for v in (cfg.get('vocabulary'), cfg.get('vis_palette'), ds.get('vocabulary'))
@@ -53,13 +55,11 @@ def config_picture_meta(cfg, grid_shape: Sequence[int]) -> Dict[str, np.ndarray]
         ds.get('frame_rate')
     kind = ds.get('type')
     if kind == 'SyntheticCityDataset':
-        from occworld4d.datasets.synthetic_city import PRESETS
         preset = PRESETS.get(ds.get('preset', 'carlasc'))
         if preset is not None:
             pc_range, rate = pc_range or preset.pc_range, rate or preset.frame_rate
             voc = voc or ds.get('vocabulary') or preset.vocabulary
     elif pc_range is None and isinstance(kind, str):
-        from occworld4d.registry import DATASETS
         try:
             pc_range = getattr(DATASETS.get(kind), 'METAINFO', {}).get('pc_range')
         except Exception:  # noqa: BLE001 - an unregistered / custom type: no range known
@@ -145,7 +145,6 @@ class OccGenerationInferencer:
                              'of occworld4d.structures.VOCABULARIES), got '
                              f'{type(palette).__name__}')
         if palette is not None:
-            from occworld4d.structures import get_vocabulary
             try:
                 get_vocabulary(palette)
             except KeyError as err:
@@ -225,7 +224,6 @@ class OccGenerationInferencer:
         """The npz keys that describe the scene for a later tool (vocabulary, class names,
         free label, grid range, voxel size, frame rate): the config's, the ``palette``
         vocabulary, then ``extra`` (wins)."""
-        from occworld4d.visualization import picture_meta
         meta = config_picture_meta(self.cfg, grid_shape) if self.cfg is not None else {}
         if self.palette is not None:
             meta.update(picture_meta(self.palette))
@@ -249,8 +247,6 @@ class OccGenerationInferencer:
         paths = []
         sem = np.asarray(result['semantics'], dtype=np.uint8)
         meta = self.picture_meta(sem.shape[-3:], extra)
-        from occworld4d.visualization import info_from_meta, picture_meta, \
-            save_scene_pictures, unnamed_vocabulary
         if 'vocabulary' not in meta and 'class_names' not in meta:  # 'class k' names
             meta.update(picture_meta(unnamed_vocabulary(
                 max(int(sem.max()) + 1, self.free_label + 1), self.free_label)))

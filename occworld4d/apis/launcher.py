@@ -27,6 +27,11 @@ import signal
 import sys
 import warnings
 
+import torch
+import torch.distributed as torch_dist
+
+from occworld4d.apis.cli import CLIError
+
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
@@ -61,12 +66,10 @@ def setup_distributed(cfg, launcher: str) -> None:
         return
     if launcher == 'pytorch' and under_torchrun():
         die_with_parent()
-    import torch
     if torch.cuda.is_available():
         return  # mmengine's own path: nccl, DDP with device_ids
     if launcher != 'pytorch':
         # slurm / mpi: mmengine also calls torch.cuda.set_device there; torchrun is the CPU way
-        from occworld4d.apis.cli import CLIError
         raise CLIError(f'--launcher {launcher} needs CUDA (mmengine sets a CUDA device '
                        'for it); on a CPU run several processes with torchrun: '
                        'bash tools/dist_train.sh CONFIG NPROC (--launcher pytorch)')
@@ -88,7 +91,6 @@ def setup_distributed(cfg, launcher: str) -> None:
     elif 'DistributedDataParallel' in str(wrapper.get('type', 'MMDistributedDataParallel')):
         wrapper.setdefault('device_ids', None)
 
-    import torch.distributed as torch_dist
     if not torch_dist.is_initialized():
         kwargs = dict(dist_cfg)
         timeout = kwargs.pop('timeout', None)
@@ -105,7 +107,6 @@ def setup_sampling(launcher: str):
     (:func:`die_with_parent`) and joins a gloo process group from torchrun's ``env://``
     variables, used only for the closing barrier (the ranks share no tensors: each samples its
     own batches, :func:`sample_batches`), so it works the same with and without CUDA."""
-    from occworld4d.apis.cli import CLIError
     if launcher == 'none':
         return 0, 1
     if launcher != 'pytorch':
@@ -120,7 +121,6 @@ def setup_sampling(launcher: str):
                        'tools/sample.py ... --launcher pytorch)')
     if under_torchrun():
         die_with_parent()
-    import torch.distributed as torch_dist
     if not torch_dist.is_initialized():
         torch_dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
                                       world_size=int(os.environ['WORLD_SIZE']))
