@@ -12,7 +12,8 @@ for both stages:
   (``PlanUAutoRegTransformer``: ``nn.MultiheadAttention`` with fused ``in_proj_weight``,
   ``ModuleList`` slots 0..5 for attention / norm / FFN), ``pose_encoder.pose_encoder.*``,
   ``pose_decoder.pose_decoder.*`` -> :class:`~occworld4d.models.world_models.OccWorld`
-  (``configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py``).
+  (``configs/occworld/occworld_wm_reference_occ3d-nuscenes.py``: the reference's ego
+  convention, ``ego_convention='reference'``).
 
 Layout changes: the three 1x1-conv ``q`` / ``k`` / ``v`` weights (C, C, 1, 1) become one
 ``attn.qkv`` linear weight (3C, C) and ``proj_out`` the linear ``attn.proj``; a
@@ -32,7 +33,7 @@ from .common import (Conversion, ConversionError, GroupRule, KeyRule, StateDict,
                      save_reference_checkpoint, select_weights, shapes_of)
 
 VQVAE_CONFIG = 'configs/occworld/occworld_vqvae_8xb1-200e_occ3d-nuscenes.py'
-WM_CONFIG = 'configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py'
+WM_CONFIG = 'configs/occworld/occworld_wm_reference_occ3d-nuscenes.py'
 REFERENCE = 'wzzheng/OccWorld@1ee7f77'
 
 

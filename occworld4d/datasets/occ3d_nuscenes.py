@@ -7,11 +7,14 @@ import numpy as np
 
 from occworld4d.registry import DATASETS
 from occworld4d.structures.errors import DataFormatError
-from occworld4d.structures.geometry import command_from_heading_lateral, command_from_vad_onehot
+from occworld4d.structures.geometry import (VAD_ONEHOT_TO_COMMAND, command_from_heading_lateral,
+                                            command_from_vad_onehot, pose_matrix,
+                                            vad_command_from_offsets, vad_ego_trajectories)
 from occworld4d.structures.nuscenes_infos import info_pose, load_nuscenes_infos
 from .base import BaseOccSequenceDataset, check_labels, load_npz_checked
 
 OCC3D_NUSCENES_GRID = (200, 200, 16)
+EGO_CONVENTIONS = ('occworld4d', 'reference')
 
 
 def refuse_openocc(path: str, data: Dict[str, np.ndarray]) -> None:
@@ -53,6 +56,20 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
             trajectory) or ``'auto'``
             (infos when present).
         command_frame: which frame of the window gives the infos command.
+        ego_convention: ``'occworld4d'`` (default: the window's ``trajectory`` and one
+            ``command``) or ``'reference'``: in addition, per frame, what OccWorld's
+            ``nuScenesSceneDatasetLidarTraverse`` feeds its world model (wzzheng/OccWorld @
+            1ee7f77, ``dataset/dataset.py``, ``get_meta_data``): ``rel_poses`` (T, 2) =
+            the frame's ``gt_ego_fut_trajs[0]``, the step of the LiDAR origin to the next
+            keyframe in this frame's LiDAR axes (x right, y forward; zero at a scene's last
+            frame), and ``pose_modes`` (T,) = the argmax of its ``pose_mode`` one-hot (the
+            reference's key), else ``gt_ego_fut_cmd`` (what ``pose_mode`` was built from,
+            OccWorld issue #14): 0 right, 1 left, 2 straight. Infos without those fields get
+            them from ``ego2global_*`` @ ``lidar2ego_*`` with VAD's rule
+            (``geometry.vad_ego_trajectories`` / ``vad_command_from_offsets``: equal to the
+            stored fields on the 81 real frames). The reference's traverse dataset also
+            leaves out the last window of every scene (``scene_lens = len - return_len``):
+            so does this one. Needs ``frame_step=1`` (steps are keyframe to keyframe).
     """
     METAINFO = dict(dataset='occ3d_nuscenes', vocabulary='occ3d_nuscenes', free_label=17,
                     voxel_size=[0.4, 0.4, 0.4], pc_range=[-40.0, -40.0, -1.0, 40.0, 40.0, 5.4],
@@ -63,7 +80,15 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
                  window_stride: int = 1, frame_step: int = 1, class_merge: str = None,
                  masks=(), pipeline=(), test_mode: bool = False, skip_corrupt: bool = False,
                  cache_dir: str = None, command_source: str = 'auto', command_frame: int = 0,
-                 **kwargs):
+                 ego_convention: str = 'occworld4d', **kwargs):
+        if ego_convention not in EGO_CONVENTIONS:
+            raise ValueError(f'Occ3DNuScenesDataset: ego_convention must be one of '
+                             f'{EGO_CONVENTIONS}, got {ego_convention!r}')
+        if ego_convention == 'reference' and int(frame_step) != 1:
+            raise ValueError('Occ3DNuScenesDataset: ego_convention="reference" needs '
+                             f'frame_step=1 (its steps go keyframe to keyframe), got '
+                             f'{frame_step}')
+        self.ego_convention = ego_convention
         if command_source not in ('auto', 'infos', 'poses'):
             raise ValueError(f'command_source must be auto / infos / poses, got '
                              f'{command_source!r}')
@@ -84,8 +109,39 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
                 frame_id=str(info['token']),
                 pose=info_pose(info, f'{self.ann_file}: frame {info["token"]}'),
                 path=osp.join(self.data_root, 'gts', scene, str(info['token']), 'labels.npz'),
-                vad_command=info.get('gt_ego_fut_cmd')) for info in infos]
+                vad_command=info.get('gt_ego_fut_cmd'),
+                **(_reference_ego_fields(info) if self.ego_convention == 'reference' else {}))
+                for info in infos]
         return scenes
+
+    def load_data_list(self) -> List[dict]:
+        windows = super().load_data_list()
+        if self.ego_convention == 'reference':  # the reference's len - return_len windows
+            windows = [w for w in windows
+                       if w['start'] + self.window_span < len(self.scenes[w['scene']])]
+        return windows
+
+    def load_window(self, info: dict) -> dict:
+        results = super().load_window(info)
+        if self.ego_convention == 'reference':
+            results.update(self.reference_ego(info['scene'], info['start'], self.num_frames))
+        return results
+
+    def reference_ego(self, scene: str, start: int, num: int) -> Dict[str, np.ndarray]:
+        """``rel_poses`` (num, 2) float32 and ``pose_modes`` (num,) int64 of frames
+        ``start .. start + num - 1`` of ``scene`` (see ``ego_convention``)."""
+        frames = self.scenes[scene]
+        window = frames[start:start + num]
+        derived = None
+        if any(rec.get('ref_step') is None or rec.get('ref_mode') is None for rec in window):
+            derived = _derive_reference_ego(frames, f'{self.ann_file}: scene {scene!r}')
+        steps, modes = [], []
+        for i, rec in enumerate(window, start):
+            step, mode = rec.get('ref_step'), rec.get('ref_mode')
+            steps.append(derived[0][i] if step is None else step)
+            modes.append(derived[1][i] if mode is None else mode)
+        return dict(rel_poses=np.asarray(steps, np.float32).reshape(num, 2),
+                    pose_modes=np.asarray(modes, np.int64))
 
     def load_frame(self, record: dict) -> Dict[str, np.ndarray]:
         path = record['path']
@@ -108,3 +164,48 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
         # real poses: heading / lateral thresholds (DynamicCity's per-step rule reads their
         # jitter as turns); agreement with gt_ego_fut_cmd in docs/reliability.md, section 8
         return command_from_heading_lateral(trajectory)
+
+
+def _reference_ego_fields(info: dict) -> dict:
+    """What the reference reads of one info frame (``None`` where absent): ``ref_step``
+    (``gt_ego_fut_trajs[0]``), ``ref_mode`` (argmax of ``pose_mode``, else of
+    ``gt_ego_fut_cmd``) and ``lidar2ego`` (4, 4) for deriving them."""
+    where = f'frame {info.get("token")}'
+    out = dict(ref_step=None, ref_mode=None, lidar2ego=None)
+    trajs = info.get('gt_ego_fut_trajs')
+    if trajs is not None:
+        trajs = np.asarray(trajs, np.float64)
+        if trajs.ndim != 2 or trajs.shape[1] != 2 or not len(trajs):
+            raise DataFormatError(f'{where}: gt_ego_fut_trajs has shape {trajs.shape}, '
+                                  'expected (steps, 2)')
+        out['ref_step'] = trajs[0]
+    onehot = info.get('pose_mode', info.get('gt_ego_fut_cmd'))
+    if onehot is not None:
+        onehot = np.asarray(onehot).reshape(-1)
+        if onehot.shape != (3,):
+            raise DataFormatError(f'{where}: pose_mode / gt_ego_fut_cmd has shape '
+                                  f'{onehot.shape}, expected a (3,) one-hot (right, left, '
+                                  'straight)')
+        out['ref_mode'] = int(np.argmax(onehot))
+    if 'lidar2ego_rotation' in info and 'lidar2ego_translation' in info:
+        out['lidar2ego'] = pose_matrix(np.asarray(info['lidar2ego_rotation'], np.float64),
+                                       np.asarray(info['lidar2ego_translation'], np.float64))
+    return out
+
+
+def _derive_reference_ego(frames: List[dict], where: str) -> tuple:
+    """(steps (N, 2), modes (N,)) of every frame of a scene from its poses (VAD's rule)."""
+    missing = [rec['frame_id'] for rec in frames
+               if rec.get('pose') is None or rec.get('lidar2ego') is None]
+    if missing:
+        raise DataFormatError(
+            f'{where}: ego_convention="reference" needs gt_ego_fut_trajs and pose_mode / '
+            'gt_ego_fut_cmd, or ego2global_* and lidar2ego_* to derive them; frame(s) '
+            f'{missing[:5]} have neither')
+    lidar = np.stack([rec['pose'] @ rec['lidar2ego'] for rec in frames])  # global_from_lidar
+    steps, modes = [], []
+    for i in range(len(frames)):
+        fut, mask, _ = vad_ego_trajectories(lidar, i)
+        steps.append(fut[0])
+        modes.append(VAD_ONEHOT_TO_COMMAND.index(vad_command_from_offsets(fut, mask)))
+    return np.asarray(steps, np.float64), np.asarray(modes, np.int64)

@@ -19,12 +19,15 @@ class PackOccInputs:
 
     Input keys: ``semantics`` uint8 (T, X, Y, Z) (required); optional masks bool
     (T, X, Y, Z), ``ego_poses`` (T, 4, 4), ``trajectory`` (T, 3), ``command`` (int),
-    ``layout`` (T, h, w) and the meta keys.
+    ``layout`` (T, h, w), ``rel_poses`` (T, 2) / ``pose_modes`` (T,) (the OccWorld
+    reference's per-frame ego inputs, ``Occ3DNuScenesDataset(ego_convention='reference')``)
+    and the meta keys.
 
     Output: ``inputs = dict(voxels=uint8 (T, X, Y, Z), trajectory=float32 (T, 3),
-    command=int64 (), [layout=float32 (T, h, w)])``; the data sample holds
-    ``gt_semantics`` (the same tensor as ``voxels``), masks, poses, trajectory, command,
-    layout and the metainfo.
+    command=int64 (), [layout=float32 (T, h, w)], [rel_poses=float32 (T, 2),
+    pose_modes=int64 (T,)])``; the data sample holds ``gt_semantics`` (the same tensor as
+    ``voxels``), masks, poses, trajectory, command, layout, rel_poses, pose_modes and the
+    metainfo.
     """
 
     def __init__(self, meta_keys: Sequence[str] = META_KEYS):
@@ -60,6 +63,15 @@ class PackOccInputs:
             layout = torch.from_numpy(np.ascontiguousarray(results['layout'], np.float32))
             inputs['layout'] = layout
             sample.layout = layout
+        for key, dtype, shape in (('rel_poses', np.float32, (num_t, 2)),
+                                  ('pose_modes', np.int64, (num_t,))):
+            if key in results:
+                value = np.asarray(results[key], dtype)
+                if value.shape != shape:
+                    raise ValueError(f'PackOccInputs: {key} must be {shape}, found '
+                                     f'{value.shape} (scene {results.get("scene")})')
+                inputs[key] = torch.from_numpy(np.ascontiguousarray(value))
+                sample.set_field(inputs[key], key)
         return dict(inputs=inputs, data_samples=sample)
 
     def __repr__(self):

@@ -25,6 +25,20 @@ first future step; here a frame's token holds only what is known at that frame. 
 trajectories are the cumulative sums of the step displacements from the last history frame
 (OccWorld's convention: heading changes inside the horizon are ignored, for prediction and
 ground truth alike).
+
+``ego_convention='reference'`` feeds a converted checkpoint what the reference feeds it
+(wzzheng/OccWorld @ 1ee7f77: ``dataset/dataset.py`` ``get_meta_data``, ``model/TransVQVAE.py``
+``_get_pose_feature`` / ``forward_autoreg_with_pose`` / ``decode_pose``,
+``loss/plan_reg_loss_lidar.py``): per-frame ``inputs['rel_poses']`` (B, T, 2) (row t: the
+step *to* frame t + 1 in frame t's LiDAR axes, the infos' ``gt_ego_fut_trajs[0]``) and
+``inputs['pose_modes']`` (B, T) (the frame's own ground-truth mode), from
+``Occ3DNuScenesDataset(ego_convention='reference')``. Token t = encoder(rel_poses[t],
+one-hot(pose_modes[t])); the pose output at t is trained against rel_poses[t + 1] with
+mode t + 1 (L2 of each mode's accumulated steps, picked per frame). A forecast from H
+history frames encodes rows 0..H-1 (the last already holds the step to frame H), decodes
+the step of frame H + k with the ground-truth mode of frame H + k and feeds it back with
+that mode; the plan is the accumulated steps H..H+F-1, i.e. the positions of frames
+H + 1 .. H + F relative to frame H, against the accumulated ``rel_poses[H:H + F]``.
 """
 import time
 from typing import Dict, List, Optional
@@ -42,6 +56,7 @@ from occworld4d.structures import OccDataSample
 # 2 straight), VAD's one-hot order.
 COMMAND_TO_MODE = (2, 2, 1, 0)
 MASK_KEYS = ('mask_lidar', 'mask_camera', 'mask_infov', 'valid_mask')
+EGO_CONVENTIONS = ('occworld4d', 'reference')
 
 
 def step_displacements(trajectory: Tensor) -> Tensor:
@@ -70,14 +85,17 @@ def command_modes(command: Tensor, num_modes: int = 3) -> Tensor:
 
 
 def select_mode(modes_xy: Tensor, mode: Tensor) -> Tensor:
-    """(B, L, M, 2) per-mode displacements, (B,) mode ids -> (B, L, 2)."""
-    idx = mode.view(-1, 1, 1, 1).expand(-1, modes_xy.shape[1], 1, 2)  # (B, L, 1, 2)
+    """(B, L, M, 2) per-mode displacements, (B,) or per-frame (B, L) mode ids -> (B, L, 2)."""
+    if mode.ndim == 2:
+        idx = mode.long()[:, :, None, None].expand(-1, -1, 1, 2)  # (B, L, 1, 2)
+    else:
+        idx = mode.view(-1, 1, 1, 1).expand(-1, modes_xy.shape[1], 1, 2)  # (B, L, 1, 2)
     return modes_xy.gather(2, idx).squeeze(2)
 
 
 def pack_forecast(voxels: Tensor, pred: Tensor, pred_xy: Tensor, steps: Tensor, H: int,
-                  seconds: float, data_samples: Optional[List[OccDataSample]] = None
-                  ) -> List[OccDataSample]:
+                  seconds: float, data_samples: Optional[List[OccDataSample]] = None,
+                  gt_steps: Optional[Tensor] = None) -> List[OccDataSample]:
     """The output contract of every forecaster (:class:`OccWorld`, the baselines).
 
     Args:
@@ -87,6 +105,8 @@ def pack_forecast(voxels: Tensor, pred: Tensor, pred_xy: Tensor, steps: Tensor, 
         steps: (B, T, 2) ground-truth ego steps of the windows.
         H: history frames.
         seconds: forecast wall time per window.
+        gt_steps: (B, F, 2) ground-truth steps of the plan, accumulated into
+            ``gt_ego_trajectory`` (default ``steps[:, H:]``).
 
     Windows of H + F frames are scored against their last F frames (``gt_semantics`` and the
     masks are sliced to them); windows of H frames get predictions only.
@@ -102,7 +122,9 @@ def pack_forecast(voxels: Tensor, pred: Tensor, pred_xy: Tensor, steps: Tensor, 
                     ds.set_field(getattr(ds, key)[H:], key)
     samples = attach_predictions(pred, future, data_samples)
     pred_xy = pred_xy.cpu()
-    gt_xy = steps[:, H:].cumsum(1).cpu() if future is not None else None  # (B, F, 2)
+    if gt_steps is None:
+        gt_steps = steps[:, H:]
+    gt_xy = gt_steps.cumsum(1).cpu() if future is not None else None  # (B, F, 2)
     for i, ds in enumerate(samples):
         ds.pred_ego_trajectory = pred_xy[i]
         if gt_xy is not None:
@@ -127,6 +149,9 @@ class OccWorld(FrozenTokenizerModel):
         future_frames: F, frames forecast (6: 3 s at 2 Hz).
         pose_loss_weight: weight of the planning L2 (0.1).
         use_cache: forecast with the KV cache (else recompute the history every step).
+        ego_convention: ``'occworld4d'`` (default; module docstring) or ``'reference'``
+            (the reference's per-frame ``rel_poses`` / ``pose_modes`` inputs, for converted
+            checkpoints; test windows of H + F or H + F + 1 frames, as the reference loads).
         data_preprocessor, init_cfg: as :class:`mmengine.model.BaseModel`.
     """
 
@@ -135,7 +160,7 @@ class OccWorld(FrozenTokenizerModel):
                  history_frames: int = 5, future_frames: int = 6,
                  pose_loss_weight: float = 0.1, use_cache: bool = True,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
-                 allow_random_tokenizer: bool = False):
+                 allow_random_tokenizer: bool = False, ego_convention: str = 'occworld4d'):
         super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg,
                          allow_random_tokenizer=allow_random_tokenizer)
         self.transformer = MODELS.build(transformer)
@@ -152,6 +177,10 @@ class OccWorld(FrozenTokenizerModel):
                 f'num_frames={self.transformer.num_frames}')
         self.pose_loss_weight = float(pose_loss_weight)
         self.use_cache = bool(use_cache)
+        if ego_convention not in EGO_CONVENTIONS:
+            raise ValueError(f'OccWorld: ego_convention must be one of {EGO_CONVENTIONS}, got '
+                             f'{ego_convention!r}')
+        self.ego_convention = ego_convention
         self.show_progress = False  # a tqdm bar over the forecast frames (tools/sample.py)
         self.num_modes = self.pose_decoder.num_modes
         code_dim = self.transformer.token_shape[0]
@@ -182,12 +211,17 @@ class OccWorld(FrozenTokenizerModel):
             0, ids.shape[:2])
 
     def pose_tokens(self, steps: Tensor, mode: Tensor) -> Tensor:
-        """steps (B, T, 2), mode (B,) -> pose tokens (B, T, D)."""
-        onehot = F.one_hot(mode, self.num_modes).to(steps)  # (B, M)
-        x = torch.cat([steps, onehot[:, None].expand(-1, steps.shape[1], -1)], dim=-1)
-        return self.pose_encoder(x)  # (B, T, D)
+        """steps (B, T, 2), mode (B,) or per-frame (B, T) -> pose tokens (B, T, D)."""
+        onehot = F.one_hot(mode.long(), self.num_modes).to(steps)  # (B, M) or (B, T, M)
+        if onehot.ndim == 2:
+            onehot = onehot[:, None].expand(-1, steps.shape[1], -1)
+        return self.pose_encoder(torch.cat([steps, onehot], dim=-1))  # (B, T, D)
 
     def _ego(self, inputs: Dict[str, Tensor], B: int, T: int, device) -> tuple:
+        """(steps (B, T, 2), modes (B,)); with ``ego_convention='reference'`` the
+        per-frame ``rel_poses`` (B, T, 2) and ``pose_modes`` (B, T)."""
+        if self.ego_convention == 'reference':
+            return self._reference_ego(inputs, B, T, device)
         traj = inputs.get('trajectory')
         if traj is None:
             traj = torch.zeros(B, T, 3, device=device)
@@ -200,6 +234,23 @@ class OccWorld(FrozenTokenizerModel):
         command = command.reshape(B).to(device)
         return step_displacements(traj.float().to(device)), command_modes(command,
                                                                           self.num_modes)
+
+    def _reference_ego(self, inputs: Dict[str, Tensor], B: int, T: int, device) -> tuple:
+        rel, modes = inputs.get('rel_poses'), inputs.get('pose_modes')
+        if rel is None or modes is None:
+            raise ValueError(
+                'OccWorld(ego_convention="reference") needs inputs["rel_poses"] (B, T, 2) and '
+                'inputs["pose_modes"] (B, T), the reference\'s per-frame ego inputs; build the '
+                'dataset with ego_convention="reference" (Occ3DNuScenesDataset), got keys '
+                f'{sorted(inputs)}')
+        if tuple(rel.shape) != (B, T, 2) or tuple(modes.shape) != (B, T):
+            raise ValueError(f'OccWorld: rel_poses must be {(B, T, 2)} and pose_modes {(B, T)}'
+                             f', got {tuple(rel.shape)} and {tuple(modes.shape)}')
+        modes = modes.long().to(device)
+        if modes.numel() and (int(modes.min()) < 0 or int(modes.max()) >= self.num_modes):
+            raise ValueError(f'OccWorld: pose_modes must lie in [0, {self.num_modes}) (right, '
+                             f'left, straight), got {modes.tolist()}')
+        return rel.float().to(device), modes
 
     # -------------------------------------------------------------- modes
     def forward(self, inputs: Dict[str, Tensor], data_samples: Optional[List[OccDataSample]] = None,
@@ -218,7 +269,8 @@ class OccWorld(FrozenTokenizerModel):
 
     def teacher_forcing(self, inputs: Dict[str, Tensor]) -> tuple:
         """Logits (B, T-1, K, h, w) and per-mode steps (B, T-1, M, 2) of frames 1..T-1,
-        with the targets: ids (B, T-1, h, w), steps (B, T-1, 2), modes (B,)."""
+        with the targets: ids (B, T-1, h, w), steps (B, T-1, 2), modes (B,) (reference
+        convention: per frame, (B, T-1))."""
         voxels = inputs['voxels']
         B, T = voxels.shape[:2]
         if not 2 <= T <= self.transformer.num_frames + 1:
@@ -226,16 +278,22 @@ class OccWorld(FrozenTokenizerModel):
                              f' frames (num_frames + 1), got {T}')
         ids = self.tokenize(voxels)  # (B, T, h, w)
         steps, mode = self._ego(inputs, B, T, voxels.device)
-        logits, pose = self.transformer(self.codes(ids[:, :-1]),
-                                        self.pose_tokens(steps[:, :-1], mode))
-        return logits, self.pose_decoder(pose), ids[:, 1:], steps[:, 1:], mode
+        per_frame = mode.ndim == 2  # reference: token t = (rel_poses[t], mode t)
+        logits, pose = self.transformer(
+            self.codes(ids[:, :-1]),
+            self.pose_tokens(steps[:, :-1], mode[:, :-1] if per_frame else mode))
+        return (logits, self.pose_decoder(pose), ids[:, 1:], steps[:, 1:],
+                mode[:, 1:] if per_frame else mode)
 
     def loss(self, inputs: Dict[str, Tensor],
              data_samples: Optional[List[OccDataSample]] = None) -> Dict[str, Tensor]:
         """CE on the next frame's codes + 0.1 x L2 of the mode-selected accumulated trajectory."""
         logits, modes_xy, target, steps, mode = self.teacher_forcing(inputs)
         loss_ce = F.cross_entropy(logits.flatten(0, 1), target.flatten(0, 1))
-        pred_xy = select_mode(modes_xy, mode).cumsum(1)  # (B, T-1, 2) positions
+        if mode.ndim == 2:  # reference (PlanRegLossLidar): each mode accumulated, picked per frame
+            pred_xy = select_mode(modes_xy.cumsum(1), mode)
+        else:
+            pred_xy = select_mode(modes_xy, mode).cumsum(1)  # (B, T-1, 2) positions
         gt_xy = steps.cumsum(1)  # (B, T-1, 2)
         l2 = (pred_xy - gt_xy).norm(dim=-1).mean()
         with torch.no_grad():
@@ -252,7 +310,8 @@ class OccWorld(FrozenTokenizerModel):
         Args:
             ids: (B, H, h, w) code ids of the history frames.
             steps: (B, H, 2) ego step displacements of the history frames.
-            mode: (B,) trajectory mode of the command.
+            mode: (B,) trajectory mode of the command, or per frame (B, H + num_future)
+                (reference convention: frame H + k's mode picks and re-encodes its step).
             num_future: F frames to forecast.
             use_cache: KV cache (default: ``self.use_cache``); False recomputes the whole
                 history at each step.
@@ -266,7 +325,12 @@ class OccWorld(FrozenTokenizerModel):
             raise ValueError(f'OccWorld.forecast: {H} history + {num_future} future frames need '
                              f'a context of {H + num_future - 1} > num_frames='
                              f'{self.transformer.num_frames}')
-        tokens, poses = self.codes(ids), self.pose_tokens(steps, mode)  # (B, H, D, h, w)
+        per_frame = mode.ndim == 2
+        if per_frame and mode.shape[1] != H + num_future:
+            raise ValueError(f'OccWorld.forecast: per-frame modes must cover {H} + {num_future}'
+                             f' frames, got {tuple(mode.shape)}')
+        tokens = self.codes(ids)  # (B, H, D, h, w)
+        poses = self.pose_tokens(steps, mode[:, :H] if per_frame else mode)
         cache = self.transformer.new_cache() if use_cache else None
         new_tokens, new_poses = tokens, poses
         out_ids, out_steps = [], []
@@ -279,14 +343,15 @@ class OccWorld(FrozenTokenizerModel):
                 logits, pose = self.transformer(tokens, poses)
                 logits, pose = logits[:, -1], pose[:, -1]  # (B, K, h, w), (B, C)
             nxt = logits.argmax(1)  # (B, h, w)
-            step = select_mode(self.pose_decoder(pose)[:, None], mode)  # (B, 1, 2)
+            mode_k = mode[:, H + k:H + k + 1] if per_frame else mode
+            step = select_mode(self.pose_decoder(pose)[:, None], mode_k)  # (B, 1, 2)
             out_ids.append(nxt)
             out_steps.append(step[:, 0])
             bar.update(1)
             if k == num_future - 1:
                 break
             new_tokens = self.codes(nxt[:, None])  # (B, 1, D, h, w)
-            new_poses = self.pose_tokens(step, mode)  # (B, 1, D)
+            new_poses = self.pose_tokens(step, mode_k)  # (B, 1, D)
             if cache is None:
                 tokens = torch.cat([tokens, new_tokens], dim=1)
                 poses = torch.cat([poses, new_poses], dim=1)
@@ -308,11 +373,23 @@ class OccWorld(FrozenTokenizerModel):
         voxels = inputs['voxels']
         B, T, X, Y = voxels.shape[:4]
         H, Fu = self.history_frames, self.future_frames
-        if T not in (H, H + Fu):
-            raise ValueError(f'OccWorld.predict: windows must have history_frames={H} or '
-                             f'history + future_frames={H + Fu} frames, got {T} (set the test '
-                             f'dataset\'s num_frames to {H + Fu})')
+        reference = self.ego_convention == 'reference'
+        allowed = (H, H + Fu, H + Fu + 1) if reference else (H, H + Fu)
+        if T not in allowed:
+            raise ValueError(f'OccWorld.predict: windows must have {" or ".join(map(str, allowed))}'
+                             f' frames (history_frames={H}, future_frames={Fu}), got {T} (set '
+                             f'the test dataset\'s num_frames to {allowed[-1]})')
         steps, mode = self._ego(inputs, B, T, voxels.device)
+        gt_steps = None
+        if reference:
+            if T == H + Fu + 1:  # the reference's window: its last frame feeds no forecast
+                voxels, steps, mode = voxels[:, :-1], steps[:, :-1], mode[:, :-1]
+                _drop_last_frame(data_samples, T)
+                T -= 1
+            if T == H:  # no future modes known: the last history frame's mode
+                mode = torch.cat([mode, mode[:, -1:].expand(-1, Fu)], dim=1)
+            else:
+                gt_steps = steps[:, H:]
         sync = voxels.is_cuda
         if sync:
             torch.cuda.synchronize(voxels.device)
@@ -324,4 +401,14 @@ class OccWorld(FrozenTokenizerModel):
         if sync:
             torch.cuda.synchronize(voxels.device)
         seconds = (time.perf_counter() - t0) / B
-        return pack_forecast(voxels, pred, fut_steps.cumsum(1), steps, H, seconds, data_samples)
+        return pack_forecast(voxels, pred, fut_steps.cumsum(1), steps, H, seconds, data_samples,
+                             gt_steps=gt_steps)
+
+
+def _drop_last_frame(data_samples: Optional[List[OccDataSample]], T: int) -> None:
+    """Cut the per-frame fields of T-frame samples to their first T - 1 frames."""
+    for ds in data_samples or []:
+        for key in ('gt_semantics', 'ego_poses', 'trajectory', 'rel_poses',
+                    'pose_modes') + MASK_KEYS:
+            if key in ds and getattr(ds, key).shape[0] == T:
+                ds.set_field(getattr(ds, key)[:T - 1], key)
