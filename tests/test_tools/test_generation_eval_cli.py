@@ -8,34 +8,40 @@ import math
 import numpy as np
 import pytest
 
-from helpers import ROOT, run_cli
+from helpers import ROOT, tool_main
 
 FE_CFG = 'configs/evaluation/feature_extractor_3d_1xb2-10e_synthetic-city-tiny.py'
 DIT_CFG = 'configs/dynamiccity/dynamiccity_dit_tiny_synthetic-city.py'
 
 
 @pytest.mark.slow
-def test_dit_config_scores_generation_through_test_py(tmp_path):
+def test_dit_config_scores_generation_through_test_py(tmp_path, capfd):
+    """The tools' ``main(argv)`` in this process (what ``python tools/X.py ARGS`` runs; a
+    traceback would be an exception other than SystemExit escaping it): 4 subprocesses each
+    paid ~8 s CPU of interpreter + mmengine start-up."""
     fe_dir, dit_dir, work = tmp_path / 'fe', tmp_path / 'dit', tmp_path / 'test'
-    run_cli('tools/train.py', FE_CFG, '--work-dir', str(fe_dir), '--cfg-options',
-            'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=4',
-            'train_dataloader.dataset.num_frames=2', 'default_hooks.checkpoint.interval=1')
-    run_cli('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
-            'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=2',
-            'default_hooks.checkpoint.interval=1', 'model.allow_random_tokenizer=True')
+    tool_main('tools/train.py', FE_CFG, '--work-dir', str(fe_dir), '--cfg-options',
+              'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=4',
+              'train_dataloader.dataset.num_frames=2', 'default_hooks.checkpoint.interval=1')
+    tool_main('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
+              'train_cfg.max_epochs=1', 'train_dataloader.dataset.num_scenes=2',
+              'default_hooks.checkpoint.interval=1', 'model.allow_random_tokenizer=True')
     ckpt, fe_ckpt = str(dit_dir / 'epoch_1.pth'), str(fe_dir / 'epoch_1.pth')
 
     # without the extractor checkpoint: one clear message naming the key to set
-    proc = run_cli('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work), expect_ok=False)
-    assert proc.returncode == 2 and 'test_evaluator.checkpoint' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+    capfd.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        tool_main('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work))
+    err = capfd.readouterr().err
+    assert exc.value.code == 2 and 'test_evaluator.checkpoint' in err
+    assert 'Traceback' not in err
 
     cache = tmp_path / 'cache' / 'ref_{version}.npz'
     opts = ['--cfg-options', f'test_evaluator.checkpoint={fe_ckpt}',
             f'test_evaluator.reference_cache={cache}', 'model.sample_cfg.num_steps=2']
     out1 = tmp_path / 'gen1.json'
-    run_cli('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work), '--out', str(out1),
-            '--sample-dir', 'generated', *opts)
+    tool_main('tools/test.py', DIT_CFG, ckpt, '--work-dir', str(work), '--out', str(out1),
+              '--sample-dir', 'generated', *opts)
     res = json.loads(out1.read_text())
     names = ('FID', 'KID', 'KID_std', 'precision', 'recall', 'IS', 'IS_std', 'TC', 'TC_real')
     gen = {k.split('/', 1)[1]: v for k, v in res.items() if k.startswith('gen3d@')}
