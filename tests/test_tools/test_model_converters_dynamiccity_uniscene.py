@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from helpers import ROOT, run_cli, tool_main
+from helpers import ROOT, load_tool, tool_main
 
 from occworld4d.converters import ConversionError, model_shapes
 from occworld4d.converters import dynamiccity as dc
 from occworld4d.converters import uniscene as us
+from occworld4d.converters.common import run_cli
 from occworld4d.models.denoisers import RolloutDiT
 from occworld4d.models.denoisers.uniscene_dit import UniSceneOccDiT
 from occworld4d.models.layers.attention import Attention
@@ -195,13 +196,22 @@ def test_dc_tool_reads_conf_beside_checkpoint_and_round_trips(tmp_path, capsys):
     assert 'milestones' in ref_vae['scheduler_state_dict']
 
 
-def test_dc_bad_inputs_give_one_clear_message(tmp_path):
+def _script(capfd, tool, *args):
+    """What ``python TOOL ARGS`` runs (its ``__main__``: ``sys.exit(run_cli(main))``), in this
+    process: the exit code and stderr. A subprocess paid ~8 s CPU of start-up for this; a
+    traceback would be an exception escaping run_cli, which fails the test."""
+    capfd.readouterr()
+    code = run_cli(load_tool(tool).main, [str(a) for a in args])
+    return code, capfd.readouterr().err
+
+
+def test_dc_bad_inputs_give_one_clear_message(tmp_path, capfd):
     _, _, vae_src, dit_src = write_dc_runs(tmp_path)
     truncated = vae_src.parent / 'truncated.ckpt'
     truncated.write_bytes(vae_src.read_bytes()[:2000])
-    proc = run_cli(DC_TOOL, truncated, tmp_path / 'x.pth', expect_ok=False)
-    assert proc.returncode == 2 and 'truncated.ckpt' in proc.stderr and 'truncated' in proc.stderr
-    assert 'Traceback' not in proc.stderr
+    code, err = _script(capfd, DC_TOOL, truncated, tmp_path / 'x.pth')
+    assert code == 2 and 'truncated.ckpt' in err and 'truncated' in err
+    assert 'Traceback' not in err
     lonely = tmp_path / 'lonely.ckpt'
     lonely.write_bytes(vae_src.read_bytes())
     with pytest.raises(ConversionError, match='no conf.yaml beside it'):
@@ -281,7 +291,7 @@ def test_us_dit_converts_loads_strictly_runs_and_inverts():
     assert_same(us.ours_to_dit(ours, 'x.pth'), ref)
 
 
-def test_us_tool_and_bad_inputs(tmp_path, capsys):
+def test_us_tool_and_bad_inputs(tmp_path, capfd):
     ref = seeded(US['vae_tiny'], seed=8)
     src = tmp_path / 'epoch_3.pth'
     torch.save(dict(state_dict=ref, optimizer={}, scheduler={}, epoch=3), src)
@@ -289,7 +299,7 @@ def test_us_tool_and_bad_inputs(tmp_path, capsys):
     cfg.write_text(f"_base_ = ['{osp.join(ROOT, us.VAE_CONFIG)}']\n"
                    "model = dict(ch=8, resolution=16, attn_resolutions=(4, ), dec_hidden=8)\n")
     assert tool_main(US_TOOL, src, tmp_path / 'vae.pth', '--config', cfg) == 0
-    assert f'python tools/test.py {cfg}' in capsys.readouterr().out
+    assert f'python tools/test.py {cfg}' in capfd.readouterr().out
     ckpt = torch.load(tmp_path / 'vae.pth', weights_only=True)
     model = tiny_us_vae()
     model.load_state_dict(ckpt['state_dict'], strict=True)
@@ -301,8 +311,8 @@ def test_us_tool_and_bad_inputs(tmp_path, capsys):
     with pytest.raises(ConversionError, match='--vae'):
         us.convert_to_occworld4d(str(dit), str(tmp_path / 'g.pth'))
     (tmp_path / 'cut.pth').write_bytes(src.read_bytes()[:1500])
-    proc = run_cli(US_TOOL, tmp_path / 'cut.pth', tmp_path / 'g.pth', expect_ok=False)
-    assert proc.returncode == 2 and 'cut.pth' in proc.stderr and 'Traceback' not in proc.stderr
+    code, err = _script(capfd, US_TOOL, tmp_path / 'cut.pth', tmp_path / 'g.pth')
+    assert code == 2 and 'cut.pth' in err and 'Traceback' not in err
     wrong = tmp_path / 'wrong.pth'
     torch.save(dict(state_dict=seeded(DC['vae_tiny'])), wrong)
     with pytest.raises(ConversionError) as err:
