@@ -36,7 +36,8 @@ test-env: $(VENV)/.tests-installed
 test: test-env
 	$(PY) -m pytest $(PYTEST_ARGS) tests
 
-# synthetic city -> HexPlane VAE + rollout DiT (demo variants of the CPU recipes) -> LEFT-turn 4D scenes (GIF) + their statistics next to the val split
+# synthetic city -> UniScene KL-VAE + layout OccDiT (demo variants of the CPU recipes) -> one
+# 4D scene per val layout (GT | sample | difference GIFs) + their statistics next to the val split
 demo: env
 	OMP_NUM_THREADS=2 $(PY) tools/demo.py --out demo_out
 
