@@ -5,7 +5,6 @@ wzzheng/OccWorld @ 1ee7f77 feeds it (``dataset/dataset.py`` ``get_meta_data``,
 ``loss/plan_reg_loss_lidar.py``). Hand-made windows with known poses pin the per-frame steps,
 modes, pose-encoder inputs, rollout feedback, planning targets and the loss; the default
 convention is covered, unchanged, by test_world_model.py."""
-import os
 import os.path as osp
 import pickle
 
@@ -23,10 +22,6 @@ from occworld4d.structures.nuscenes_infos import info_pose, load_nuscenes_infos
 
 from test_world_model import tiny_model
 
-REAL = os.environ.get('OCCWORLD4D_REAL_DATA', osp.join(
-    osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))), '..', 'shared', 'data',
-    'real'))
-REAL_INFOS = osp.join(REAL, 'nuscenes', 'infos', 'nuscenes_mini_infos_val.pkl')
 # nuScenes LIDAR_TOP: -90 deg about z (lidar x = ego right, lidar y = ego forward), 1 m ahead
 LIDAR_ROT = [np.sqrt(0.5), 0.0, 0.0, -np.sqrt(0.5)]
 LIDAR_TRANS = [1.0, 0.0, 1.8]
@@ -119,11 +114,12 @@ def test_dataset_reference_bad_inputs(tmp_path):
         dataset(tmp_path, ego_convention='reference')[0]
 
 
-@pytest.mark.skipif(not osp.isfile(REAL_INFOS), reason=f'real infos not found at {REAL_INFOS}')
-def test_derived_steps_and_modes_equal_the_real_infos():
+def test_derived_steps_and_modes_equal_the_real_infos(real_path):
     """On the 81 real v1.0-mini keyframes the poses give the stored gt_ego_fut_trajs[0] and
     gt_ego_fut_cmd (the reference's pose_mode) exactly."""
-    for scene, infos in load_nuscenes_infos(REAL_INFOS).items():
+    infos_file = real_path('nuscenes', 'infos', 'nuscenes_mini_infos_val.pkl',
+                           what='real nuScenes temporal infos')
+    for scene, infos in load_nuscenes_infos(infos_file).items():
         records = [dict(frame_id=i['token'], pose=info_pose(i), **_reference_ego_fields(i))
                    for i in infos]
         steps, modes = _derive_reference_ego(records, scene)
@@ -254,10 +250,11 @@ def test_reference_config_runs_in_tools_test_on_an_occ3d_tree(tmp_path, capsys):
     planning target is the accumulated rel_poses of frames 5..10 (0.5, 4) m a step."""
     from helpers import ROOT, tool_main
 
+    REFERENCE_CFG = 'occworld_wm_reference_occ3d-nuscenes.py'
     write_scene(tmp_path, n=13)
     cfg = tmp_path / 'wm_reference_tiny.py'
     cfg.write_text(
-        f"_base_ = ['{osp.join(ROOT, 'configs/occworld/occworld_wm_reference_occ3d-nuscenes.py')}']\n"
+        f"_base_ = ['{osp.join(ROOT, 'configs/occworld', REFERENCE_CFG)}']\n"
         "model = dict(\n"
         "    tokenizer_ckpt=None,\n"
         "    tokenizer=dict(ch=8, ch_mult=(1, 2, 2, 2), num_res_blocks=1, attn_resolutions=(),\n"
