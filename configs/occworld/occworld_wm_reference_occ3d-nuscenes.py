@@ -10,7 +10,8 @@
 # model/TransVQVAE.py forward_autoreg_with_pose build them; the forecast's modes are the
 # future frames' ground-truth modes, and the plan is the positions of frames 6..11 relative to
 # frame 5. Test windows load 12 keyframes (return_len = end_frame + 1; the 12th feeds no
-# forecast) and, as the reference's traverse dataset, leave out each scene's last window.
+# forecast) and, as the reference's traverse dataset, leave out each scene's last window (training
+# windows keep it, as its training dataset).
 # Training here (16-frame windows, tokens 0..14 against steps 1..15 with their modes) uses the
 # same convention, so weights fine-tuned with this config stay reference-compatible. The
 # transformer's FFN uses the exact GELU (the parent config). Occupancy metrics do not depend on

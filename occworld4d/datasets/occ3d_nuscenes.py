@@ -67,9 +67,10 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
             OccWorld issue #14): 0 right, 1 left, 2 straight. Infos without those fields get
             them from ``ego2global_*`` @ ``lidar2ego_*`` with VAD's rule
             (``geometry.vad_ego_trajectories`` / ``vad_command_from_offsets``: equal to the
-            stored fields on the 81 real frames). The reference's traverse dataset also
-            leaves out the last window of every scene (``scene_lens = len - return_len``):
-            so does this one. Needs ``frame_step=1`` (steps are keyframe to keyframe).
+            stored fields on the 81 real frames). In test mode, as the reference's traverse
+            dataset (``scene_lens = len - return_len``), the last window of every scene is
+            left out (its training dataset draws starts 0 .. len - return_len: all are
+            kept). Needs ``frame_step=1`` (steps are keyframe to keyframe).
     """
     METAINFO = dict(dataset='occ3d_nuscenes', vocabulary='occ3d_nuscenes', free_label=17,
                     voxel_size=[0.4, 0.4, 0.4], pc_range=[-40.0, -40.0, -1.0, 40.0, 40.0, 5.4],
@@ -116,7 +117,7 @@ class Occ3DNuScenesDataset(BaseOccSequenceDataset):
 
     def load_data_list(self) -> List[dict]:
         windows = super().load_data_list()
-        if self.ego_convention == 'reference':  # the reference's len - return_len windows
+        if self.ego_convention == 'reference' and self.test_mode:  # len - return_len windows
             windows = [w for w in windows
                        if w['start'] + self.window_span < len(self.scenes[w['scene']])]
         return windows

@@ -53,8 +53,8 @@ def write_scene(root, n=8, stored=False):
 
 def dataset(root, **kw):
     kw.setdefault('num_frames', 7)
-    return Occ3DNuScenesDataset(data_root=str(root), ann_file=str(root / 'infos.pkl'),
-                                test_mode=True, **kw)
+    kw.setdefault('test_mode', True)
+    return Occ3DNuScenesDataset(data_root=str(root), ann_file=str(root / 'infos.pkl'), **kw)
 
 
 def test_dataset_reference_steps_modes_and_windows_from_poses(tmp_path):
@@ -64,6 +64,8 @@ def test_dataset_reference_steps_modes_and_windows_from_poses(tmp_path):
     # 8 frames, 7-frame windows: starts 0 and 1; the reference's traverse dataset has
     # len - return_len = 1 window per scene (its last full window is left out)
     assert len(ours) == 2 and len(ref) == 1
+    # its training dataset draws starts 0 .. len - return_len: both windows
+    assert len(dataset(tmp_path, ego_convention='reference', test_mode=False)) == 2
     assert 'rel_poses' not in ours[0]['inputs']  # the default convention is unchanged
     inputs = ref[0]['inputs']
     # the step to the next keyframe in this frame's LiDAR axes (x right, y forward)
