@@ -49,6 +49,9 @@ def test_export_scene_window(tmp_path):
     ds = DATASETS.build(cfg.val_dataloader.dataset)
     window = ds.load_window(ds.get_data_info(1))
     assert str(z['vocabulary']) == 'dynamiccity_carlasc' == cfg.vocabulary
+    from occworld4d.structures import VOCABULARIES
+    assert list(z['class_names']) == list(VOCABULARIES['dynamiccity_carlasc'].classes)
+    assert float(z['frame_rate']) == ds.frame_rate == 10.0  # the carlasc preset's rate
     assert z['semantics'].dtype == np.uint8 and z['semantics'].shape == (6, 32, 32, 8)
     np.testing.assert_array_equal(z['semantics'], window['semantics'])
     np.testing.assert_allclose(z['trajectory'], window['trajectory'])

@@ -13,6 +13,8 @@ merge and transforms, without the final packing). The npz holds:
 
     semantics   uint8 (T, X, Y, Z) class ids
     vocabulary  str, the class vocabulary (a name of occworld4d.structures.VOCABULARIES)
+    class_names str (K,), its class names; frame_rate float32 (Hz) (when the config or the
+                dataset knows it)
     free_label  int; pc_range float32 (6,); voxel_size float32 (3,) (when the dataset has them)
     trajectory  float32 (T, 3) (x, y, yaw) relative to frame 0; command int64 (0 STATIC,
                 1 FORWARD, 2 LEFT, 3 RIGHT); ego_poses float64 (T, 4, 4) world-from-ego
@@ -36,8 +38,11 @@ from mmengine.registry import init_default_scope
 import occworld4d  # noqa: F401  (registries)
 from occworld4d.apis import generation as G
 from occworld4d.apis.cli import CLIError, HelpFormatter, KeyValueAction, load_config
+from occworld4d.apis.inferencer import config_picture_meta
 from occworld4d.structures.errors import DataFormatError
 from occworld4d.registry import DATASETS
+from occworld4d.structures import VOCABULARIES
+from occworld4d.visualization import picture_meta
 from occworld4d.utils import save_npz_atomic
 
 MASKS = ('mask_lidar', 'mask_camera', 'mask_infov', 'valid_mask')
@@ -116,6 +121,13 @@ def scene_arrays(cfg, window: dict, source: dict) -> dict:
     free = window.get('free_label', cfg.get('free_label'))
     if free is not None:
         out['free_label'] = np.int64(free)
+    # class_names and frame_rate, as tools/sample.py and SaveOccSamplesHook record them
+    meta = config_picture_meta(cfg, sem.shape[1:])
+    if str(vocabulary) in VOCABULARIES:
+        meta.update(picture_meta(str(vocabulary), frame_rate=window.get('frame_rate')))
+    for key in ('class_names', 'frame_rate'):
+        if key in meta:
+            out[key] = meta[key]
     pc_range = window.get('pc_range') or cfg.get('pc_range')
     if pc_range is not None:
         out['pc_range'] = np.asarray(pc_range, np.float32)
