@@ -24,8 +24,12 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
 from torch import Tensor
 
+from occworld4d.apis.cli import HelpFormatter
+from occworld4d.registry import MODELS
 from occworld4d.utils.compat import (CheckpointLoadError, atomic_save_checkpoint,
                                      checkpoint_is_intact, load_checkpoint_file)
 
@@ -292,11 +296,7 @@ def model_shapes(config: str, cfg_options: Optional[Mapping[str, Any]] = None,
     Raises:
         ConversionError: the config is missing or does not build (naming it).
     """
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
 
-    import occworld4d  # noqa: F401  (registers the models)
-    from occworld4d.registry import MODELS
     if not osp.isfile(config):
         raise ConversionError(f'{config}: no such config')
     try:
@@ -434,7 +434,6 @@ def report(dst: str, config: Optional[str], extra: str = '') -> str:
 def converter_parser(doc: str, config_help: str) -> argparse.ArgumentParser:
     """The arguments every converter tool shares: SRC, DST, ``--reverse``, ``--config``,
     ``--trust-checkpoint``; a tool adds its own (``--vae``, ``--weights`` ...) to it."""
-    from occworld4d.apis.cli import HelpFormatter  # --help shows the defaults
     p = argparse.ArgumentParser(description=doc.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument('src', help='reference checkpoint (or, with --reverse, an occworld4d one)')
     p.add_argument('dst', help='output checkpoint')

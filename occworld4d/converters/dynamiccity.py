@@ -26,17 +26,25 @@ two layout changes besides renaming:
 occworld4d's per-condition null embeddings are zero (the reference replaces a dropped
 condition by zeros); the reverse way refuses non-zero ones, which the reference cannot express.
 """
+import argparse
 import glob
+import inspect
 import os.path as osp
+import shutil
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
+import yaml
+from mmengine.config import Config, DictAction
 from torch import Tensor
 
+from occworld4d.models.denoisers import DIT_PRESETS
+from occworld4d.registry import MODELS
 from occworld4d.utils.io import atomic_open, atomic_path
 from .common import (Conversion, ConversionError, KeyRule, TensorTransform, add_prefix,
-                     check_state_dict, convert, convert_into, convert_out_of, prefix_rules,
-                     shapes_of, strip_prefix)
+                     check_state_dict, convert, convert_into, convert_out_of, model_shapes,
+                     occworld4d_weights, prefix_rules, read_checkpoint, save_occworld4d_checkpoint,
+                     save_reference_checkpoint, select_weights, shapes_of, strip_prefix)
 
 StateDict = Dict[str, Tensor]
 
@@ -68,7 +76,6 @@ def find_conf(src: str) -> str:
 
 def load_conf(path: str) -> Dict[str, Any]:
     """A reference ``conf.yaml`` (OmegaConf's plain YAML) as nested dicts."""
-    import yaml
     try:
         with open(path) as f:
             conf = yaml.safe_load(f)
@@ -329,7 +336,6 @@ def ours_to_dit(state: StateDict, hidden: int, filename: str, prefix: str = '') 
 
 
 def hidden_size(arch: str) -> int:
-    from occworld4d.models.denoisers import DIT_PRESETS
     return DIT_PRESETS[arch][1]
 
 
@@ -385,12 +391,7 @@ def config_overrides(kwargs: Dict[str, Any], base: Dict[str, Any], prefix: str) 
 
 def _base_model(config: str, sub: Optional[str] = None) -> Dict[str, Any]:
     """The model (``sub``: sub-model) settings of a config, the class defaults filled in."""
-    import inspect
 
-    from mmengine.config import Config
-
-    import occworld4d  # noqa: F401  (registers the models)
-    from occworld4d.registry import MODELS
     if not osp.isfile(config):
         raise ConversionError(f'{config}: no such config')
     model = dict(Config.fromfile(config).model)
@@ -405,9 +406,6 @@ def _base_model(config: str, sub: Optional[str] = None) -> Dict[str, Any]:
 
 def _parse_options(items: Sequence[str]) -> Dict[str, Any]:
     """``--cfg-options`` strings -> the dict mmengine's DictAction makes of them."""
-    import argparse
-
-    from mmengine.config import DictAction
     parser = argparse.ArgumentParser()
     parser.add_argument('--o', nargs='+', action=DictAction)
     if not items:
@@ -461,8 +459,6 @@ def convert_to_occworld4d(src: str, dst: str, conf: Optional[str] = None,
         config: the occworld4d config (default: the reference VAE / DiT config,
             dynamiccity_vae_reference_carlasc.py / dynamiccity_dit_reference_carlasc.py).
     """
-    from .common import (model_shapes, read_checkpoint, save_occworld4d_checkpoint,
-                         select_weights)
     conf_path = conf or find_conf(src)
     run_conf = load_conf(conf_path)
     ckpt = read_checkpoint(src, trust)
@@ -520,11 +516,6 @@ def convert_to_reference(src: str, dst: str, conf: Optional[str] = None,
     (``conf``, or the one the forward conversion kept in the checkpoint's meta) is written
     beside each file, as the reference reads ``ckpts/<name>/conf.yaml``.
     """
-    import shutil
-
-    import yaml
-
-    from .common import occworld4d_weights, save_reference_checkpoint
     state, meta = occworld4d_weights(src, trust)
     written = []
 

@@ -27,7 +27,8 @@ import torch
 from torch import Tensor
 
 from .common import (Conversion, ConversionError, KeyRule, check_state_dict, convert_into,
-                     convert_out_of)
+                     convert_out_of, model_shapes, occworld4d_weights, read_checkpoint, report,
+                     save_occworld4d_checkpoint, save_reference_checkpoint, select_weights)
 
 StateDict = Dict[str, Tensor]
 
@@ -135,8 +136,6 @@ def convert_to_occworld4d(src: str, dst: str, vae: Optional[str] = None,
     ``vae``) -> an occworld4d checkpoint that ``tools/test.py`` / ``tools/sample.py`` load
     strictly with ``config`` (default: the reference configs, ``axial_mode='reference'``).
     Returns the lines to print."""
-    from .common import (model_shapes, read_checkpoint, report, save_occworld4d_checkpoint,
-                         select_weights)
     ckpt = read_checkpoint(src, trust)
     state, name = select_weights(ckpt, src, weights, candidates=('ema', 'state_dict', 'model'))
     meta: Dict[str, Any] = dict(converted_from=src.split('/')[-1], reference=REFERENCE,
@@ -169,7 +168,6 @@ def convert_to_reference(src: str, dst: str, vae_out: Optional[str] = None,
     a VAE ``{state_dict, epoch}`` (what ``train_OccDiT.py`` / ``eval_OccDiT.py`` read) or an
     OccDiT ``{model, ema}`` (both the same weights; ``find_model`` reads ``ema``), and with
     ``vae_out`` the generator's tokenizer as a VAE file."""
-    from .common import occworld4d_weights, save_reference_checkpoint
     state, _ = occworld4d_weights(src, trust)
     written = []
     if any(k.startswith('denoiser.') for k in state):

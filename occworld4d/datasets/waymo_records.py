@@ -9,6 +9,7 @@ is computed here in numpy: the payload is split into equal chunks whose CRC regi
 in parallel lanes and are then chained with a precomputed "append L zero bytes" operator
 (CRC is linear over GF(2)), so a 2 MB frame checks in milliseconds.
 """
+import hashlib
 import os
 import os.path as osp
 import struct
@@ -142,7 +143,7 @@ def write_tfrecord(path: str, payloads) -> None:
 
 def _dataset_pb2():
     try:
-        from waymo_open_dataset import dataset_pb2
+        from waymo_open_dataset import dataset_pb2  # optional package: only for .tfrecord
     except ImportError as err:
         raise ImportError('reading Waymo v1 records needs the protobuf modules of the '
                           'waymo-open-dataset wheel: pip install --no-deps -r '
@@ -189,7 +190,7 @@ V2_SEGMENT_COLUMN = 'key.segment_context_name'
 
 
 def _read_v2(path: str) -> Tuple[np.ndarray, np.ndarray, str]:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # optional package: only for Waymo v2 parquet files
     if not osp.isfile(path):
         raise DataFormatError(f'{path}: file not found')
     try:
@@ -245,7 +246,6 @@ def _file_key(path: str) -> tuple:
 
 
 def _disk_cache_path(cache_dir: str, key: tuple) -> str:
-    import hashlib
     digest = hashlib.md5(key[0].encode()).hexdigest()[:10]
     return osp.join(cache_dir, f'{osp.basename(key[0])}.{digest}.poses.npz')
 

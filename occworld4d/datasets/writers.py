@@ -32,6 +32,8 @@ import numpy as np
 from occworld4d.structures.geometry import (pose_matrix, quaternion_from_matrix,
                                             vad_command_onehot, vad_ego_trajectories)
 from occworld4d.utils import atomic_path, save_npz_atomic
+from .waymo_records import (V2_POSE_COLUMN, V2_SEGMENT_COLUMN, V2_TIME_COLUMN, _dataset_pb2,
+                            write_tfrecord)
 
 CARLASC_NUM_CLASSES = 23
 CARLASC_MIN_BOUND = (-25.6, -25.6, -2.0)
@@ -254,16 +256,14 @@ def write_waymo_segment_poses(path: str, segment: str, poses, timestamps) -> Non
         raise ValueError(f'{where}: poses expected shape ({n}, 4, 4), found {poses.shape}')
     stamps = _check_array('timestamps', where, timestamps, 1, (n,), kinds='iu').astype(np.int64)
     if path.endswith('.parquet'):
-        import pyarrow as pa
+        import pyarrow as pa  # optional package (requirements/optional.txt): parquet only
         import pyarrow.parquet as pq
-        from .waymo_records import V2_POSE_COLUMN, V2_SEGMENT_COLUMN, V2_TIME_COLUMN
         table = pa.table({V2_SEGMENT_COLUMN: [segment] * n,
                           V2_TIME_COLUMN: stamps.tolist(),
                           V2_POSE_COLUMN: poses.reshape(n, 16).tolist()})  # row-major
         with atomic_path(path) as tmp:
             pq.write_table(table, tmp)
     elif path.endswith('.tfrecord'):
-        from .waymo_records import _dataset_pb2, write_tfrecord
         pb2 = _dataset_pb2()
         payloads = []
         for pose, stamp in zip(poses, stamps):

@@ -60,6 +60,7 @@ from mmengine.model import BaseModel
 from torch import Tensor, nn
 
 from occworld4d.registry import MODELS
+from occworld4d.structures import OccDataSample
 
 # Bump when the feature definition changes (enters the version hash).
 # 6: multi-scale local statistics + reconstruction objective (format 5 was blind to
@@ -335,7 +336,6 @@ class _OccFeatureExtractorBase(BaseModel):
         if mode == 'tensor':
             return out
         if mode == 'predict':
-            from occworld4d.structures import OccDataSample
             if data_samples is None:
                 data_samples = [OccDataSample() for _ in range(out['probs'].shape[0])]
             for i, ds in enumerate(data_samples):

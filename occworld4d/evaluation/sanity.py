@@ -20,9 +20,11 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import init_default_scope
 from mmengine.utils import import_modules_from_strings
 
+from occworld4d.evaluation import GenerationMetric
+from occworld4d.registry import DATASETS
+
 
 def _windows(cfg, seed: int, num_scenes: int):
-    from occworld4d.registry import DATASETS
     ds = DATASETS.build(dict(cfg.train_dataloader.dataset, seed=seed, num_scenes=num_scenes))
     items = [ds[i] for i in range(len(ds))]
     return (torch.stack([it['inputs']['voxels'] for it in items]),  # (N, T, X, Y, Z)
@@ -77,7 +79,6 @@ def main(argv=None) -> dict:
     if cfg.get('custom_imports'):
         import_modules_from_strings(**cfg.custom_imports)
     init_default_scope(cfg.get('default_scope', 'occworld4d'))
-    from occworld4d.evaluation import GenerationMetric
     real, command = _windows(cfg, 1, args.num_scenes)
     other, _ = _windows(cfg, 2, args.num_scenes)
     metric = GenerationMetric(extractor=cfg.model.to_dict(), checkpoint=args.checkpoint,

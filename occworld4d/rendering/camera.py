@@ -20,6 +20,7 @@ from occworld4d.registry import TASK_UTILS
 from occworld4d.structures.geometry import pose_matrix
 from occworld4d.structures.nuscenes_infos import load_info_frames
 from occworld4d.utils import atomic_path
+from .palette import colorize
 from .raycast import GridGeometry, cast_rays, to_grid_tensor
 
 NUSCENES_CAMERAS = ('CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT', 'CAM_BACK',
@@ -228,7 +229,6 @@ class CameraRenderer:
 
 def save_semantic_png(path: str, semantic, palette: np.ndarray) -> str:
     """Write a label map (H, W) as an RGB PNG with ``palette`` (K, 3) (atomic)."""
-    from .palette import colorize
     img = colorize(np.asarray(torch.as_tensor(semantic).cpu()), palette)
     with atomic_path(path) as tmp:
         Image.fromarray(img).save(tmp, format='PNG')

@@ -33,8 +33,11 @@ import warnings
 import zipfile
 from typing import Optional, Tuple
 
+import mmengine.runner.runner as _runner_mod
+import numpy as np
 import torch
 from mmengine.logging import print_log
+from mmengine.logging.history_buffer import HistoryBuffer
 from mmengine.runner import checkpoint as _ckpt
 
 from .io import atomic_open, is_temporary
@@ -87,7 +90,6 @@ def _history_buffer_getattr(obj, name):
     mmengine pickles ``HistoryBuffer._statistics_methods`` (the functions ``HistoryBuffer.min``
     ...), which protocol 2 writes as ``getattr(HistoryBuffer, 'min')``.
     """
-    from mmengine.logging.history_buffer import HistoryBuffer
     if obj is HistoryBuffer and name in _HB_STATISTICS:
         return getattr(HistoryBuffer, name)
     raise pickle.UnpicklingError(f'refused getattr({obj!r}, {name!r}) in a checkpoint: only '
@@ -101,9 +103,7 @@ def checkpoint_safe_globals() -> list:
     model family of the project trained with mmengine 0.10.7 (epoch, best and EMA checkpoints;
     tests/test_engine/test_safe_checkpoint_loading.py checks them).
     """
-    import numpy as np
-    from mmengine.logging.history_buffer import HistoryBuffer
-    try:
+    try:  # local: the module moved in numpy 2
         from numpy._core.multiarray import _reconstruct, scalar
         mod = 'numpy._core.multiarray'
     except ImportError:  # numpy < 2
@@ -132,7 +132,7 @@ def is_safetensors(filename: str) -> bool:
 
 def _load_safetensors(filename: str, map_location=None) -> dict:
     try:
-        from safetensors.torch import load_file
+        from safetensors.torch import load_file  # only .safetensors reads need the package
     except ImportError as err:  # pragma: no cover - safetensors is in requirements/runtime.txt
         raise CheckpointLoadError(f'checkpoint {filename!r} is a .safetensors file; install '
                                   'the safetensors package (requirements/runtime.txt)') from err
@@ -327,7 +327,6 @@ def apply_mmengine_compat() -> None:
     if _APPLIED:
         return
     _ckpt.CheckpointLoader.register_scheme(prefixes='', loader=load_from_local, force=True)
-    import mmengine.runner.runner as _runner_mod
     _ckpt.save_checkpoint = atomic_save_checkpoint
     _runner_mod.save_checkpoint = atomic_save_checkpoint
     _APPLIED = True

@@ -25,6 +25,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from occworld4d.structures import VOCABULARIES, Vocabulary, get_vocabulary
 
+from .io import save_gif, save_png
 from .palettes import get_palette
 from .render import iso_pixel, render_bev, render_voxels_iso
 
@@ -579,7 +580,6 @@ def save_scene_pictures(semantics, info: SceneInfo, prefix: str, mode: str = 'be
     the frame rate, else 4). Each has the legend, scale bar, ego
     marker, frame index and time; with ``gt`` each picture is GT | sample | difference.
     Returns the written paths."""
-    from .io import save_gif, save_png
     frames = scene_frames(semantics, info, mode, gt=gt, **kw)
     return [save_png(frames[0], f'{prefix}_{mode}.png'),
             save_gif(frames, f'{prefix}.gif', fps or info.frame_rate or 4.0)]

@@ -153,7 +153,7 @@ def _interior(occ: np.ndarray) -> np.ndarray:
 def scene_figure(semantics: np.ndarray, info: SceneInfo, max_voxels: int = 400_000,
                  title: str = ''):
     """The plotly Figure (frames + slider + legend) and stats of a (T, X, Y, Z) scene."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # local: plotly is needed (and loaded) by the HTML view only
 
     sem = np.asarray(semantics)
     if sem.ndim == 3:
@@ -225,7 +225,7 @@ def scene_figure(semantics: np.ndarray, info: SceneInfo, max_voxels: int = 400_0
 
 def _ego_trace(info: SceneInfo, grid_shape):
     """A flat arrow (two triangles) at the ego origin pointing along +X."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # see scene_figure
     vx, vy, vz = info.voxel_size
     z = float(np.clip(0.0, info.pc_range[2], info.pc_range[5] - vz)) + vz * 0.05
     L = max(2.5 * vx, 0.04 * (info.pc_range[3] - info.pc_range[0]))
@@ -243,7 +243,7 @@ def write_scene_html(semantics, info: SceneInfo, path: str, max_voxels: int = 40
     Returns dict(frames (kept), frames_total, voxels (surface voxels drawn), bytes).
     """
     try:
-        import plotly  # noqa: F401
+        import plotly  # noqa: F401  (a missing package is one clear message)
     except ImportError as err:
         raise ImportError('the HTML view needs plotly (requirements/runtime.txt: '
                           '`pip install plotly`)') from err

@@ -53,7 +53,7 @@ def save_gif(frames: Sequence[np.ndarray], path: str, fps: float = 4.0, loop: in
 def mp4_available() -> bool:
     """True when ``imageio-ffmpeg`` (the ffmpeg binary it ships) can be imported."""
     try:
-        import imageio_ffmpeg  # noqa: F401
+        import imageio_ffmpeg  # noqa: F401  (local: MP4 output only; a missing package is False)
     except ImportError:
         return False
     return True
@@ -71,7 +71,7 @@ def save_mp4(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) -> str:
     if not mp4_available():
         raise ImportError('MP4 output needs `pip install imageio-ffmpeg` (requirements/'
                           'runtime.txt); use a .gif path instead')
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # local: see mp4_available
     # yuv420p needs even sizes: pad the last row / column
     h, w = frames[0].shape[:2]
     frames = [np.ascontiguousarray(np.pad(f, ((0, h % 2), (0, w % 2), (0, 0)), mode='edge'))
@@ -90,7 +90,7 @@ def save_mp4(frames: Sequence[np.ndarray], path: str, fps: float = 4.0) -> str:
 
 def read_mp4(path: str) -> List[np.ndarray]:
     """Decode an MP4 back to uint8 (H, W, 3) frames (``imageio-ffmpeg``)."""
-    import imageio_ffmpeg
+    import imageio_ffmpeg  # local: see mp4_available
     reader = imageio_ffmpeg.read_frames(path, pix_fmt='rgb24')
     meta = reader.__next__()
     w, h = meta['size']

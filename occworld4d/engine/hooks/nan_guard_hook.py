@@ -18,7 +18,9 @@ checked.
 from typing import Dict, List, Optional
 
 import torch
+import torch.distributed as dist
 from mmengine.hooks import Hook
+from mmengine.optim import AmpOptimWrapper, OptimWrapperDict
 
 from occworld4d.registry import HOOKS
 
@@ -47,7 +49,6 @@ def _grads_finite(optim_wrapper) -> bool:
 
 def _all_ranks_or(flag: bool) -> bool:
     """True when ``flag`` is True on any rank."""
-    import torch.distributed as dist
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return flag
     device = 'cuda' if dist.get_backend() == 'nccl' else 'cpu'
@@ -88,7 +89,6 @@ class NonFiniteGuardHook(Hook):
     def before_train(self, runner) -> None:
         self.skipped = 0
         optim_wrapper = runner.optim_wrapper
-        from mmengine.optim import OptimWrapperDict
         wrappers = (list(optim_wrapper.values()) if isinstance(optim_wrapper, OptimWrapperDict)
                     else [optim_wrapper])
         for wrapper in wrappers:
@@ -98,7 +98,6 @@ class NonFiniteGuardHook(Hook):
     def _wrap(self, wrapper) -> None:
         if '_nonfinite_guard_orig' in vars(wrapper):
             return
-        from mmengine.optim import AmpOptimWrapper
         orig_backward, orig_step = wrapper.backward, wrapper.step
         check_grads = self.check_grads and not isinstance(wrapper, AmpOptimWrapper)
         hook = self

@@ -9,7 +9,9 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 
 from occworld4d.registry import HOOKS
+from occworld4d.structures import VOCABULARIES
 from occworld4d.utils import save_npz_atomic
+from occworld4d.visualization import info_from_meta, picture_meta, save_scene_pictures
 
 
 def _get(sample, key: str):
@@ -70,9 +72,8 @@ class SaveOccSamplesHook(Hook):
     @staticmethod
     def picture_meta(sample, runner, grid_shape) -> dict:
         """The drawing metadata of a sample: its metainfo's, else the runner config's."""
+        # local: apis builds on engine (apis.cli imports engine.hooks), not the reverse
         from occworld4d.apis.inferencer import config_picture_meta
-        from occworld4d.structures import VOCABULARIES
-        from occworld4d.visualization import picture_meta
         cfg = getattr(runner, 'cfg', None)
         meta = config_picture_meta(cfg, grid_shape) if cfg is not None else {}
         voc = _get(sample, 'vocabulary')
@@ -127,7 +128,6 @@ class SaveOccSamplesHook(Hook):
 
     def draw(self, arrays: dict, prefix: str) -> list:
         """The pictures of one written sample (as tools/visualize.py draws its npz)."""
-        from occworld4d.visualization import info_from_meta, save_scene_pictures
         sem = arrays['semantics']
         traj = arrays.get('trajectory')
         meta = dict(arrays, trajectory=traj if traj is not None and np.ndim(traj) == 2 and

@@ -5,6 +5,8 @@ from typing import Optional, Sequence
 from mmengine.hooks import Hook
 
 from occworld4d.registry import HOOKS
+from occworld4d.visualization import (OccVisualizer, draw_occ_sample, occ_animation_frames,
+                                      save_frames)
 
 
 @HOOKS.register_module()
@@ -49,7 +51,6 @@ class OccVisualizationHook(Hook):
     def _draw(self, runner, prefix: str, batch_idx: int, outputs: Sequence) -> None:
         if not self.draw or batch_idx % self.interval != 0 or not outputs:
             return
-        from occworld4d.visualization import OccVisualizer, draw_occ_sample
         vis = runner.visualizer
         for i, sample in enumerate(list(outputs)[:self.max_samples]):
             if isinstance(vis, OccVisualizer):
@@ -64,7 +65,6 @@ class OccVisualizationHook(Hook):
     def after_test_iter(self, runner, batch_idx: int, data_batch=None, outputs=None) -> None:
         self._draw(runner, 'test', batch_idx, outputs)
         if self.draw and self.test_out_dir and outputs:
-            from occworld4d.visualization import occ_animation_frames, save_frames
             for i, sample in enumerate(outputs):
                 path = osp.join(runner.work_dir, self.test_out_dir,
                                 f'batch{batch_idx:05d}_sample{i}.{self.test_out_format}')

@@ -48,6 +48,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from occworld4d.rendering import bev_layout
 from occworld4d.structures.vocabularies import COMMANDS
 from .memorisation import memorisation  # noqa: F401  (part of this module's interface)
 from .scenes import ArrayLike, Scenes, _np, _stack
@@ -397,7 +398,6 @@ def bev_layouts(scenes: Scenes, vocabulary: str, out_size: Optional[int] = None)
     Returns:
         int64 (N, T, h, w) layout values in [0, len(LAYOUT_CHANNELS)].
     """
-    from occworld4d.rendering import bev_layout  # rendering imports datasets: on first use
     arr = _stack(scenes)
     lay = bev_layout.layout_from_occupancy(arr, vocabulary)  # (N, T, C, X, Y) bool
     if out_size is None or int(out_size) == arr.shape[2] == arr.shape[3]:

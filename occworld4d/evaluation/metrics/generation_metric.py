@@ -5,6 +5,7 @@ from typing import Dict, List, Optional, Sequence, Union
 
 import numpy as np
 import torch
+from mmengine.config import Config
 from mmengine.evaluator import BaseMetric
 from mmengine.logging import MMLogger, print_log
 from mmengine.runner import load_checkpoint
@@ -12,6 +13,7 @@ from mmengine.runner import load_checkpoint
 from occworld4d.registry import METRICS, MODELS
 from occworld4d.utils import save_npz_atomic
 
+from occworld4d.utils.compat import resolve_checkpoint
 from ..feature_extractor import VersionMismatchError
 from ..functional import fid, inception_score, kid, precision_recall, temporal_consistency
 from .occupancy_metric import _field
@@ -98,7 +100,6 @@ def extractor_config(extractor: Union[str, dict]) -> dict:
             raise FileNotFoundError(f'GenerationMetric: extractor config {extractor!r} does not '
                                     'exist (expected a configs/evaluation/feature_extractor_*.py '
                                     'file, relative to the working directory, or a model dict)')
-        from mmengine.config import Config
         model = Config.fromfile(extractor).get('model')
         if not isinstance(model, dict) or 'type' not in model:
             raise KeyError(f'GenerationMetric: extractor config {extractor!r} has no model dict')
@@ -165,7 +166,6 @@ class GenerationMetric(BaseMetric):
         extractor = extractor_config(extractor)
         model = MODELS.build(extractor) if isinstance(extractor, dict) else extractor
         if checkpoint is not None:
-            from occworld4d.utils.compat import resolve_checkpoint
             try:  # a work dir stands for its latest checkpoint (logged)
                 checkpoint = resolve_checkpoint(checkpoint)
             except FileNotFoundError as err:

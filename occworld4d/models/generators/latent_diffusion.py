@@ -20,6 +20,7 @@ from typing import Dict, List, Optional, Sequence, Union
 import torch
 from torch import Tensor
 
+import occworld4d.diffusion  # noqa: F401  (registers the engines in DIFFUSION)
 from occworld4d.models.tokenizers.base import FrozenTokenizerModel, attach_predictions
 from occworld4d.models.tokenizers.rollout import PLANE_KEYS
 from occworld4d.registry import DIFFUSION, MODELS
@@ -42,9 +43,6 @@ def build_engine(cfg: dict):
     args = dict(cfg)
     kind = args.pop('type')
     cls = DIFFUSION.get(kind) if isinstance(kind, str) else kind
-    if cls is None:
-        import occworld4d.diffusion  # noqa: F401  (registers the engine)
-        cls = DIFFUSION.get(kind)
     if cls is None:
         raise KeyError(f'diffusion engine {kind!r} is not registered in DIFFUSION')
     return cls(**args)

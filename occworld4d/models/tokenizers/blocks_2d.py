@@ -22,6 +22,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.checkpoint import checkpoint
 
 from occworld4d.models.layers.attention import Attention
+from occworld4d.models.losses import lovasz_softmax
 from occworld4d.models.losses.lovasz import (  # noqa: F401  (lovasz_softmax_lean re-exported)
     _lovasz_value_and_grad, lovasz_softmax_lean)
 
@@ -161,7 +162,6 @@ def semantic_recon_loss(logits: Tensor, target: Tensor, ce_weight: float = 10.0,
     if lean:
         ce, lov = fused_ce_lovasz(logits, target)
     else:
-        from occworld4d.models.losses import lovasz_softmax
         ce = F.cross_entropy(logits.float(), target.long())
         lov = lovasz_softmax(logits, target)
     return dict(loss_ce=ce_weight * ce, loss_lovasz=lovasz_weight * lov)
