@@ -1,157 +1,38 @@
 """Score generated scenes against a dataset split: the core of ``score_samples.py`` and
 ``generation_baselines.py`` (``tools/analysis_tools/``).
 
-:func:`load_samples` reads sample npz files (``semantics`` (T, X, Y, Z), as
-``tools/sample.py`` and ``SaveOccSamplesHook`` write them), :func:`split_windows` reads the
-windows of a config's split, :func:`score_scenes` computes the statistics of
-:mod:`occworld4d.evaluation.functional.scene_stats` (and FID with a trained extractor) of a
-set of scenes next to the split's, and :func:`format_table` prints them. The result keys
+:func:`load_samples` (in :mod:`.sample_files`, importable from here) reads sample npz files
+(``semantics`` (T, X, Y, Z), as ``tools/sample.py`` and ``SaveOccSamplesHook`` write them),
+:func:`split_windows` reads the windows of a config's split, :func:`score_scenes` computes
+the statistics of :mod:`occworld4d.evaluation.functional.scene_stats` (and FID with a trained
+extractor) of a set of scenes next to the split's, and :func:`format_table` prints them. The result keys
 are documented in ``docs/evaluation.md`` ("Scene statistics") and kept stable: the learning
 benchmark and ``make demo`` read them.
 """
-import glob
 import math
-import os.path as osp
+import os
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
+from mmengine.registry import init_default_scope
 
+from occworld4d.apis.cli import CLIError, load_config
+from occworld4d.registry import DATASETS
+from occworld4d.rendering.bev_layout import LAYOUT_CHANNELS
 from occworld4d.structures.vocabularies import COMMANDS, get_vocabulary
 from .functional import fid as fid_fn
 from .functional.scene_stats import (bev_layouts, change_rate, class_frequencies,
                                      frame_change_rates, layout_agreement, memorisation,
                                      recover_commands, total_variation)
+from .metrics.generation_metric import GenerationMetric
+from .sample_files import (COMMAND_ALIASES, SampleFileError, load_sample_layouts,  # noqa: F401
+                           load_samples, parse_command, sample_files)  # (re-exported)
 
-COMMAND_ALIASES = dict(STOP='STATIC', STRAIGHT='FORWARD')
 CHANCE_COMMAND_ACCURACY = 1.0 / len(COMMANDS)
 # Frame rate assumed for command recovery when neither the split nor the user gives one
 # (CarlaSC, Occ3D-Waymo; Occ3D-nuScenes keyframes are 2 Hz: pass frame_rate=2).
 DEFAULT_FRAME_RATE = 10.0
-
-
-class SampleFileError(ValueError):
-    """A sample file that cannot be scored (the message names the file)."""
-
-
-def parse_command(value) -> int:
-    """'LEFT' / 'left' / 'STRAIGHT' / 'stop' / 2 -> command id (0 STATIC, 1 FORWARD, 2 LEFT,
-    3 RIGHT)."""
-    if isinstance(value, (int, np.integer)) or (isinstance(value, str) and value.isdigit()):
-        cid = int(value)
-        if not 0 <= cid < len(COMMANDS):
-            raise ValueError(f'command id {cid} out of range [0, {len(COMMANDS)})')
-        return cid
-    key = str(value).strip().upper()
-    key = COMMAND_ALIASES.get(key, key)
-    if key not in COMMANDS:
-        raise ValueError(f'unknown command {value!r}; expected one of {list(COMMANDS)}, '
-                         f'{list(COMMAND_ALIASES)} or 0-{len(COMMANDS) - 1}')
-    return COMMANDS.index(key)
-
-
-def sample_files(patterns: Sequence[str]) -> List[str]:
-    """npz files named by folders (every ``*.npz`` inside), globs or paths, sorted per
-    argument, each file once."""
-    files: List[str] = []
-    for pat in patterns:
-        if osp.isdir(pat):
-            found = sorted(glob.glob(osp.join(pat, '*.npz')))
-            if not found:
-                raise SampleFileError(f'samples: folder {pat!r} holds no .npz file')
-        elif any(ch in pat for ch in '*?['):
-            found = sorted(glob.glob(pat))
-            if not found:
-                raise SampleFileError(f'samples: pattern {pat!r} matches no file')
-        else:
-            if not osp.isfile(pat):
-                raise SampleFileError(f'samples: {pat!r} does not exist')
-            found = [pat]
-        files.extend(f for f in found if f not in files)
-    return files
-
-
-def load_samples(patterns: Sequence[str], num_classes: Optional[int] = None
-                 ) -> Tuple[List[str], np.ndarray, List[Optional[int]],
-                            List[Optional[np.ndarray]]]:
-    """Read sample npz files.
-
-    Args:
-        patterns: folders, globs or npz paths (:func:`sample_files`).
-        num_classes: if given, class ids must lie in [0, K) (else in [0, 256)).
-
-    Returns:
-        (files, semantics uint8 (M, T, X, Y, Z), commands, trajectories): ``commands[i]`` is
-        the npz's ``command`` (the requested command, written by ``SaveOccSamplesHook``) or
-        None; ``trajectories[i]`` its ``trajectory`` (T, 3) (dx, dy, yaw relative to frame
-        0, the condition) or None.
-
-    Raises:
-        SampleFileError: naming the file: unreadable, no ``semantics``, not 4-D integer
-            ids, ids out of range, or shapes that differ between files.
-    """
-    files = sample_files(patterns)
-    sems, cmds, trajs = [], [], []
-    for path in files:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                keys = set(data.files)
-                if 'semantics' not in keys:
-                    raise SampleFileError(f'{path}: no "semantics" array (found keys '
-                                          f'{sorted(keys)}); expected semantics (T, X, Y, Z) '
-                                          'class ids as tools/sample.py writes them')
-                sem = np.asarray(data['semantics'])
-                cmd = data['command'] if 'command' in keys else None
-                traj = data['trajectory'] if 'trajectory' in keys else None
-        except SampleFileError:
-            raise
-        except Exception as err:  # not a zip, truncated, pickled objects, ...
-            raise SampleFileError(f'{path}: cannot be read as an npz file ({type(err).__name__}'
-                                  f': {err})') from err
-        if sem.ndim != 4 or not np.issubdtype(sem.dtype, np.integer):
-            raise SampleFileError(f'{path}: "semantics" must be integer class ids (T, X, Y, Z),'
-                                  f' found {sem.dtype} {sem.shape}')
-        limit = 256 if num_classes is None else num_classes  # stored as uint8
-        if sem.size and (int(sem.min()) < 0 or int(sem.max()) >= limit):
-            raise SampleFileError(f'{path}: class ids span [{int(sem.min())}, {int(sem.max())}]'
-                                  f', expected [0, {limit}) (class ids of the vocabulary)')
-        if sems and sem.shape != sems[0].shape:
-            raise SampleFileError(f'{path}: semantics {sem.shape} != {sems[0].shape} of '
-                                  f'{files[0]}; score samples of one shape together')
-        if cmd is not None:
-            cmd = np.asarray(cmd).reshape(-1)
-            if cmd.size != 1:
-                raise SampleFileError(f'{path}: "command" must be one id, found shape '
-                                      f'{np.asarray(cmd).shape}')
-            cmd = parse_command(int(cmd[0]))
-        if traj is not None:
-            traj = np.asarray(traj, np.float64)
-            if traj.shape != (sem.shape[0], 3):
-                raise SampleFileError(f'{path}: "trajectory" must be ({sem.shape[0]}, 3) (dx, '
-                                      f'dy, yaw per frame), found {traj.shape}')
-        sems.append(sem.astype(np.uint8))
-        cmds.append(cmd)
-        trajs.append(traj)
-    return files, np.stack(sems), cmds, trajs
-
-
-def load_sample_layouts(files: Sequence[str]) -> List[Optional[np.ndarray]]:
-    """The ``layout`` array (the requested BEV layout, written by ``SaveOccSamplesHook``)
-    of every sample npz, float32 (T, h, w), or None where the file has none."""
-    out: List[Optional[np.ndarray]] = []
-    for path in files:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                lay = np.asarray(data['layout'], np.float32) if 'layout' in data.files \
-                    else None
-        except Exception as err:
-            raise SampleFileError(f'{path}: cannot be read as an npz file ({type(err).__name__}'
-                                  f': {err})') from err
-        if lay is not None and lay.ndim != 3:
-            raise SampleFileError(f'{path}: "layout" must be (T, h, w) (UniScene\'s BEV layout '
-                                  f'values), found {lay.shape}')
-        out.append(lay)
-    return out
 
 
 def rebase_trajectory(traj: np.ndarray, start: int) -> np.ndarray:
@@ -175,7 +56,6 @@ def trajectory_errors(recovered: np.ndarray, requested: np.ndarray) -> Dict[str,
 
 # ----------------------------------------------------------------------------- splits
 def _dataset(cfg, split: str):
-    from occworld4d.registry import DATASETS
     loader = cfg.get(f'{split}_dataloader')
     if not loader or not loader.get('dataset'):
         raise ValueError(f'the config has no {split}_dataloader.dataset')
@@ -269,7 +149,6 @@ class FIDScorer:
     """
 
     def __init__(self, extractor: str, checkpoint: str, batch_size: int = 8):
-        from .metrics.generation_metric import GenerationMetric
         metric = GenerationMetric(extractor=extractor, checkpoint=checkpoint,
                                   statistics=('fid', ), device='cpu')
         self.extractor, self.version = metric.extractor, metric.version
@@ -375,48 +254,11 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
                      num_train=None if train is None else int(len(train)),
                      sample_shape=list(samples.shape[1:]), vocabulary=val['vocabulary'],
                      classes=list(vocab.classes), free_label=int(free))
-    f_s, f_v = class_frequencies(samples, K), class_frequencies(vs, K)
-    fo_s = class_frequencies(samples, K, free, exclude_free=True)
-    fo_v = class_frequencies(vs, K, free, exclude_free=True)
-    res.update(freq_samples=f_s.tolist(), freq_val=f_v.tolist(),
-               freq_occupied_samples=fo_s.tolist(), freq_occupied_val=fo_v.tolist(),
-               tv_all=total_variation(f_s, f_v),
-               tv_occupied=(total_variation(fo_s, fo_v) if fo_s.sum() > 0 else 1.0))
-    cr_s, cr_v = change_rate(samples), change_rate(vs)
-    res.update(change_rate_samples=cr_s, change_rate_val=cr_v,
-               change_rate_ratio=cr_s / cr_v if cr_v > 0 else None)
-    res.update(fid=None, fid_floor=None, fid_floor_std=None, fid_floor_values=None,
-               fid_ratio=None, fid_key=None, extractor_version=None)
-    if fid_scorer is not None:
-        res['fid'] = fid_scorer.fid(samples, vs)
-        res['extractor_version'] = fid_scorer.version
-        res['fid_key'] = f'{fid_scorer.prefix}/FID'
-        if fid_floor_pool is not None:
-            fl = fid_scorer.fid_floor(fid_floor_pool, vs, len(samples), floor_draws, floor_seed)
-            res.update(fid_floor=fl['mean'], fid_floor_std=fl['std'],
-                       fid_floor_values=fl['values'])
-            res['fid_ratio'] = res['fid'] / fl['mean'] if fl['mean'] > 0 else None
+    res.update(_distribution_scores(samples, vs, K, free))
+    res.update(_fid_scores(samples, vs, fid_scorer, fid_floor_pool, floor_draws, floor_seed))
     per_sample: List[Dict] = [dict(change_rate=float(c))
                               for c in frame_change_rates(samples).mean(1)]
-    for key in ('memorisation_miou_mean', 'memorisation_miou_max', 'memorisation_iou_mean',
-                'memorisation_iou_max', 'val_memorisation_miou_mean',
-                'val_memorisation_miou_max', 'val_memorisation_iou_mean',
-                'val_memorisation_iou_max'):
-        res[key] = None
-    if train is not None:
-        mem = memorisation(samples, train, K, free)
-        key = ('val_memorisation', id(vs), id(train))
-        if key not in cache:
-            cache[key] = memorisation(vs, train, K, free)
-        vmem = cache[key]
-        for prefix, m in (('memorisation', mem), ('val_memorisation', vmem)):
-            res[f'{prefix}_miou_mean'] = _f(np.nanmean(m['miou']))
-            res[f'{prefix}_miou_max'] = _f(np.nanmax(m['miou']))
-            res[f'{prefix}_iou_mean'] = _f(np.nanmean(m['iou']))
-            res[f'{prefix}_iou_max'] = _f(np.nanmax(m['iou']))
-        for i, p in enumerate(per_sample):
-            p.update(memorisation_miou=_f(mem['miou'][i]), memorisation_iou=_f(mem['iou'][i]),
-                     nearest_train=int(mem['miou_index'][i]))
+    res.update(_memorisation_scores(samples, vs, train, K, free, cache, per_sample))
     # command recovery
     if val['pc_range'] is None:
         raise ValueError('the val split carries no pc_range meta key: command recovery needs '
@@ -425,9 +267,81 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
     res['frame_rate'] = float(rate)
     kw = dict(frame_rate=rate, **(register_kwargs or {}))
     rec = recover_commands(samples, vocab.classes, free, val['pc_range'], **kw)
-    commands = list(commands) if commands is not None else [None] * len(samples)
-    if len(commands) != len(samples):
-        raise ValueError(f'{len(commands)} requested commands for {len(samples)} samples')
+    res.update(_command_scores(rec, commands, per_sample))
+    res.update(_trajectory_scores(rec, trajectories, per_sample))
+    res.update(val_command_accuracy=None, val_command_confusion=None)
+    if val_commands and (val['commands'] >= 0).all():
+        res.update(_val_command_scores(val, vocab.classes, kw, cache))
+    res.update(layout_scores(samples, val, train, layouts, seed=floor_seed))
+    for i, m in enumerate(res.pop('_layout_sample_miou')):
+        if m is not None:
+            per_sample[i]['layout_miou'] = m
+    res['per_sample'] = per_sample
+    return res
+
+
+def _distribution_scores(samples: np.ndarray, vs: np.ndarray, K: int, free: int) -> Dict:
+    """Class frequencies (all / occupied), their TV distances and the change rates."""
+    f_s, f_v = class_frequencies(samples, K), class_frequencies(vs, K)
+    fo_s = class_frequencies(samples, K, free, exclude_free=True)
+    fo_v = class_frequencies(vs, K, free, exclude_free=True)
+    cr_s, cr_v = change_rate(samples), change_rate(vs)
+    return dict(freq_samples=f_s.tolist(), freq_val=f_v.tolist(),
+                freq_occupied_samples=fo_s.tolist(), freq_occupied_val=fo_v.tolist(),
+                tv_all=total_variation(f_s, f_v),
+                tv_occupied=(total_variation(fo_s, fo_v) if fo_s.sum() > 0 else 1.0),
+                change_rate_samples=cr_s, change_rate_val=cr_v,
+                change_rate_ratio=cr_s / cr_v if cr_v > 0 else None)
+
+
+def _fid_scores(samples: np.ndarray, vs: np.ndarray, fid_scorer: Optional['FIDScorer'],
+                fid_floor_pool: Optional[np.ndarray], floor_draws: int,
+                floor_seed: int) -> Dict:
+    """FID of the samples against val and the train-vs-val floor (None without a scorer)."""
+    res = dict(fid=None, fid_floor=None, fid_floor_std=None, fid_floor_values=None,
+               fid_ratio=None, fid_key=None, extractor_version=None)
+    if fid_scorer is None:
+        return res
+    res['fid'] = fid_scorer.fid(samples, vs)
+    res['extractor_version'] = fid_scorer.version
+    res['fid_key'] = f'{fid_scorer.prefix}/FID'
+    if fid_floor_pool is not None:
+        fl = fid_scorer.fid_floor(fid_floor_pool, vs, len(samples), floor_draws, floor_seed)
+        res.update(fid_floor=fl['mean'], fid_floor_std=fl['std'], fid_floor_values=fl['values'])
+        res['fid_ratio'] = res['fid'] / fl['mean'] if fl['mean'] > 0 else None
+    return res
+
+
+def _memorisation_scores(samples: np.ndarray, vs: np.ndarray, train: Optional[np.ndarray],
+                         K: int, free: int, cache: dict, per_sample: List[Dict]) -> Dict:
+    """Mean / max best IoUs of the samples (and of the val windows, cached) against the
+    training windows; each sample's values and nearest training window into ``per_sample``."""
+    res = {f'{prefix}_{kind}_{stat}': None for prefix in ('memorisation', 'val_memorisation')
+           for kind in ('miou', 'iou') for stat in ('mean', 'max')}
+    if train is None:
+        return res
+    mem = memorisation(samples, train, K, free)
+    key = ('val_memorisation', id(vs), id(train))
+    if key not in cache:
+        cache[key] = memorisation(vs, train, K, free)
+    for prefix, m in (('memorisation', mem), ('val_memorisation', cache[key])):
+        res[f'{prefix}_miou_mean'] = _f(np.nanmean(m['miou']))
+        res[f'{prefix}_miou_max'] = _f(np.nanmax(m['miou']))
+        res[f'{prefix}_iou_mean'] = _f(np.nanmean(m['iou']))
+        res[f'{prefix}_iou_max'] = _f(np.nanmax(m['iou']))
+    for i, p in enumerate(per_sample):
+        p.update(memorisation_miou=_f(mem['miou'][i]), memorisation_iou=_f(mem['iou'][i]),
+                 nearest_train=int(mem['miou_index'][i]))
+    return res
+
+
+def _command_scores(rec: Dict, commands: Optional[Sequence[Optional[int]]],
+                    per_sample: List[Dict]) -> Dict:
+    """Accuracy and confusion of the recovered commands against the requested ones; each
+    sample's recovered command, yaw and distance into ``per_sample``."""
+    commands = list(commands) if commands is not None else [None] * len(per_sample)
+    if len(commands) != len(per_sample):
+        raise ValueError(f'{len(commands)} requested commands for {len(per_sample)} samples')
     hits, confusion = [], np.zeros((len(COMMANDS), len(COMMANDS)), np.int64)
     for i, p in enumerate(per_sample):
         p.update(recovered_command=COMMANDS[int(rec['command'][i])],
@@ -436,12 +350,17 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
         if commands[i] is not None:
             hits.append(int(rec['command'][i]) == commands[i])
             confusion[commands[i], int(rec['command'][i])] += 1
-    res['command_accuracy'] = float(np.mean(hits)) if hits else None
-    res['num_commands'] = len(hits)
-    res['command_confusion'] = confusion.tolist() if hits else None
-    res['command_chance'] = CHANCE_COMMAND_ACCURACY
+    return dict(command_accuracy=float(np.mean(hits)) if hits else None,
+                num_commands=len(hits), command_confusion=confusion.tolist() if hits else None,
+                command_chance=CHANCE_COMMAND_ACCURACY)
+
+
+def _trajectory_scores(rec: Dict, trajectories: Optional[Sequence[Optional[np.ndarray]]],
+                       per_sample: List[Dict]) -> Dict:
+    """ADE / FDE / final yaw error of the recovered trajectories against the requested ones
+    (the val_ keys stay None here); each sample's errors into ``per_sample``."""
     trajectories = (list(trajectories) if trajectories is not None
-                    else [None] * len(samples))
+                    else [None] * len(per_sample))
     errs = []
     for i, p in enumerate(per_sample):
         if trajectories[i] is not None:
@@ -449,32 +368,30 @@ def score_scenes(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = N
             p.update(trajectory_ade=e['ade'], trajectory_fde=e['fde'],
                      trajectory_yaw_error=e['yaw_error'])
             errs.append(e)
+    res: Dict = {}
     for k in ('ade', 'fde', 'yaw_error'):
         res[f'trajectory_{k}'] = float(np.mean([e[k] for e in errs])) if errs else None
         res[f'val_trajectory_{k}'] = None
     res['num_trajectories'] = len(errs)
-    res['val_command_accuracy'] = None
-    res['val_command_confusion'] = None
-    if val_commands and (val['commands'] >= 0).all():
-        key = ('val_commands', id(vs), repr(sorted(kw.items())))
-        if key not in cache:
-            cache[key] = recover_commands(vs, vocab.classes, free, val['pc_range'], **kw)
-        vrec = cache[key]
-        got = vrec['command']
-        res['val_command_accuracy'] = float((got == val['commands']).mean())
-        conf = np.zeros((len(COMMANDS), len(COMMANDS)), np.int64)
-        np.add.at(conf, (val['commands'], got), 1)
-        res['val_command_confusion'] = conf.tolist()
-        if 'trajectories' in val:
-            verr = [trajectory_errors(r, t) for r, t in zip(vrec['trajectory'],
-                                                              val['trajectories'])]
-            for k in ('ade', 'fde', 'yaw_error'):
-                res[f'val_trajectory_{k}'] = float(np.mean([e[k] for e in verr]))
-    res.update(layout_scores(samples, val, train, layouts, seed=floor_seed))
-    for i, m in enumerate(res.pop('_layout_sample_miou')):
-        if m is not None:
-            per_sample[i]['layout_miou'] = m
-    res['per_sample'] = per_sample
+    return res
+
+
+def _val_command_scores(val: Dict, class_names: Sequence[str], kw: dict, cache: dict) -> Dict:
+    """The recovery's accuracy on the val windows' own commands and trajectories (cached)."""
+    vs = val['semantics']
+    key = ('val_commands', id(vs), repr(sorted(kw.items())))
+    if key not in cache:
+        cache[key] = recover_commands(vs, class_names, val['free_label'], val['pc_range'], **kw)
+    got = cache[key]['command']
+    conf = np.zeros((len(COMMANDS), len(COMMANDS)), np.int64)
+    np.add.at(conf, (val['commands'], got), 1)
+    res = dict(val_command_accuracy=float((got == val['commands']).mean()),
+               val_command_confusion=conf.tolist())
+    if 'trajectories' in val:
+        verr = [trajectory_errors(r, t) for r, t in zip(cache[key]['trajectory'],
+                                                          val['trajectories'])]
+        for k in ('ade', 'fde', 'yaw_error'):
+            res[f'val_trajectory_{k}'] = float(np.mean([e[k] for e in verr]))
     return res
 
 
@@ -497,7 +414,6 @@ def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = 
         training window (numpy ``seed``) for each sample against that sample's requested
         layout (the baseline); ``_layout_sample_miou``: per sample (None: no layout).
     """
-    from occworld4d.rendering.bev_layout import LAYOUT_CHANNELS
     L = len(LAYOUT_CHANNELS) + 1
     M = len(samples)
     layouts = list(layouts) if layouts is not None else [None] * M
@@ -612,11 +528,6 @@ def scoring_configs(args) -> Tuple[object, object, str]:
     Returns:
         (config, training config, split name 'val' | 'test').
     """
-    import os
-
-    from mmengine.registry import init_default_scope
-
-    from occworld4d.apis.cli import CLIError, load_config
     torch.set_num_threads(int(os.environ.get('OMP_NUM_THREADS', '1') or 1))
     if bool(args.extractor) != bool(args.extractor_ckpt):
         raise CLIError('FID needs both --extractor CONFIG and --extractor-ckpt CHECKPOINT')
