@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT, load_tool, run_cli
+from helpers import ROOT, load_tool, tool_main
 
 VQ_CFG = 'configs/occsora/occsora_vqvae_tiny_synthetic-city.py'
 DIT_CFG = 'configs/occsora/occsora_dit_tiny_synthetic-city.py'
@@ -19,19 +19,21 @@ def load(path):
 
 @pytest.mark.slow
 def test_tokenizer_dit_trajectory_sampling(tmp_path, capsys):
+    """Every tool through its ``main(argv)`` in this process (what ``python tools/X.py``
+    runs): the 3 subprocesses each paid ~8 s CPU of interpreter + mmengine start-up."""
     vq_dir, dit_dir = tmp_path / 'vq', tmp_path / 'dit'
-    run_cli('tools/train.py', VQ_CFG, '--work-dir', str(vq_dir), '--cfg-options',
-            'train_dataloader.dataset.num_scenes=4', 'val_dataloader.dataset.num_scenes=2',
-            'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
-            'default_hooks.checkpoint.interval=1')
+    tool_main('tools/train.py', VQ_CFG, '--work-dir', str(vq_dir), '--cfg-options',
+              'train_dataloader.dataset.num_scenes=4', 'val_dataloader.dataset.num_scenes=2',
+              'train_cfg.max_epochs=1', 'train_cfg.val_interval=1',
+              'default_hooks.checkpoint.interval=1')
     vq = load(vq_dir / 'epoch_1.pth')
     assert vq['meta']['iter'] == 2
     log = next(vq_dir.glob('*/*.log')).read_text()
     assert 'code_perplexity' in log and 'dead_codes' in log  # usage statistics logged
 
-    run_cli('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
-            f'model.tokenizer_ckpt={vq_dir / "epoch_1.pth"}', 'train_cfg.max_epochs=1',
-            'train_dataloader.dataset.num_scenes=4', 'default_hooks.checkpoint.interval=1')
+    tool_main('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options',
+              f'model.tokenizer_ckpt={vq_dir / "epoch_1.pth"}', 'train_cfg.max_epochs=1',
+              'train_dataloader.dataset.num_scenes=4', 'default_hooks.checkpoint.interval=1')
     dit = load(dit_dir / 'epoch_1.pth')
     # the frozen stage-1 weights are the tokenizer checkpoint's, unchanged by stage 2
     for key, value in vq['state_dict'].items():
@@ -39,9 +41,9 @@ def test_tokenizer_dit_trajectory_sampling(tmp_path, capsys):
     assert dit['state_dict']['denoiser.cond_embedder.0.weight'].shape == (128, 16)
 
     out = tmp_path / 'left'
-    run_cli('tools/sample.py', DIT_CFG, str(dit_dir / 'epoch_1.pth'), '--task', 'trajectory',
-            '--trajectory', 'left', '--steps', '3', '--num-samples', '2', '--no-render',
-            '--out', str(out))
+    tool_main('tools/sample.py', DIT_CFG, str(dit_dir / 'epoch_1.pth'), '--task',
+              'trajectory', '--trajectory', 'left', '--steps', '3', '--num-samples', '2',
+              '--no-render', '--out', str(out))
     with np.load(out / 'sample_1.npz') as f:
         sem = f['semantics']
     assert sem.shape == (8, 32, 32, 8) and sem.dtype == np.uint8 and sem.max() < 12
