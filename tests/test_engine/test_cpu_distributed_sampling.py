@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import ROOT
+from helpers import ROOT, tool_main
 from occworld4d.apis.launcher import sample_batches, setup_sampling
 
 APIS = osp.join(ROOT, 'tests', 'test_apis')
@@ -136,8 +136,9 @@ def test_two_processes_write_each_sample_once_equal_to_one_process(generator, tm
         r'rank (\d)/2: uncond: (\d) sample\(s\)', log)}
     assert drawn == {0: 3, 1: 2}, log[-4000:]  # each rank drew its share, once
     assert '5 sample(s) in batches of 3' in log
-    _run([sys.executable, *_sample_args(cfg, ckpt, one, '--batch-size', '3')],
-         tmp_path / 'one.log')
+    # the one-process reference: tools/sample.py's main(argv) in this process (a subprocess
+    # paid ~8 s CPU of start-up)
+    tool_main(*_sample_args(cfg, ckpt, one, '--batch-size', '3'))
     a, b = _arrays(one), _arrays(two)
     for i, (x, y) in enumerate(zip(a, b)):
         assert x.keys() == y.keys()
