@@ -13,7 +13,7 @@ import torch
 from mmengine.hooks import Hook
 
 from engine_toys import make_runner
-from helpers import ROOT
+from helpers import ROOT, tool_main
 from occworld4d.engine.hooks import TrainingInterrupted
 from occworld4d.utils.compat import load_checkpoint_file
 
@@ -68,9 +68,11 @@ def _train(work_dir, *extra):
 
 
 def test_sigterm_tools_train_saves_exits_143_and_resume_is_bit_identical(tmp_path):
+    """Only the interrupted run is a process of its own (SIGTERM, exit 143); the reference and
+    the resume run tools/train.py's ``main(argv)`` in this process (a subprocess each paid
+    ~8 s CPU of start-up; resuming in a fresh process after kill -9 is test_kill9_resume.py)."""
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    subprocess.run(_train(tmp_path / 'full'), cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=600)
+    tool_main(*_train(tmp_path / 'full')[1:])
 
     proc = subprocess.Popen(_train(tmp_path / 'cut'), cwd=ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -90,8 +92,7 @@ def test_sigterm_tools_train_saves_exits_143_and_resume_is_bit_identical(tmp_pat
     n = int(osp.basename(saved)[len('iter_'):-len('.pth')])
     assert 1 <= n < 8 and osp.isfile(saved) and not osp.isfile(tmp_path / 'cut' / 'epoch_2.pth')
 
-    subprocess.run(_train(tmp_path / 'cut', '--resume'), cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=600)
+    tool_main(*_train(tmp_path / 'cut', '--resume')[1:])
     ref, got = _weights(tmp_path / 'full' / 'epoch_2.pth'), _weights(tmp_path / 'cut' / 'epoch_2.pth')
     bad = [k for k in ref if not torch.equal(ref[k], got[k])]
     assert not bad, f'stopped after iteration {n}: {len(bad)} of {len(ref)} tensors differ'
