@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import run_cli, tool_main
+from helpers import tool_main
 
 VAE_CFG = 'configs/uniscene/uniscene_vae_tiny_synthetic-city.py'
 DIT_CFG = 'configs/uniscene/uniscene_dit_tiny_synthetic-city.py'
@@ -15,8 +15,9 @@ SMALL = ['train_dataloader.dataset.num_scenes=4', 'train_cfg.max_epochs=1',
 
 def test_vae_then_dit_then_layout_sample_to_lidar_and_cameras(tmp_path, real_path, capsys):
     vae_dir, dit_dir, out = tmp_path / 'vae', tmp_path / 'dit', tmp_path / 'out'
-    run_cli('tools/train.py', VAE_CFG, '--work-dir', str(vae_dir), '--cfg-options', *SMALL,
-            'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None')
+    # in this process, as the DiT run below (a subprocess paid ~8 s CPU of start-up)
+    tool_main('tools/train.py', VAE_CFG, '--work-dir', str(vae_dir), '--cfg-options', *SMALL,
+              'val_cfg=None', 'val_dataloader=None', 'val_evaluator=None')
     vae_ckpt = vae_dir / 'epoch_1.pth'
     tool_main('tools/train.py', DIT_CFG, '--work-dir', str(dit_dir), '--cfg-options', *SMALL,
          f'model.tokenizer_ckpt={vae_ckpt}')
