@@ -16,9 +16,12 @@
 # 7-8): batch 8 = 2.35 CPU-s on 1 thread (2.4 / 2.3 over two steps after the first); on 2
 # threads the loaded box inflates CPU time (spinning threads: 6.0 CPU-s); batch 16 width 128
 # 12.6 and width 64 7.5 CPU-s on 2 loaded threads. 900 iterations = 35 CPU-min on 1 thread,
-# ~21-25 min on 2 idle cores (1.4-1.65x from the second thread). Not yet run end to end:
-# a smoke run (learning_benchmark.py, 16 cached windows, 4 iterations, 4 val windows, DDIM 2)
-# went through cache -> train -> test (samples written with their requested trajectory).
+# ~21-25 min on 2 idle cores (1.4-1.65x from the second thread).
+# Measured (session 6, learning_benchmark.py --recipes occsora-dit --threads 2, loaded box:
+# 35.5 min wall, 51.7 CPU min): TV 0.136 all / 0.143 occupied (target 0.05: NOT met), change
+# rate 1.08x (met), FID 12.4x the train-vs-val floor (target 2x: NOT met), memorisation mIoU
+# max 0.14 (no copies), trajectory ADE / FDE 1.74 / 3.67 m vs chance 1.63 / 3.28 m (a random
+# training scene; the val windows' own recovery 0.31 / 0.34 m): at chance. docs/learning.md.
 # latent_scale 0.88 = 1 / 1.142, the std of the quantized latents of the recipe tokenizer
 # (session 6, iter_1600, 79.1 % val mIoU) over 256 cached training windows (mean -0.013):
 #   python -c "import glob, numpy as np; a = np.stack([np.load(f)['latent'] for f in
