@@ -27,6 +27,7 @@ sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
 
 import torch  # noqa: E402
 
+from occworld4d.apis.cli import HelpFormatter  # noqa: E402
 from occworld4d.converters.common import (ConversionError, read_checkpoint,  # noqa: E402
                                           run_cli, select_weights)
 from occworld4d.utils.io import write_bytes_atomic, write_text_atomic  # noqa: E402
@@ -92,7 +93,7 @@ def publish(ckpt_path: str, out: str, config: Optional[str] = None,
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0], formatter_class=HelpFormatter)
     p.add_argument('ckpt', help='trained checkpoint (.pth)')
     p.add_argument('out', help='output name, e.g. work_dirs/published/dynamiccity_vae_carlasc'
                    '(.safetensors); -<sha8> is inserted before the suffix')
