@@ -8,7 +8,7 @@
 #   python tools/demo.py
 _base_ = ['./uniscene_dit_cpu-30min_synthetic-city.py']
 latent_source_dataset = dict(num_scenes=384)
-max_iters = 300
+max_iters = 280
 param_scheduler = [  # a short run: warm-up, then cosine to 1e-5 (the recipe stays constant)
     dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=30),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=30, end=max_iters,

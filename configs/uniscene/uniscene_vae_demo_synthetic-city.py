@@ -4,7 +4,7 @@
 # Measured numbers: docs/learning.md ("make demo").
 #   python tools/demo.py
 _base_ = ['./uniscene_vae_cpu-15min_synthetic-city.py']
-max_iters = 500
+max_iters = 420
 param_scheduler = [
     dict(type='LinearLR', start_factor=1e-2, by_epoch=False, begin=0, end=50),
     dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters, T_max=max_iters - 50,
