@@ -45,8 +45,7 @@
 _base_ = [
     '../_base_/models/occsora_dit.py',
     '../_base_/datasets/synthetic_city_tiny.py',
-    '../_base_/schedules/adamw_constant_diffusion.py',
-    '../_base_/default_runtime.py',
+    '../_base_/schedules/cpu_latent_cache_diffusion.py',
 ]
 vis_palette = 'dynamiccity_carlasc'
 num_frames = 8
@@ -79,13 +78,11 @@ latent_source_dataset = dict(
 train_dataloader = dict(
     batch_size=8,
     dataset=dict(_delete_=True, type='LatentCacheDataset', cache_dir='work_dirs/latents'))
-val_cfg = None
 val_dataloader = None
 val_evaluator = None
 # 32 val windows (seed 1), one sample each with the window's own trajectory (the dataset
 # derives it from the ego poses; SaveOccSamplesHook writes it into each sample's npz).
 test_dataloader = dict(batch_size=8, dataset=dict(num_scenes=32))
-test_cfg = dict(type='TestLoop')
 # generation scores of the samples (tools/test.py needs the extractor checkpoint:
 # --cfg-options test_evaluator.checkpoint=CKPT of the tiny 3D extractor; its own reference
 # cache: these are 32 val windows).
@@ -95,15 +92,6 @@ test_evaluator = dict(
     checkpoint=None,
     reference_cache='work_dirs/generation_eval/synthetic-city-occsora-cpu-val-8f_{version}.npz',
     is_splits=2)
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-max_iters = 900
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50)]
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters + 1)
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    logger=dict(interval=25),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=300, max_keep_ckpts=3),
-    save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))
-custom_hooks = [dict(type='EMAHook', momentum=0.01, update_buffers=True, priority=49)]
+max_iters = 900  # lr, warm-up, EMA, hooks: _base_/schedules/cpu_latent_cache_diffusion.py
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
+default_hooks = dict(checkpoint=dict(interval=300, max_keep_ckpts=3))

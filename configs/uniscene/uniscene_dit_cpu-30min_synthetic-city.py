@@ -31,8 +31,7 @@
 _base_ = [
     '../_base_/models/uniscene_dit.py',
     '../_base_/datasets/synthetic_city_tiny.py',
-    '../_base_/schedules/adamw_constant_diffusion.py',
-    '../_base_/default_runtime.py',
+    '../_base_/schedules/cpu_latent_cache_diffusion.py',
 ]
 vis_palette = 'dynamiccity_carlasc'
 model = dict(
@@ -64,13 +63,11 @@ latent_source_dataset = dict(
 train_dataloader = dict(
     batch_size=16,
     dataset=dict(_delete_=True, type='LatentCacheDataset', cache_dir='work_dirs/latents'))
-val_cfg = None
 val_dataloader = None
 val_evaluator = None
 test_dataloader = dict(
     batch_size=8,
     dataset=dict(num_scenes=32, pipeline=[layout, dict(type='PackOccInputs')]))
-test_cfg = dict(type='TestLoop')
 # [0] generation scores of the samples (tools/test.py needs the extractor checkpoint:
 # --cfg-options test_evaluator.0.checkpoint=CKPT of the tiny 3D extractor; its own reference
 # cache: these are 32 val windows, the tiny configs' cache holds 4), [1] the samples' mIoU
@@ -84,15 +81,5 @@ test_evaluator = [
     dict(type='OccupancyMetric', convention='dynamiccity', vocabulary='dynamiccity_carlasc',
          mask_key='valid_mask'),
 ]
-optim_wrapper = dict(optimizer=dict(lr=1e-3))
-max_iters = 1500
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50)]
-train_cfg = dict(_delete_=True, type='IterBasedTrainLoop', max_iters=max_iters,
-                 val_interval=max_iters + 1)
-log_processor = dict(by_epoch=False)
-default_hooks = dict(
-    logger=dict(interval=25),
-    checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=4),
-    save_samples=dict(type='SaveOccSamplesHook', out_dir='samples'))
-custom_hooks = [dict(type='EMAHook', momentum=0.01, update_buffers=True, priority=49)]
+max_iters = 1500  # lr, warm-up, EMA, hooks: _base_/schedules/cpu_latent_cache_diffusion.py
+train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
