@@ -65,6 +65,8 @@ model = dict(
     diffusion=dict(num_timesteps=1000),
     sample_cfg=dict(sampler='ddim', num_steps=50, guidance_scale=2.0, eta=0.0),
     cond_drop_prob=0.1,
+    # decode each sample from its nearest codes (the decoder's training inputs; session 7)
+    snap_to_codebook=True,
 )
 # Training reads the latent cache of the frozen tokenizer (quantized tokens + each window's
 # trajectory and command), written once from latent_source_dataset (1,024 training scenes):
@@ -93,5 +95,10 @@ test_evaluator = dict(
     reference_cache='work_dirs/generation_eval/synthetic-city-occsora-cpu-val-8f_{version}.npz',
     is_splits=2)
 max_iters = 900  # lr, warm-up, EMA, hooks: _base_/schedules/cpu_latent_cache_diffusion.py
+param_scheduler = [  # warm-up, then cosine to 1e-5 (session 7; was constant after warm-up)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters,
+         T_max=max_iters - 50, eta_min=1e-5),
+]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)
 default_hooks = dict(checkpoint=dict(interval=300, max_keep_ckpts=3))

@@ -82,4 +82,9 @@ test_evaluator = [
          mask_key='valid_mask'),
 ]
 max_iters = 1500  # lr, warm-up, EMA, hooks: _base_/schedules/cpu_latent_cache_diffusion.py
+param_scheduler = [  # warm-up, then cosine to 1e-5 (session 7; was constant after warm-up)
+    dict(type='LinearLR', start_factor=0.01, by_epoch=False, begin=0, end=50),
+    dict(type='CosineAnnealingLR', by_epoch=False, begin=50, end=max_iters,
+         T_max=max_iters - 50, eta_min=1e-5),
+]
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters + 1)

@@ -215,3 +215,32 @@ def test_stage2_configs_match_their_tokenizer(dataset, grid, tokens):
     assert tok.token_shape(32, *grid[:2]) == tokens
     assert tuple(dit.latent_shape) == tuple(dit.denoiser.latent_shape) == (128, ) + tokens
     assert den.num_frames == 32 and den.cond_embedder[0].in_features == 64
+
+
+def test_snap_to_codebook_decodes_a_noisy_sample_as_its_codes():
+    """snap_to_codebook: a latent near the codebook is decoded as its nearest codes (the
+    decoder's training inputs); without it the raw latent goes to the decoder."""
+    gen = _tiny_generator().eval()
+    gen.tokenizer.quantizer.embedding.weight.data.copy_(torch.eye(8, 4) * 2.0)  # distinct codes
+    torch.manual_seed(0)
+    ids = torch.randint(0, 8, (2, 2, 3, 3))
+    clean = gen.tokenizer.quantizer.get_codebook_entry(ids)  # (2, 4, 2, 3, 3)
+    noisy = clean + 0.3 * torch.randn_like(clean)  # every vector still closest to its code
+    x0 = noisy * gen.latent_scale
+    raw = gen.decode_latent(x0)
+    gen.snap_to_codebook = True
+    snapped = gen.decode_latent(x0)
+    assert torch.allclose(snapped, gen.tokenizer.decode(clean), atol=1e-6)
+    assert not torch.allclose(raw, snapped, atol=1e-3)
+
+
+def test_snap_to_codebook_needs_a_codebook():
+    with pytest.raises(ValueError, match='snap_to_codebook needs a tokenizer with a codebook'):
+        MODELS.build(dict(
+            type='LatentDiffusion',
+            tokenizer=dict(type='UniSceneOccVAE', height=4, ch=16, ch_mult=(1, 2),
+                           num_res_blocks=1, attn_resolutions=(8, ), resolution=16),
+            latent_shape=(4, 2, 6, 6), allow_random_tokenizer=True, snap_to_codebook=True,
+            denoiser=dict(type='OccSoraDiT', latent_shape=(4, 2, 6, 6), arch='DiT-tiny',
+                          num_frames=2),
+            diffusion=dict(type='GaussianDiffusion', num_timesteps=10)))

@@ -198,3 +198,18 @@ def test_build_quantizer_defaults_and_width_check():
     assert (q.num_codes, q.code_dim) == (8, 4)
     with pytest.raises(ValueError, match='code_dim 8 must equal the encoder width .* 4'):
         build_quantizer(dict(code_dim=8), code_dim=4)
+
+
+def test_snap_is_a_pure_nearest_code_lookup():
+    """snap: channel-first vectors -> nearest codes, with no statistics, EMA or restarts even
+    in training mode; a wrong width is named."""
+    q = VectorQuantizer(num_codes=3, code_dim=2, restart_dead=True, dead_window=1, ema=True)
+    q.embedding.weight.data.copy_(torch.tensor([[0., 0.], [1., 0.], [0., 2.]]))
+    state = {k: v.clone() for k, v in q.state_dict().items()}
+    z = torch.tensor([[0.9, 0.1], [0.2, 1.5], [-0.1, 0.2]]).t().reshape(1, 2, 3)  # (B, D, S)
+    snapped = q.train().snap(z)
+    assert torch.equal(snapped, torch.tensor([[[1., 0., 0.], [0., 2., 0.]]]))
+    for k, v in q.state_dict().items():
+        assert torch.equal(v, state[k]), k
+    with pytest.raises(ValueError, match=r'expects channel-first vectors \(B, 2'):
+        q.snap(torch.zeros(1, 3, 4))

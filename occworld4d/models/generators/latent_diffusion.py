@@ -98,6 +98,11 @@ class LatentDiffusion(FrozenTokenizerModel):
             previous window (frames 0..T-1, encoded as the condition) and the current one
             (frames s..s+T-1; trajectory re-based to frame s, layout sliced). Match s to the
             sampling stride T - overlap of long sequences. None = no split.
+        snap_to_codebook: decode a sample from its nearest codes: each latent vector is
+            replaced by the closest entry of the tokenizer's ``quantizer`` codebook
+            (``VectorQuantizer.snap``) before ``tokenizer.decode``, so that a VQ decoder sees
+            the inputs it was trained on. For VQ tokenizers (OccSora); the reference decodes
+            the raw sample (default False).
         data_preprocessor: config of the data preprocessor.
     """
 
@@ -107,7 +112,7 @@ class LatentDiffusion(FrozenTokenizerModel):
                  condition_keys: Optional[Sequence[str]] = None,
                  cond_drop_prob: Union[float, Dict[str, float]] = 0.1,
                  sample_cfg: Optional[dict] = None, encode_kwargs: Optional[dict] = None,
-                 context_stride: Optional[int] = None,
+                 context_stride: Optional[int] = None, snap_to_codebook: bool = False,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
                  allow_random_tokenizer: bool = False):
         super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg,
@@ -140,6 +145,12 @@ class LatentDiffusion(FrozenTokenizerModel):
         self.sample_cfg = dict(DEFAULT_SAMPLE_CFG, **(sample_cfg or {}))
         self.encode_kwargs = dict(encode_kwargs or {})
         self.context_stride = int(context_stride) if context_stride else None
+        self.snap_to_codebook = bool(snap_to_codebook)
+        if self.snap_to_codebook and not hasattr(getattr(self.tokenizer, 'quantizer', None),
+                                                 'snap'):
+            raise ValueError(f'LatentDiffusion: snap_to_codebook needs a tokenizer with a '
+                             f'codebook (a quantizer with snap()); '
+                             f'{type(self.tokenizer).__name__} has none')
 
     # -------------------------------------------------------------- set-up
     def _drop_probs(self, cond_drop_prob: Union[float, Dict[str, float]]) -> Dict[str, float]:
@@ -198,6 +209,8 @@ class LatentDiffusion(FrozenTokenizerModel):
         latent = x0 / self.latent_scale
         if self.adapter is not None:
             latent = self.adapter.from_latent(latent)
+        if self.snap_to_codebook:
+            latent = self.tokenizer.quantizer.snap(latent)
         return self.tokenizer.decode(latent)
 
     def latents_from_inputs(self, inputs: Dict[str, Tensor]) -> Tensor:

@@ -205,6 +205,21 @@ class VectorQuantizer(nn.Module):
             self.ema_cluster_size[dead] = 1.0
             self.ema_embed_sum[dead] = new
 
+    @torch.no_grad()
+    def snap(self, z: Tensor) -> Tensor:
+        """Channel-first vectors (B, D, *S) -> their nearest codes (B, D, *S).
+
+        A pure lookup (no usage statistics, EMA or restarts, in any mode): used to decode a
+        diffusion sample, which lies near but off the codebook, from the inputs the decoder
+        was trained on (as latent-diffusion's VQ interface quantizes before decoding).
+        """
+        if z.ndim < 2 or z.shape[1] != self.code_dim:
+            raise ValueError(f'{type(self).__name__}.snap expects channel-first vectors '
+                             f'(B, {self.code_dim}, ...), got {tuple(z.shape)}')
+        flat = z.movedim(1, -1).reshape(-1, self.code_dim)  # (N, D)
+        indices = self.lookup(flat).view(z.shape[0], *z.shape[2:])  # (B, *S)
+        return self.get_codebook_entry(indices).to(z.dtype)
+
     def get_codebook_entry(self, indices: Tensor) -> Tensor:
         """Code ids (B, *S) -> channel-first codes (B, D, *S)."""
         if indices.dtype not in (torch.int64, torch.int32) or indices.ndim < 1:
