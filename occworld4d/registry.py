@@ -27,7 +27,38 @@ from mmengine.registry import TRANSFORMS as MMENGINE_TRANSFORMS
 from mmengine.registry import VISBACKENDS as MMENGINE_VISBACKENDS
 from mmengine.registry import VISUALIZERS as MMENGINE_VISUALIZERS
 from mmengine.registry import WEIGHT_INITIALIZERS as MMENGINE_WEIGHT_INITIALIZERS
-from mmengine.registry import Registry
+from mmengine.registry import Registry as _MMEngineRegistry
+
+
+def _in_own_scope(cfg, registry):
+    """``cfg``, scoped to ``registry`` where the current default scope cannot build it.
+
+    mmengine builds a config in the registry of the *current* default scope. After a Runner
+    of another scope (a plain ``Runner(...)`` leaves ``'mmengine'`` current for the rest of
+    the process), ``MODELS.build(dict(type='OccDataPreprocessor'))`` would then look the name
+    up in mmengine's root registry and fail. A name the current scope's registry knows builds
+    as before (a downstream scope may override it); one only occworld4d knows builds in the
+    occworld4d scope, so a build never depends on which Runner ran last.
+    """
+    if isinstance(cfg, list):  # build_model_from_cfg: a list of configs is a Sequential
+        return [_in_own_scope(c, registry) for c in cfg]
+    if not isinstance(cfg, dict) or '_scope_' in cfg or not isinstance(cfg.get('type'), str):
+        return cfg
+    with registry.switch_scope_and_registry(None) as current:
+        if current is registry or current.get(cfg['type']) is not None:
+            return cfg
+    if registry.get(cfg['type']) is None:
+        return cfg  # unknown everywhere: mmengine's KeyError names the registry
+    cfg = cfg.copy()
+    cfg['_scope_'] = registry.scope
+    return cfg
+
+
+class Registry(_MMEngineRegistry):
+    """An mmengine registry whose ``build`` does not depend on the current default scope."""
+
+    def build(self, cfg, *args, **kwargs):
+        return super().build(_in_own_scope(cfg, self), *args, **kwargs)
 
 RUNNERS = Registry('runner', parent=MMENGINE_RUNNERS, locations=['occworld4d.engine'])
 RUNNER_CONSTRUCTORS = Registry(
