@@ -71,7 +71,7 @@ def _args(setup, task, out):
             '--seed', '1', '--out', out, '--no-render', *extra]
 
 
-def test_every_task_through_the_cli(setup):
+def test_every_task_through_the_cli(setup, capsys):
     import sample
     scene = setup['scene']
     for task in TASKS:
@@ -99,6 +99,7 @@ def test_every_task_through_the_cli(setup):
     assert np.array_equal(a, np.load(osp.join(setup['tmp'], 'again', 'sample_0.npz'))['semantics'])
     with pytest.raises(SystemExit):
         sample.main([setup['cfg'], setup['ckpt'], '--task', 'inpaint', '--input', setup['npz']])
+    assert '--task inpaint needs --region x0 x1 y0 y1 z0 z1' in capsys.readouterr().err
 
 
 def _run(args):

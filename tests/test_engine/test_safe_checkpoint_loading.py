@@ -121,6 +121,8 @@ def test_test_tool_refuses_payload_and_flag_allows_it(tmp_path, capsys):
         with pytest.raises(SystemExit):
             test_tool.main([config, evil, '--work-dir', str(tmp_path / 'w'),
                             '--trust-checkpoint'])
+    err = capsys.readouterr().err
+    assert f"checkpoint '{evil}' does not match the model of the config" in err
     assert marker.exists()
 
 

@@ -89,12 +89,20 @@ def test_synthetic_city_fragment_feeds_the_vae(tmp_path):
     assert (w[torch.from_numpy(~nz)] == 0).all()
 
 
-def test_clear_errors(carlasc, tmp_path):
-    with pytest.raises(SystemExit):
-        class_frequency.main([carlasc, '--mask', 'mask_camera'])
-    with pytest.raises(SystemExit):
-        class_frequency.main([carlasc, '--out', str(tmp_path / 'f.txt')])
-    with pytest.raises(SystemExit):
-        class_frequency.main([carlasc, '--num-classes', '5'])  # vehicle id 10 >= 5
-    with pytest.raises(SystemExit):
-        class_frequency.main([carlasc, '--split', 'val'])  # the config has no val split
+def test_clear_errors(carlasc, tmp_path, capsys):
+    def error(*argv):
+        with pytest.raises(SystemExit) as info:
+            class_frequency.main([carlasc, *argv])
+        err = capsys.readouterr().err
+        assert info.value.code == 2, err
+        return err
+
+    err = error('--mask', 'mask_camera')
+    assert "--mask ['mask_camera']: the dataset windows carry no such mask" in err
+    assert "(they carry ['valid_mask'])" in err
+    out = str(tmp_path / 'f.txt')
+    assert f"--out '{out}': expected a .json or .py file name" in error('--out', out)
+    # vehicle id 10 >= 5
+    assert 'has labels in [0, 10] but 5 class slots are counted' in error('--num-classes', '5')
+    # the config has no val split
+    assert f'{carlasc} has no val_dataloader.dataset' in error('--split', 'val')

@@ -37,7 +37,7 @@ def world_model(tmp_path_factory):
     return dict(work=str(work), model=model, cfg=cfg)
 
 
-def test_export_scene_window(tmp_path):
+def test_export_scene_window(tmp_path, capsys):
     import export_scene
 
     from occworld4d.apis.cli import load_config
@@ -61,6 +61,7 @@ def test_export_scene_window(tmp_path):
     np.testing.assert_allclose(z['voxel_size'], [1.6, 1.6, 0.375])
     with pytest.raises(SystemExit):
         export_scene.main([WM, '--split', 'val', '--index', '999', '--out', out])
+    assert f'--index 999: the split of {WM} has 4 window(s) (0..3)' in capsys.readouterr().err
 
 
 def test_forecast_from_a_work_dir(world_model, tmp_path, capsys):

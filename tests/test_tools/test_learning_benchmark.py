@@ -39,13 +39,15 @@ def test_tokenizer_recipe_end_to_end(tmp_path):
     assert merged.read_text().count('| DynamicCity | HexPlane VAE |') == 2
 
 
-def test_unknown_recipe_and_bad_config_exit_2(tmp_path):
+def test_unknown_recipe_and_bad_config_exit_2(tmp_path, capsys):
     with pytest.raises(SystemExit) as err:
         tool_main(TOOL, '--recipes', 'nope', '--work-dir', tmp_path)
     assert err.value.code == 2
+    assert "unknown recipes ['nope']; expected ['dynamiccity-vae'" in capsys.readouterr().err
     with pytest.raises(SystemExit) as err:
         tool_main(TOOL, '--config', 'dynamiccity-vae', '--work-dir', tmp_path)
     assert err.value.code == 2
+    assert "--config 'dynamiccity-vae': expected RECIPE=CONFIG" in capsys.readouterr().err
 
 
 def test_passes_and_table_format():

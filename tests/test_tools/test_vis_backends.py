@@ -75,7 +75,7 @@ TINY = ['train_dataloader.dataset.num_scenes=1', 'train_dataloader.dataset.num_f
         'default_hooks.checkpoint.interval=5']
 
 
-def test_missing_vis_backend_package_names_the_pip_command(monkeypatch):
+def test_missing_vis_backend_package_names_the_pip_command(monkeypatch, capsys):
     """Selecting W&B (or TensorBoard) without its package: one line with the pip command,
     before anything is built (mmengine would fail at the first logged value)."""
     from occworld4d.apis.cli import check_vis_backends, load_config
@@ -86,10 +86,15 @@ def test_missing_vis_backend_package_names_the_pip_command(monkeypatch):
     with pytest.raises(SystemExit) as err:
         check_vis_backends(cfg)
     assert err.value.code == 2
+    assert ('vis_backends selects WandbVisBackend, which needs the wandb package: run '
+            '`pip install wandb`') in capsys.readouterr().err
     monkeypatch.setitem(sys.modules, 'tensorboard', None)
     cfg.visualizer.vis_backends = [dict(type='TensorboardVisBackend')]
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit) as err:
         check_vis_backends(cfg)
+    assert err.value.code == 2
+    assert ('vis_backends selects TensorboardVisBackend, which needs the tensorboard package: '
+            'run `pip install tensorboard`') in capsys.readouterr().err
     cfg.visualizer.vis_backends = [dict(type='LocalVisBackend')]
     check_vis_backends(cfg)  # nothing to install
 

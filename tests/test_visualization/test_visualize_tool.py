@@ -110,8 +110,12 @@ def test_visualize_errors(tmp_path, capsys):
     np.savez(tmp_path / 'bad.npz', semantics=np.full((2, 2, 2), 40, np.uint8))
     with pytest.raises(SystemExit):
         _tool().main([str(tmp_path / 'bad.npz')])
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'bad.npz'}: labels span [40, 40] but vocabulary 'occ3d_nuscenes' has " \
+        '18 classes' in err
     with pytest.raises(SystemExit):
         _tool().main([str(tmp_path / 'missing.npz')])
+    assert f"input '{tmp_path / 'missing.npz'}' does not exist" in capsys.readouterr().err
     np.savez(tmp_path / 'a.npz', semantics=np.zeros((3, 4, 4, 2), np.uint8),
              vocabulary='dynamiccity_carlasc')
     np.savez(tmp_path / 'b.npz', semantics=np.zeros((2, 4, 4, 2), np.uint8))
