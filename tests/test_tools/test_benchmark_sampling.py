@@ -27,7 +27,8 @@ def test_checkpoint_may_be_a_work_dir(tmp_path, capsys):
     args = [config, '--steps', '1', '--repeats', '1', '--threads', '1', '--device', 'cpu']
     with pytest.raises(SystemExit):
         tool.main(args + ['--checkpoint', str(tmp_path)])  # a folder without checkpoints
-    assert str(tmp_path) in capsys.readouterr().err
+    assert f'--checkpoint: work dir {str(tmp_path)!r} has no checkpoint to load' in \
+        capsys.readouterr().err
     cfg = load_config(config)
     model_cfg = cfg.model.copy()
     model_cfg.pop('tokenizer_ckpt', None)
