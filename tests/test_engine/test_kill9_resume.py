@@ -1,10 +1,15 @@
-"""Issue 15, item 3 with a real ``kill -9``: for the tokenizer with dead-code restarts (tiny
-OccWorld VQ-VAE), the VAE (tiny DynamicCity VAE) and the DiT (tiny DynamicCity DiT) of
-test_bit_identical_resume.py, a training process is killed with SIGKILL in the middle of the
-run (one iteration after the half-way checkpoint, so it dies with work that no checkpoint
-holds), a fresh process resumes from the work dir, and its final model and optimizer states
-equal the uninterrupted run's bit for bit. Unlike the in-process test, nothing but the files
-survives the kill (no Python state, no RNG, no data-loader iterator).
+"""Issue 15, item 3, both resume checks per model, on ONE uninterrupted reference run each: for
+the tokenizer with dead-code restarts (tiny OccWorld VQ-VAE), the VAE (tiny DynamicCity VAE) and
+the DiT (tiny DynamicCity DiT) of test_bit_identical_resume.py,
+
+* in process: stopped after N/2, RNGs scrambled, resumed in this process
+  (test_bit_identical_resume.check_in_process_resume, with its no-RNGStateHook control);
+* with a real ``kill -9``: a training process is killed with SIGKILL in the middle of the run
+  (one iteration after the half-way checkpoint, so it dies with work that no checkpoint holds),
+  a fresh process resumes from the work dir. Unlike the in-process check, nothing but the files
+  survives the kill (no Python state, no RNG, no data-loader iterator).
+
+Both final model and optimizer states equal the uninterrupted run's bit for bit.
 """
 import os
 import os.path as osp
@@ -19,7 +24,8 @@ from helpers import ROOT
 
 HERE = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, HERE)  # the sibling test module, whatever pytest's --import-mode
-from test_bit_identical_resume import _run, _states, dit_cfg, vae_cfg, vqvae_cfg  # noqa: E402
+from test_bit_identical_resume import (_run, _states, check_in_process_resume,  # noqa: E402
+                                       dit_cfg, vae_cfg, vqvae_cfg)
 CONFIGS = dict(vqvae=vqvae_cfg, vae=vae_cfg, dit=dit_cfg)
 
 PROLOGUE = f"""
@@ -68,14 +74,12 @@ def _python(code, *args):
                           capture_output=True, text=True, timeout=600)
 
 
-@pytest.mark.parametrize('name', list(CONFIGS))
-def test_kill_minus_9_mid_run_then_resume_in_a_fresh_process_is_bit_identical(name, tmp_path):
-    torch.set_num_threads(1)
-    make = CONFIGS[name]
-    _, n, _ = make()
-    full_model, full_optim = _states(_run(make, tmp_path / 'full'))
-
-    work = tmp_path / 'cut'
+def check_kill_minus_9_resume(name, tmp_path, full):
+    """SIGKILL a training process of ``name`` one iteration after its half-way checkpoint,
+    resume in a fresh process: the final states equal ``full`` (the uninterrupted run's)."""
+    full_model, full_optim = full
+    _, n, _ = CONFIGS[name]()
+    work = tmp_path / 'killed'
     killed = _python(PROLOGUE + KILL, name, work)
     assert killed.returncode == -9, killed.stderr[-3000:]
     saved = open(work / 'last_checkpoint').read().strip()
@@ -92,3 +96,12 @@ def test_kill_minus_9_mid_run_then_resume_in_a_fresh_process_is_bit_identical(na
     assert not bad, f'{len(bad)} of {len(full_model)} tensors differ after kill -9: {bad[:5]}'
     assert full_optim.keys() == got['optim'].keys()
     assert all(torch.equal(full_optim[k], got['optim'][k]) for k in full_optim)
+
+
+@pytest.mark.parametrize('name', list(CONFIGS))
+def test_resume_in_process_and_after_kill_minus_9_is_bit_identical(name, tmp_path):
+    torch.set_num_threads(1)
+    make = CONFIGS[name]
+    full = _states(_run(make, tmp_path / 'full'))  # the reference of both checks
+    check_in_process_resume(make, tmp_path, full)
+    check_kill_minus_9_resume(name, tmp_path, full)
