@@ -53,6 +53,8 @@ import os
 import os.path as osp
 
 import numpy as np
+import torch
+import torch.distributed as torch_dist
 
 import occworld4d  # noqa: E402,F401  (registries, compat fixes)
 from occworld4d.apis import generation as G  # noqa: E402
@@ -64,8 +66,13 @@ from occworld4d.apis.inferencer import (TASKS, CheckpointMismatchError,  # noqa:
                                         OccGenerationInferencer, config_picture_meta,
                                         load_generator)
 from occworld4d.apis.launcher import sample_batches, setup_sampling  # noqa: E402
+from occworld4d.rendering import (CAMERA_RIGS, CameraRenderer, GridGeometry,  # noqa: E402
+                                  LidarSensor, LidarSimulator, export_sensors, load_cameras)
+from occworld4d.rendering.palette import get_palette  # noqa: E402
+from occworld4d.rendering.raycast import OCC3D_PC_RANGE  # noqa: E402
 from occworld4d.utils import atomic_path, save_npz_atomic  # noqa: E402
-from occworld4d.visualization import picture_meta  # noqa: E402
+from occworld4d.visualization import (draw_frame, info_from_meta, picture_meta,  # noqa: E402
+                                      save_gif, save_png, scene_frames)
 
 
 def parse_args(argv=None):
@@ -147,13 +154,6 @@ def layout_from_voxels(cfg, voxels):
 
 def render_sensors(cfg, args, semantics, first_index=0, seed=None):
     """LiDAR points / camera PNGs of every sample next to it; returns the counts."""
-    import torch
-
-    from occworld4d.rendering import (CAMERA_RIGS, CameraRenderer, GridGeometry, LidarSensor,
-                                      LidarSimulator,
-                                      export_sensors, load_cameras)
-    from occworld4d.rendering.palette import get_palette
-    from occworld4d.rendering.raycast import OCC3D_PC_RANGE
     sem = np.asarray(semantics)  # (N, T, X, Y, Z)
     pc_range = tuple(float(v) for v in (args.pc_range or cfg.get('pc_range') or OCC3D_PC_RANGE))
     if len(pc_range) != 6 or any(pc_range[a + 3] <= pc_range[a] for a in range(3)):
@@ -348,7 +348,6 @@ def render_forecast(cfg, out: dict, out_dir: str, scene_meta: dict,
     trajectory, the ego path); with the ground-truth future ``forecast_compare.gif``, GT |
     forecast | difference of every future frame. ``mode`` 'iso': the isometric view
     (``forecast_iso.png``)."""
-    from occworld4d.visualization import draw_frame, info_from_meta, save_gif, save_png
     hist, fut = np.asarray(out['history']), np.asarray(out['semantics'])
     H, Fu = len(hist), len(fut)
     shape = hist.shape[1:]
@@ -372,7 +371,6 @@ def render_forecast(cfg, out: dict, out_dir: str, scene_meta: dict,
     fps = info.frame_rate or 4.0
     paths.append(save_gif(frames, osp.join(out_dir, 'forecast.gif'), fps))
     if 'gt_semantics' in out:
-        from occworld4d.visualization import scene_frames
         info = info_from_meta(meta, shape, first_frame=H)
         frames = scene_frames(fut, info, mode, gt=np.asarray(out['gt_semantics']),
                               title='GT | forecast | difference')
@@ -390,7 +388,6 @@ def main(argv=None):
         raise CLIError('--task forecast forecasts one scene: run it in one process '
                        '(without torchrun / --launcher)')
     if world > 1 and resolve_device(args.device) == 'cuda':  # one GPU a rank
-        import torch
         local = int(os.environ.get('LOCAL_RANK', rank))
         if local >= torch.cuda.device_count():
             raise CLIError(f'--launcher pytorch: local rank {local} needs GPU cuda:{local}, '
@@ -467,7 +464,6 @@ def main(argv=None):
 def finish_sampling(args, rank: int, batch_size: int) -> None:
     """Under torchrun: wait for every rank, then rank 0 checks that ``sample_0 ..
     sample_{N-1}.npz`` are all there (one line, or an error naming the missing ones)."""
-    import torch.distributed as torch_dist
     torch_dist.barrier()
     if rank == 0:
         missing = [i for i in range(args.num_samples)

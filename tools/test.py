@@ -33,7 +33,9 @@ import os.path as osp
 import shlex
 import sys
 
+from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
+from mmengine.runner.checkpoint import load_checkpoint
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
 from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,
@@ -43,6 +45,7 @@ from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,
                                  resolve_checkpoint_arg, setup_launcher_env)
 from occworld4d.apis.launcher import setup_distributed
 from occworld4d.utils import save_json_atomic
+from occworld4d.utils.compat import CheckpointLoadError
 
 
 def parse_args(argv=None):
@@ -73,10 +76,6 @@ def load_weights_strict(runner: Runner, checkpoint: str) -> None:
     Runner: an ``EMAHook`` has no EMA copy yet). A checkpoint saved with an EMAHook holds
     the EMA weights in ``state_dict``, so those are what is tested.
     """
-    from mmengine.model import is_model_wrapper
-    from mmengine.runner.checkpoint import load_checkpoint
-
-    from occworld4d.utils.compat import CheckpointLoadError
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     try:
         load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
@@ -96,7 +95,6 @@ def is_no_checkpoint(checkpoint: str) -> bool:
 
 def check_parameter_free(runner: Runner, config_path: str) -> None:
     """Testing without a checkpoint is only for a model that has nothing to load."""
-    from mmengine.model import is_model_wrapper
     model = runner.model.module if is_model_wrapper(runner.model) else runner.model
     state = model.state_dict()
     if state:

@@ -18,6 +18,7 @@ import os.path as osp
 import sys
 
 import torch
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
 import occworld4d  # noqa: F401  (registries, compat fixes)
@@ -27,6 +28,7 @@ from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,
                                  checkpoint_errors,
                                  default_work_dir, load_config, setup_launcher_env)
 from occworld4d.apis.launcher import setup_distributed
+from occworld4d.engine.hooks import TrainingInterrupted
 
 
 def parse_args(argv=None):
@@ -83,7 +85,6 @@ def main(argv=None):
     try:
         runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else None
         if runner is None:
-            from mmengine.registry import RUNNERS
             runner = RUNNERS.build(cfg)
     except KeyError as err:  # unknown registry name
         raise CLIError(f'{args.config}: {err.args[0] if err.args else err}') from err
@@ -91,7 +92,6 @@ def main(argv=None):
         raise CLIError(f'{args.config}: the model ({type(runner.model).__name__}) has no '
                        'trainable parameters (a forecasting baseline?); nothing to train. '
                        'Evaluate it with: python tools/test.py CONFIG none')
-    from occworld4d.engine.hooks import TrainingInterrupted
     try:
         runner.train()
     except checkpoint_errors() as err:  # NaN loss, unreadable / mismatched / refused checkpoint

@@ -32,6 +32,7 @@ from occworld4d.apis.cli import CLIError
 from occworld4d.structures import VOCABULARIES, get_vocabulary
 from occworld4d.visualization import save_frames, save_png
 from occworld4d.visualization.figure import scene_frames, scene_info, unnamed_vocabulary
+from occworld4d.visualization.html import write_scene_html
 
 KEYS = ('semantics', 'pred_semantics', 'gt_semantics')
 META = ('vocabulary', 'voxel_size', 'pc_range', 'frame_rate', 'trajectory', 'class_names',
@@ -208,7 +209,6 @@ def main(argv=None) -> str:
             info.trajectory = info.trajectory[args.frame:]
     written = None
     if args.html:
-        from occworld4d.visualization.html import write_scene_html
         stats = write_scene_html(sem, info, args.html, max_voxels=args.max_html_voxels,
                                  title=osp.basename(args.input))
         print(f'wrote {args.html} ({stats["frames"]} frame(s), {stats["voxels"]} surface '

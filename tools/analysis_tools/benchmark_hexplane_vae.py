@@ -29,7 +29,11 @@ import statistics
 import subprocess
 import sys
 import time
+
+import torch
+
 from occworld4d.apis.cli import HelpFormatter, add_device_argument, resolve_device
+from occworld4d.models.tokenizers.hexplane_vae import HexPlaneVAE
 
 COMBOS = [('transformer', 'expansion_squeeze'), ('transformer', 'query'),
           ('avgpool', 'expansion_squeeze'), ('avgpool', 'query')]
@@ -58,9 +62,6 @@ def parse_args(argv=None):
 
 def run_worker(args) -> dict:
     """One combination in this process; returns the measurements."""
-    import torch
-
-    from occworld4d.models.tokenizers.hexplane_vae import HexPlaneVAE
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     projection, decoder = args.worker.split(':')

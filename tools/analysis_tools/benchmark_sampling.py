@@ -18,6 +18,8 @@ import json
 import statistics
 
 import torch
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
 
 import occworld4d  # noqa: F401
 from occworld4d.apis.cli import (CLIError, DictAction, HelpFormatter, add_device_argument,
@@ -52,7 +54,6 @@ def main(argv=None):
     apply_trust_checkpoint(args, cfg)
     model_cfg = cfg.model.copy()
     model_cfg['tokenizer_ckpt'] = None
-    from mmengine.registry import init_default_scope
     init_default_scope('occworld4d')
     model = MODELS.build(model_cfg)
     if not callable(getattr(model, 'sample', None)) or not hasattr(model, 'decode_latent'):
@@ -60,7 +61,6 @@ def main(argv=None):
     if args.checkpoint:
         args.checkpoint = resolve_checkpoint_arg(args.checkpoint, '--checkpoint')
         check_checkpoint(args.checkpoint)
-        from mmengine.runner import load_checkpoint
         try:  # the safe loader (docs/reliability.md); refused / unreadable: one error line
             load_checkpoint(model, args.checkpoint, map_location='cpu', strict=True,
                             revise_keys=[(r'^module\.', '')])

@@ -159,7 +159,7 @@ def open_nuscenes(version: str, dataroot: str, backend: str = 'auto') -> NuScene
         raise ValueError(f'backend must be auto / devkit / json, got {backend!r}')
     if backend != 'json':
         try:
-            from nuscenes.nuscenes import NuScenes
+            from nuscenes.nuscenes import NuScenes  # optional package: the devkit backend only
         except ImportError as err:
             if backend == 'devkit':
                 raise ImportError('backend="devkit" needs nuscenes-devkit (pip install '

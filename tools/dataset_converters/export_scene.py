@@ -39,6 +39,7 @@ import occworld4d  # noqa: F401  (registries)
 from occworld4d.apis import generation as G
 from occworld4d.apis.cli import CLIError, HelpFormatter, KeyValueAction, load_config
 from occworld4d.apis.inferencer import config_picture_meta
+from occworld4d.datasets.transforms import PackOccInputs
 from occworld4d.structures.errors import DataFormatError
 from occworld4d.registry import DATASETS
 from occworld4d.structures import VOCABULARIES
@@ -91,7 +92,6 @@ def load_window(dataset, index: int, config_path: str) -> dict:
         raise CLIError(f'--index {index}: the split of {config_path} has {len(dataset)} '
                        f'window(s) (0..{len(dataset) - 1})')
     window = dataset.load_window(dataset.get_data_info(index))
-    from occworld4d.datasets.transforms import PackOccInputs
     for transform in dataset.pipeline.transforms:
         if isinstance(transform, PackOccInputs):
             break

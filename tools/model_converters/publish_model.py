@@ -53,7 +53,7 @@ def _plain(value: Any) -> Any:
 def publish(ckpt_path: str, out: str, config: Optional[str] = None,
             trust: Optional[bool] = None) -> Tuple[str, str]:
     """Write the published weights and their JSON; returns (safetensors path, json path)."""
-    from safetensors.torch import save as safetensors_bytes
+    from safetensors.torch import save as safetensors_bytes  # optional package: here only
     ckpt = read_checkpoint(ckpt_path, trust)
     state, name = select_weights(ckpt, ckpt_path, candidates=('state_dict', ))
     if name == '<root>':
