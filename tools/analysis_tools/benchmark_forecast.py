@@ -31,7 +31,20 @@ import argparse
 import json
 import os.path as osp
 import sys
+import time
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+import occworld4d  # noqa: F401  (registries)
 from occworld4d.apis.cli import HelpFormatter, add_device_argument, resolve_device
+from occworld4d.evaluation.benchmark import (process_cpu_seconds, process_peak_rss_mb,
+                                             real_or_random_clip, run_json_child)
+from occworld4d.models.world_models import command_modes, step_displacements
+from occworld4d.registry import MODELS
+from occworld4d.utils import save_json_atomic
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 DEFAULT = 'configs/occworld/occworld_wm_8xb1-200e_occ3d-nuscenes.py'
@@ -66,19 +79,6 @@ def _config_path(path: str) -> str:
 
 def _child(args) -> dict:
     """Build the model, time ``args.child`` forecasts, return one result dict."""
-    import time
-
-    import numpy as np
-    import torch
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-
-    import occworld4d  # noqa: F401
-    from occworld4d.evaluation.benchmark import (process_cpu_seconds, process_peak_rss_mb,
-                                                 real_or_random_clip)
-    from occworld4d.models.world_models import command_modes, step_displacements
-    from occworld4d.registry import MODELS
-
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = torch.device(args.device)
@@ -161,7 +161,6 @@ def _run(args, mode: str) -> dict:
                         ('--warmup', args.warmup)):
         if value is not None:
             cmd += [flag, str(value)]
-    from occworld4d.evaluation.benchmark import run_json_child
     return run_json_child(cmd, args.threads, f'benchmark_forecast.py: the {mode} subprocess')
 
 
@@ -186,7 +185,6 @@ def main(argv=None):
               f'{r["peak_mem_kind"]} {r["peak_mem_mb"]:.0f} MiB')
     by_mode = {r['mode']: r for r in results}
     if len(by_mode) == 2:
-        import numpy as np
         c, u = by_mode['cached'], by_mode['uncached']
         cc, uc = np.asarray(c['codes']), np.asarray(u['codes'])  # (B, F, h, w)
         agree = [float((cc[:, f] == uc[:, f]).mean()) for f in range(cc.shape[1])]
@@ -200,7 +198,6 @@ def main(argv=None):
     for r in results:
         r.pop('codes')
     if args.json:
-        from occworld4d.utils import save_json_atomic
         save_json_atomic(args.json, results)
     return results
 

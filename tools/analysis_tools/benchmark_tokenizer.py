@@ -23,6 +23,18 @@ import ast
 import json
 import os.path as osp
 import sys
+import time
+
+import numpy as np
+import torch
+from mmengine.config import Config
+from mmengine.registry import DefaultScope
+
+import occworld4d  # noqa: F401  (registries)
+from occworld4d.evaluation.benchmark import (process_cpu_seconds, process_peak_rss_mb,
+                                             real_or_random_clip, run_json_child)
+from occworld4d.registry import MODELS
+from occworld4d.utils import save_json_atomic
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 NAMES = {
@@ -66,18 +78,6 @@ def _config_path(name: str) -> str:
 
 def _child(args) -> dict:
     """Build, run one (or more) forward + loss + backward, print one JSON line."""
-    import time
-
-    import numpy as np
-    import torch
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-
-    import occworld4d  # noqa: F401
-    from occworld4d.evaluation.benchmark import (process_cpu_seconds, process_peak_rss_mb,
-                                                 real_or_random_clip)
-    from occworld4d.registry import MODELS
-
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     cfg = Config.fromfile(_config_path(args.config))
@@ -127,7 +127,6 @@ def _run(args, lean: bool) -> dict:
         cmd += ['--size'] + [str(s) for s in args.size]
     if args.model_opt:
         cmd += ['--model-opt'] + list(args.model_opt)
-    from occworld4d.evaluation.benchmark import run_json_child
     return run_json_child(cmd, args.threads, 'benchmark_tokenizer: the measuring subprocess')
 
 
@@ -136,7 +135,6 @@ def main(argv=None):
     if args.child:
         print(json.dumps(_child(args)))
         return None
-    from mmengine.config import Config
     model_type = Config.fromfile(_config_path(args.config)).model.get('type')  # fail early
     if model_type not in SUPPORTED:
         raise SystemExit(f'benchmark_tokenizer.py: {args.config} builds {model_type!r}; this '
@@ -154,7 +152,6 @@ def main(argv=None):
               f'on {r["threads"]} busy threads), '
               f'peak RSS {r["peak_rss_mb"]:.0f} MiB (after build {r["rss_after_build_mb"]:.0f})')
     if args.json:
-        from occworld4d.utils import save_json_atomic
         save_json_atomic(args.json, results)
     return results
 

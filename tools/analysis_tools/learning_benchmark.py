@@ -37,9 +37,12 @@ fail) only when both the wall minutes and the CPU minutes / ``--threads`` exceed
 into one table, without training anything.
 """
 import argparse
+import datetime
+import glob
 import json
 import os
 import os.path as osp
+import re
 import resource
 import shlex
 import subprocess
@@ -48,9 +51,19 @@ import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
+import torch
+from mmengine.registry import init_default_scope
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from occworld4d.apis.cli import load_config  # noqa: E402  (after ROOT is on sys.path)
+from occworld4d.evaluation.functional.iou import (  # noqa: E402
+    confusion_matrix, iou_from_confusion)
+from occworld4d.registry import DATASETS  # noqa: E402
+from occworld4d.utils import atomic_path, save_json_atomic  # noqa: E402
 
 
 class BenchmarkError(SystemExit):
@@ -165,9 +178,6 @@ def minutes_from_logs(work_dir: str) -> Optional[float]:
     """Wall minutes of an earlier training run in ``work_dir``: for every mmengine log
     (``<work_dir>/<timestamp>/<timestamp>.log``, one per start or resume), from its first line
     to its last training line, summed. None if no log is found."""
-    import datetime
-    import glob
-    import re
     stamp = re.compile(r'^(\d{4}/\d{2}/\d{2} \d{2}:\d{2}:\d{2}) - mmengine')
     total, found = 0.0, False
     for log in sorted(glob.glob(osp.join(work_dir, '*', '*.log'))):
@@ -212,14 +222,6 @@ def mean_scene_baseline(config: str, cfg_options: Optional[dict] = None,
     and not per (t, x, y, z), so that per-frame tokenizers (training items of one frame) and
     window tokenizers get the same baseline.
     """
-    import numpy as np
-    import torch
-    from mmengine.registry import init_default_scope
-
-    from occworld4d.apis.cli import load_config
-    from occworld4d.evaluation.functional.iou import confusion_matrix, iou_from_confusion
-    from occworld4d.registry import DATASETS
-
     cfg = load_config(config, cfg_options)
     init_default_scope(cfg.get('default_scope', 'occworld4d'))
     train = DATASETS.build(cfg.train_dataloader.dataset)
@@ -371,7 +373,6 @@ def run_recipe(recipe: Recipe, runner: Runner, ckpts: Dict[str, str], reuse: boo
 
 def extractor_of(config: str) -> Tuple[Optional[str], Optional[str]]:
     """(extractor config, the --cfg-options key of its checkpoint) of a generation config."""
-    from occworld4d.apis.cli import load_config
     cfg = load_config(config, None)
     evaluators = cfg.get('test_evaluator')
     is_list = isinstance(evaluators, (list, tuple))
@@ -542,10 +543,8 @@ def write_outputs(args, rows: List[dict], commands: List[str], steps: List[str])
     text = table(rows)
     print('\n' + text)
     if args.json:
-        from occworld4d.utils import save_json_atomic
         save_json_atomic(args.json, dict(rows=rows, command=' ; '.join(commands), steps=steps))
     if args.markdown:
-        from occworld4d.utils import atomic_path
         with atomic_path(args.markdown) as tmp, open(tmp, 'w') as f:
             f.write(text + '\n\nCommand' + ('s' if len(commands) > 1 else '') + ':\n\n')
             f.write(''.join(f'    {c}\n' for c in commands))
