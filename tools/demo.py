@@ -20,12 +20,15 @@ configs/dynamiccity/dynamiccity_{vae,dit}_demo_synthetic-city.py.
 """
 import argparse
 import glob
+import importlib.util
 import json
 import os
 import os.path as osp
 import subprocess
 import sys
 import time
+
+import numpy as np
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 PIPELINES = {
@@ -64,7 +67,6 @@ def latest_checkpoint(work_dir: str) -> str:
 def latent_scale(latent_dir: str) -> float:
     """1 / std of the cached HexPlane values (all planes, channels, windows): the DiT then
     diffuses latents of unit scale, as Stable Diffusion's scale factor does."""
-    import numpy as np
     values = []
     for f in sorted(glob.glob(osp.join(latent_dir, '*.npz'))):
         with np.load(f) as z:
@@ -167,9 +169,8 @@ def main(argv=None):
         '--max-train', '64', '--json', stats_file])
     with open(stats_file) as f:
         res = json.load(f)
-    from importlib import util
-    spec = util.spec_from_file_location('score_samples', osp.join(ROOT, SCORER))
-    mod = util.module_from_spec(spec)
+    spec = importlib.util.spec_from_file_location('score_samples', osp.join(ROOT, SCORER))
+    mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     stats = mod.format_table(res) + '\nstats: ' + mod.summary_line(res)
 
@@ -191,9 +192,8 @@ def main(argv=None):
 def render_samples(sample_files, out_dir: str, max_pictures: int = 2) -> list:
     """GIFs of the first samples (tools/visualize.py): GT | sample | difference when the npz
     holds the window's ground truth (``gt_semantics``), else the sample alone."""
-    import numpy as np
     sys.path.insert(0, ROOT)
-    from occworld4d.utils import save_npz_atomic
+    from occworld4d.utils import save_npz_atomic  # local: after ROOT is on sys.path
     print(f'\n=== 6/7 pictures of the first {max_pictures} samples', flush=True)
     os.makedirs(out_dir, exist_ok=True)
     written = []

@@ -1,12 +1,12 @@
 """Imports inside functions say why they are not at the top (issue 18, item 5).
 
 An import that guards no cycle belongs at the top of its module. Every ``import`` statement
-inside a function of ``occworld4d/**/*.py`` (parsed with :mod:`ast`, nothing is imported) must
-carry its reason as a comment: on its own line, on the line just before it, or, for a run of
-consecutive imports, on the first import of the run or the line before that (e.g.
-``import pyarrow as pa  # optional package: parquet only`` followed by
-``import pyarrow.parquet as pq``). An ``except ImportError:  # numpy < 2`` line counts as the
-line before.
+inside a function of ``occworld4d/**/*.py`` and ``tools/**/*.py`` (parsed with :mod:`ast`,
+nothing is imported) must carry its reason as a comment: on its own line, on the line just
+before it, or, for a run of consecutive imports (blank lines between their groups allowed), on
+the first import of the run or the line before that (e.g. ``import pyarrow as pa  # optional
+package: parquet only`` followed by ``import pyarrow.parquet as pq``). An
+``except ImportError:  # numpy < 2`` line counts as the line before.
 """
 import ast
 import os
@@ -46,6 +46,9 @@ def unexplained_local_imports(path: str, text: str) -> List[str]:
                 if _has_comment(lines[n - 1]):
                     break
                 prev = lines[n - 2].strip() if n >= 2 else ''
+                if not prev and n >= 3 and lines[n - 3].strip().startswith(('import ', 'from ')):
+                    n -= 2  # a blank line between the groups of one import block
+                    continue
                 if prev.startswith(('import ', 'from ')):
                     n -= 1
                     continue
@@ -64,13 +67,17 @@ def test_rule_on_examples():
           'def h():\n    try:  # local: moved in numpy 2\n        from np._core import x\n'
           '    except ImportError:  # numpy < 2\n        from np.core import x\n')
     assert unexplained_local_imports('x.py', ok) == []
+    grouped = 'def f():\n    # local: optional\n    import os\n\n    import torch\n'
+    assert unexplained_local_imports('x.py', grouped) == []
+    late = 'def f():\n    import os  # local: why\n    x = 1\n\n    import torch\n'
+    assert unexplained_local_imports('x.py', late) == ['x.py:5: import torch']
     top = 'import json\n\n\ndef f():\n    return json\n'
     assert unexplained_local_imports('x.py', top) == []
 
 
-def test_every_local_import_of_the_package_says_why():
+def test_every_local_import_of_the_package_and_tools_says_why():
     problems = []
-    for path in python_files(REPO):
+    for path in python_files(REPO) + python_files(REPO, 'tools'):
         with open(path, encoding='utf-8') as f:
             problems += unexplained_local_imports(path, f.read())
     assert not problems, ('imports inside functions without a reason (move them to the top of '

@@ -89,6 +89,7 @@ def parse_args(argv=None):
 # ============================================================================ shared pieces
 def row_input(row: str):
     """The (1, T, X, Y, Z) int64 clip both sides train on, and where it came from."""
+    # local: a measured process imports only its own side (module docstring)
     import torch
     spec = ROWS[row]
     torch.manual_seed(0)
@@ -96,6 +97,7 @@ def row_input(row: str):
         X, Y, Z = spec['grid']
         return torch.randint(0, 12, (1, spec['frames'], X, Y, Z)), 'random class ids (seed 0)'
     sys.path.insert(0, ROOT)
+    # local: occworld4d after ROOT is on sys.path; the reference side never loads it
     from occworld4d.evaluation.benchmark import real_or_random_clip
     return real_or_random_clip(1, spec['frames'], spec['grid'], 18)
 
@@ -103,6 +105,7 @@ def row_input(row: str):
 def measure(step, iters: int) -> dict:
     """Warm up once, reset the peak-RSS counter, time ``iters`` steps."""
     sys.path.insert(0, ROOT)
+    # local: after ROOT is on sys.path (a reference process loads no occworld4d)
     from occworld4d.evaluation.benchmark import (_proc_status_kb, process_cpu_seconds,
                                                  process_peak_rss_mb, reset_peak_rss)
     rss_build = process_peak_rss_mb()
@@ -137,8 +140,10 @@ def clear_grads(model):
 
 # ============================================================================ our side
 def ours(row: str):
+    # local: the ours-side process only; the reference one never loads occworld4d
     import torch
     sys.path.insert(0, ROOT)
+    # local: after ROOT is on sys.path, in the ours-side process only
     from mmengine.config import Config
     from mmengine.registry import DefaultScope
 
@@ -185,6 +190,7 @@ def ours(row: str):
 # ============================================================================ reference side
 def install_shims():
     """In-memory CPU shims for the reference code (see the module docstring)."""
+    # local: in the reference-side process only (module docstring)
     import types
 
     import torch
@@ -273,6 +279,7 @@ def install_shims():
             return missing
         return getattr_
 
+    # local: see above
     import importlib.util
     for name in ('skimage', 'skimage.draw', 'nuscenes', 'nuscenes.utils',
                  'nuscenes.utils.data_classes', 'scipy', 'scipy.spatial',
@@ -299,6 +306,7 @@ def install_shims():
         return obj
 
     def load(path):
+        # local: the reference-side process only
         import yaml
         with open(path) as f:
             return to_attr(yaml.safe_load(f) or {})
@@ -311,6 +319,7 @@ def install_shims():
 
 
 def reference(row: str, ref_root: str):
+    # local: the reference-side process only (module docstring)
     import numpy as np
     import torch
     load = install_shims()
@@ -324,6 +333,7 @@ def reference(row: str, ref_root: str):
     sys.path.insert(0, folder)
     torch.manual_seed(0)
     if spec['ref'] == 'DynamicCity':
+        # local: the reference checkout, on sys.path from here
         from dynamic_city.utils.loss_utils import build_losses
         from dynamic_city.vae.vae import DynamicCityAE
         conf = load('conf/vae/model/vae.yaml')
@@ -343,6 +353,7 @@ def reference(row: str, ref_root: str):
                          kl=losses['kl'](out['mus'], out['logvars']))
             return sum(weights[k] * v for k, v in parts.items())
     elif spec['ref'] == 'OccWorld':
+        # local: the reference checkout, on sys.path from here
         from mmengine.config import Config
         from mmengine.registry import MODELS
         import model as _models  # noqa: F401  (registers VAERes2D, TransVQVAE, ...)
@@ -437,6 +448,7 @@ def main(argv=None):
     ITERS = args.iters
     if args.worker:
         row, side = args.worker
+        # local: the parent process never loads torch; each worker one side
         import torch
         torch.set_num_threads(args.threads)
         res = ours(row) if side == 'ours' else reference(row, args.reference_root)
@@ -481,6 +493,7 @@ def main(argv=None):
                   f'{"met" if s["met"] else "not met"}', flush=True)
     if args.json:
         sys.path.insert(0, ROOT)
+        # local: after ROOT is on sys.path (the parent loads no occworld4d otherwise)
         from occworld4d.utils import save_json_atomic
         save_json_atomic(args.json, dict(
             date=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), threads=args.threads,

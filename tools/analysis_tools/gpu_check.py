@@ -44,6 +44,7 @@ warm-up, 4 solver steps) in well under a minute: the test suite's check of this 
 """
 import argparse
 import contextlib
+import gc
 import importlib.util
 import os
 import os.path as osp
@@ -55,6 +56,10 @@ import time
 import traceback
 
 import torch
+from mmengine.config import Config
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope
+from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -185,7 +190,6 @@ DRY_MODEL_OVERRIDES = {
 
 
 def load_model_cfg(path: str, dry_run: bool = False):
-    from mmengine.config import Config
     cfg = Config.fromfile(osp.join(ROOT, path))
     mcfg = cfg.model.copy()
     if dry_run:
@@ -197,8 +201,8 @@ def load_model_cfg(path: str, dry_run: bool = False):
 
 
 def build_model(mcfg, device):
-    from mmengine.registry import DefaultScope
-
+    # local (as every occworld4d import here): the package is importable once the __main__
+    # block has put ROOT on sys.path (a bare checkout on a GPU machine, no pip install)
     import occworld4d  # noqa: F401  (registries)
     from occworld4d.registry import MODELS
     with DefaultScope.overwrite_default_scope('occworld4d'):
@@ -270,8 +274,6 @@ def synthetic_batch(name, cfg, model, B: int, device, max_frames=None) -> dict:
 
 
 def optim_wrapper(model, cfg, device):
-    from mmengine.optim import build_optim_wrapper
-    from mmengine.registry import DefaultScope
     ow = (cfg.get('optim_wrapper') or dict(optimizer=dict(type='AdamW', lr=1e-4))).copy()
     ow.pop('paramwise_cfg', None)
     ow.pop('clip_grad', None)
@@ -288,7 +290,6 @@ def optim_wrapper(model, cfg, device):
 
 
 def free(device):
-    import gc
     gc.collect()
     if device.type == 'cuda':
         torch.cuda.empty_cache()
@@ -299,7 +300,7 @@ def is_oom(exc) -> bool:
 
 
 def set_attention_backend(model, backend: str) -> int:
-    from occworld4d.models.layers import Attention
+    from occworld4d.models.layers import Attention  # local: see build_model
     n = 0
     for m in model.modules():
         if isinstance(m, Attention):
@@ -325,7 +326,7 @@ class Check:
         self._trained = {}  # name -> (model, cfg, batch, wrapper) of the DiTs for mfu / flash
 
     def save(self):
-        from occworld4d.utils import save_json_atomic
+        from occworld4d.utils import save_json_atomic  # local: see build_model
         self.result['elapsed_s'] = round(time.perf_counter() - self.t0, 2)
         out = self.args.out
         if osp.dirname(out):
@@ -358,7 +359,7 @@ class Check:
 
     # -------------------------------------------------------------- env
     def env(self):
-        from occworld4d.models.layers import flash_available
+        from occworld4d.models.layers import flash_available  # local: see build_model
         dev = self.device
         peak, src = peak_bf16_flops(dev, self.args.peak_tflops)
         env = dict(device=str(dev), torch=torch.__version__, python=platform.python_version(),
@@ -380,6 +381,7 @@ class Check:
 
     # -------------------------------------------------------------- train
     def _train_row(self, item, batch_size=None):
+        # local: see build_model
         from occworld4d.evaluation.benchmark import MemoryProbe, count_parameters, time_iterations
         name, ref_cfg, tiny_cfg = item
         path = tiny_cfg if self.args.dry_run else ref_cfg
@@ -422,7 +424,6 @@ class Check:
 
     # -------------------------------------------------------------- mfu
     def _mfu_row(self, name):
-        from torch.utils.flop_counter import FlopCounterMode
         if name not in self._trained:
             raise RuntimeError(f'no training row of {name} to divide by (train section '
                                'failed or not run)')
@@ -452,15 +453,14 @@ class Check:
 
     # -------------------------------------------------------------- forecast
     def _forecast_row(self, amp):
-        import argparse as ap
         bf = _load_tool('benchmark_forecast')
         path = 'configs/occworld/' + ('occworld_wm_tiny_synthetic-city.py' if self.args.dry_run
                                       else 'occworld_wm_8xb1-200e_occ3d-nuscenes.py')
         hf = 2 if self.args.dry_run else None
-        ns = ap.Namespace(config=path, child='cached', history=hf, future=hf, batch=1,
-                          device=str(self.device), threads=torch.get_num_threads(),
-                          iters=max(self.iters // 2, 1) if not self.args.dry_run else 1,
-                          warmup=min(self.warmup, 2))
+        ns = argparse.Namespace(config=path, child='cached', history=hf, future=hf, batch=1,
+                                device=str(self.device), threads=torch.get_num_threads(),
+                                iters=max(self.iters // 2, 1) if not self.args.dry_run else 1,
+                                warmup=min(self.warmup, 2))
         with autocast(self.device, enabled=amp):
             r = bf._child(ns)
         r.pop('codes', None)
@@ -475,6 +475,7 @@ class Check:
 
     # -------------------------------------------------------------- sampling
     def _sample_row(self, item):
+        # local: see build_model
         from occworld4d.evaluation.benchmark import MemoryProbe, time_iterations
         name, ref_cfg, tiny_cfg = item
         path = tiny_cfg if self.args.dry_run else ref_cfg
@@ -511,8 +512,8 @@ class Check:
 
     # -------------------------------------------------------------- flash-attn
     def _flash_row(self, name):
-        from occworld4d.evaluation.benchmark import time_iterations
-        from occworld4d.models.layers import flash_available
+        from occworld4d.evaluation.benchmark import time_iterations  # local: see build_model
+        from occworld4d.models.layers import flash_available  # local: see build_model
         if name not in self._trained:
             raise RuntimeError(f'no trained {name} model (train section failed or not run)')
         model, cfg, batch, wrapper, path = self._trained[name]
