@@ -407,7 +407,9 @@ def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = 
 
     Returns:
         dict: ``layout_miou`` and ``layout_iou_<channel>`` (None where the class is in
-        neither layout) over the samples that have a layout; ``num_layouts``,
+        neither layout) over the samples that have a layout; ``layout_miou_requested``: the
+        mean over the classes present in the requested layouts only (a class that only the
+        samples draw is left out; ``layout_miou`` counts it as 0 and is the verdict); ``num_layouts``,
         ``layout_size`` [h, w]; ``val_layout_miou``: the val windows' layouts computed here
         against the layouts their pipeline gave (1.0 when scoring and condition agree;
         None if the split carries no layout); ``layout_miou_random_train``: a random
@@ -419,7 +421,7 @@ def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = 
     layouts = list(layouts) if layouts is not None else [None] * M
     if len(layouts) != M:
         raise ValueError(f'{len(layouts)} requested layouts for {M} samples')
-    res: Dict = dict(layout_miou=None, num_layouts=0, layout_size=None, val_layout_miou=None,
+    res: Dict = dict(layout_miou=None, layout_miou_requested=None, num_layouts=0, layout_size=None, val_layout_miou=None,
                      layout_miou_random_train=None)
     res.update({f'layout_iou_{c}': None for c in LAYOUT_CHANNELS})
     res['_layout_sample_miou'] = [None] * M
@@ -436,7 +438,8 @@ def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = 
     h = req.shape[2]
     vocab = val['vocabulary']
     got = layout_agreement(bev_layouts(samples[have], vocab, h), req, L)
-    res.update(layout_miou=_f(got['miou']), num_layouts=len(have),
+    res.update(layout_miou=_f(got['miou']), layout_miou_requested=_f(got['miou_requested']),
+               num_layouts=len(have),
                layout_size=[int(req.shape[2]), int(req.shape[3])])
     for c, name in enumerate(LAYOUT_CHANNELS):
         res[f'layout_iou_{name}'] = _f(got['iou'][c + 1])

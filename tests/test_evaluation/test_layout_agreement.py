@@ -33,6 +33,7 @@ def test_layout_agreement_pools_over_scenes_and_counts_extra_classes():
     assert res['iou'][1] == pytest.approx(2 / 3)  # inter 2, union 3 over both scenes
     assert res['iou'][10] == pytest.approx(0.0)  # vehicle only in the sample: IoU 0 counts
     assert res['miou'] == pytest.approx(1 / 3)
+    assert res['miou_requested'] == pytest.approx(2 / 3)  # vehicle was never requested
     np.testing.assert_allclose(res['sample_miou'], [1.0, 0.0])
     # identical layouts agree fully
     assert layout_agreement(ref, ref, L)['miou'] == pytest.approx(1.0)

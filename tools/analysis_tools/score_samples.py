@@ -167,7 +167,8 @@ def summary_line(res: dict) -> str:
                      f'{res["val_memorisation_miou_max"]:.3f})')
     if res.get('layout_miou') is not None:
         parts.append(f'layout mIoU {res["layout_miou"]:.3f} (random training scene '
-                     f'{res["layout_miou_random_train"] or 0:.3f})')
+                     f'{res["layout_miou_random_train"] or 0:.3f}; over the requested '
+                     f'classes only {res.get("layout_miou_requested") or 0:.3f})')
     if res.get('command_accuracy') is not None:
         parts.append(f'command accuracy {res["command_accuracy"]:.2f} (chance 0.25)')
     return '; '.join(parts)

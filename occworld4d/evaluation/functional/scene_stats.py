@@ -421,7 +421,10 @@ def layout_agreement(layouts: ArrayLike, reference: ArrayLike, num_classes: int,
     Returns:
         dict: ``iou`` float64 (L + 1,) (NaN where the class is in neither layout, or
         ignored), ``miou`` (mean of the finite entries; NaN if none), ``sample_miou``
-        float64 (N,) the same per scene, ``intersection`` / ``union`` int64 (L + 1,).
+        float64 (N,) the same per scene, ``intersection`` / ``union`` int64 (L + 1,),
+        ``miou_requested``: the mean over the classes present in the reference only (a class
+        that only the layouts hold, IoU 0 in ``miou``, is left out; reported beside
+        ``miou``, which stays the verdict).
     """
     a, b = np.rint(_np(layouts)).astype(np.int64), np.rint(_np(reference)).astype(np.int64)
     if a.shape != b.shape:
@@ -456,5 +459,8 @@ def layout_agreement(layouts: ArrayLike, reference: ArrayLike, num_classes: int,
         warnings.simplefilter('ignore', RuntimeWarning)
         sample_miou = np.nanmean(per, axis=1) if n else np.zeros(0)
     miou = float(np.nanmean(iou)) if np.isfinite(iou).any() else float('nan')
-    return dict(iou=iou, miou=miou, sample_miou=sample_miou,
+    requested = np.where(np.bincount(b.ravel(), minlength=num_classes) > 0, iou, np.nan)
+    miou_requested = (float(np.nanmean(requested)) if np.isfinite(requested).any()
+                      else float('nan'))
+    return dict(iou=iou, miou=miou, sample_miou=sample_miou, miou_requested=miou_requested,
                 intersection=inter.sum(0), union=union.sum(0))
