@@ -9,8 +9,10 @@ commands (``\\`` continuations joined, comments dropped). Each command is
   such as ``CKPT`` or ``W/...``) and no absolute path. Run commands execute in order (README.md
   first, then the method READMEs and docs), in one temporary folder (with ``configs/``,
   ``tools/`` and ``projects/`` linked in), in this process, exactly as written, with one change: ``tools/train.py`` gets
-  ``--cfg-options train_cfg.max_epochs=1`` appended (real trainings, real work dirs and
-  checkpoints, at one epoch so that the whole test stays within minutes on one thread);
+  ``--cfg-options train_cfg.max_epochs=1`` appended, and ``train_dataloader.dataset.num_scenes=4``
+  when the config's training set has ``num_scenes`` (the synthetic city; 2 iterations of
+  batch 2 instead of 8): real trainings, real work dirs and checkpoints, small so that the
+  whole test stays within minutes on one thread;
   a command already run from an earlier README (the same text) is not run again;
 * **checked** otherwise (``make demo``, reference-size / real-data configs, long recipes,
   placeholders): the tool or script exists and its argparse accepts the options (the parser
@@ -268,12 +270,22 @@ def check_command(rel: str, line: int, text: str, env: Dict[str, str],
     return problems
 
 
+def small_train_set(config: str) -> List[str]:
+    """``train_dataloader.dataset.num_scenes=4`` when ``config``'s training set has
+    ``num_scenes`` and more than 4 (the synthetic city), else nothing."""
+    from mmengine.config import Config
+    dataset = Config.fromfile(config).train_dataloader.dataset
+    if dataset.get('num_scenes', 0) > 4:
+        return ['train_dataloader.dataset.num_scenes=4']
+    return []
+
+
 def run_command(rel: str, line: int, text: str, env: Dict[str, str]) -> None:
     tokens = split(text)
     cmd_env, tokens = strip_env(tokens)
     argv = tokens[2:]
     if tokens[1] == 'tools/train.py':
-        argv = argv + ['--cfg-options', 'train_cfg.max_epochs=1']
+        argv = argv + ['--cfg-options', 'train_cfg.max_epochs=1', *small_train_set(argv[0])]
     mod = load_tool(tokens[1])
     saved = {k: os.environ.get(k) for k in {**env, **cmd_env}}
     os.environ.update({**env, **cmd_env})
