@@ -102,7 +102,9 @@ class LatentDiffusion(FrozenTokenizerModel):
             replaced by the closest entry of the tokenizer's ``quantizer`` codebook
             (``VectorQuantizer.snap``) before ``tokenizer.decode``, so that a VQ decoder sees
             the inputs it was trained on. For VQ tokenizers (OccSora); the reference decodes
-            the raw sample (default False).
+            the raw sample (default False). Measured on the OccSora CPU recipe (session 7,
+            one checkpoint, 32 samples): it hurts there (TV 0.082 vs 0.044, FID 10.7x vs
+            9.3x the floor): the decoder handles the raw samples better than their snap.
         data_preprocessor: config of the data preprocessor.
     """
 
