@@ -6,12 +6,13 @@
 # one token per latent cell (1,024 tokens, patch 1 by design), 1D sin-cos positions,
 # adaLN-Zero blocks, learned sigma, hybrid loss; the ego (x, y) of the 8 frames (x 0.1) ->
 # MLP 16 -> 128 -> 128 -> W added to the timestep embedding, dropped (zero null) with p 0.1
-# for classifier-free guidance. Here depth 4, width 64, 4 heads (560,608 parameters): the
-# 1,024-token full attention is most of a step (width 128: 1.7x the cost of width 64).
+# for classifier-free guidance. Here depth 4, width 128, 4 heads (1,938,080 parameters; this
+# header said width 64 / 560,608 until session 7, but hidden_size has been 128 since the
+# recipe was written): the 1,024-token full attention is most of a step.
 # Trained from a latent cache of 1,024 training scenes (seed 0; quantized tokens + each
 # window's trajectory / command); val: 32 windows of other seeds (seed 1), each sampled with its
 # own trajectory (DDIM 50, CFG 2.0 against the null trajectory). AdamW lr 1e-3 (50 warm-up),
-# batch 8, 900 iterations, EMA 0.01.
+# batch 8, 900 iterations (cosine to 1e-5 after the warm-up since session 7), EMA 0.01.
 # Step cost (session 5, a scratch timing of model.train_step on random latents, box under load
 # 7-8): batch 8 = 2.35 CPU-s on 1 thread (2.4 / 2.3 over two steps after the first); on 2
 # threads the loaded box inflates CPU time (spinning threads: 6.0 CPU-s); batch 16 width 128
@@ -22,6 +23,10 @@
 # rate 1.08x (met), FID 12.4x the train-vs-val floor (target 2x: NOT met), memorisation mIoU
 # max 0.14 (no copies), trajectory ADE / FDE 1.74 / 3.67 m vs chance 1.63 / 3.28 m (a random
 # training scene; the val windows' own recovery 0.31 / 0.34 m): at chance. docs/learning.md.
+# Measured (session 7, the same command on a fresh machine, cosine decay; 30.4 min wall, 46.8
+# CPU min on 2 threads = 23.4 on idle cores): TV 0.044 all (met) / 0.067 occupied (NOT met),
+# change rate 1.40x (met), FID 9.3x the floor (NOT met), memorisation max 0.14, trajectory
+# ADE / FDE 1.95 / 4.02 m (chance 1.63 / 3.28: NOT followed); tokenizer 77.2 %.
 # latent_scale 0.88 = 1 / 1.142, the std of the quantized latents of the recipe tokenizer
 # (session 6, iter_1600, 79.1 % val mIoU) over 256 cached training windows (mean -0.013):
 #   python -c "import glob, numpy as np; a = np.stack([np.load(f)['latent'] for f in
