@@ -414,7 +414,8 @@ def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = 
         against the layouts their pipeline gave (1.0 when scoring and condition agree;
         None if the split carries no layout); ``layout_miou_random_train``: a random
         training window (numpy ``seed``) for each sample against that sample's requested
-        layout (the baseline); ``_layout_sample_miou``: per sample (None: no layout).
+        layout (the baseline; ``layout_miou_requested_random_train`` the same for
+        ``layout_miou_requested``); ``_layout_sample_miou``: per sample (None: no layout).
     """
     L = len(LAYOUT_CHANNELS) + 1
     M = len(samples)
@@ -422,7 +423,7 @@ def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = 
     if len(layouts) != M:
         raise ValueError(f'{len(layouts)} requested layouts for {M} samples')
     res: Dict = dict(layout_miou=None, layout_miou_requested=None, num_layouts=0, layout_size=None, val_layout_miou=None,
-                     layout_miou_random_train=None)
+                     layout_miou_random_train=None, layout_miou_requested_random_train=None)
     res.update({f'layout_iou_{c}': None for c in LAYOUT_CHANNELS})
     res['_layout_sample_miou'] = [None] * M
     have = [i for i, x in enumerate(layouts) if x is not None]
@@ -451,8 +452,9 @@ def layout_scores(samples: np.ndarray, val: Dict, train: Optional[np.ndarray] = 
             bev_layouts(val['semantics'], vocab, h), vl, L)['miou'])
     if train is not None and len(train):
         pick = np.random.default_rng(seed).integers(0, len(train), size=len(have))
-        res['layout_miou_random_train'] = _f(layout_agreement(
-            bev_layouts(train[pick], vocab, h), req, L)['miou'])
+        rand = layout_agreement(bev_layouts(train[pick], vocab, h), req, L)
+        res['layout_miou_random_train'] = _f(rand['miou'])
+        res['layout_miou_requested_random_train'] = _f(rand['miou_requested'])
     return res
 
 

@@ -104,6 +104,9 @@ def test_score_samples_layout_keys(tmp_path, capsys):
     assert own['layout_iou_road'] == pytest.approx(1.0)
     assert own['layout_iou_bicycle'] is None  # no bicycle in the synthetic city
     assert own['layout_miou_random_train'] < 0.9
+    assert own['layout_miou_requested'] == pytest.approx(1.0)
+    # the random scene's mean over the requested classes only: never below the strict one
+    assert own['layout_miou_random_train'] <= own['layout_miou_requested_random_train'] < 1.0
     assert all(p['layout_miou'] == pytest.approx(1.0) for p in own['per_sample'])
     out = tmp_path / 'other.json'
     tool_main('tools/analysis_tools/score_samples.py', str(tmp_path / 'other.npz'), '--config',

@@ -98,3 +98,10 @@ def test_occsora_dit_recipe_trajectory_rows():
     assert rows['trajectory_fde']['baseline'] == 12.0
     assert rows['tv_all']['passed'] is True and rows['tv_all']['baseline'] == 0.01
     assert 'layout_miou' not in rows and 'command_accuracy' not in rows
+    layout = lb.BY_NAME['uniscene-dit']
+    scores = dict(layout_miou=0.6, layout_miou_random_train=0.1, layout_miou_requested=0.8,
+                  layout_miou_requested_random_train=0.2)
+    rows = {r['metric']: r for r in lb.generator_rows(layout, scores, refs, dict(method='M'))}
+    assert rows['layout_miou']['baseline'] == 0.1 and rows['layout_miou']['passed'] is False
+    assert rows['layout_miou_requested']['baseline'] == 0.2
+    assert rows['layout_miou_requested']['passed'] is None  # reported, not the verdict

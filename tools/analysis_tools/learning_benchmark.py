@@ -432,7 +432,7 @@ def generator_rows(recipe: Recipe, scores: dict, refs: dict, base: dict) -> List
         if key == 'command_accuracy':
             baseline, bname = refs.get('command_chance'), 'chance'
         elif key in ('layout_miou', 'layout_miou_requested'):
-            baseline, bname = scores.get('layout_miou_random_train'), 'random training scene'
+            baseline, bname = scores.get(key + '_random_train'), 'random training scene'
         elif key.startswith('trajectory_'):
             # chance: a random training scene's recovered path vs the requested one
             baseline = rts.get(key)
