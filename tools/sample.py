@@ -63,8 +63,8 @@ from occworld4d.apis.cli import (CLIError, HelpFormatter, KeyValueAction,  # noq
                                  apply_trust_checkpoint, checkpoint_errors, load_config,
                                  resolve_checkpoint_arg, resolve_device)
 from occworld4d.apis.inferencer import (TASKS, CheckpointMismatchError,  # noqa: E402
-                                        OccGenerationInferencer, config_picture_meta,
-                                        load_generator)
+                                        OccGenerationInferencer, autocast_context,
+                                        config_picture_meta, load_generator)
 from occworld4d.apis.launcher import sample_batches, setup_sampling  # noqa: E402
 from occworld4d.rendering import (CAMERA_RIGS, CameraRenderer, GridGeometry,  # noqa: E402
                                   LidarSensor, LidarSimulator, export_sensors, load_cameras)
@@ -105,6 +105,10 @@ def parse_args(argv=None):
     p.add_argument('--resample-jumps', type=int, default=1,
                    help='RePaint resampling passes for inpaint / outpaint / continuation '
                    '(1 = none)')
+    p.add_argument('--amp', action='store_true',
+                   help='bf16 autocast of the networks (denoiser, decoder, world model); the '
+                   'sampler arithmetic stays fp32. A fast path on GPUs and on CPUs with AMX; '
+                   'a slowdown on AVX2-only CPUs (docs/benchmarks.md)')
     p.add_argument('--num-samples', type=int, default=1)
     p.add_argument('--seed', type=int, default=0,
                    help='batch b of --batch-size samples is drawn with seed SEED + b')
@@ -401,8 +405,10 @@ def main(argv=None):
     if refusal:
         raise CLIError(refusal)
     if args.task == 'forecast':
-        return run_forecast(cfg, args, model)
-    inf = OccGenerationInferencer(model, free_label=cfg.get('free_label', 0), config=cfg)
+        with autocast_context(G.model_device(model), args.amp):
+            return run_forecast(cfg, args, model)
+    inf = OccGenerationInferencer(model, free_label=cfg.get('free_label', 0), config=cfg,
+                                  amp=args.amp)
     voxels = layout = None
     if args.input:
         voxels, layout = read_input(args.input, cfg)

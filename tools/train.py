@@ -5,6 +5,7 @@ Examples:
     python tools/train.py CONFIG --resume                # resume from the latest checkpoint
     python tools/train.py CONFIG --resume work_dirs/x/epoch_3.pth
     python tools/train.py CONFIG --amp --cfg-options train_cfg.max_epochs=5
+    python tools/train.py CONFIG --compile               # torch.compile the train step
     python tools/train.py CONFIG --cfg-options load_from=X.pth load_from_strict=False
     python tools/train.py CONFIG --trust-checkpoint --cfg-options load_from=OLD.pth
 
@@ -40,6 +41,10 @@ def parse_args(argv=None):
                         help='resume from CHECKPOINT, or from the latest checkpoint in the '
                         'work dir when no path is given')
     parser.add_argument('--amp', action='store_true', help='automatic mixed precision')
+    parser.add_argument('--compile', action='store_true',
+                        help='torch.compile the model\'s train_step (mmengine cfg.compile = '
+                        'True; the first iterations compile). Measured on CPU in '
+                        'docs/benchmarks.md')
     add_trust_checkpoint_argument(parser)
     parser.add_argument('--cfg-options', nargs='+', action=KeyValueAction,
                         help='override config keys, e.g. train_cfg.max_epochs=2')
@@ -73,6 +78,9 @@ def main(argv=None):
             cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
         else:
             raise CLIError(f'--amp needs optim_wrapper.type OptimWrapper, got {wrapper!r}')
+
+    if args.compile and not cfg.get('compile'):  # a compile dict from --cfg-options stays
+        cfg.compile = True
 
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None

@@ -8,6 +8,7 @@ Example::
     result = inf('trajectory', trajectory='left', seed=0)
     inf.save(result, 'outputs/left')
 """
+import contextlib
 import os
 import os.path as osp
 from typing import Dict, List, Optional, Sequence, Union
@@ -65,6 +66,21 @@ def config_picture_meta(cfg, grid_shape: Sequence[int]) -> Dict[str, np.ndarray]
         except Exception:  # noqa: BLE001 - an unregistered / custom type: no range known
             pc_range = None
     return picture_meta(voc, pc_range, None, rate, grid_shape)
+
+
+def autocast_context(device, enabled: bool = True, dtype: torch.dtype = torch.bfloat16):
+    """Mixed-precision inference (``--amp`` of tools/sample.py): ``torch.autocast`` on the
+    device's type (bf16 by default; convolutions and matmuls in bf16, reductions and norms in
+    fp32), or a no-op context when ``enabled`` is False. The diffusion engine casts every
+    denoiser output back to the latents' dtype, so the sampler's arithmetic stays fp32
+    (docs/benchmarks.md gives the measured agreement with fp32 sampling)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    kind = torch.device(device).type
+    if kind not in ('cpu', 'cuda'):
+        raise ValueError(f'autocast_context: mixed precision on {kind!r} devices is not '
+                         'supported (cpu or cuda)')
+    return torch.autocast(device_type=kind, dtype=dtype)
 
 
 TASKS = ('uncond', 'command', 'trajectory', 'layout', 'continue', 'long', 'inpaint',
@@ -129,17 +145,20 @@ class OccGenerationInferencer:
         free_label: class id of free space (default: config ``free_label`` or 0).
         cfg_options: overrides merged into the config.
         config: the config of a built ``model`` (for the npz metadata and the pictures).
+        amp: sample under bf16 autocast (:func:`autocast_context`; default fp32).
     """
 
     def __init__(self, model, checkpoint: Optional[str] = None, device: str = 'cpu',
                  palette=None, free_label: Optional[int] = None,
-                 cfg_options: Optional[dict] = None, config: Optional[Config] = None):
+                 cfg_options: Optional[dict] = None, config: Optional[Config] = None,
+                 amp: bool = False):
         cfg = config
         if isinstance(model, (str, Config)):
             cfg = Config.fromfile(model) if isinstance(model, str) else model
             model = load_generator(cfg, checkpoint, device, cfg_options)
         self.model = model.eval()
         self.cfg = cfg
+        self.amp = bool(amp)
         if palette is not None and not isinstance(palette, str):
             raise ValueError('OccGenerationInferencer: palette must be a vocabulary name (one '
                              'of occworld4d.structures.VOCABULARIES), got '
@@ -167,6 +186,12 @@ class OccGenerationInferencer:
         """
         if task not in TASKS:
             raise ValueError(f'unknown task {task!r}; expected one of {TASKS}')
+        with autocast_context(G.model_device(self.model), self.amp):
+            return self._run(task, num_samples, seed, command, trajectory, layout, voxels,
+                             region, shift, num_frames, overlap, sample_kwargs)
+
+    def _run(self, task, num_samples, seed, command, trajectory, layout, voxels, region,
+             shift, num_frames, overlap, sample_kwargs) -> Dict[str, object]:
         m = self.model
         if seed is not None:
             torch.manual_seed(seed)

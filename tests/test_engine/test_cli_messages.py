@@ -72,3 +72,15 @@ def test_train_amp_on_cpu_trains_with_bf16_autocast(capsys, tmp_path):
     out = capsys.readouterr().out
     assert '--amp on CPU: bf16 autocast' in out
     assert glob.glob(str(tmp_path / 'epoch_1.pth'))
+
+
+def test_train_compile_compiles_the_train_step(tmp_path):
+    # --compile = mmengine's cfg.compile; a compile dict given by --cfg-options stays (here
+    # dynamo's eager backend: the tracing without inductor's minutes of C++ compilation)
+    tool_main('tools/train.py', VQ_CFG, '--compile', '--work-dir', tmp_path, '--cfg-options',
+              'compile.backend=eager', 'train_dataloader.dataset.num_scenes=2',
+              'train_cfg.max_epochs=1', 'train_cfg.val_interval=100',
+              'default_hooks.checkpoint.interval=1')
+    log = next(tmp_path.glob('*/*.log')).read_text()
+    assert 'Model has been "compiled"' in log
+    assert glob.glob(str(tmp_path / 'epoch_1.pth'))

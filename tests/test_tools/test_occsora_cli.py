@@ -56,6 +56,13 @@ def test_tokenizer_dit_trajectory_sampling(tmp_path, capsys):
                  str(tmp_path / 'traj.txt'), '--steps', '2', '--no-render', '--out',
                  str(tmp_path / 'file')])
     assert osp.isfile(tmp_path / 'file' / 'sample_0.npz')
+    # --amp: bf16 autocast of the networks, the same seed: the same scene up to rounding
+    sample.main([osp.join(ROOT, DIT_CFG), ckpt, '--task', 'trajectory', '--trajectory',
+                 str(tmp_path / 'traj.txt'), '--steps', '2', '--no-render', '--amp', '--out',
+                 str(tmp_path / 'file_amp')])
+    with np.load(tmp_path / 'file' / 'sample_0.npz') as a, \
+            np.load(tmp_path / 'file_amp' / 'sample_0.npz') as b:
+        assert (a['semantics'] == b['semantics']).mean() >= 0.98
 
     # bad trajectory file, a condition the model lacks, a region outside the window: one
     # message each
