@@ -59,7 +59,7 @@ class ClassifierFreeGuidance:
             drop[key] = torch.cat([first.to(x.device, torch.bool),
                                    torch.ones(batch, dtype=torch.bool, device=x.device)])
         out = self.model(torch.cat([x, x]), torch.cat([t, t]), **doubled, drop=drop)
-        out = out.to(x.dtype)  # under autocast (bf16 network) the guidance mix stays in x's
+        out = out.to(x.dtype)  # under autocast (a bf16 network) the mix stays in x's dtype
         out_c, out_u = out[:batch], out[batch:]  # (B, C or 2C, ...) each
         guided = out_u[:, :channels] + self.scale * (out_c[:, :channels] - out_u[:, :channels])
         if out.shape[1] > channels:
