@@ -19,7 +19,8 @@
 # (constant velocity 0.413 / 1.046 / 1.716). Details and the learning curve: README.
 # Session 8 (4,000 iterations; learning_benchmark.py --recipes occworld-vqvae occworld-wm
 # --threads 2, idle box): 35.5 min wall (over the 30-min budget by wall time), 47.5 CPU min;
-# a step slowed from 0.44 to 0.64 s during the run (not understood). mIoU 52.8 / 49.2 / 47.5 %,
+# a step slowed from 0.44 to 0.64 s during the run (the box, not the run: restarted, it
+# stepped at 0.55 s from the start with flat memory). mIoU 52.8 / 49.2 / 47.5 %,
 # IoU 78.5 / 74.4 / 71.8 %, road / building 75.4 / 72.8 %, planning L2 0.365 / 0.304 / 0.328 m.
 #   python tools/train.py configs/occworld/occworld_wm_cpu-30min_synthetic-city.py \
 #       --work-dir work_dirs/occworld_wm_cpu-30min_synthetic-city --cfg-options \
