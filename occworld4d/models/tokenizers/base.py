@@ -23,6 +23,14 @@ class BaseTokenizer(BaseModel):
 
     Subclasses implement :meth:`encode`, :meth:`decode` and :meth:`loss`.
 
+    Every tokenizer records which classes its training targets held: the bool buffer
+    ``seen_classes`` (K,) is saved with the weights and OR-ed with each training batch's
+    classes in ``forward(mode='loss')`` (across ranks when distributed). A checkpoint without
+    it (ported reference weights, runs before session 9) loads as all seen. A generator can
+    decode with the unseen classes masked out (``LatentDiffusion(mask_unseen_classes=True)``):
+    a class that no training scene held then cannot appear in a sample. Nothing seen (an
+    untrained tokenizer) means no mask (:meth:`class_support` is None).
+
     Args:
         num_classes: K, classes of the vocabulary (free included).
         data_preprocessor: config of the data preprocessor.
@@ -33,6 +41,29 @@ class BaseTokenizer(BaseModel):
                  init_cfg: Optional[dict] = None):
         super().__init__(data_preprocessor=data_preprocessor, init_cfg=init_cfg)
         self.num_classes = num_classes
+        self.register_buffer('seen_classes', torch.zeros(int(num_classes), dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        key = prefix + 'seen_classes'
+        if key not in state_dict:  # older checkpoints, ported weights: every class counts
+            state_dict[key] = torch.ones_like(self.seen_classes)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    @torch.no_grad()
+    def observe_classes(self, voxels: Tensor) -> None:
+        """OR the classes of a training batch (B, T, X, Y, Z) into ``seen_classes``."""
+        ids = voxels.reshape(-1).long()
+        ids = ids[(ids >= 0) & (ids < self.num_classes)]  # ignore labels (e.g. 255) do not count
+        seen = torch.bincount(ids, minlength=self.num_classes)[:self.num_classes] > 0
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            seen = seen.to(torch.int32)
+            torch.distributed.all_reduce(seen, op=torch.distributed.ReduceOp.MAX)
+            seen = seen.bool()
+        self.seen_classes |= seen.to(self.seen_classes.device)
+
+    def class_support(self) -> Optional[Tensor]:
+        """Bool (K,) of the classes seen in training, or None when none was recorded."""
+        return self.seen_classes if bool(self.seen_classes.any()) else None
 
     @abstractmethod
     def encode(self, voxels: Tensor, **cond) -> Tensor:
@@ -58,6 +89,7 @@ class BaseTokenizer(BaseModel):
             raise ValueError(f'{type(self).__name__} expects inputs["voxels"] of shape '
                              f'(B, T, X, Y, Z), got {tuple(voxels.shape)}')
         if mode == 'loss':
+            self.observe_classes(voxels)
             return self.loss(inputs, data_samples)
         if mode == 'tensor':
             return self.reconstruct(voxels)
