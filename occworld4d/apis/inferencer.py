@@ -21,6 +21,7 @@ from mmengine.runner.checkpoint import _load_checkpoint, load_state_dict
 from mmengine.utils import import_modules_from_strings
 
 from occworld4d.datasets.synthetic_city import PRESETS
+from occworld4d.models.tokenizers.base import filled_on_load
 from occworld4d.registry import DATASETS, INFERENCERS, MODELS
 from occworld4d.structures import VOCABULARIES, get_vocabulary
 from occworld4d.utils import save_npz_atomic
@@ -102,7 +103,7 @@ def load_generator_checkpoint(model: torch.nn.Module, path: str) -> None:
     state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else ckpt
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     expected = set(model.state_dict())
-    missing = sorted(expected - set(state))
+    missing = sorted(k for k in expected - set(state) if not filled_on_load(k))
     unexpected = sorted(set(state) - expected)
     if missing or unexpected:
         raise CheckpointMismatchError(

@@ -28,6 +28,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
+from occworld4d.models.tokenizers.base import filled_on_load
+
 from occworld4d.apis.cli import HelpFormatter
 from occworld4d.registry import MODELS
 from occworld4d.utils.compat import (CheckpointLoadError, atomic_save_checkpoint,
@@ -237,6 +239,8 @@ def convert(state: Mapping[str, Tensor], conversion: Conversion, filename: str,
             reverse: bool = False) -> StateDict:
     """Reference -> ours (``reverse=False``) or ours -> reference, without the key check."""
     c = conversion
+    if reverse:
+        state = {k: v for k, v in state.items() if not filled_on_load(k)}
     if not reverse:
         rest, grouped = apply_groups(state, c.groups, filename)
         out = rename_state_dict(rest, c.rules, filename, c.drop_src)
@@ -263,11 +267,13 @@ def check_state_dict(state: Mapping[str, Tensor], expected: ShapeMap, filename: 
         filename: the source file, for the message.
         what: the target, e.g. ``'the occworld4d model of configs/occworld/x.py'``.
 
+    Keys of :data:`FILLED_ON_LOAD` may be missing (the module fills them on loading).
+
     Raises:
         ConversionError: listing every missing key, every unexpected key and every shape
             mismatch at once.
     """
-    missing = [k for k in expected if k not in state]
+    missing = [k for k in expected if k not in state and not filled_on_load(k)]
     unexpected = [k for k in state if k not in expected]
     shapes = [f'{k}: {tuple(state[k].shape)} (expected {tuple(expected[k])})'
               for k in expected if k in state and tuple(state[k].shape) != tuple(expected[k])]

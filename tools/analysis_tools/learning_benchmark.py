@@ -120,6 +120,11 @@ RECIPES: List[Recipe] = [
            parent='occworld-vqvae',
            baselines={'copy-last': 'configs/occworld/occworld_baseline-copylast_cpu_synthetic-city.py',
                       'ego-warp': 'configs/occworld/occworld_baseline-egowarp_cpu_synthetic-city.py'}),
+    Recipe('occworld-wm-plan', 'OccWorld', 'world model, given ego plan', 'forecaster',
+           'configs/occworld/occworld_wm-plan_cpu-30min_synthetic-city.py', 30,
+           parent='occworld-vqvae',
+           baselines={'copy-last': 'configs/occworld/occworld_baseline-copylast_cpu_synthetic-city.py',
+                      'ego-warp': 'configs/occworld/occworld_baseline-egowarp_cpu_synthetic-city.py'}),
     Recipe('uniscene-vae', 'UniScene', 'occupancy KL-VAE', 'tokenizer',
            'configs/uniscene/uniscene_vae_cpu-15min_synthetic-city.py', 15,
            targets={TOKENIZER_METRIC: ('>=', 0.85)}),
@@ -347,7 +352,7 @@ def run_recipe(recipe: Recipe, runner: Runner, ckpts: Dict[str, str], reuse: boo
                              baseline=best, baseline_name='best of ' + ', '.join(refs),
                              target='> baseline', passed=passes(value, '>', best)
                              if best is not None else None))
-        for key in PLAN_KEYS:
+        for key in [k for k in PLAN_KEYS if runner.dry_run or k in metrics]:  # none: plan given
             value = metrics.get(key)
             best = min((r.get(key) for r in refs.values() if r.get(key) is not None),
                        default=None)

@@ -36,6 +36,7 @@ from mmengine.dist import is_main_process
 from mmengine.hooks import CheckpointHook
 from mmengine.model import is_model_wrapper
 
+from occworld4d.models.tokenizers.base import filled_on_load
 from occworld4d.registry import HOOKS
 from occworld4d.utils.compat import (CheckpointLoadError, checkpoint_is_intact, is_safetensors,
                                      load_checkpoint_file, set_trust_checkpoint)
@@ -125,7 +126,7 @@ def check_load_from_keys(model, checkpoint_path: str) -> None:
                                     f'mmengine checkpoint, got {type(ckpt).__name__}')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
     expected = _unwrap(model).state_dict()
-    missing = sorted(set(expected) - set(state))
+    missing = sorted(k for k in set(expected) - set(state) if not filled_on_load(k))
     unexpected = sorted(set(state) - set(expected))
     shapes = sorted(k for k in set(expected) & set(state) if hasattr(state[k], 'shape')
                     and tuple(state[k].shape) != tuple(expected[k].shape))

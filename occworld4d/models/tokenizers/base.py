@@ -17,6 +17,16 @@ from torch import Tensor
 from occworld4d.registry import MODELS
 from occworld4d.structures import OccDataSample
 
+# Buffers that no reference checkpoint (and no checkpoint before session 9) holds and that the
+# module fills when they are missing from what it loads (``BaseTokenizer.seen_classes``: all
+# classes seen): key checks let them be missing, and the reverse weight conversion drops them.
+FILLED_ON_LOAD = ('seen_classes', )
+
+
+def filled_on_load(key: str) -> bool:
+    """Whether a state-dict key may be missing from a checkpoint (see ``FILLED_ON_LOAD``)."""
+    return key.rsplit('.', 1)[-1] in FILLED_ON_LOAD
+
 
 class BaseTokenizer(BaseModel):
     """Interface: ``encode(voxels, **cond) -> latent``, ``decode(latent) -> logits``.

@@ -39,6 +39,17 @@ history frames encodes rows 0..H-1 (the last already holds the step to frame H),
 the step of frame H + k with the ground-truth mode of frame H + k and feeds it back with
 that mode; the plan is the accumulated steps H..H+F-1, i.e. the positions of frames
 H + 1 .. H + F relative to frame H, against the accumulated ``rel_poses[H:H + F]``.
+
+``future_ego='given'`` (not the reference's) conditions the forecast on the ego plan, the
+information the static-world warp baseline has: the pose token of frame t carries the step
+*to* frame t + 1 (as the reference's ``rel_poses``, but for every frame of the roll-out, not
+only the first future one), so a frame's codes are predicted knowing where the ego will be.
+Training reads the steps from the window's trajectory; a forecast needs windows of H + F frames
+(their trajectory is the plan; their future voxels are only scored). In OccWorld's transformer
+the scene stream never reads the ego branch, so this mode also adds each frame's pose token
+to its scene query (``OccWorldTransformer.ego_queries``, no parameters). The planning head is not
+used (``pose_loss_weight`` 0 in its configs) and ``pred_ego_trajectory`` is the given plan,
+so planning L2 means nothing in this mode.
 """
 import time
 from typing import Dict, List, Optional
@@ -57,6 +68,7 @@ from occworld4d.structures import OccDataSample
 COMMAND_TO_MODE = (2, 2, 1, 0)
 MASK_KEYS = ('mask_lidar', 'mask_camera', 'mask_infov', 'valid_mask')
 EGO_CONVENTIONS = ('occworld4d', 'reference')
+FUTURE_EGO = ('predicted', 'given')
 
 
 def step_displacements(trajectory: Tensor) -> Tensor:
@@ -152,6 +164,9 @@ class OccWorld(FrozenTokenizerModel):
         ego_convention: ``'occworld4d'`` (default; module docstring) or ``'reference'``
             (the reference's per-frame ``rel_poses`` / ``pose_modes`` inputs, for converted
             checkpoints; test windows of H + F or H + F + 1 frames, as the reference loads).
+        future_ego: ``'predicted'`` (default: the model plans its own steps and feeds them
+            back) or ``'given'`` (each pose token carries the known step to the next frame:
+            a plan-conditioned forecast; module docstring).
         data_preprocessor, init_cfg: as :class:`mmengine.model.BaseModel`.
     """
 
@@ -160,7 +175,8 @@ class OccWorld(FrozenTokenizerModel):
                  history_frames: int = 5, future_frames: int = 6,
                  pose_loss_weight: float = 0.1, use_cache: bool = True,
                  data_preprocessor: Optional[dict] = None, init_cfg: Optional[dict] = None,
-                 allow_random_tokenizer: bool = False, ego_convention: str = 'occworld4d'):
+                 allow_random_tokenizer: bool = False, ego_convention: str = 'occworld4d',
+                 future_ego: str = 'predicted'):
         super().__init__(tokenizer, tokenizer_ckpt, data_preprocessor, init_cfg,
                          allow_random_tokenizer=allow_random_tokenizer)
         self.transformer = MODELS.build(transformer)
@@ -181,6 +197,15 @@ class OccWorld(FrozenTokenizerModel):
             raise ValueError(f'OccWorld: ego_convention must be one of {EGO_CONVENTIONS}, got '
                              f'{ego_convention!r}')
         self.ego_convention = ego_convention
+        if future_ego not in FUTURE_EGO:
+            raise ValueError(f'OccWorld: future_ego must be one of {FUTURE_EGO}, got '
+                             f'{future_ego!r}')
+        if future_ego == 'given' and ego_convention == 'reference':
+            raise ValueError('OccWorld: future_ego="given" works on the trajectory '
+                             '(ego_convention="occworld4d"), not the reference\'s rel_poses')
+        self.future_ego = future_ego
+        # the scene queries read the pose tokens only when these carry the known next step
+        self.transformer.ego_queries = future_ego == 'given'
         self.show_progress = False  # a tqdm bar over the forecast frames (tools/sample.py)
         self.num_modes = self.pose_decoder.num_modes
         code_dim = self.transformer.token_shape[0]
@@ -279,9 +304,11 @@ class OccWorld(FrozenTokenizerModel):
         ids = self.tokenize(voxels)  # (B, T, h, w)
         steps, mode = self._ego(inputs, B, T, voxels.device)
         per_frame = mode.ndim == 2  # reference: token t = (rel_poses[t], mode t)
+        # given plan: token t carries the step to frame t + 1
+        known = steps[:, 1:] if self.future_ego == 'given' else steps[:, :-1]
         logits, pose = self.transformer(
             self.codes(ids[:, :-1]),
-            self.pose_tokens(steps[:, :-1], mode[:, :-1] if per_frame else mode))
+            self.pose_tokens(known, mode[:, :-1] if per_frame else mode))
         return (logits, self.pose_decoder(pose), ids[:, 1:], steps[:, 1:],
                 mode[:, 1:] if per_frame else mode)
 
@@ -304,7 +331,7 @@ class OccWorld(FrozenTokenizerModel):
     # -------------------------------------------------------------- forecasting
     @torch.no_grad()
     def forecast(self, ids: Tensor, steps: Tensor, mode: Tensor, num_future: int,
-                 use_cache: Optional[bool] = None) -> tuple:
+                 use_cache: Optional[bool] = None, plan: Optional[Tensor] = None) -> tuple:
         """Roll the world model out from history codes.
 
         Args:
@@ -315,6 +342,9 @@ class OccWorld(FrozenTokenizerModel):
             num_future: F frames to forecast.
             use_cache: KV cache (default: ``self.use_cache``); False recomputes the whole
                 history at each step.
+            plan: (B, F, 2) the given steps of the future frames (``future_ego='given'``):
+                history token t carries step t + 1, future token H + k the plan's step
+                k + 1, and the plan is returned as the steps.
 
         Returns:
             ids (B, F, h, w) of the future frames and their step displacements (B, F, 2).
@@ -329,8 +359,12 @@ class OccWorld(FrozenTokenizerModel):
         if per_frame and mode.shape[1] != H + num_future:
             raise ValueError(f'OccWorld.forecast: per-frame modes must cover {H} + {num_future}'
                              f' frames, got {tuple(mode.shape)}')
+        if plan is not None and (per_frame or tuple(plan.shape) != (ids.shape[0], num_future, 2)):
+            raise ValueError(f'OccWorld.forecast: plan must be (B, {num_future}, 2) with one '
+                             f'mode per window, got {tuple(plan.shape)}')
         tokens = self.codes(ids)  # (B, H, D, h, w)
-        poses = self.pose_tokens(steps, mode[:, :H] if per_frame else mode)
+        known = steps if plan is None else torch.cat([steps[:, 1:], plan[:, :1]], dim=1)
+        poses = self.pose_tokens(known, mode[:, :H] if per_frame else mode)
         cache = self.transformer.new_cache() if use_cache else None
         new_tokens, new_poses = tokens, poses
         out_ids, out_steps = [], []
@@ -345,13 +379,17 @@ class OccWorld(FrozenTokenizerModel):
             nxt = logits.argmax(1)  # (B, h, w)
             mode_k = mode[:, H + k:H + k + 1] if per_frame else mode
             step = select_mode(self.pose_decoder(pose)[:, None], mode_k)  # (B, 1, 2)
+            if plan is not None:
+                step = plan[:, k:k + 1]
             out_ids.append(nxt)
             out_steps.append(step[:, 0])
             bar.update(1)
             if k == num_future - 1:
                 break
             new_tokens = self.codes(nxt[:, None])  # (B, 1, D, h, w)
-            new_poses = self.pose_tokens(step, mode_k)  # (B, 1, D)
+            # given plan: frame H + k's token carries the step to frame H + k + 1
+            new_poses = self.pose_tokens(step if plan is None else plan[:, k + 1:k + 2],
+                                         mode_k)  # (B, 1, D)
             if cache is None:
                 tokens = torch.cat([tokens, new_tokens], dim=1)
                 poses = torch.cat([poses, new_poses], dim=1)
@@ -381,6 +419,10 @@ class OccWorld(FrozenTokenizerModel):
                              f'the test dataset\'s num_frames to {allowed[-1]})')
         steps, mode = self._ego(inputs, B, T, voxels.device)
         gt_steps = None
+        if self.future_ego == 'given' and T != H + Fu:
+            raise ValueError(f'OccWorld(future_ego="given").predict: windows must have H + F = '
+                             f'{H + Fu} frames (the trajectory of the future frames is the '
+                             f'plan), got {T}')
         if reference:
             if T == H + Fu + 1:  # the reference's window: its last frame feeds no forecast
                 voxels, steps, mode = voxels[:, :-1], steps[:, :-1], mode[:, :-1]
@@ -395,7 +437,8 @@ class OccWorld(FrozenTokenizerModel):
             torch.cuda.synchronize(voxels.device)
         t0 = time.perf_counter()
         ids = self.tokenize(voxels[:, :H])  # (B, H, h, w)
-        fut_ids, fut_steps = self.forecast(ids, steps[:, :H], mode, Fu)
+        plan = steps[:, H:] if self.future_ego == 'given' else None
+        fut_ids, fut_steps = self.forecast(ids, steps[:, :H], mode, Fu, plan=plan)
         logits = self.tokenizer.decode_indices(fut_ids, size=(X, Y))  # (B, K, F, X, Y, Z)
         pred = logits.argmax(1).to(torch.uint8)  # (B, F, X, Y, Z)
         if sync:

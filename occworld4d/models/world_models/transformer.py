@@ -243,6 +243,12 @@ class OccWorldTransformer(nn.Module):
             what checkpoints trained here before this switch used) or ``'gelu'`` (exact GELU,
             the reference's ``nn.GELU()``; the configs that load the released OccWorld
             checkpoint set it). No parameter depends on it.
+
+    Attribute ``ego_queries`` (default False, the reference: the scene never reads the ego
+    branch): add each query frame's pose token to its scene query at the input, so that the
+    codes predicted for frame t + 1 see what the pose token of frame t carries
+    (``OccWorld(future_ego='given')`` sets it: the step to frame t + 1). No parameters; the
+    context stream, and so the KV cache, is unchanged.
     """
 
     def __init__(self, token_shape: Sequence[int] = (128, 50, 50),
@@ -262,6 +268,7 @@ class OccWorldTransformer(nn.Module):
         self.channels = tuple(channels)
         self.num_frames = int(num_frames)
         self.num_codes = int(num_codes)
+        self.ego_queries = False  # see the class docstring
         # Query of frame t uses row t + 1 (it predicts frame t + 1); context uses row t.
         self.temporal_embed = nn.Embedding(num_frames + 1, C)
         self.pose_temporal_embed = nn.Embedding(num_frames + 1, C)
@@ -371,6 +378,8 @@ class OccWorldTransformer(nn.Module):
         emb_q = self.temporal_embed(frames[n - L:] + 1)  # (L, C)
         ctx = tokens + emb_c[None, :, :, None, None]  # (B, n, C, h, w)
         qry = tokens[:, n - L:] + emb_q[None, :, :, None, None]  # (B, L, C, h, w)
+        if self.ego_queries:
+            qry = qry + poses[:, n - L:, :, None, None]
         pctx = poses + self.pose_temporal_embed(frames)[None]  # (B, n, C)
         pqry = poses[:, n - L:] + self.pose_temporal_embed(frames[n - L:] + 1)[None]  # (B, L, C)
         ctx, qry = ctx.flatten(0, 1), qry.flatten(0, 1)  # (B n, C, h, w), (B L, C, h, w)
