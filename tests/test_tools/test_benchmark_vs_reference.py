@@ -1,22 +1,46 @@
+"""tools/analysis_tools/benchmark_vs_reference.py without the reference checkouts (CI has
+none): the shims' semantics, the source-fix loader, the ratio maths, clear errors, and our side
+of every row building and stepping at a tiny size."""
+import json
+import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+import torch
+from mmengine.registry import DefaultScope
 
 from helpers import ROOT, load_tool
 
 TOOL = 'tools/analysis_tools/benchmark_vs_reference.py'
+TOOLS = osp.join(ROOT, 'tools', 'analysis_tools')
+NEW_ROWS = ('dynamiccity_dit', 'occsora_vq_8x200x200x16', 'occsora_dit',
+            'uniscene_vae_2x200x200x16', 'uniscene_dit')
+# Trained-network parameters (total, trainable) of the reference side, measured on the
+# checkouts (the tool's --worker ROW reference, 2026-12-03); ours must keep them at the full
+# row sizes.
+REFERENCE_PARAMS = {
+    'dynamiccity_vae_8x64x64x8': (1_641_432, 1_641_432),
+    'dynamiccity_vae_16x128x128x8': (1_699_288, 1_699_288),
+    'dynamiccity_dit': (43_730_432, 43_175_936),  # DiT-DC/2, 76 x 76 rollout
+    'occsora_vq_8x200x200x16': (137_369_744, 137_369_744),
+    'occsora_dit': (36_819_200, 36_819_200),  # positions trained, as the reference's
+    'occworld_vqvae_4x200x200x16': (14_168_272, 14_168_272),
+    'occworld_wm_4+1': (72_382_762, 58_214_490),  # with the frozen VQ-VAE
+    'uniscene_vae_2x200x200x16': (11_290_264, 11_290_264),
+    'uniscene_dit': (58_183_200, 57_860_640),  # with the 4-value meta embedder
+}
 
 SHIM_CHECK = r'''
 import sys, torch
 sys.path.insert(0, {tools!r})
-import benchmark_vs_reference as t
-t.install_shims()
+import vs_reference_refs as r
+r.install_shims()
 import torch.nn.functional as F
 from flash_attn import flash_attn_qkvpacked_func, flash_attn_kvpacked_func
 from timm.layers import Mlp
-from timm.models.vision_transformer import PatchEmbed
+from timm.models.vision_transformer import Attention, PatchEmbed
 torch.manual_seed(0)
 qkv = torch.randn(2, 7, 3, 4, 8)  # (B, N, 3, H, D), flash-attn's layout
 q, k, v = (x.transpose(1, 2) for x in qkv.unbind(2))
@@ -30,25 +54,67 @@ m = Mlp(16, 64, drop=0.1)
 assert sum(p.numel() for p in m.parameters()) == 16 * 64 + 64 + 64 * 16 + 16
 pe = PatchEmbed(32, 2, 4, 24)
 assert pe.num_patches == 256 and pe(torch.zeros(1, 4, 32, 32)).shape == (1, 256, 24)
-x = torch.zeros(3)
-assert x.cuda() is x
-import skimage.draw
-try:
-    skimage.draw.polygon([0], [0])
-except RuntimeError as e:
-    assert 'stub' in str(e)
-else:
-    raise AssertionError('stub did not raise')
+att = Attention(32, num_heads=4, qkv_bias=True).eval()
+assert sum(p.numel() for p in att.parameters()) == 32 * 96 + 96 + 32 * 32 + 32
+x = torch.randn(2, 5, 32)
+q, k, v = att.qkv(x).reshape(2, 5, 3, 4, 8).permute(2, 0, 3, 1, 4)
+manual = (torch.softmax(q @ k.transpose(-1, -2) / 8 ** 0.5, -1) @ v).transpose(1, 2)
+assert torch.allclose(att(x), att.proj(manual.reshape(2, 5, 32)), atol=1e-5)
+y = torch.zeros(3)
+assert y.cuda() is y
+import skimage.draw, skvideo.io
+from torchvision import models
+for fn in (skimage.draw.polygon, skvideo.io.vwrite, models.resnet18):
+    try:
+        fn([0])
+    except RuntimeError as e:
+        assert 'stub' in str(e)
+    else:
+        raise AssertionError('stub did not raise')
+assert sys.dont_write_bytecode
 print('SHIMS OK')
 '''
 
 
 def test_shims_match_the_real_semantics():
-    code = SHIM_CHECK.format(tools=osp.join(ROOT, 'tools', 'analysis_tools'))
+    code = SHIM_CHECK.format(tools=TOOLS)
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
     assert 'SHIMS OK' in res.stdout
+
+
+FIX_CHECK = r'''
+import sys
+sys.path.insert(0, {tools!r})
+import vs_reference_refs as r
+r.SOURCE_FIXES['Demo'] = {{'pkg.broken': [(')\n)\n', ')\n')], 'pkg.other': [('nope', 'x')]}}
+r.CHECKOUTS['Demo'] = ('', 'a demo checkout')
+sys.dont_write_bytecode = True
+r.enter_checkout('Demo', {root!r})
+import pkg.broken
+assert pkg.broken.VALUE == 3
+try:
+    import pkg.other
+except ImportError as e:
+    assert "expected the text 'nope' once" in str(e) and 'other.py' in str(e), e
+else:
+    raise AssertionError('a fix whose text is missing must fail the import')
+print('FIX OK')
+'''
+
+
+def test_source_fixes_compile_the_fixed_text_and_fail_on_another_commit(tmp_path):
+    pkg = tmp_path / 'Demo' / 'pkg'
+    pkg.mkdir(parents=True)
+    (pkg / '__init__.py').write_text('')
+    (pkg / 'broken.py').write_text('VALUE = (1 + 2\n)\n)\n')  # a stray ")": SyntaxError
+    (pkg / 'other.py').write_text('VALUE = 1\n')
+    res = subprocess.run([sys.executable, '-c', FIX_CHECK.format(tools=TOOLS, root=str(tmp_path))],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert 'FIX OK' in res.stdout
+    assert not list(tmp_path.rglob('*.pyc'))  # nothing written into the checkout
 
 
 def _side(sec, cpu, rss, step=None):
@@ -60,12 +126,15 @@ def test_summarise_ratios_and_targets():
     tool = load_tool(TOOL)
     rounds = [dict(ours=_side(2.0, 1.0, 100, 50), reference=_side(5.0, 3.0, 400, 200)),
               dict(ours=_side(4.0, 1.0, 100, 50), reference=_side(7.0, 3.0, 400, 200))]
+    rounds[0]['ours']['precision'] = 'bf16-autocast'
     s = tool.summarise('occworld_wm_4+1', rounds)
     assert s['ours_s'] == 3.0 and s['reference_s'] == 6.0
     assert s['time_ratio'] == 2.0 and s['cpu_time_ratio'] == 3.0
     assert s['time_ratio_per_round'] == [2.5, 1.75]
     assert s['memory_ratio'] == 0.25 and s['step_memory_ratio'] == 0.25
     assert s['met'] is True
+    assert s['precision'] == dict(ours='bf16-autocast', reference='fp32')
+    assert 'params 10 / 10 (equal)' in tool.row_line('x', s)
     rounds[0]['reference'] = _side(2.0, 1.0, 150)
     rounds[1]['reference'] = _side(2.0, 1.0, 150)
     s = tool.summarise('occworld_wm_4+1', rounds)
@@ -83,13 +152,89 @@ def test_cli_needs_a_reference_root_and_names_unbuilt_rows(capsys, tmp_path):
     tool = load_tool(TOOL)
     with pytest.raises(SystemExit, match='--reference-root'):
         tool.main(['--rows', 'occworld_wm_4+1'])
-    assert tool.main(['--reference-root', str(tmp_path), '--rows', 'occsora_dit']) == []
-    assert 'occsora_dit: not measured: this tool has no builder' in capsys.readouterr().out
+    assert tool.main(['--reference-root', str(tmp_path), '--rows', 'sample_25_steps_cfg']) == []
+    assert 'sample_25_steps_cfg: not measured: this tool has no builder' in capsys.readouterr().out
+    assert set(NEW_ROWS) <= set(tool.ROWS) and not set(NEW_ROWS) & set(tool.NOT_BUILT)
+    assert tool.main(['--reference-root', str(tmp_path), '--rows', 'occworld_wm_4+1',
+                      '--size', 'small']) == []
+    assert "occworld_wm_4+1: not measured: no 'small' size" in capsys.readouterr().out
 
 
-def test_missing_reference_checkout_is_one_clear_error(tmp_path):
-    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker', 'occworld_wm_4+1',
+def test_row_sizes_and_the_real_frame_path():
+    tool = load_tool(TOOL)
+    spec = tool.row_spec('uniscene_dit', 'tiny')
+    assert (spec['frames'], spec['grid'], spec['latent'], spec['size']) == (
+        2, (32, 32, 16), (4, 2, 8, 8), 'tiny')
+    assert tool.row_spec('dynamiccity_dit', 'tiny')['size'] == 'small'  # no tiny of its own
+    assert tool.row_spec('occsora_dit', 'small')['latent'] == (128, 4, 25, 25)
+    with pytest.raises(SystemExit, match="no 'small' size"):
+        tool.row_spec('occworld_vqvae_4x200x200x16', 'small')
+    from occworld4d.evaluation.benchmark import REAL_OCC3D_FRAME
+    assert tool.REAL_OCC3D_FRAME == REAL_OCC3D_FRAME
+    a, b = tool.row_data(tool.row_spec('occsora_dit', 'tiny')), tool.row_data(
+        tool.row_spec('occsora_dit', 'tiny'))
+    assert all(torch.equal(a[k], b[k]) for k in ('latent', 't', 'noise', 'trajectory'))
+    assert a['noise'].shape == (2, 128, 1, 5, 5)
+
+
+@pytest.mark.parametrize('row,folder', [('occworld_wm_4+1', 'OccWorld'),
+                                        ('uniscene_dit', 'UniScene')])
+def test_missing_reference_checkout_is_one_clear_error(tmp_path, row, folder):
+    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker', row,
                           'reference', '--reference-root', str(tmp_path)],
                          capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert res.returncode != 0
-    assert f'{tmp_path}/OccWorld not found' in res.stderr
+    assert f'{tmp_path}/{folder} not found (expected the {folder} reference checkout' in res.stderr
+    assert 'Traceback' not in res.stderr
+
+
+def test_tiny_sizes_are_ours_only(tmp_path):
+    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker', 'occsora_dit',
+                          'reference', '--size', 'tiny', '--reference-root', str(tmp_path)],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert res.returncode != 0 and 'for our side only' in res.stderr
+
+
+def test_our_worker_reports_a_step_with_amp():
+    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker',
+                          'uniscene_vae_2x200x200x16', 'ours', '--size', 'tiny', '--amp'],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    assert out['precision'] == 'bf16-autocast' and out['size'] == 'tiny'
+    assert out['params'] == REFERENCE_PARAMS['uniscene_vae_2x200x200x16'][0]
+    assert out['input'] == [1, 2, 32, 32, 16] and out['sec_per_iter'] > 0
+
+
+@pytest.mark.parametrize('row', NEW_ROWS)
+def test_our_side_of_each_new_row_steps_at_a_tiny_size(row):
+    tool = load_tool(TOOL)
+    ours = _ours_module()
+    spec = tool.row_spec(row, 'tiny')
+    loss, info = ours.build(row, spec, tool.row_data(spec))
+    value = tool.backward_step(loss)()
+    assert torch.isfinite(torch.tensor(value)) and info['precision'] == 'fp32'
+    assert info['params'] > 0 and info['trainable'] > 0
+    if spec['kind'] == 'dit':
+        assert info['frozen_tokenizer_params'] > 0  # the frozen random tokenizer
+
+
+@pytest.mark.parametrize('row', sorted(REFERENCE_PARAMS))
+def test_our_full_size_models_have_the_references_parameters(row):
+    tool = load_tool(TOOL)
+    ours = _ours_module()
+    spec = tool.row_spec(row)
+    with DefaultScope.overwrite_default_scope('occworld4d'):
+        model = ours.MODELS.build(ours.model_cfg(spec))
+    net = model.denoiser if spec['kind'] == 'dit' else model
+    counts = (sum(p.numel() for p in net.parameters()),
+              sum(p.numel() for p in net.parameters() if p.requires_grad))
+    assert counts == REFERENCE_PARAMS[row]
+
+
+def _ours_module():
+    if TOOLS not in sys.path:
+        sys.path.insert(0, TOOLS)
+    import vs_reference_ours
+    return vs_reference_ours

@@ -8,45 +8,96 @@ fresh Python subprocess (so each peak RSS is its own), alternating ours / refere
     memory ratio = our peak RSS / the reference's            (target <= 0.5)
 
 One step = forward + loss + backward (no optimizer step, as the reference step was timed in
-issue 16), fp32, batch 1, ``--threads`` CPU threads, the same input on both sides (the real
-Occ3D-nuScenes frame repeated over time when the shared sample data is present and the row has
-its grid, else class ids drawn with seed 0: the same tensor on both sides). Seconds = median
-of ``--iters`` timed steps after one warm-up step, per process; the ratio uses the median over
-rounds of each side (the per-round ratios are printed too: on a shared CPU only ratios
-measured in one run, interleaved, mean anything). Memory = the process's peak resident set
-size (``ru_maxrss``: Python + torch + the model + the step; both sides pay the same interpreter
-and torch baseline), and the peak RSS of the timed steps alone (``VmHWM`` after resetting it
+issue 16), batch 1 (OccSora DiT: 2, below), ``--threads`` CPU threads, the same input on both
+sides (the real Occ3D-nuScenes frame repeated over time when the shared sample data is present
+and the row has its grid, else class ids drawn with seed 0: the same tensor on both sides).
+Precision: fp32 on both sides; ``--amp`` runs our forward + loss under
+``torch.autocast('cpu', dtype=torch.bfloat16)`` (backward outside it; the CPU fast path where
+the CPU has AVX512-BF16 / AMX), the reference stays fp32 as it ships; the header line and the
+JSON (``precision``) say which. Seconds = median of ``--iters`` timed steps after one warm-up
+step, per process; the ratio uses the median over rounds of each side (the per-round ratios
+are printed too: on a shared CPU only ratios measured in one run, interleaved, mean anything).
+Memory = the process's peak resident set size (``ru_maxrss``: Python + torch + the model + the
+step; both sides pay the same interpreter and torch baseline; neither process imports the
+other side's code), and the peak RSS of the timed steps alone (``VmHWM`` after resetting it
 with ``/proc/self/clear_refs`` once the model is built and warmed up).
 
+Generator rows (DiT): the tokenizer is frozen and random (ours: ``allow_random_tokenizer=True``)
+and one forward + loss + backward of the denoiser runs, at the same timestep and noise on both
+sides (drawn with seed 0), from what the reference's training script feeds it: a cached
+latent (DynamicCity, OccSora: drawn with seed 0; our LatentDiffusion holds its frozen
+tokenizer anyway, the reference scripts build none) or the clip encoded in the step by the
+frozen VAE (UniScene; the reference adds 0.03 x the frame-0 latent to the noise, as its
+training does, ours trains on the plain noise: one addition apart). ``params`` is the trained
+network on both sides (generators: the denoiser; ``frozen_tokenizer_params`` apart); the two
+sides agree on every row (checked on the checkouts; the test keeps ours at those counts). The
+world-model row runs 4 context frames on both sides (the transformer's ``num_frames``).
+
+Rows (``--rows``; default: every row this tool can build). Ours: the config named; the
+reference: its own config / training script, imported from the checkout:
+
+    dynamiccity_vae_8x64x64x8     DynamicCity HexPlane VAE, 8 x 64 x 64 x 8 window
+    dynamiccity_vae_16x128x128x8  ... at the CarlaSC size (dynamiccity_vae_8xb1-100e_carlasc;
+                                  ref: conf/vae/*.yaml)
+    dynamiccity_dit               DiT-DC/2 on the 76 x 76 rollout of a 16 x 128 x 128 x 8
+                                  window, every condition off (dynamiccity_dit_reference_carlasc;
+                                  ref: conf/dit/model/dit.yaml + DiTTrainer.forward_step)
+    occsora_vq_8x200x200x16       OccSora 4D VQ tokenizer, 8 frames (the reference trains on
+                                  32; no weight depends on T) (occsora_vqvae_8xb1-150e;
+                                  ref: config/train_vqvae.py, see the VQ note below)
+    occsora_dit                   OccSora trajectory DiT on 128 x 4 x 25 x 25 tokens, batch 2:
+                                  the reference's forward hard-codes batch 2
+                                  (occsora_dit_reference; ref: train_2.py, DiT-XL/2 default)
+    occworld_vqvae_4x200x200x16   OccWorld VQ-VAE, 4 frames of 200 x 200 x 16
+                                  (occworld_vqvae_8xb1-200e; ref: config/train_vqvae.py)
+    occworld_wm_4+1               OccWorld world model, 4 + 1 frames, frozen random VQ-VAE
+                                  (occworld_wm_8xb1-200e; ref: config/occworld.py)
+    uniscene_vae_2x200x200x16     UniScene KL-VAE, 2 frames (uniscene_vae_reference;
+                                  ref: occupancy_gen/config/train_vae_4_DwT_L_me.py)
+    uniscene_dit                  UniScene OccDiT, 5 frames, in-step VAE encode, layout + meta
+                                  (uniscene_dit_reference; ref: train_OccDiT.py main())
+
+The three inference rows of issue 16's table (sampling 25 steps + CFG, forecast roll-out,
+tokenizer encode / decode) are not built by this tool yet; it says so when asked for them.
+
 The reference code runs from checkouts OUTSIDE this repository (``--reference-root DIR`` with
-DIR/DynamicCity, DIR/OccWorld, ...: 3DTopia/DynamicCity, wzzheng/OccWorld, wzzheng/OccSora,
-Arlo0o/UniScene-Unified-Occupancy-centric-Driving-Scene-Generation). Nothing of it enters this
-project: the reference process imports it from DIR. The CPU shims it needs are applied in
-that process at import time, in memory (files in DIR are not modified):
+DIR/DynamicCity, DIR/OccWorld, DIR/OccSora, DIR/UniScene: 3DTopia/DynamicCity eaf0c6e,
+wzzheng/OccWorld 1ee7f77, wzzheng/OccSora 9f8d1f0, Arlo0o/UniScene-Unified-Occupancy-centric-
+Driving-Scene-Generation e98413d). Nothing of it enters this project: the reference process
+(``vs_reference_refs.py``; ours: ``vs_reference_ours.py``) imports it from DIR, with these
+CPU shims applied in that process, in memory (files in DIR are neither modified nor
+byte-compiled):
 
 * ``flash_attn``: ``flash_attn_qkvpacked_func`` / ``flash_attn_kvpacked_func`` /
   ``flash_attn_func`` on ``torch.nn.functional.scaled_dot_product_attention`` (same dropout
   on the attention weights, same layout (B, N, H, D));
-* ``timm``: ``timm.layers.Mlp`` / ``timm.models.vision_transformer.Mlp`` (fc1, act, drop,
-  fc2, drop; the same parameters) and ``PatchEmbed`` (a strided Conv2d + flatten);
+* ``timm``: ``Mlp`` (fc1, act, drop, fc2, drop), ``PatchEmbed`` (a strided Conv2d + flatten)
+  and ``Attention`` (qkv Linear, optional q / k norm, fused SDPA, proj), in ``timm.layers``
+  and ``timm.models.vision_transformer``, with timm's parameters;
 * ``wandb`` (an empty module) and ``omegaconf`` (``OmegaConf.load`` on PyYAML);
-* ``skimage``, ``nuscenes``, ``scipy`` when not installed: modules whose attributes raise when
-  called (the reference's planning metric imports them; its training step does not use them);
-* ``Tensor.cuda`` returns the tensor unchanged (the reference calls ``.cuda()`` in forward).
+* ``skimage``, ``nuscenes``, ``scipy``, ``skvideo``, ``torchvision`` when not installed:
+  modules whose attributes raise when called (imported by the references' metrics, video
+  writers and an unused BEV ResNet; no training step here uses them);
+* ``Tensor.cuda`` returns the tensor unchanged (the reference calls ``.cuda()`` in forward);
+* three source fixes, applied as the module is compiled from its source (each text must be
+  found exactly once, else the import fails naming the file): two syntax errors of the shipped
+  code, OccSora ``model/VAE/vae_2d_resnet.py`` (a line holding only ``)`` in
+  ``VAERes2D.forward``) and UniScene ``occupancy_gen/loss/recon_loss.py`` (the ``__future__``
+  name ``print_functiona``); and DynamicCity ``dynamic_city/diffusion/models.py``
+  ``DiT.unpatchify``, whose padding buffer is cast to half for its fp16-autocast training: it
+  takes the output's dtype (fp32) instead.
 
-Rows (``--rows``; default: every row this tool can build):
+OccSora VQ note: the reference's ``VAERes2D.forward`` replaces the quantized latent by a fixed
+array loaded from ``/samples_array.npy`` before decoding (a leftover, OccSora issue #4), so
+its training step cannot run as shipped; the reference step here is that forward without the
+override (``forward_encoder`` -> ``vqvae`` -> ``forward_decoder``, the config's MultiLoss).
 
-    dynamiccity_vae_8x64x64x8     DynamicCity HexPlane VAE, 8 x 64 x 64 x 8 window
-    dynamiccity_vae_16x128x128x8  ... at the CarlaSC size
-    occworld_vqvae_4x200x200x16   OccWorld VQ-VAE, 4 frames of 200 x 200 x 16
-    occworld_wm_4+1               OccWorld world model, 4 + 1 frames (frozen random VQ-VAE)
-
-The other rows of issue 16's table (DynamicCity DiT-DC/2, OccSora VQ tokenizer and DiT,
-UniScene VAE and OccDiT) and its three inference rows are not built by this tool yet; it
-says so when asked for them.
+Development option ``--size`` (hidden): ``small`` = reduced grids both sides build (the
+OccSora DiT and the UniScene OccDiT hard-code their token counts, so their small sizes keep
+them), ``tiny`` = our side only (the tests); ``full`` (default) is the table's.
 
     python tools/analysis_tools/benchmark_vs_reference.py --reference-root /path/to/refs \\
-        --rows dynamiccity_vae_8x64x64x8 occworld_wm_4+1 --rounds 2 --threads 1
+        --rounds 2 --threads 1 --json work_dirs/vs_reference.json [--amp]
 """
 import argparse
 import json
@@ -57,18 +108,42 @@ import subprocess
 import sys
 import time
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+HERE = osp.dirname(osp.abspath(__file__))
+ROOT = osp.dirname(osp.dirname(HERE))
 
+# kind: vae / vq / vqvae (tokenizer), wm (world model), dit (generator). 'small' (both sides)
+# and 'tiny' (ours only: tests) are reduced sizes of the hidden --size option.
 ROWS = {
-    'dynamiccity_vae_8x64x64x8': dict(ref='DynamicCity', frames=8, grid=(64, 64, 8)),
-    'dynamiccity_vae_16x128x128x8': dict(ref='DynamicCity', frames=16, grid=(128, 128, 8)),
-    'occworld_vqvae_4x200x200x16': dict(ref='OccWorld', frames=4, grid=(200, 200, 16)),
-    'occworld_wm_4+1': dict(ref='OccWorld', frames=5, grid=(200, 200, 16)),
+    'dynamiccity_vae_8x64x64x8': dict(ref='DynamicCity', kind='vae', frames=8,
+                                      grid=(64, 64, 8)),
+    'dynamiccity_vae_16x128x128x8': dict(ref='DynamicCity', kind='vae', frames=16,
+                                         grid=(128, 128, 8)),
+    'dynamiccity_dit': dict(ref='DynamicCity', kind='dit', frames=16, grid=(128, 128, 8),
+                            latent=(16, 76, 76),
+                            small=dict(frames=8, grid=(32, 32, 8), latent=(16, 24, 24))),
+    'occsora_vq_8x200x200x16': dict(ref='OccSora', kind='vq', frames=8, grid=(200, 200, 16),
+                                    small=dict(grid=(64, 64, 16)),
+                                    tiny=dict(grid=(16, 16, 16))),
+    'occsora_dit': dict(ref='OccSora', kind='dit', frames=32, grid=(200, 200, 16), batch=2,
+                        latent=(128, 4, 25, 25), small=dict(),  # the reference's only size
+                        tiny=dict(latent=(128, 1, 5, 5))),
+    'occworld_vqvae_4x200x200x16': dict(ref='OccWorld', kind='vqvae', frames=4,
+                                        grid=(200, 200, 16)),
+    'occworld_wm_4+1': dict(ref='OccWorld', kind='wm', frames=5, grid=(200, 200, 16)),
+    'uniscene_vae_2x200x200x16': dict(ref='UniScene', kind='vae', frames=2,
+                                      grid=(200, 200, 16), small=dict(grid=(64, 64, 16)),
+                                      tiny=dict(grid=(32, 32, 16))),
+    'uniscene_dit': dict(ref='UniScene', kind='dit', frames=5, grid=(200, 200, 16),
+                         latent=(4, 5, 50, 50), small=dict(frames=2, latent=(4, 2, 50, 50)),
+                         tiny=dict(frames=2, grid=(32, 32, 16), latent=(4, 2, 8, 8))),
 }
-NOT_BUILT = ('dynamiccity_dit', 'occsora_vq_8x200x200x16', 'occsora_dit',
-             'uniscene_vae_2x200x200x16', 'uniscene_dit', 'sample_25_steps_cfg',
-             'forecast_rollout', 'tokenizer_encode_decode')
+NOT_BUILT = ('sample_25_steps_cfg', 'forecast_rollout', 'tokenizer_encode_decode')
+SIZES = ('full', 'small', 'tiny')
 TIME_TARGET, MEMORY_TARGET = 2.0, 0.5
+# The real frame of occworld4d.evaluation.benchmark.REAL_OCC3D_FRAME (a test checks they
+# agree), under $OCCWORLD4D_REAL_DATA or <repo>/../shared/data/real as real_data_root().
+REAL_OCC3D_FRAME = ('occ3d_nuscenes', 'gts', 'scene-1077', '29796060110c4163b07f06eff4af0753',
+                    'labels.npz')
 
 
 def parse_args(argv=None):
@@ -81,45 +156,118 @@ def parse_args(argv=None):
     p.add_argument('--iters', type=int, default=1, help='timed steps per process (after one '
                    'warm-up step)')
     p.add_argument('--threads', type=int, default=1, help='torch CPU threads per process')
+    p.add_argument('--amp', action='store_true', help='our forward + loss under CPU bf16 '
+                   'autocast (the reference stays fp32)')
     p.add_argument('--json', help='write the results to this JSON file')
+    # development: reduced sizes ('small': both sides, 'tiny': ours only), see ROWS
+    p.add_argument('--size', default='full', choices=SIZES, help=argparse.SUPPRESS)
     p.add_argument('--worker', nargs=2, metavar=('ROW', 'SIDE'), help=argparse.SUPPRESS)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.rounds < 1 or args.iters < 1 or args.threads < 1:
+        p.error('--rounds, --iters and --threads must be >= 1')
+    return args
 
 
 # ============================================================================ shared pieces
-def row_input(row: str):
-    """The (1, T, X, Y, Z) int64 clip both sides train on, and where it came from."""
+def has_size(row: str, size: str) -> bool:
+    return size == 'full' or size in ROWS[row] or (size == 'tiny' and 'small' in ROWS[row])
+
+
+def row_spec(row: str, size: str = 'full') -> dict:
+    """The row's spec at ``size`` (the full spec with that size's overrides)."""
+    base = ROWS[row]
+    spec = dict(batch=1, classes=12 if base['ref'] == 'DynamicCity' else 18)
+    spec.update({k: v for k, v in base.items() if k not in ('small', 'tiny')})
+    if size == 'tiny' and 'tiny' not in base:
+        size = 'small'  # no smaller size of its own
+    if size != 'full':
+        if size not in base:
+            raise SystemExit(f'benchmark_vs_reference: row {row!r} has no {size!r} size; '
+                             f'rows with reduced sizes: '
+                             f'{sorted(r for r in ROWS if "small" in ROWS[r])}')
+        spec.update(base[size])
+    spec['size'] = size
+    return spec
+
+
+def real_frame_path() -> str:
+    root = os.environ.get('OCCWORLD4D_REAL_DATA',
+                          osp.join(ROOT, '..', 'shared', 'data', 'real'))
+    return osp.join(osp.abspath(root), *REAL_OCC3D_FRAME)
+
+
+def row_data(spec: dict) -> dict:
+    """The tensors both sides train on (the same on both sides: seed 0)."""
     # local: a measured process imports only its own side (module docstring)
+    import numpy as np
     import torch
-    spec = ROWS[row]
-    torch.manual_seed(0)
-    if spec['ref'] == 'DynamicCity':  # CarlaSC vocabulary: 12 classes, random ids
-        X, Y, Z = spec['grid']
-        return torch.randint(0, 12, (1, spec['frames'], X, Y, Z)), 'random class ids (seed 0)'
-    sys.path.insert(0, ROOT)
-    # local: occworld4d after ROOT is on sys.path; the reference side never loads it
-    from occworld4d.evaluation.benchmark import real_or_random_clip
-    return real_or_random_clip(1, spec['frames'], spec['grid'], 18)
+    g = torch.Generator().manual_seed(0)
+    B, T, (X, Y, Z) = spec['batch'], spec['frames'], spec['grid']
+    data = {}
+    if spec['classes'] == 18 and (X, Y, Z) == (200, 200, 16) and osp.isfile(real_frame_path()):
+        frame = torch.from_numpy(np.load(real_frame_path())['semantics'].astype(np.int64))
+        data.update(voxels=frame.expand(B, T, X, Y, Z).contiguous(),
+                    input_source='real Occ3D frame, repeated')
+    else:
+        data.update(voxels=torch.randint(0, spec['classes'], (B, T, X, Y, Z), generator=g),
+                    input_source='random class ids (seed 0)')
+    data['input'] = list(data['voxels'].shape)
+    if spec['kind'] == 'dit':
+        shape = (B, ) + tuple(spec['latent'])
+        data['latent'] = torch.randn(shape, generator=g)
+        data['t'] = torch.randint(0, 1000, (B, ), generator=g)
+        data['noise'] = torch.randn(shape, generator=g)
+        traj = torch.zeros(B, T, 3)
+        traj[..., 0] = torch.arange(T, dtype=torch.float32) * 1.5  # straight, 1.5 m a frame
+        data['trajectory'] = traj
+        data['layout'] = torch.randint(0, 13, (B, T, X, Y), generator=g)  # 0 empty, 1..12
+        data['meta'] = torch.rand(B, 4, generator=g)
+        if spec['ref'] != 'UniScene':  # trained from a cached latent, not the voxels
+            data.update(input_source='random latent (seed 0)', input=list(shape))
+    return data
+
+
+def _status_kb(key: str):
+    try:
+        with open('/proc/self/status') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _reset_peak_rss() -> bool:
+    try:
+        with open('/proc/self/clear_refs', 'w') as f:
+            f.write('5')
+        return True
+    except OSError:
+        return False
+
+
+def _usage():
+    # local: POSIX only, in the measured processes
+    import resource
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024
 
 
 def measure(step, iters: int) -> dict:
     """Warm up once, reset the peak-RSS counter, time ``iters`` steps."""
-    sys.path.insert(0, ROOT)
-    # local: after ROOT is on sys.path (a reference process loads no occworld4d)
-    from occworld4d.evaluation.benchmark import (_proc_status_kb, process_cpu_seconds,
-                                                 process_peak_rss_mb, reset_peak_rss)
-    rss_build = process_peak_rss_mb()
+    rss_build = _usage()[1]
     step()  # warm-up (allocator, oneDNN primitives)
-    reset = reset_peak_rss()
+    reset = _reset_peak_rss()
     times, cpu = [], []
     for _ in range(iters):
-        t0, c0 = time.perf_counter(), process_cpu_seconds()
+        t0, c0 = time.perf_counter(), _usage()[0]
         step()
         times.append(time.perf_counter() - t0)
-        cpu.append(process_cpu_seconds() - c0)
-    hwm = _proc_status_kb('VmHWM')
+        cpu.append(_usage()[0] - c0)
+    hwm = _status_kb('VmHWM')
     return dict(sec_per_iter=statistics.median(times), all_secs=times,
-                cpu_sec_per_iter=statistics.median(cpu), peak_rss_mb=process_peak_rss_mb(),
+                cpu_sec_per_iter=statistics.median(cpu), peak_rss_mb=_usage()[1],
                 rss_after_build_mb=rss_build,
                 step_peak_rss_mb=hwm / 1024 if (reset and hwm) else None)
 
@@ -133,275 +281,42 @@ def backward_step(fn):
     return step
 
 
-def clear_grads(model):
-    for p in model.parameters():
-        p.grad = None
-
-
-# ============================================================================ our side
-def ours(row: str):
-    # local: the ours-side process only; the reference one never loads occworld4d
+def worker(args) -> dict:
+    """One side of one row, in this (fresh) process: build, then measure."""
+    row, side = args.worker
+    # local: the parent process never loads torch; each worker one side's code
     import torch
-    sys.path.insert(0, ROOT)
-    # local: after ROOT is on sys.path, in the ours-side process only
-    from mmengine.config import Config
-    from mmengine.registry import DefaultScope
-
-    import occworld4d  # noqa: F401
-    from occworld4d.registry import MODELS
-    voxels, source = row_input(row)
-    spec = ROWS[row]
-    if row.startswith('dynamiccity_vae'):
-        cfg = Config.fromfile(osp.join(ROOT, 'configs/dynamiccity/'
-                                       'dynamiccity_vae_8xb1-100e_carlasc.py'))
-        mcfg = cfg.model.copy()
-        mcfg.update(num_frames=spec['frames'], spatial_size=spec['grid'])
-    elif row.startswith('occworld_vqvae'):
-        mcfg = Config.fromfile(osp.join(ROOT, 'configs/occworld/'
-                                        'occworld_vqvae_8xb1-200e_occ3d-nuscenes.py')).model.copy()
-    elif row.startswith('occworld_wm'):
-        mcfg = Config.fromfile(osp.join(ROOT, 'configs/occworld/'
-                                        'occworld_wm_8xb1-200e_occ3d-nuscenes.py')).model.copy()
-        mcfg.update(tokenizer_ckpt=None, allow_random_tokenizer=True)
+    torch.set_num_threads(args.threads)
+    spec = row_spec(row, args.size)
+    sys.path.insert(0, HERE)
+    if side == 'ours':
+        # local: the ours-side process only (occworld4d)
+        import vs_reference_ours
+        data = row_data(spec)
+        loss, info = vs_reference_ours.build(row, spec, data, amp=args.amp)
+    elif side == 'reference':
+        if spec['size'] == 'tiny' and 'tiny' in ROWS[row]:
+            raise SystemExit(f'benchmark_vs_reference: the tiny size of {row!r} is for our '
+                             'side only (tests); the reference checks use --size small')
+        # local: the reference-side process only (shims, then the checkout)
+        import vs_reference_refs
+        vs_reference_refs.enter_checkout(spec['ref'], args.reference_root)  # clear error first
+        vs_reference_refs.install_shims()
+        data = row_data(spec)
+        loss, info = vs_reference_refs.build(row, spec, data)
     else:
-        raise SystemExit(f'benchmark_vs_reference: no builder for row {row!r}')
-    torch.manual_seed(0)
-    with DefaultScope.overwrite_default_scope('occworld4d'):
-        model = MODELS.build(mcfg).train()
-    inputs = dict(voxels=voxels)
-    if row.startswith('occworld_wm'):
-        T = voxels.shape[1]
-        traj = torch.zeros(1, T, 3)
-        traj[..., 0] = torch.arange(T, dtype=torch.float32) * 1.5
-        inputs.update(trajectory=traj, command=torch.ones(1, dtype=torch.long))
-
-    def loss():
-        clear_grads(model)
-        out = model.loss(inputs)
-        return sum(v for k, v in out.items() if k.startswith('loss'))
-
-    res = measure(backward_step(loss), ITERS)
-    res.update(params=sum(p.numel() for p in model.parameters()),
-               trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
-               input=list(voxels.shape), input_source=source, model=type(model).__name__)
+        raise SystemExit(f'benchmark_vs_reference: unknown side {side!r}')
+    res = measure(backward_step(loss), args.iters)
+    res.update(info, input=data['input'], input_source=data['input_source'], size=spec['size'])
     return res
-
-
-# ============================================================================ reference side
-def install_shims():
-    """In-memory CPU shims for the reference code (see the module docstring)."""
-    # local: in the reference-side process only (module docstring)
-    import types
-
-    import torch
-    import torch.nn.functional as F
-    from torch import nn
-
-    def _sdpa(q, k, v, dropout_p=0.0, causal=False, softmax_scale=None):
-        # flash-attn layout (B, N, H, D) -> SDPA (B, H, N, D)
-        out = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                             v.transpose(1, 2), dropout_p=dropout_p,
-                                             is_causal=causal, scale=softmax_scale)
-        return out.transpose(1, 2)
-
-    def qkvpacked(qkv, dropout_p=0.0, softmax_scale=None, causal=False, **kw):
-        q, k, v = qkv.unbind(2)  # (B, N, 3, H, D)
-        return _sdpa(q, k, v, dropout_p, causal, softmax_scale)
-
-    def kvpacked(q, kv, dropout_p=0.0, softmax_scale=None, causal=False, **kw):
-        k, v = kv.unbind(2)  # (B, M, 2, H, D)
-        return _sdpa(q, k, v, dropout_p, causal, softmax_scale)
-
-    def plain(q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, **kw):
-        return _sdpa(q, k, v, dropout_p, causal, softmax_scale)
-
-    flash = types.ModuleType('flash_attn')
-    flash.flash_attn_qkvpacked_func = qkvpacked
-    flash.flash_attn_kvpacked_func = kvpacked
-    flash.flash_attn_func = plain
-    sys.modules['flash_attn'] = flash
-
-    class Mlp(nn.Module):  # timm's Mlp: fc1 -> act -> drop -> (norm) -> fc2 -> drop
-        def __init__(self, in_features, hidden_features=None, out_features=None,
-                     act_layer=nn.GELU, norm_layer=None, bias=True, drop=0.0, **kw):
-            super().__init__()
-            out_features = out_features or in_features
-            hidden_features = hidden_features or in_features
-            self.fc1 = nn.Linear(in_features, hidden_features, bias=bias)
-            self.act = act_layer()
-            self.drop1 = nn.Dropout(drop)
-            self.norm = norm_layer(hidden_features) if norm_layer else nn.Identity()
-            self.fc2 = nn.Linear(hidden_features, out_features, bias=bias)
-            self.drop2 = nn.Dropout(drop)
-
-        def forward(self, x):
-            return self.drop2(self.fc2(self.norm(self.drop1(self.act(self.fc1(x))))))
-
-    class PatchEmbed(nn.Module):  # timm's PatchEmbed: strided conv, (B, N, C) tokens
-        def __init__(self, img_size=224, patch_size=16, in_chans=3, embed_dim=768,
-                     norm_layer=None, flatten=True, bias=True, **kw):
-            super().__init__()
-            img = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
-            patch = (patch_size, patch_size) if isinstance(patch_size, int) else tuple(patch_size)
-            self.img_size, self.patch_size = img, patch
-            self.grid_size = (img[0] // patch[0], img[1] // patch[1])
-            self.num_patches = self.grid_size[0] * self.grid_size[1]
-            self.flatten = flatten
-            self.proj = nn.Conv2d(in_chans, embed_dim, patch, patch, bias=bias)
-            self.norm = norm_layer(embed_dim) if norm_layer else nn.Identity()
-
-        def forward(self, x):
-            x = self.proj(x)
-            if self.flatten:
-                x = x.flatten(2).transpose(1, 2)
-            return self.norm(x)
-
-    timm = types.ModuleType('timm')
-    layers = types.ModuleType('timm.layers')
-    models = types.ModuleType('timm.models')
-    vit = types.ModuleType('timm.models.vision_transformer')
-    layers.Mlp = vit.Mlp = Mlp
-    layers.PatchEmbed = vit.PatchEmbed = PatchEmbed
-    timm.layers, timm.models, models.vision_transformer = layers, models, vit
-    sys.modules.update({'timm': timm, 'timm.layers': layers, 'timm.models': models,
-                        'timm.models.vision_transformer': vit})
-
-    sys.modules['wandb'] = types.ModuleType('wandb')
-
-    def unavailable(modname):
-        def getattr_(attr):
-            if attr.startswith('__'):
-                raise AttributeError(attr)
-
-            def missing(*a, **k):
-                raise RuntimeError(f'{modname}.{attr} is a benchmark_vs_reference stub (the '
-                                   'package is not installed; the training step does not use it)')
-            return missing
-        return getattr_
-
-    # local: see above
-    import importlib.util
-    for name in ('skimage', 'skimage.draw', 'nuscenes', 'nuscenes.utils',
-                 'nuscenes.utils.data_classes', 'scipy', 'scipy.spatial',
-                 'scipy.spatial.transform'):
-        top = name.split('.')[0]
-        if top not in sys.modules and importlib.util.find_spec(top) is not None:
-            continue  # installed: the real package
-        mod = types.ModuleType(name)
-        mod.__getattr__ = unavailable(name)
-        mod.__path__ = []
-        sys.modules[name] = mod
-        if '.' in name:  # the parent (stubbed just before) holds its child
-            parent, _, child = name.rpartition('.')
-            setattr(sys.modules[parent], child, mod)
-
-    class AttrDict(dict):
-        __getattr__ = dict.__getitem__
-
-    def to_attr(obj):
-        if isinstance(obj, dict):
-            return AttrDict({k: to_attr(v) for k, v in obj.items()})
-        if isinstance(obj, list):
-            return [to_attr(v) for v in obj]
-        return obj
-
-    def load(path):
-        # local: the reference-side process only
-        import yaml
-        with open(path) as f:
-            return to_attr(yaml.safe_load(f) or {})
-
-    omegaconf = types.ModuleType('omegaconf')
-    omegaconf.OmegaConf = types.SimpleNamespace(load=load, create=to_attr)
-    sys.modules['omegaconf'] = omegaconf
-    torch.Tensor.cuda = lambda self, *a, **k: self
-    return load
-
-
-def reference(row: str, ref_root: str):
-    # local: the reference-side process only (module docstring)
-    import numpy as np
-    import torch
-    load = install_shims()
-    voxels, source = row_input(row)
-    spec = ROWS[row]
-    folder = osp.join(ref_root, spec['ref'])
-    if not osp.isdir(folder):
-        raise SystemExit(f'benchmark_vs_reference: {folder} not found (expected the '
-                         f'{spec["ref"]} reference checkout under --reference-root)')
-    os.chdir(folder)  # the reference reads some files relative to its root
-    sys.path.insert(0, folder)
-    torch.manual_seed(0)
-    if spec['ref'] == 'DynamicCity':
-        # local: the reference checkout, on sys.path from here
-        from dynamic_city.utils.loss_utils import build_losses
-        from dynamic_city.vae.vae import DynamicCityAE
-        conf = load('conf/vae/model/vae.yaml')
-        data = load('conf/vae/dataset/carlasc.yaml')
-        data.update(sequence_length=spec['frames'], spatial_size=list(spec['grid']))
-        conf = type(conf)(model=conf, dataset=data)
-        model = DynamicCityAE(conf).train()
-        losses = build_losses(conf.model, ce_weight=None)
-        weights = dict(conf.model.loss_weights)
-        K = data.num_classes
-
-        def loss():
-            clear_grads(model)
-            out = model(voxels)
-            parts = dict(ce=losses['ce'](out['pred'].permute(0, 5, 1, 2, 3, 4), voxels),
-                         lovasz=losses['lovasz'](out['pred'].reshape(-1, K), voxels.reshape(-1)),
-                         kl=losses['kl'](out['mus'], out['logvars']))
-            return sum(weights[k] * v for k, v in parts.items())
-    elif spec['ref'] == 'OccWorld':
-        # local: the reference checkout, on sys.path from here
-        from mmengine.config import Config
-        from mmengine.registry import MODELS
-        import model as _models  # noqa: F401  (registers VAERes2D, TransVQVAE, ...)
-        from loss import OPENOCC_LOSS
-        if row.startswith('occworld_vqvae'):
-            cfg = Config.fromfile('config/train_vqvae.py')
-        else:
-            cfg = Config.fromfile('config/occworld.py')
-            cfg.model.num_frames = spec['frames'] - 1
-            cfg.model.transformer.num_frames = spec['frames'] - 1
-        model = MODELS.build(cfg.model).train()
-        loss_fn = OPENOCC_LOSS.build(cfg.loss)
-        if row.startswith('occworld_wm'):  # frozen tokenizer, as in the reference training
-            for p in model.vae.parameters():
-                p.requires_grad_(False)
-            T = spec['frames']
-            steps = np.zeros((T, 2), dtype=np.float32)
-            steps[:, 0] = 1.5  # the same ego steps as our side's trajectory
-            mode = np.zeros((T, 3), dtype=np.float32)
-            mode[:, 1] = 1.0
-            metas = [dict(rel_poses=steps, gt_mode=mode)]
-        else:
-            metas = None
-
-        def loss():
-            clear_grads(model)
-            out = model(x=voxels, metas=metas)
-            li = {'inputs': voxels}
-            for key, val in cfg.loss_input_convertion.items():
-                li[key] = out[val]
-            total, _ = loss_fn(li)
-            return total
-    else:
-        raise SystemExit(f'benchmark_vs_reference: no reference builder for row {row!r}')
-    res = measure(backward_step(loss), ITERS)
-    res.update(params=sum(p.numel() for p in model.parameters()),
-               trainable=sum(p.numel() for p in model.parameters() if p.requires_grad),
-               input=list(voxels.shape), input_source=source, model=type(model).__name__)
-    return res
-
-
-ITERS = 1
 
 
 # ============================================================================ driver
 def run_side(args, row: str, side: str) -> dict:
     cmd = [sys.executable, osp.abspath(__file__), '--worker', row, side, '--iters',
-           str(args.iters), '--threads', str(args.threads)]
+           str(args.iters), '--threads', str(args.threads), '--size', args.size]
+    if args.amp:
+        cmd.append('--amp')
     if args.reference_root:
         cmd += ['--reference-root', osp.abspath(args.reference_root)]
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
@@ -434,7 +349,8 @@ def summarise(row: str, rounds: list) -> dict:
                                      for r in ok],
                ours_peak_rss_mb=mem['ours'], reference_peak_rss_mb=mem['reference'],
                memory_ratio=mem['ours'] / mem['reference'],
-               ours_params=ok[0]['ours']['params'], reference_params=ok[0]['reference']['params'])
+               ours_params=ok[0]['ours']['params'], reference_params=ok[0]['reference']['params'],
+               precision={s: ok[0][s].get('precision', 'fp32') for s in ('ours', 'reference')})
     if all(v is not None for v in step_mem['ours'] + step_mem['reference']):
         out['step_memory_ratio'] = (statistics.median(step_mem['ours']) /
                                     statistics.median(step_mem['reference']))
@@ -442,63 +358,70 @@ def summarise(row: str, rounds: list) -> dict:
     return out
 
 
+def side_line(row: str, k: int, side: str, r: dict) -> str:
+    if 'error' in r:
+        return f'  {row} round {k + 1} {side:9s}: {r["error"][:300]}'
+    frozen = r.get('frozen_tokenizer_params')
+    return (f'  {row} round {k + 1} {side:9s}: {r["sec_per_iter"]:.2f} s/step (CPU '
+            f'{r["cpu_sec_per_iter"]:.2f} s), peak RSS {r["peak_rss_mb"]:.0f} MiB (after build '
+            f'{r["rss_after_build_mb"]:.0f}), {r["params"]:,} params ({r["trainable"]:,} '
+            'trainable' + (f'; frozen tokenizer {frozen:,}' if frozen is not None else '')
+            + f'), {r.get("precision", "fp32")}')
+
+
+def row_line(row: str, s: dict) -> str:
+    if 'error' in s:
+        return f'{row}: FAILED {s["error"][:500]}'
+    same = 'equal' if s['ours_params'] == s['reference_params'] else 'DIFFER'
+    return (f'{row}: time ratio {s["time_ratio"]:.2f} (per round '
+            + ', '.join(f'{x:.2f}' for x in s['time_ratio_per_round'])
+            + f'; CPU-time ratio {s["cpu_time_ratio"]:.2f}), memory ratio '
+            f'{s["memory_ratio"]:.2f} (steps only {s.get("step_memory_ratio", float("nan")):.2f})'
+            f'; params {s["ours_params"]:,} / {s["reference_params"]:,} ({same}): '
+            f'{"met" if s["met"] else "not met"}')
+
+
 def main(argv=None):
-    global ITERS
     args = parse_args(argv)
-    ITERS = args.iters
     if args.worker:
-        row, side = args.worker
-        # local: the parent process never loads torch; each worker one side
-        import torch
-        torch.set_num_threads(args.threads)
-        res = ours(row) if side == 'ours' else reference(row, args.reference_root)
-        print(json.dumps(res))
+        print(json.dumps(worker(args)))
         return None
     if not args.reference_root:
         raise SystemExit('benchmark_vs_reference: give --reference-root DIR (the folder with '
                          'the reference checkouts)')
-    unknown = [r for r in args.rows if r not in ROWS]
-    for r in unknown:
+    for r in [r for r in args.rows if r not in ROWS]:
         print(f'{r}: not measured: ' + ('this tool has no builder for that row yet'
                                          if r in NOT_BUILT else f'unknown row; rows: '
                                          f'{sorted(ROWS)}'))
-    results = []
-    print(f'{args.threads} thread(s), fp32, batch 1, forward + loss + backward; median of '
-          f'{args.iters} step(s) after 1 warm-up per process, {args.rounds} interleaved '
-          f'round(s); time ratio = reference / ours, memory ratio = our peak RSS / theirs',
+    for r in [r for r in args.rows if r in ROWS and not has_size(r, args.size)]:
+        print(f'{r}: not measured: no {args.size!r} size')
+    rows = [r for r in args.rows if r in ROWS and has_size(r, args.size)]
+    precision = dict(ours='bf16-autocast' if args.amp else 'fp32', reference='fp32')
+    print(f'{args.threads} thread(s), ours {precision["ours"]} / reference fp32, batch 1 '
+          f'(occsora_dit 2), forward + loss + backward; median of {args.iters} step(s) after 1 '
+          f'warm-up per process, {args.rounds} interleaved round(s); time ratio = reference / '
+          f'ours, memory ratio = our peak RSS / theirs'
+          + ('' if args.size == 'full' else f'; {args.size.upper()} SIZES (development)'),
           flush=True)
-    for row in [r for r in args.rows if r in ROWS]:
+    results = []
+    for row in rows:
         rounds = []
         for k in range(args.rounds):
             rnd = {}
             for side in (('ours', 'reference') if k % 2 == 0 else ('reference', 'ours')):
                 rnd[side] = run_side(args, row, side)
-                r = rnd[side]
-                print(f'  {row} round {k + 1} {side:9s}: ' + (
-                    r['error'][:300] if 'error' in r else
-                    f'{r["sec_per_iter"]:.2f} s/step (CPU {r["cpu_sec_per_iter"]:.2f} s), '
-                    f'peak RSS {r["peak_rss_mb"]:.0f} MiB (after build '
-                    f'{r["rss_after_build_mb"]:.0f}), {r["params"]:,} params'), flush=True)
+                print(side_line(row, k, side, rnd[side]), flush=True)
             rounds.append(rnd)
-        s = summarise(row, rounds)
-        results.append(s)
-        if 'error' in s:
-            print(f'{row}: FAILED {s["error"][:500]}')
-        else:
-            print(f'{row}: time ratio {s["time_ratio"]:.2f} (per round '
-                  + ', '.join(f'{x:.2f}' for x in s['time_ratio_per_round'])
-                  + f'; CPU-time ratio {s["cpu_time_ratio"]:.2f}), memory ratio '
-                  f'{s["memory_ratio"]:.2f} (steps only '
-                  f'{s.get("step_memory_ratio", float("nan")):.2f}): '
-                  f'{"met" if s["met"] else "not met"}', flush=True)
+        results.append(summarise(row, rounds))
+        print(row_line(row, results[-1]), flush=True)
     if args.json:
         sys.path.insert(0, ROOT)
         # local: after ROOT is on sys.path (the parent loads no occworld4d otherwise)
         from occworld4d.utils import save_json_atomic
         save_json_atomic(args.json, dict(
             date=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()), threads=args.threads,
-            rounds=args.rounds, iters=args.iters, load_average=os.getloadavg(),
-            rows=results))
+            rounds=args.rounds, iters=args.iters, size=args.size, precision=precision,
+            load_average=os.getloadavg(), rows=results))
     return results
 
 
