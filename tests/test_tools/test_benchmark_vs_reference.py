@@ -1,6 +1,6 @@
 """tools/analysis_tools/benchmark_vs_reference.py without the reference checkouts (CI has
 none): the shims' semantics, the source-fix loader, the ratio maths, clear errors, and our side
-of every row building and stepping at a tiny size."""
+of every row building and stepping (training) or running (inference) at a tiny size."""
 import json
 import os
 import os.path as osp
@@ -17,6 +17,9 @@ TOOL = 'tools/analysis_tools/benchmark_vs_reference.py'
 TOOLS = osp.join(ROOT, 'tools', 'analysis_tools')
 NEW_ROWS = ('dynamiccity_dit', 'occsora_vq_8x200x200x16', 'occsora_dit',
             'uniscene_vae_2x200x200x16', 'uniscene_dit')
+INFERENCE_ROWS = ('sample_25_steps_cfg_uniscene', 'sample_25_steps_cfg_dynamiccity',
+                  'sample_25_steps_cfg_occsora', 'forecast_rollout',
+                  'tokenizer_encode_decode_uniscene', 'tokenizer_encode_decode_occworld')
 # Trained-network parameters (total, trainable) of the reference side, measured on the
 # checkouts (the tool's --worker ROW reference, 2026-12-03); ours must keep them at the full
 # row sizes.
@@ -142,19 +145,44 @@ def test_summarise_ratios_and_targets():
     assert 'step_memory_ratio' not in s  # one side could not reset its peak counter
 
 
+def test_summarise_sampling_rows_show_where_the_ratio_comes_from():
+    tool = load_tool(TOOL)
+
+    def side(steps, sampler, per_step, decode):
+        r = _side(steps * per_step + decode, 1.0, 100)
+        r.update(steps=steps, sampler=sampler, parts=dict(
+            loop=dict(sec_per_unit=per_step), decode=dict(sec=decode)))
+        return r
+    s = tool.summarise('sample_25_steps_cfg_uniscene', [dict(
+        ours=side(25, 'dpmpp_2m', 1.0, 5.0), reference=side(50, 'ddim', 2.0, 5.0))])
+    assert s['time_ratio'] == 105 / 30 and s['per_step_time_ratio'] == 2.0
+    assert s['steps'] == dict(ours=25, reference=50) and s['time_target'] == 5.0
+    assert s['met'] is False  # 3.5 < 5
+    line = tool.row_line('sample_25_steps_cfg_uniscene', s)
+    assert 'ours 25 dpmpp_2m steps, reference 50 ddim steps (2.0x the steps)' in line
+    assert 'per-step time ratio 2.00' in line
+
+
 def test_summarise_failed_rows_keep_the_error():
     tool = load_tool(TOOL)
     s = tool.summarise('x', [dict(ours=_side(1, 1, 1), reference=dict(error='boom'))])
     assert s['error'] == 'boom' and 'time_ratio' not in s
 
 
-def test_cli_needs_a_reference_root_and_names_unbuilt_rows(capsys, tmp_path):
+def test_cli_needs_a_reference_root_and_names_unknown_rows(capsys, tmp_path):
     tool = load_tool(TOOL)
     with pytest.raises(SystemExit, match='--reference-root'):
         tool.main(['--rows', 'occworld_wm_4+1'])
-    assert tool.main(['--reference-root', str(tmp_path), '--rows', 'sample_25_steps_cfg']) == []
-    assert 'sample_25_steps_cfg: not measured: this tool has no builder' in capsys.readouterr().out
+    assert tool.main(['--reference-root', str(tmp_path), '--rows', 'no_such_row']) == []
+    assert 'no_such_row: not measured: unknown row' in capsys.readouterr().out
     assert set(NEW_ROWS) <= set(tool.ROWS) and not set(NEW_ROWS) & set(tool.NOT_BUILT)
+    assert set(INFERENCE_ROWS) <= set(tool.ROWS) and not tool.NOT_BUILT
+    # the table's names stand for their variants
+    assert tool.expand_rows(['sample_25_steps_cfg', 'forecast_rollout']) == [
+        'sample_25_steps_cfg_dynamiccity', 'sample_25_steps_cfg_occsora',
+        'sample_25_steps_cfg_uniscene', 'forecast_rollout']
+    assert tool.expand_rows(['tokenizer_encode_decode']) == [
+        'tokenizer_encode_decode_occworld', 'tokenizer_encode_decode_uniscene']
     assert tool.main(['--reference-root', str(tmp_path), '--rows', 'occworld_wm_4+1',
                       '--size', 'small']) == []
     assert "occworld_wm_4+1: not measured: no 'small' size" in capsys.readouterr().out
@@ -178,7 +206,8 @@ def test_row_sizes_and_the_real_frame_path():
 
 
 @pytest.mark.parametrize('row,folder', [('occworld_wm_4+1', 'OccWorld'),
-                                        ('uniscene_dit', 'UniScene')])
+                                        ('uniscene_dit', 'UniScene'),
+                                        ('sample_25_steps_cfg_dynamiccity', 'DynamicCity')])
 def test_missing_reference_checkout_is_one_clear_error(tmp_path, row, folder):
     res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker', row,
                           'reference', '--reference-root', str(tmp_path)],
@@ -205,6 +234,48 @@ def test_our_worker_reports_a_step_with_amp():
     assert out['precision'] == 'bf16-autocast' and out['size'] == 'tiny'
     assert out['params'] == REFERENCE_PARAMS['uniscene_vae_2x200x200x16'][0]
     assert out['input'] == [1, 2, 32, 32, 16] and out['sec_per_iter'] > 0
+
+
+def test_our_inference_worker_reports_the_estimate_with_amp():
+    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker',
+                          'sample_25_steps_cfg_uniscene', 'ours', '--size', 'tiny', '--amp'],
+                         capture_output=True, text=True, timeout=300, cwd=ROOT,
+                         env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    loop, dec = out['parts']['loop'], out['parts']['decode']
+    assert (out['steps'], out['sampler'], out['timed_steps']) == (25, 'dpmpp_2m', 2)
+    assert out['network_batch'] == 2 and out['guidance'] == 4.0  # the doubled CFG batch
+    assert loop['timed_units'] == 2 and loop['whole_units'] == 25
+    assert out['sec_per_iter'] == pytest.approx(25 * loop['sec_per_unit'] + dec['sec'])
+    assert out['precision'] == 'bf16-autocast' and '25 dpmpp_2m steps x' in out['detail']
+
+
+@pytest.mark.parametrize('row', INFERENCE_ROWS)
+def test_our_side_of_each_inference_row_runs_at_a_tiny_size(row):
+    tool = load_tool(TOOL)
+    if TOOLS not in sys.path:
+        sys.path.insert(0, TOOLS)
+    import vs_reference_infer_ours as ours
+    spec = tool.row_spec(row, 'tiny')
+    data = tool.row_data(spec)
+    parts, info = ours.build(row, spec, data)
+    with torch.no_grad():
+        outs = [fn() for _, fn, _, _ in parts]
+    B, T, H = spec['batch'], spec['frames'], spec.get('history')
+    X, Y, Z = spec['grid']
+    if spec['kind'] == 'sample':
+        assert [p[0] for p in parts] == ['loop', 'decode'] and parts[0][2:] == (2, 25)
+        assert (info['steps'], info['sampler']) == (25, 'dpmpp_2m')
+        assert info['network_batch'] == (1 if spec['ref'] == 'DynamicCity' else 2)
+        assert info['frozen_tokenizer_params'] > 0
+        if spec['ref'] == 'OccSora':  # tiny: 1 x 5 x 5 tokens = 8 x 40 x 40 voxels
+            T, X, Y = (8 * d for d in spec['latent'][1:])
+    elif spec['kind'] == 'forecast':
+        assert parts[0][2:] == (T - H, T - H) and info['future'] == T - H
+        T = T - H
+    assert tuple(outs[-1].shape) == (B, T, X, Y, Z)  # voxels of the decode
+    assert info['params'] > 0 and info['precision'] == 'fp32'
 
 
 @pytest.mark.parametrize('row', NEW_ROWS)

@@ -1,10 +1,10 @@
-"""occworld4d against the reference code: one training step, same input, interleaved runs.
+"""occworld4d against the reference code: a training step or inference, same input, interleaved.
 
-For each row the tool runs our training step and the reference implementation's, each in a
-fresh Python subprocess (so each peak RSS is its own), alternating ours / reference for
+For each row the tool runs our training step (or inference) and the reference implementation's,
+each in a fresh Python subprocess (so each peak RSS is its own), alternating ours / reference for
 ``--rounds`` rounds, and prints
 
-    time ratio   = reference seconds per step / ours        (target >= 2)
+    time ratio   = reference seconds per step / ours        (target >= 2; sampling >= 5)
     memory ratio = our peak RSS / the reference's            (target <= 0.5)
 
 One step = forward + loss + backward (no optimizer step, as the reference step was timed in
@@ -57,8 +57,44 @@ reference: its own config / training script, imported from the checkout:
     uniscene_dit                  UniScene OccDiT, 5 frames, in-step VAE encode, layout + meta
                                   (uniscene_dit_reference; ref: train_OccDiT.py main())
 
-The three inference rows of issue 16's table (sampling 25 steps + CFG, forecast roll-out,
-tokenizer encode / decode) are not built by this tool yet; it says so when asked for them.
+Inference rows (issue 16's table; no grad, eval mode, random weights: timing, not quality;
+``sample_25_steps_cfg`` and ``tokenizer_encode_decode`` name their variants below):
+
+    sample_25_steps_cfg_uniscene     one 5-frame UniScene scene: ours DPM-Solver++ 2M, 25 steps,
+                                     CFG 4 on layout + meta (uniscene_dit_reference); ref:
+                                     eval_OccDiT.py, create_diffusion('ddim50'),
+                                     ddim_sample_loop(forward_with_cfg); + the VAE decode
+    sample_25_steps_cfg_dynamiccity  one 16 x 128 x 128 x 8 window: ours DPM-Solver++ 2M, 25
+                                     steps, no CFG (the reference conf has no condition: one
+                                     network call a step); ref: infer_dit.py, 1000 DDPM steps,
+                                     forward_with_cfg on the doubled batch (cfg 4, all dropped);
+                                     + the HexPlane VAE decode
+    sample_25_steps_cfg_occsora      one 32-frame scene: ours DPM-Solver++ 2M, 25 steps, CFG 4 on
+                                     the trajectory; ref: sample.py, 1000 DDPM steps,
+                                     p_sample_loop(forward_with_cfg); + the VQ-VAE decode
+    forecast_rollout                 OccWorld 5 -> 6 frames (occworld_wm_8xb1-200e): ours
+                                     tokenize + KV-cached forecast + decode; ref: config/
+                                     occworld.py's TransVQVAE.forward_autoreg_with_pose (start 0,
+                                     mid 5, end 11: encodes all 11 frames, no cache), as
+                                     eval_metric_stp3.py; the whole forecast timed; FPS =
+                                     future frames / seconds, both sides
+    tokenizer_encode_decode_uniscene UniScene KL-VAE, 5 frames: encode (a posterior sample) +
+                                     decode -> argmax; ref: VAERes2D_DwT.encode + generate
+    tokenizer_encode_decode_occworld OccWorld VQ-VAE, 5 frames: encode (quantized) + decode ->
+                                     argmax; ref: forward_encoder + vqvae + forward_decoder
+
+How a sampling row is timed: a 1000-step loop is too long on a CPU, so each side runs ITS OWN
+sampling loop (the reference's respaced to ``TIMED_STEPS`` = 2 steps by its own
+create_diffusion, ours ``LatentDiffusion.sample(num_steps=2)``; the same per-step work as the
+whole loop: one network call on the doubled CFG batch where the side guides, plus the solver
+update), decodes its result, and the whole sampling time is ESTIMATED as (loop seconds / 2) x
+the sampler's step count + decode seconds (ours 25, the references' 50 DDIM / 1000 DDPM as
+their scripts run). The output and the JSON give the steps, samplers, seconds per step of
+each side and the per-step ratio, so the reader sees how much of the time ratio comes from
+fewer steps (which count only if the sample quality holds at 25 steps). Start noise x_T and
+the conditions are the same tensors on both sides (seed 0). The forecast and tokenizer rows
+time the whole inference. Each part is warmed up once per process; ``--iters`` timed runs.
+Targets: sampling time ratio >= 5, the other inference rows as the training rows.
 
 The reference code runs from checkouts OUTSIDE this repository (``--reference-root DIR`` with
 DIR/DynamicCity, DIR/OccWorld, DIR/OccSora, DIR/UniScene: 3DTopia/DynamicCity eaf0c6e,
@@ -94,10 +130,14 @@ override (``forward_encoder`` -> ``vqvae`` -> ``forward_decoder``, the config's 
 
 Development option ``--size`` (hidden): ``small`` = reduced grids both sides build (the
 OccSora DiT and the UniScene OccDiT hard-code their token counts, so their small sizes keep
-them), ``tiny`` = our side only (the tests); ``full`` (default) is the table's.
+them: the UniScene sample row runs 1 frame, the OccSora one decodes a 128 x 1 x 8 x 8 crop of
+its sample; the forecast and tokenizer rows run 64 x 64 x 16 grids), ``tiny`` = our side only
+(the tests); ``full`` (default) is the table's.
 
     python tools/analysis_tools/benchmark_vs_reference.py --reference-root /path/to/refs \\
         --rounds 2 --threads 1 --json work_dirs/vs_reference.json [--amp]
+    python tools/analysis_tools/benchmark_vs_reference.py --reference-root /path/to/refs \\
+        --rows sample_25_steps_cfg forecast_rollout tokenizer_encode_decode --rounds 2
 """
 import argparse
 import json
@@ -110,6 +150,11 @@ import time
 
 HERE = osp.dirname(osp.abspath(__file__))
 ROOT = osp.dirname(osp.dirname(HERE))
+if HERE not in sys.path:  # the sibling modules (vs_reference_*.py)
+    sys.path.insert(0, HERE)
+from vs_reference_inference import (INFERENCE_KINDS, INFERENCE_ROWS,  # noqa: E402
+                                    KIND_TIME_TARGET, NOT_BUILT, ROW_GROUPS, TIMED_STEPS,
+                                    extra_line, inference_detail)
 
 # kind: vae / vq / vqvae (tokenizer), wm (world model), dit (generator). 'small' (both sides)
 # and 'tiny' (ours only: tests) are reduced sizes of the hidden --size option.
@@ -137,7 +182,7 @@ ROWS = {
                          latent=(4, 5, 50, 50), small=dict(frames=2, latent=(4, 2, 50, 50)),
                          tiny=dict(frames=2, grid=(32, 32, 16), latent=(4, 2, 8, 8))),
 }
-NOT_BUILT = ('sample_25_steps_cfg', 'forecast_rollout', 'tokenizer_encode_decode')
+ROWS.update(INFERENCE_ROWS)
 SIZES = ('full', 'small', 'tiny')
 TIME_TARGET, MEMORY_TARGET = 2.0, 0.5
 # The real frame of occworld4d.evaluation.benchmark.REAL_OCC3D_FRAME (a test checks they
@@ -151,7 +196,8 @@ def parse_args(argv=None):
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument('--reference-root', required=False,
                    help='folder holding the reference checkouts (DynamicCity/, OccWorld/, ...)')
-    p.add_argument('--rows', nargs='+', default=list(ROWS), help=f'rows: {sorted(ROWS)}')
+    p.add_argument('--rows', nargs='+', default=list(ROWS), help=f'rows: {sorted(ROWS)} '
+                   f'({", ".join(ROW_GROUPS)}: each its variants)')
     p.add_argument('--rounds', type=int, default=2, help='interleaved ours / reference rounds')
     p.add_argument('--iters', type=int, default=1, help='timed steps per process (after one '
                    'warm-up step)')
@@ -187,7 +233,18 @@ def row_spec(row: str, size: str = 'full') -> dict:
                              f'{sorted(r for r in ROWS if "small" in ROWS[r])}')
         spec.update(base[size])
     spec['size'] = size
+    if spec['kind'] == 'sample':
+        spec['timed_steps'] = TIMED_STEPS
     return spec
+
+
+def expand_rows(rows: list) -> list:
+    """Rows with each name of :data:`ROW_GROUPS` replaced by its variants."""
+    out = []
+    for r in rows:
+        out += (sorted(v for v in list(ROWS) + list(NOT_BUILT) if v.startswith(r + '_'))
+                if r in ROW_GROUPS else [r])
+    return out
 
 
 def real_frame_path() -> str:
@@ -212,7 +269,7 @@ def row_data(spec: dict) -> dict:
         data.update(voxels=torch.randint(0, spec['classes'], (B, T, X, Y, Z), generator=g),
                     input_source='random class ids (seed 0)')
     data['input'] = list(data['voxels'].shape)
-    if spec['kind'] == 'dit':
+    if spec['kind'] in ('dit', 'sample'):
         shape = (B, ) + tuple(spec['latent'])
         data['latent'] = torch.randn(shape, generator=g)
         data['t'] = torch.randint(0, 1000, (B, ), generator=g)
@@ -222,7 +279,9 @@ def row_data(spec: dict) -> dict:
         data['trajectory'] = traj
         data['layout'] = torch.randint(0, 13, (B, T, X, Y), generator=g)  # 0 empty, 1..12
         data['meta'] = torch.rand(B, 4, generator=g)
-        if spec['ref'] != 'UniScene':  # trained from a cached latent, not the voxels
+        if spec['kind'] == 'sample':  # x_T = noise, the conditions
+            data.update(input_source='x_T and conditions drawn with seed 0', input=list(shape))
+        elif spec['ref'] != 'UniScene':  # trained from a cached latent, not the voxels
             data.update(input_source='random latent (seed 0)', input=list(shape))
     return data
 
@@ -272,6 +331,37 @@ def measure(step, iters: int) -> dict:
                 step_peak_rss_mb=hwm / 1024 if (reset and hwm) else None)
 
 
+def measure_parts(parts, iters: int) -> dict:
+    """Inference rows: ``parts`` = [(name, fn, timed_units, whole_units)]. Warm up each part
+    once, reset the peak-RSS counter, time each ``iters`` times (no grad); the whole =
+    sum over parts of median seconds x whole_units / timed_units."""
+    # local: the measured processes only
+    import torch
+    with torch.no_grad():
+        rss_build = _usage()[1]
+        for _, fn, _, _ in parts:
+            fn()
+        reset = _reset_peak_rss()
+        secs = {name: [] for name, *_ in parts}
+        cpu = {name: [] for name, *_ in parts}
+        for _ in range(iters):
+            for name, fn, _, _ in parts:
+                t0, c0 = time.perf_counter(), _usage()[0]
+                fn()
+                secs[name].append(time.perf_counter() - t0)
+                cpu[name].append(_usage()[0] - c0)
+    hwm = _status_kb('VmHWM')
+    out = {}
+    for name, _, k, n in parts:
+        med = statistics.median(secs[name])
+        out[name] = dict(timed_units=k, whole_units=n, sec_per_unit=med / k, sec=med * n / k,
+                         cpu_sec=statistics.median(cpu[name]) * n / k, all_secs=secs[name])
+    return dict(sec_per_iter=sum(p['sec'] for p in out.values()), parts=out,
+                cpu_sec_per_iter=sum(p['cpu_sec'] for p in out.values()),
+                peak_rss_mb=_usage()[1], rss_after_build_mb=rss_build,
+                step_peak_rss_mb=hwm / 1024 if (reset and hwm) else None)
+
+
 def backward_step(fn):
     """step() = fn() -> scalar loss, backward, grads dropped."""
     def step():
@@ -288,12 +378,14 @@ def worker(args) -> dict:
     import torch
     torch.set_num_threads(args.threads)
     spec = row_spec(row, args.size)
-    sys.path.insert(0, HERE)
+    inference = spec['kind'] in INFERENCE_KINDS
     if side == 'ours':
         # local: the ours-side process only (occworld4d)
-        import vs_reference_ours
+        import vs_reference_ours as builder
+        if inference:
+            import vs_reference_infer_ours as builder
         data = row_data(spec)
-        loss, info = vs_reference_ours.build(row, spec, data, amp=args.amp)
+        loss, info = builder.build(row, spec, data, amp=args.amp)
     elif side == 'reference':
         if spec['size'] == 'tiny' and 'tiny' in ROWS[row]:
             raise SystemExit(f'benchmark_vs_reference: the tiny size of {row!r} is for our '
@@ -302,12 +394,20 @@ def worker(args) -> dict:
         import vs_reference_refs
         vs_reference_refs.enter_checkout(spec['ref'], args.reference_root)  # clear error first
         vs_reference_refs.install_shims()
+        builder = vs_reference_refs
+        if inference:
+            import vs_reference_infer_refs as builder
         data = row_data(spec)
-        loss, info = vs_reference_refs.build(row, spec, data)
+        loss, info = builder.build(row, spec, data)
     else:
         raise SystemExit(f'benchmark_vs_reference: unknown side {side!r}')
-    res = measure(backward_step(loss), args.iters)
+    res = measure_parts(loss, args.iters) if inference else measure(backward_step(loss),
+                                                                    args.iters)
     res.update(info, input=data['input'], input_source=data['input_source'], size=spec['size'])
+    if spec['kind'] == 'forecast':
+        res['fps'] = spec['batch'] * res['future'] / res['sec_per_iter']
+    if inference:
+        res['detail'] = inference_detail(spec['kind'], res)
     return res
 
 
@@ -354,7 +454,19 @@ def summarise(row: str, rounds: list) -> dict:
     if all(v is not None for v in step_mem['ours'] + step_mem['reference']):
         out['step_memory_ratio'] = (statistics.median(step_mem['ours']) /
                                     statistics.median(step_mem['reference']))
-    out['met'] = out['time_ratio'] >= TIME_TARGET and out['memory_ratio'] <= MEMORY_TARGET
+    first = {s: ok[0][s] for s in ('ours', 'reference')}
+    if 'loop' in first['ours'].get('parts', {}):  # sampling: where the ratio comes from
+        per_step = {s: statistics.median(r[s]['parts']['loop']['sec_per_unit'] for r in ok)
+                    for s in ('ours', 'reference')}
+        out.update(steps={s: first[s]['steps'] for s in first},
+                   samplers={s: first[s]['sampler'] for s in first},
+                   sec_per_step=per_step,
+                   per_step_time_ratio=per_step['reference'] / per_step['ours'])
+    if 'fps' in first['ours']:
+        out['fps'] = {s: statistics.median(r[s]['fps'] for r in ok) for s in first}
+    out['time_target'] = KIND_TIME_TARGET.get(ROWS[row]['kind'], TIME_TARGET)
+    out['met'] = (out['time_ratio'] >= out['time_target']
+                  and out['memory_ratio'] <= MEMORY_TARGET)
     return out
 
 
@@ -362,11 +474,14 @@ def side_line(row: str, k: int, side: str, r: dict) -> str:
     if 'error' in r:
         return f'  {row} round {k + 1} {side:9s}: {r["error"][:300]}'
     frozen = r.get('frozen_tokenizer_params')
-    return (f'  {row} round {k + 1} {side:9s}: {r["sec_per_iter"]:.2f} s/step (CPU '
+    unit = dict(sample='scene', forecast='forecast', codec='encode+decode').get(
+        ROWS.get(row, {}).get('kind'), 'step')
+    return (f'  {row} round {k + 1} {side:9s}: {r["sec_per_iter"]:.2f} s/{unit} (CPU '
             f'{r["cpu_sec_per_iter"]:.2f} s), peak RSS {r["peak_rss_mb"]:.0f} MiB (after build '
             f'{r["rss_after_build_mb"]:.0f}), {r["params"]:,} params ({r["trainable"]:,} '
             'trainable' + (f'; frozen tokenizer {frozen:,}' if frozen is not None else '')
-            + f'), {r.get("precision", "fp32")}')
+            + f'), {r.get("precision", "fp32")}'
+            + (f'\n      {r["detail"]}' if r.get('detail') else ''))
 
 
 def row_line(row: str, s: dict) -> str:
@@ -378,7 +493,8 @@ def row_line(row: str, s: dict) -> str:
             + f'; CPU-time ratio {s["cpu_time_ratio"]:.2f}), memory ratio '
             f'{s["memory_ratio"]:.2f} (steps only {s.get("step_memory_ratio", float("nan")):.2f})'
             f'; params {s["ours_params"]:,} / {s["reference_params"]:,} ({same}): '
-            f'{"met" if s["met"] else "not met"}')
+            f'{"met" if s["met"] else "not met"} (target time >= {s["time_target"]:g}, '
+            f'memory <= {MEMORY_TARGET:g})' + extra_line(s))
 
 
 def main(argv=None):
@@ -389,6 +505,7 @@ def main(argv=None):
     if not args.reference_root:
         raise SystemExit('benchmark_vs_reference: give --reference-root DIR (the folder with '
                          'the reference checkouts)')
+    args.rows = expand_rows(args.rows)
     for r in [r for r in args.rows if r not in ROWS]:
         print(f'{r}: not measured: ' + ('this tool has no builder for that row yet'
                                          if r in NOT_BUILT else f'unknown row; rows: '
@@ -398,9 +515,11 @@ def main(argv=None):
     rows = [r for r in args.rows if r in ROWS and has_size(r, args.size)]
     precision = dict(ours='bf16-autocast' if args.amp else 'fp32', reference='fp32')
     print(f'{args.threads} thread(s), ours {precision["ours"]} / reference fp32, batch 1 '
-          f'(occsora_dit 2), forward + loss + backward; median of {args.iters} step(s) after 1 '
-          f'warm-up per process, {args.rounds} interleaved round(s); time ratio = reference / '
-          f'ours, memory ratio = our peak RSS / theirs'
+          f'(occsora_dit 2), training rows: forward + loss + backward, inference rows: no grad '
+          f'(sampling: {TIMED_STEPS} timed solver steps x the sampler\'s step count + decode); '
+          f'median of {args.iters} run(s) after 1 warm-up per process, {args.rounds} '
+          f'interleaved round(s); time ratio = reference / ours, memory ratio = our peak RSS '
+          f'/ theirs'
           + ('' if args.size == 'full' else f'; {args.size.upper()} SIZES (development)'),
           flush=True)
     results = []

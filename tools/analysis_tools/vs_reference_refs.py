@@ -291,18 +291,24 @@ def openocc_loss(cfg, loss_fn, out, voxels):
 
 
 # ============================================================================ builders
+def dynamiccity_vae_model(spec):
+    """DynamicCityAE of conf/vae/{model/vae,dataset/carlasc}.yaml at the row's window."""
+    # local: the reference checkout (on sys.path from enter_checkout)
+    from dynamic_city.vae.vae import DynamicCityAE
+    dset = load_yaml('conf/vae/dataset/carlasc.yaml')
+    dset.update(sequence_length=spec['frames'], spatial_size=list(spec['grid']))
+    conf = AttrDict(model=load_yaml('conf/vae/model/vae.yaml'), dataset=dset)
+    return DynamicCityAE(conf), conf
+
+
 def dynamiccity_vae(spec, data):
     # local: the reference checkout (on sys.path from enter_checkout)
     from dynamic_city.utils.loss_utils import build_losses
-    from dynamic_city.vae.vae import DynamicCityAE
-    conf = load_yaml('conf/vae/model/vae.yaml')
-    dset = load_yaml('conf/vae/dataset/carlasc.yaml')
-    dset.update(sequence_length=spec['frames'], spatial_size=list(spec['grid']))
-    conf = AttrDict(model=conf, dataset=dset)
-    model = DynamicCityAE(conf).train()
+    model, conf = dynamiccity_vae_model(spec)
+    model.train()
     losses = build_losses(conf.model, ce_weight=None)
     weights = dict(conf.model.loss_weights)
-    voxels, K = data['voxels'], dset.num_classes
+    voxels, K = data['voxels'], conf.dataset.num_classes
 
     def loss():
         clear_grads(model)
@@ -314,12 +320,10 @@ def dynamiccity_vae(spec, data):
     return loss, count(model)
 
 
-def dynamiccity_dit(spec, data):
-    """DiTTrainer.setup_model / forward_step (dynamic_city/trainer/dit_trainer.py): DiT-DC/2
-    over the padded rollout, every condition off (conf/dit/model/dit.yaml), from a cached
-    HexPlane (the reference trains from its HexPlane cache; the VAE is not built)."""
+def dynamiccity_dit_model(spec, B):
+    """DiTTrainer.setup_model (dynamic_city/trainer/dit_trainer.py) for batch B: DiT-DC/2 over
+    the padded rollout, conf/dit/model/dit.yaml; returns (model, rollout mask, hex txyz)."""
     # local: the reference checkout (on sys.path from enter_checkout)
-    from dynamic_city.diffusion import create_diffusion
     from dynamic_city.diffusion.models import DiT_models
     from dynamic_city.utils.hexplane_utils import get_rollout_mask
     conf = load_yaml('conf/dit/model/dit.yaml')
@@ -329,14 +333,22 @@ def dynamiccity_dit(spec, data):
             X // 2 ** vae.hex_down_x // 2 ** vae.down_x,
             Y // 2 ** vae.hex_down_y // 2 ** vae.down_y,
             Z // 2 ** vae.hex_down_z // 2 ** vae.down_z)
-    B = spec['batch']
-    rollout_mask = get_rollout_mask(txyz)
     patch_mask = get_rollout_mask(tuple(d // 2 for d in txyz)).half()  # as the trainer
     patch_mask = patch_mask.flatten(2).transpose(1, 2).expand(B, -1, 1)
     model = DiT_models[conf.model](
         in_channels=vae.latent_channels, x_attn=conf.x_attn, txyz=txyz, seq_len=T,
         patch_mask=patch_mask, hex_cond=conf.hex_cond, layout_cond=conf.layout_cond,
-        traj_cond=conf.traj_cond, cmd_cond=conf.cmd_cond, traj_size=3 * T).train()
+        traj_cond=conf.traj_cond, cmd_cond=conf.cmd_cond, traj_size=3 * T)
+    return model, get_rollout_mask(txyz), txyz
+
+
+def dynamiccity_dit(spec, data):
+    """DiTTrainer.forward_step: every condition off (conf/dit/model/dit.yaml), from a cached
+    HexPlane (the reference trains from its HexPlane cache; the VAE is not built)."""
+    # local: the reference checkout (on sys.path from enter_checkout)
+    from dynamic_city.diffusion import create_diffusion
+    model, rollout_mask, _ = dynamiccity_dit_model(spec, spec['batch'])
+    model.train()
     diffusion = create_diffusion(timestep_respacing='')
     x = data['latent'] * rollout_mask
     kwargs = dict(hexplane=None, layout=None, traj=None, cmd=None)  # every condition off
@@ -348,21 +360,28 @@ def dynamiccity_dit(spec, data):
     return loss, count(model)
 
 
-def occworld(spec, data):
+def occworld_model(wm: bool, num_frames=None, token_shape=None):
+    """(cfg, model): VAERes2D of config/train_vqvae.py, or TransVQVAE of config/occworld.py
+    (its num_frames 15 unless given; token_shape = the transformer's img_shape, (128, 50, 50))."""
     # local: mmengine (only the mmengine-based references load it), then the checkout
-    import numpy as np
     from mmengine.config import Config
     from mmengine.registry import MODELS
     import model as _models  # noqa: F401  (registers VAERes2D, TransVQVAE, ...)
+    cfg = Config.fromfile('config/occworld.py' if wm else 'config/train_vqvae.py')
+    if num_frames is not None:
+        cfg.model.num_frames = cfg.model.transformer.num_frames = num_frames
+    if token_shape is not None:
+        cfg.model.transformer.img_shape = tuple(token_shape)
+    return cfg, MODELS.build(cfg.model)
+
+
+def occworld(spec, data):
+    # local: the reference checkout
+    import numpy as np
     from loss import OPENOCC_LOSS
     wm = spec['kind'] == 'wm'
-    if not wm:
-        cfg = Config.fromfile('config/train_vqvae.py')
-    else:
-        cfg = Config.fromfile('config/occworld.py')
-        cfg.model.num_frames = spec['frames'] - 1
-        cfg.model.transformer.num_frames = spec['frames'] - 1
-    model = MODELS.build(cfg.model).train()
+    cfg, model = occworld_model(wm, spec['frames'] - 1 if wm else None)
+    model.train()
     loss_fn = OPENOCC_LOSS.build(cfg.loss)
     metas = None
     if wm:  # frozen tokenizer, as in the reference training
@@ -453,18 +472,15 @@ def uniscene_vae(spec, data):
     return loss, count(model)
 
 
-def uniscene_dit(spec, data):
-    """train_OccDiT.py main() (its DiT_cfg with the argparse defaults depth 12, width 512, and
-    run_train_dit.sh's --lambda_noise_prior 0.03): the frozen VAE of
-    config/train_vae_4_DwT_L_me.py encodes the clip in the step (no grad, x 70), OccDiT with
-    the BEV layout concatenated and the 4-value meta, noise = eps + 0.03 x the frame-0 latent."""
+def uniscene_models(spec):
+    """(VAE, OccDiT) of train_OccDiT.py main(): the frozen VAE of config/train_vae_4_DwT_L_me.py
+    (eval) and OccDiT with its DiT_cfg (depth 12, width 512, layout concat, 4-value meta)."""
     # local: mmengine (only the mmengine-based references load it), then the checkout
     from mmengine.config import Config
     from mmengine.registry import MODELS
     import model_vae  # noqa: F401
-    from diffusion import create_diffusion
     from diffusion.models import OccDiT
-    T, (X, Y, _) = spec['frames'], spec['grid']
+    X, Y, _ = spec['grid']
     if (X // 4) * (Y // 4) != 2500:
         raise SystemExit('benchmark_vs_reference: the UniScene OccDiT hard-codes 625 tokens a '
                          f'frame (a 200 x 200 grid; diffusion/models.py); got {X} x {Y}')
@@ -473,11 +489,28 @@ def uniscene_dit(spec, data):
     vae.eval()
     model = OccDiT(depth=12, in_channels=4, hidden_size=512, use_label=False,
                    use_bev_concat=True, bev_in_ch=1, bev_out_ch=1, use_meta=True,
-                   bev_dropout_prob=0.1, meta_num=4, direct_concat=True, Tframe=T).train()
+                   bev_dropout_prob=0.1, meta_num=4, direct_concat=True, Tframe=spec['frames'])
+    return vae, model
+
+
+def uniscene_layout(layout):
+    """(B, T, X, Y) layout ids 0..12 -> the reference's (B, T, 1, X, Y) map in [-1, 1]."""
+    layout = layout.float()
+    return torch.where(layout > 0, (layout - 1) / 11, -torch.ones_like(layout)).unsqueeze(2)
+
+
+def uniscene_dit(spec, data):
+    """train_OccDiT.py main() (its DiT_cfg with the argparse defaults depth 12, width 512, and
+    run_train_dit.sh's --lambda_noise_prior 0.03): the frozen VAE of
+    config/train_vae_4_DwT_L_me.py encodes the clip in the step (no grad, x 70), OccDiT with
+    the BEV layout concatenated and the 4-value meta, noise = eps + 0.03 x the frame-0 latent."""
+    # local: the reference checkout
+    from diffusion import create_diffusion
+    T = spec['frames']
+    vae, model = uniscene_models(spec)
+    model.train()
     diffusion = create_diffusion(timestep_respacing='')
-    layout = data['layout'].float()  # (B, T, X, Y) values 0..12 -> the reference's [-1, 1] map
-    y = torch.where(layout > 0, (layout - 1) / 11, -torch.ones_like(layout)).unsqueeze(2)
-    kwargs = dict(y=y, meta=data['meta'])
+    kwargs = dict(y=uniscene_layout(data['layout']), meta=data['meta'])
 
     def loss():
         clear_grads(model)
