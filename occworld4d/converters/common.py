@@ -28,9 +28,8 @@ from mmengine.config import Config
 from mmengine.registry import DefaultScope
 from torch import Tensor
 
-from occworld4d.models.tokenizers.base import filled_on_load
-
 from occworld4d.apis.cli import HelpFormatter
+from occworld4d.models.tokenizers.base import filled_on_load
 from occworld4d.registry import MODELS
 from occworld4d.utils.compat import (CheckpointLoadError, atomic_save_checkpoint,
                                      checkpoint_is_intact, load_checkpoint_file)
@@ -267,7 +266,7 @@ def check_state_dict(state: Mapping[str, Tensor], expected: ShapeMap, filename: 
         filename: the source file, for the message.
         what: the target, e.g. ``'the occworld4d model of configs/occworld/x.py'``.
 
-    Keys of :data:`FILLED_ON_LOAD` may be missing (the module fills them on loading).
+    Keys of :data:`occworld4d.models.tokenizers.base.FILLED_ON_LOAD` may be missing (the module fills them on loading).
 
     Raises:
         ConversionError: listing every missing key, every unexpected key and every shape
