@@ -158,6 +158,13 @@ def test_summarise_sampling_rows_show_where_the_ratio_comes_from():
     assert s['time_ratio'] == 105 / 30 and s['per_step_time_ratio'] == 2.0
     assert s['steps'] == dict(ours=25, reference=50) and s['time_target'] == 5.0
     assert s['met'] is False  # 3.5 < 5
+    assert s['memory_target'] is None  # sampling: a time target only
+    fast = tool.summarise('sample_25_steps_cfg_uniscene', [dict(
+        ours=side(10, 'dpmpp_2m', 1.0, 5.0), reference=side(50, 'ddim', 2.0, 5.0))])
+    assert fast['met'] is True and fast['memory_ratio'] == 1.0  # 7x, memory not judged
+    fc = tool.summarise('forecast_rollout', [dict(ours=_side(1.0, 1.0, 100),
+                                                  reference=_side(4.0, 1.0, 100))])
+    assert fc['met'] is None and 'no target (reported)' in tool.row_line('forecast_rollout', fc)
     line = tool.row_line('sample_25_steps_cfg_uniscene', s)
     assert 'ours 25 dpmpp_2m steps, reference 50 ddim steps (2.0x the steps)' in line
     assert 'per-step time ratio 2.00' in line
