@@ -185,7 +185,6 @@ ROWS = {
 ROWS.update(INFERENCE_ROWS)
 SIZES = ('full', 'small', 'tiny')
 TIME_TARGET, MEMORY_TARGET = 2.0, 0.5
-INFERENCE_KINDS = ('sample', 'forecast', 'codec')
 # The real frame of occworld4d.evaluation.benchmark.REAL_OCC3D_FRAME (a test checks they
 # agree), under $OCCWORLD4D_REAL_DATA or <repo>/../shared/data/real as real_data_root().
 REAL_OCC3D_FRAME = ('occ3d_nuscenes', 'gts', 'scene-1077', '29796060110c4163b07f06eff4af0753',
@@ -384,7 +383,7 @@ def worker(args) -> dict:
         # local: the ours-side process only (occworld4d)
         import vs_reference_ours as builder
         if inference:
-            import vs_reference_infer_ours as builder
+            import vs_reference_infer_ours as builder  # local: ours-side process only
         data = row_data(spec)
         loss, info = builder.build(row, spec, data, amp=args.amp)
     elif side == 'reference':
@@ -397,7 +396,7 @@ def worker(args) -> dict:
         vs_reference_refs.install_shims()
         builder = vs_reference_refs
         if inference:
-            import vs_reference_infer_refs as builder
+            import vs_reference_infer_refs as builder  # local: reference process only
         data = row_data(spec)
         loss, info = builder.build(row, spec, data)
     else:
