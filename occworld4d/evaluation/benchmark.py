@@ -27,6 +27,8 @@ from torch import nn
 
 from occworld4d.registry import DATASETS, MODELS
 from occworld4d.utils import real_data_root
+from occworld4d.utils.procfs import (process_cpu_seconds, process_peak_rss_mb,  # noqa: F401
+                                     proc_status_kb, reset_peak_rss)
 
 TASKS = ('train', 'infer', 'sample', 'data')
 
@@ -73,27 +75,6 @@ def format_param_table(rows: Dict[str, Dict[str, int]]) -> str:
 
 
 # ---------------------------------------------------------------------------- memory
-def _proc_status_kb(key: str) -> Optional[int]:
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def reset_peak_rss() -> bool:
-    """Reset the kernel's peak-RSS counter of this process (Linux >= 4.0); True on success."""
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
-
-
 class MemoryProbe:
     """Peak memory over a region: CUDA max allocated, or CPU peak RSS (VmHWM)."""
 
@@ -113,7 +94,7 @@ class MemoryProbe:
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated() / 2**20
             return dict(kind='cuda_max_allocated', peak_mb=peak, scope=self.scope)
-        hwm = _proc_status_kb('VmHWM')
+        hwm = proc_status_kb('VmHWM')
         return dict(kind='cpu_peak_rss', peak_mb=None if hwm is None else hwm / 1024,
                     scope=self.scope)
 
@@ -141,19 +122,6 @@ def real_or_random_clip(batch: int, frames: int, size: Sequence[int],
 
 
 # ---------------------------------------------------------------------------- subprocesses
-def process_cpu_seconds() -> float:
-    """User + system CPU seconds of this process so far (all threads)."""
-    import resource  # POSIX only: kept local so that the rest of the module imports anywhere
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def process_peak_rss_mb() -> float:
-    """Peak resident set size of this process since it started, MiB (Linux ru_maxrss)."""
-    import resource  # POSIX only (see process_cpu_seconds)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def run_json_child(cmd: List[str], threads: int, what: str) -> dict:
     """Run ``cmd`` (a measuring child process) with ``threads`` OpenMP / MKL threads.
 

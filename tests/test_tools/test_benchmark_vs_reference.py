@@ -212,44 +212,43 @@ def test_row_sizes_and_the_real_frame_path():
     assert a['noise'].shape == (2, 128, 1, 5, 5)
 
 
+def _worker(row, side, *args):
+    """One measured worker process of the tool (1 OpenMP thread)."""
+    return subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker', row, side, *args],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT,
+                          env=dict(os.environ, OMP_NUM_THREADS='1'))
+
+
+def _our_worker_json(row, *args):
+    res = _worker(row, 'ours', '--size', 'tiny', *args)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize('row,folder', [('occworld_wm_4+1', 'OccWorld'),
                                         ('uniscene_dit', 'UniScene'),
                                         ('sample_25_steps_cfg_dynamiccity', 'DynamicCity')])
 def test_missing_reference_checkout_is_one_clear_error(tmp_path, row, folder):
-    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker', row,
-                          'reference', '--reference-root', str(tmp_path)],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    res = _worker(row, 'reference', '--reference-root', str(tmp_path))
     assert res.returncode != 0
     assert f'{tmp_path}/{folder} not found (expected the {folder} reference checkout' in res.stderr
     assert 'Traceback' not in res.stderr
 
 
 def test_tiny_sizes_are_ours_only(tmp_path):
-    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker', 'occsora_dit',
-                          'reference', '--size', 'tiny', '--reference-root', str(tmp_path)],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT)
+    res = _worker('occsora_dit', 'reference', '--size', 'tiny', '--reference-root', str(tmp_path))
     assert res.returncode != 0 and 'for our side only' in res.stderr
 
 
 def test_our_worker_reports_a_step_with_amp():
-    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker',
-                          'uniscene_vae_2x200x200x16', 'ours', '--size', 'tiny', '--amp'],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT,
-                         env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = _our_worker_json('uniscene_vae_2x200x200x16', '--amp')
     assert out['precision'] == 'bf16-autocast' and out['size'] == 'tiny'
     assert out['params'] == REFERENCE_PARAMS['uniscene_vae_2x200x200x16'][0]
     assert out['input'] == [1, 2, 32, 32, 16] and out['sec_per_iter'] > 0
 
 
 def test_our_inference_worker_reports_the_estimate_with_amp():
-    res = subprocess.run([sys.executable, osp.join(ROOT, TOOL), '--worker',
-                          'sample_25_steps_cfg_uniscene', 'ours', '--size', 'tiny', '--amp'],
-                         capture_output=True, text=True, timeout=300, cwd=ROOT,
-                         env=dict(os.environ, OMP_NUM_THREADS='1'))
-    assert res.returncode == 0, res.stderr[-3000:]
-    out = json.loads(res.stdout.strip().splitlines()[-1])
+    out = _our_worker_json('sample_25_steps_cfg_uniscene', '--amp')
     loop, dec = out['parts']['loop'], out['parts']['decode']
     assert (out['steps'], out['sampler'], out['timed_steps']) == (25, 'dpmpp_2m', 2)
     assert out['network_batch'] == 2 and out['guidance'] == 4.0  # the doubled CFG batch

@@ -286,31 +286,25 @@ def row_data(spec: dict) -> dict:
     return data
 
 
-def _status_kb(key: str):
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith(key + ':'):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
+def _load_procfs():
+    """occworld4d/utils/procfs.py loaded by its path: the same measurements on both sides,
+    without importing the occworld4d package into the reference process."""
+    # local: importlib only here; the file is standard-library only
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        '_vs_reference_procfs', osp.join(ROOT, 'occworld4d', 'utils', 'procfs.py'))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def _reset_peak_rss() -> bool:
-    try:
-        with open('/proc/self/clear_refs', 'w') as f:
-            f.write('5')
-        return True
-    except OSError:
-        return False
+_procfs = _load_procfs()
+_status_kb, _reset_peak_rss = _procfs.proc_status_kb, _procfs.reset_peak_rss
 
 
 def _usage():
-    # local: POSIX only, in the measured processes
-    import resource
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime, r.ru_maxrss / 1024
+    """(CPU seconds, peak RSS MiB) of this process so far."""
+    return _procfs.process_cpu_seconds(), _procfs.process_peak_rss_mb()
 
 
 def measure(step, iters: int) -> dict:

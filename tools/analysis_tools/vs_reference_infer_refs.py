@@ -201,9 +201,4 @@ BUILDERS = {('UniScene', 'sample'): uniscene_sample,
 def build(row: str, spec: dict, data: dict):
     """``(parts, info)`` of the reference's inference for ``row`` (after the shims and
     :func:`vs_reference_refs.enter_checkout`)."""
-    builder = BUILDERS.get((spec['ref'], spec['kind']))
-    if builder is None:
-        raise SystemExit(f'benchmark_vs_reference: no reference builder for row {row!r}')
-    torch.manual_seed(0)
-    parts, info = builder(spec, data)
-    return parts, dict(info, precision='fp32')
+    return refs.dispatch(BUILDERS, row, spec, data)

@@ -290,6 +290,21 @@ def openocc_loss(cfg, loss_fn, out, voxels):
     return total
 
 
+def openocc_model(config: str):
+    """(cfg, model in train mode after its init_weights, MultiLoss) of an mmengine config of
+    the checkout (OccSora / UniScene tokenizers); the caller imports the checkout's module
+    that registers the model first."""
+    # local: mmengine (only the mmengine-based references load it), then the checkout
+    from mmengine.config import Config
+    from mmengine.registry import MODELS
+    from loss import OPENOCC_LOSS
+    cfg = Config.fromfile(config)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    return cfg, model, OPENOCC_LOSS.build(cfg.loss)
+
+
 # ============================================================================ builders
 def dynamiccity_vae_model(spec):
     """DynamicCityAE of conf/vae/{model/vae,dataset/carlasc}.yaml at the row's window."""
@@ -406,19 +421,12 @@ def occsora_vq(spec, data):
     VectorQuantizer, Decoder). Its forward replaces the latent by np.load('/samples_array.npy')
     before decoding (a leftover, OccSora issue #4); the step here is that forward without the
     override: forward_encoder -> vqvae -> forward_decoder, then the config's MultiLoss."""
-    # local: mmengine (only the mmengine-based references load it), then the checkout
-    from mmengine.config import Config
-    from mmengine.registry import MODELS
+    # local: the reference checkout
     import model as _models  # noqa: F401  (registers VAERes2D, VectorQuantizer)
-    from loss import OPENOCC_LOSS
     if spec['batch'] != 1:
         raise SystemExit('benchmark_vs_reference: the OccSora VQ-VAE decoder squeezes the '
                          'batch dimension (batch 1 only)')
-    cfg = Config.fromfile('config/train_vqvae.py')
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    model.train()
-    loss_fn = OPENOCC_LOSS.build(cfg.loss)
+    cfg, model, loss_fn = openocc_model('config/train_vqvae.py')
     voxels = data['voxels']
 
     def loss():
@@ -454,16 +462,9 @@ def occsora_dit(spec, data):
 
 def uniscene_vae(spec, data):
     """train_OccVAE.py with config/train_vae_4_DwT_L_me.py (VAERes2D_DwT + MultiLoss)."""
-    # local: mmengine (only the mmengine-based references load it), then the checkout
-    from mmengine.config import Config
-    from mmengine.registry import MODELS
+    # local: the reference checkout
     import model_vae  # noqa: F401  (registers VAERes2D_DwT, Encoder2D_new2, Decoder3D_withT)
-    from loss import OPENOCC_LOSS
-    cfg = Config.fromfile('config/train_vae_4_DwT_L_me.py')
-    model = MODELS.build(cfg.model)
-    model.init_weights()
-    model.train()
-    loss_fn = OPENOCC_LOSS.build(cfg.loss)
+    cfg, model, loss_fn = openocc_model('config/train_vae_4_DwT_L_me.py')
     voxels = data['voxels']
 
     def loss():
@@ -528,12 +529,17 @@ BUILDERS = {('DynamicCity', 'vae'): dynamiccity_vae, ('DynamicCity', 'dit'): dyn
             ('UniScene', 'vae'): uniscene_vae, ('UniScene', 'dit'): uniscene_dit}
 
 
-def build(row: str, spec: dict, data: dict):
-    """``(loss_fn, info)`` of the reference's training step for ``row`` (after
-    :func:`install_shims` and :func:`enter_checkout`)."""
-    builder = BUILDERS.get((spec['ref'], spec['kind']))
+def dispatch(builders: dict, row: str, spec: dict, data: dict):
+    """``builders[(ref, kind)](spec, data)`` seeded with 0: ``(fn, info)``, info marked fp32."""
+    builder = builders.get((spec['ref'], spec['kind']))
     if builder is None:
         raise SystemExit(f'benchmark_vs_reference: no reference builder for row {row!r}')
     torch.manual_seed(0)
-    loss, info = builder(spec, data)
-    return loss, dict(info, precision='fp32')
+    fn, info = builder(spec, data)
+    return fn, dict(info, precision='fp32')
+
+
+def build(row: str, spec: dict, data: dict):
+    """``(loss_fn, info)`` of the reference's training step for ``row`` (after
+    :func:`install_shims` and :func:`enter_checkout`)."""
+    return dispatch(BUILDERS, row, spec, data)
